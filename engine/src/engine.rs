@@ -1,0 +1,398 @@
+//! The engine handle: opening and recovery, batch ingest, lookups, statistics, the
+//! integrity check and index checkpoints.
+
+use crate::config::Config;
+use crate::error::{Error, IngestError, OpenError, StorageError};
+use crate::index::{read_checkpoint, write_checkpoint, IndexSizes, Indexes, Postings};
+use crate::normalize;
+use crate::profile::{Profile, ProfileId};
+use crate::record::{parse_json_record, Identifier, ParsedRecord, RejectReason};
+use crate::report::IngestReport;
+use crate::store::{Counters, EventChunk, MergeLogEntry, Store};
+use crate::writer::BatchPlan;
+use roaring::RoaringBitmap;
+use serde::Serialize;
+use std::path::Path;
+use std::sync::{Mutex, RwLock, RwLockReadGuard};
+
+/// The most records one ingest call (one atomic batch) may carry.
+pub const MAX_BATCH_RECORDS: usize = 100_000;
+
+/// An embedded cidb database. `Send + Sync`: share it behind an `Arc`; queries run
+/// concurrently with one writer and always see whole batches.
+pub struct Engine {
+    store: Store,
+    config: Config,
+    state: RwLock<State>,
+    writer: Mutex<WriterState>,
+}
+
+struct State {
+    indexes: Indexes,
+    counters: Counters,
+}
+
+struct WriterState {
+    counters: Counters,
+    /// Profiles changed since the last checkpoint.
+    dirty: RoaringBitmap,
+}
+
+/// A consistent read view of the indexes; writers wait while one is held, so keep it short.
+pub struct Snapshot<'a> {
+    guard: RwLockReadGuard<'a, State>,
+}
+
+impl Snapshot<'_> {
+    /// The indexes.
+    pub fn indexes(&self) -> &Indexes {
+        &self.guard.indexes
+    }
+}
+
+/// How to find a profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Lookup {
+    /// By email (normalized like ingest).
+    Email(String),
+    /// By phone (normalized with the default region).
+    Phone(String),
+    /// By any identifier type and value.
+    Identifier(String, String),
+    /// By profile id (merged ids redirect).
+    Id(ProfileId),
+}
+
+/// A profile with everything stored about it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProfileView {
+    /// The unified profile (with per-value provenance).
+    pub profile: Profile,
+    /// Its events, one chunk per record, with provenance.
+    pub events: Vec<EventChunk>,
+    /// Merges into it.
+    pub merges: Vec<MergeLogEntry>,
+}
+
+/// Database statistics.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Stats {
+    /// Live profiles.
+    pub profiles: u64,
+    /// Profile ids issued (live, merged and erased).
+    pub profile_ids: u64,
+    /// Records ingested.
+    pub records: u64,
+    /// Merges performed.
+    pub merges: u64,
+    /// Events ingested.
+    pub events: u64,
+    /// Index sizes.
+    pub indexes: IndexSizes,
+    /// Profiles changed since the last index checkpoint.
+    pub dirty_profiles: u64,
+    /// sled's size on disk in bytes.
+    pub disk_bytes: u64,
+}
+
+/// The result of [`Engine::check`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckReport {
+    /// Live profiles read.
+    pub profiles: u64,
+    /// Events read.
+    pub events: u64,
+    /// Every difference found (empty when the database is consistent).
+    pub problems: Vec<String>,
+}
+
+impl CheckReport {
+    /// Whether nothing was wrong.
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+impl Engine {
+    /// Opens (or creates) the database in `path` with the default configuration.
+    pub fn open(path: impl AsRef<Path>) -> Result<Engine, OpenError> {
+        Engine::open_with(path, Config::default())
+    }
+
+    /// Opens (or creates) the database in `path`.
+    pub fn open_with(path: impl AsRef<Path>, config: Config) -> Result<Engine, OpenError> {
+        let (store, counters) = Store::open(path.as_ref())?;
+        let dirty = store.dirty()?;
+        let indexes = match read_checkpoint(store.dir())? {
+            Some((_, mut indexes)) => {
+                if !dirty.is_empty() {
+                    tracing::info!(profiles = dirty.len(), "replaying profiles changed since the index checkpoint");
+                    indexes.remove_profiles(&dirty);
+                    for pid in &dirty {
+                        index_stored_profile(&store, &mut indexes, pid)?;
+                    }
+                }
+                indexes
+            }
+            None if counters.next_pid == 0 => Indexes::default(),
+            None => {
+                tracing::warn!("no index checkpoint: rebuilding indexes from stored profiles");
+                rebuild(&store)?.0
+            }
+        };
+        Ok(Engine {
+            store,
+            config,
+            state: RwLock::new(State {
+                indexes,
+                counters: counters.clone(),
+            }),
+            writer: Mutex::new(WriterState { counters, dirty }),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// A consistent read view of the indexes.
+    pub fn snapshot(&self) -> Snapshot<'_> {
+        Snapshot {
+            guard: self.state.read().expect("state lock"),
+        }
+    }
+
+    /// Ingests JSON records (one JSON object per string) as one atomic batch. A bad
+    /// record is reported with its 1-based position and does not stop the others.
+    pub fn ingest_json<S: AsRef<str>>(&self, records: &[S]) -> Result<IngestReport, IngestError> {
+        let now = crate::time::now_millis();
+        let parsed = records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (i as u64 + 1, parse_json_record(r.as_ref(), &self.config, now)))
+            .collect();
+        self.ingest_parsed(parsed)
+    }
+
+    /// Ingests already-parsed records (with their line numbers) as one atomic batch.
+    pub fn ingest_parsed(&self, items: Vec<(u64, Result<ParsedRecord, RejectReason>)>) -> Result<IngestReport, IngestError> {
+        if items.len() > MAX_BATCH_RECORDS {
+            return Err(IngestError::BatchTooLarge {
+                got: items.len(),
+                limit: MAX_BATCH_RECORDS,
+            });
+        }
+        let mut w = self.writer.lock().expect("writer lock");
+        let mut plan = BatchPlan::new(&self.store, &self.config, w.counters.clone());
+        for (line, item) in items {
+            match item {
+                Ok(parsed) => plan.add(line, parsed)?,
+                Err(reason) => {
+                    plan.report.records += 1;
+                    plan.report.reject(line, reason.field, reason.message);
+                }
+            }
+        }
+        if plan.is_empty() {
+            return Ok(plan.report);
+        }
+        let prepared = plan.prepare()?;
+        let changed: Vec<ProfileId> = prepared.changed().collect();
+        let (batch, rest) = prepared.split();
+        {
+            let mut state = self.state.write().expect("state lock");
+            self.store.apply(batch)?;
+            rest.apply_indexes(&mut state.indexes);
+            state.counters = rest.counters.clone();
+        }
+        w.counters = rest.counters.clone();
+        w.dirty.extend(changed);
+        self.store.flush()?;
+        self.store.destroy_keys(&rest.merged_away)?;
+        let threshold = self.config.checkpoint_min_dirty.max((self.state.read().expect("state lock").indexes.live().len() / 2) as usize);
+        if w.dirty.len() as usize >= threshold {
+            self.checkpoint_locked(&mut w)?;
+        }
+        Ok(rest.report)
+    }
+
+    /// Writes an index checkpoint now (done automatically as profiles change and on drop).
+    pub fn checkpoint(&self) -> Result<(), StorageError> {
+        let mut w = self.writer.lock().expect("writer lock");
+        self.checkpoint_locked(&mut w)
+    }
+
+    fn checkpoint_locked(&self, w: &mut WriterState) -> Result<(), StorageError> {
+        {
+            let state = self.state.read().expect("state lock");
+            write_checkpoint(self.store.dir(), w.counters.checkpoint_generation + 1, &state.indexes)?;
+        }
+        w.counters.checkpoint_generation += 1;
+        self.store.clear_dirty(&w.dirty)?;
+        self.store.flush()?;
+        w.dirty.clear();
+        Ok(())
+    }
+
+    /// Finds a profile.
+    pub fn lookup(&self, how: &Lookup) -> Result<Option<ProfileView>, Error> {
+        let _consistent = self.state.read().expect("state lock");
+        let pid = match how {
+            Lookup::Id(pid) => Some(*pid),
+            other => {
+                let id = self.normalize_lookup(other)?;
+                self.store.linked(&self.store.identifier_hash(&id))?
+            }
+        };
+        let Some(pid) = pid else { return Ok(None) };
+        let Some(profile) = self.store.resolve(pid)? else { return Ok(None) };
+        let events = self.store.events(profile.id)?.into_iter().map(|(_, c)| c).collect();
+        let merges = self.store.merge_log(profile.id)?;
+        Ok(Some(ProfileView {
+            profile,
+            events,
+            merges,
+        }))
+    }
+
+    fn normalize_lookup(&self, how: &Lookup) -> Result<Identifier, Error> {
+        let bad = |what: &str, p: normalize::IdentifierProblem| Error::InvalidArgument(format!("{what}: {p}"));
+        Ok(match how {
+            Lookup::Email(e) => Identifier {
+                kind: "email".into(),
+                value: normalize::email(e).map_err(|p| bad("email", p))?,
+            },
+            Lookup::Phone(p) => Identifier {
+                kind: "phone".into(),
+                value: normalize::phone(p, self.config.default_region.as_deref()).map_err(|e| bad("phone", e))?,
+            },
+            Lookup::Identifier(kind, value) => {
+                let value = match kind.as_str() {
+                    "email" => normalize::email(value),
+                    "phone" => normalize::phone(value, self.config.default_region.as_deref()),
+                    _ => normalize::opaque(value),
+                }
+                .map_err(|p| bad(kind, p))?;
+                Identifier {
+                    kind: kind.clone(),
+                    value,
+                }
+            }
+            Lookup::Id(_) => unreachable!("handled by the caller"),
+        })
+    }
+
+    /// Statistics.
+    pub fn stats(&self) -> Stats {
+        let state = self.state.read().expect("state lock");
+        let dirty = self.writer.lock().map(|w| w.dirty.len()).unwrap_or(0);
+        Stats {
+            profiles: state.indexes.live().len(),
+            profile_ids: u64::from(state.counters.next_pid),
+            records: state.counters.records,
+            merges: state.counters.merges,
+            events: state.counters.events,
+            indexes: state.indexes.sizes(),
+            dirty_profiles: dirty,
+            disk_bytes: self.store.size_on_disk(),
+        }
+    }
+
+    /// Rebuilds every index from the stored profiles and compares it with the live
+    /// indexes; also checks that every identifier of every live profile links to it.
+    pub fn check(&self) -> Result<CheckReport, StorageError> {
+        let _w = self.writer.lock().expect("writer lock");
+        let state = self.state.read().expect("state lock");
+        let (rebuilt, profiles, events, mut problems) = rebuild(&self.store)?;
+        problems.extend(state.indexes.differences(&rebuilt));
+        Ok(CheckReport {
+            profiles,
+            events,
+            problems,
+        })
+    }
+
+    /// Reads a catalog entry (saved segments and other named items).
+    pub fn catalog_get(&self, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        self.store.catalog_get(name)
+    }
+
+    /// Writes (or with `None` removes) a catalog entry durably.
+    pub fn catalog_put(&self, name: &str, value: Option<&[u8]>) -> Result<(), StorageError> {
+        self.store.catalog_put(name, value)
+    }
+
+    /// Every catalog entry.
+    pub fn catalog_list(&self) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
+        self.store.catalog_list()
+    }
+
+    /// Checkpoints the indexes and flushes; called on drop too.
+    pub fn close(self) -> Result<(), StorageError> {
+        self.flush_on_close()
+    }
+
+    fn flush_on_close(&self) -> Result<(), StorageError> {
+        let mut w = self.writer.lock().expect("writer lock");
+        if !w.dirty.is_empty() {
+            self.checkpoint_locked(&mut w)?;
+        }
+        self.store.flush()
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if let Err(e) = self.flush_on_close() {
+            tracing::error!(error = %e, "checkpoint on close failed; the next open replays changes");
+        }
+    }
+}
+
+/// Indexes one stored profile (if live) and its events.
+fn index_stored_profile(store: &Store, indexes: &mut Indexes, pid: ProfileId) -> Result<(), StorageError> {
+    if let Some(crate::store::Slot::Live(profile)) = store.slot(pid)? {
+        indexes.update(pid, None, Some(&Postings::of(&profile)));
+        for (_, chunk) in store.events(pid)? {
+            indexes.add_events(pid, &chunk.events);
+        }
+    }
+    Ok(())
+}
+
+/// Builds indexes from scratch from the stored profiles; also verifies identifier links.
+fn rebuild(store: &Store) -> Result<(Indexes, u64, u64, Vec<String>), StorageError> {
+    let mut indexes = Indexes::default();
+    let (mut profiles, mut events) = (0u64, 0u64);
+    let mut problems = Vec::new();
+    for profile in store.live_profiles() {
+        let profile = profile?;
+        profiles += 1;
+        indexes.update(profile.id, None, Some(&Postings::of(&profile)));
+        let mut held = 0u64;
+        for (_, chunk) in store.events(profile.id)? {
+            held += chunk.events.len() as u64;
+            indexes.add_events(profile.id, &chunk.events);
+        }
+        events += held;
+        if held != profile.events {
+            problems.push(format!("profile {}: holds {held} events, counts {}", profile.id, profile.events));
+        }
+        for sid in &profile.identifiers {
+            let linked = store.linked(&store.identifier_hash(&sid.id))?;
+            let resolved = match linked {
+                Some(pid) => store.resolve(pid)?.map(|p| p.id),
+                None => None,
+            };
+            if resolved != Some(profile.id) {
+                problems.push(format!(
+                    "profile {}: a {} identifier links to {:?}",
+                    profile.id, sid.id.kind, resolved
+                ));
+            }
+        }
+    }
+    Ok((indexes, profiles, events, problems))
+}

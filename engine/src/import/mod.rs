@@ -1,0 +1,305 @@
+//! Streaming importers for JSON Lines and CSV. A reader thread cuts the input into chunks,
+//! parser threads parse and normalize them in parallel (crossbeam channels), and the
+//! calling thread applies them in input order, one atomic batch per
+//! `Config::import_batch_records` records. Memory stays bounded by the channel depth
+//! whatever the file size.
+
+use crate::engine::Engine;
+use crate::error::ImportError;
+use crate::record::{parse_json_record, CsvMapping, ParsedRecord, RejectReason};
+use crate::report::IngestReport;
+use crossbeam_channel::{bounded, Receiver, Sender};
+use serde_json::Value as Json;
+use std::collections::BTreeMap;
+use std::io::{BufRead, Read};
+
+/// Lines per chunk handed to a parser thread.
+const CHUNK_LINES: usize = 512;
+/// Longest accepted input line (bytes); longer lines are rejected, not buffered.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// Options of an import.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct ImportOptions {
+    /// Source for records that name none (JSON Lines) or rows without a `source` column
+    /// (CSV).
+    pub source: Option<String>,
+    /// CSV column → field renames.
+    pub csv_renames: BTreeMap<String, String>,
+}
+
+impl ImportOptions {
+    /// Sets the default source.
+    pub fn with_source(mut self, source: impl Into<String>) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+
+    /// Maps a CSV column onto a field.
+    pub fn with_csv_rename(mut self, column: impl Into<String>, field: impl Into<String>) -> Self {
+        self.csv_renames.insert(column.into(), field.into());
+        self
+    }
+}
+
+/// Progress of an import, for progress bars.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Progress {
+    /// Records applied so far.
+    pub records: u64,
+    /// Input bytes consumed so far.
+    pub bytes: u64,
+}
+
+type Parsed = (u64, Result<ParsedRecord, RejectReason>);
+
+enum Input {
+    Json(Vec<(u64, String)>),
+    Csv(Vec<(u64, Result<Json, RejectReason>)>),
+}
+
+impl Engine {
+    /// Imports a JSON Lines stream.
+    pub fn import_jsonl<R: BufRead + Send>(
+        &self,
+        reader: R,
+        options: &ImportOptions,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<IngestReport, ImportError> {
+        self.run_pipeline(progress, |tx, bytes| read_json_lines(reader, tx, bytes), options)
+    }
+
+    /// Imports a CSV stream with a header row.
+    pub fn import_csv<R: Read + Send>(
+        &self,
+        reader: R,
+        options: &ImportOptions,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<IngestReport, ImportError> {
+        let mapping = CsvMapping {
+            renames: options.csv_renames.clone(),
+            source: options.source.clone(),
+        };
+        let mut csv = csv::ReaderBuilder::new().flexible(true).from_reader(reader);
+        let header = csv.headers().map_err(|e| ImportError::CsvHeader(e.to_string()))?.clone();
+        let layout = mapping.layout(&header).map_err(ImportError::CsvHeader)?;
+        self.run_pipeline(
+            progress,
+            move |tx, bytes| {
+                let mut chunk = Vec::with_capacity(CHUNK_LINES);
+                let mut row = csv::StringRecord::new();
+                loop {
+                    let line = csv.position().line() + 1;
+                    match csv.read_record(&mut row) {
+                        Ok(false) => break,
+                        Ok(true) => {
+                            chunk.push((line, Ok(layout.to_json(&row))));
+                        }
+                        Err(e) => chunk.push((
+                            line,
+                            Err(RejectReason {
+                                field: None,
+                                message: format!("invalid CSV: {e}"),
+                            }),
+                        )),
+                    }
+                    bytes.store(csv.position().byte(), std::sync::atomic::Ordering::Relaxed);
+                    if chunk.len() == CHUNK_LINES && tx.send(Input::Csv(std::mem::take(&mut chunk))).is_err() {
+                        return Ok(());
+                    }
+                }
+                if !chunk.is_empty() {
+                    let _ = tx.send(Input::Csv(chunk));
+                }
+                Ok(())
+            },
+            options,
+        )
+    }
+
+    fn run_pipeline<F>(
+        &self,
+        progress: &mut dyn FnMut(Progress),
+        read: F,
+        options: &ImportOptions,
+    ) -> Result<IngestReport, ImportError>
+    where
+        F: FnOnce(Sender<Input>, &std::sync::atomic::AtomicU64) -> Result<(), ImportError> + Send,
+    {
+        let threads = match self.config().import_threads {
+            0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            n => n,
+        };
+        let batch_records = self.config().import_batch_records.clamp(1, crate::MAX_BATCH_RECORDS);
+        let bytes = std::sync::atomic::AtomicU64::new(0);
+        let now = crate::time::now_millis();
+        let config = self.config();
+        let default_source = options.source.as_deref();
+        std::thread::scope(|scope| {
+            let (in_tx, in_rx) = bounded::<(u64, Input)>(threads * 4);
+            let (out_tx, out_rx) = bounded::<(u64, Vec<Parsed>)>(threads * 4);
+            let (raw_tx, raw_rx) = bounded::<Input>(threads * 4);
+            let bytes_ref = &bytes;
+            let reader = scope.spawn(move || read(raw_tx, bytes_ref));
+            scope.spawn(move || {
+                for (seq, input) in raw_rx.into_iter().enumerate() {
+                    if in_tx.send((seq as u64, input)).is_err() {
+                        break;
+                    }
+                }
+            });
+            for _ in 0..threads {
+                let (rx, tx): (Receiver<(u64, Input)>, Sender<_>) = (in_rx.clone(), out_tx.clone());
+                scope.spawn(move || {
+                    for (seq, input) in rx {
+                        let parsed = parse_chunk(input, config, now, default_source);
+                        if tx.send((seq, parsed)).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(out_tx);
+            let mut report = IngestReport::default();
+            let mut pending: BTreeMap<u64, Vec<Parsed>> = BTreeMap::new();
+            let mut next = 0u64;
+            let mut batch: Vec<Parsed> = Vec::with_capacity(batch_records);
+            let mut applied = 0u64;
+            let mut flush = |batch: &mut Vec<Parsed>, report: &mut IngestReport, applied: &mut u64| -> Result<(), ImportError> {
+                if batch.is_empty() {
+                    return Ok(());
+                }
+                *applied += batch.len() as u64;
+                report.absorb(self.ingest_parsed(std::mem::take(batch))?);
+                progress(Progress {
+                    records: *applied,
+                    bytes: bytes.load(std::sync::atomic::Ordering::Relaxed),
+                });
+                Ok(())
+            };
+            let mut result = Ok(());
+            for (seq, parsed) in out_rx.iter() {
+                pending.insert(seq, parsed);
+                while let Some(chunk) = pending.remove(&next) {
+                    next += 1;
+                    for item in chunk {
+                        batch.push(item);
+                        if batch.len() >= batch_records {
+                            if let Err(e) = flush(&mut batch, &mut report, &mut applied) {
+                                result = Err(e);
+                                break;
+                            }
+                        }
+                    }
+                    if result.is_err() {
+                        break;
+                    }
+                }
+                if result.is_err() {
+                    break;
+                }
+            }
+            drop(out_rx);
+            result?;
+            flush(&mut batch, &mut report, &mut applied)?;
+            reader.join().expect("reader thread panicked")?;
+            Ok(report)
+        })
+    }
+}
+
+fn read_json_lines<R: BufRead>(
+    mut reader: R,
+    tx: Sender<Input>,
+    bytes: &std::sync::atomic::AtomicU64,
+) -> Result<(), ImportError> {
+    let mut chunk = Vec::with_capacity(CHUNK_LINES);
+    let mut line_no = 0u64;
+    let mut total = 0u64;
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        let n = (&mut reader)
+            .take(MAX_LINE_BYTES as u64 + 1)
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| ImportError::Io {
+                path: "<input>".into(),
+                source: e,
+            })?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        line_no += 1;
+        if buf.len() > MAX_LINE_BYTES && buf.last() != Some(&b'\n') {
+            // Skip the rest of an over-long line without buffering it.
+            let mut sink = Vec::new();
+            loop {
+                sink.clear();
+                let m = (&mut reader).take(1 << 16).read_until(b'\n', &mut sink).map_err(|e| ImportError::Io {
+                    path: "<input>".into(),
+                    source: e,
+                })?;
+                total += m as u64;
+                if m == 0 || sink.last() == Some(&b'\n') {
+                    break;
+                }
+            }
+            chunk.push((line_no, String::from("\u{0}too-long")));
+        } else {
+            match std::str::from_utf8(&buf) {
+                Ok(s) => {
+                    let s = s.trim_end_matches(['\n', '\r']);
+                    if s.trim().is_empty() {
+                        continue;
+                    }
+                    chunk.push((line_no, s.to_string()));
+                }
+                Err(e) => chunk.push((line_no, format!("\u{0}utf8 {}", e.valid_up_to()))),
+            }
+        }
+        bytes.store(total, std::sync::atomic::Ordering::Relaxed);
+        if chunk.len() == CHUNK_LINES && tx.send(Input::Json(std::mem::take(&mut chunk))).is_err() {
+            return Ok(());
+        }
+    }
+    if !chunk.is_empty() {
+        let _ = tx.send(Input::Json(chunk));
+    }
+    Ok(())
+}
+
+fn parse_chunk(input: Input, config: &crate::Config, now: i64, default_source: Option<&str>) -> Vec<Parsed> {
+    match input {
+        Input::Json(lines) => lines
+            .into_iter()
+            .map(|(line, text)| {
+                let parsed = if let Some(marker) = text.strip_prefix('\u{0}') {
+                    Err(RejectReason {
+                        field: None,
+                        message: match marker.strip_prefix("utf8 ") {
+                            Some(offset) => format!("invalid UTF-8 at byte offset {offset} of the line"),
+                            None => format!("line longer than {MAX_LINE_BYTES} bytes"),
+                        },
+                    })
+                } else if let Some(source) = default_source {
+                    match serde_json::from_str::<Json>(&text) {
+                        Ok(Json::Object(mut obj)) => {
+                            obj.entry("source").or_insert_with(|| Json::String(source.to_string()));
+                            crate::record::parse_json_value_pub(Json::Object(obj), config, now)
+                        }
+                        _ => parse_json_record(&text, config, now),
+                    }
+                } else {
+                    parse_json_record(&text, config, now)
+                };
+                (line, parsed)
+            })
+            .collect(),
+        Input::Csv(rows) => rows
+            .into_iter()
+            .map(|(line, row)| (line, row.and_then(|json| crate::record::parse_json_value_pub(json, config, now))))
+            .collect(),
+    }
+}

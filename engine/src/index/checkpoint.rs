@@ -1,0 +1,84 @@
+//! Index checkpoint file `index.ckpt`.
+//!
+//! | offset | size | field |
+//! |---|---|---|
+//! | 0 | 8 | magic `CIDBIDX1` |
+//! | 8 | 4 | format version (u32 LE) |
+//! | 12 | 8 | checkpoint generation (u64 LE) |
+//! | 20 | 8 | body length (u64 LE) |
+//! | 28 | 4 | CRC-32 of the body (u32 LE) |
+//! | 32 | n | body: bincode of `Indexes` (see `codec`) |
+//!
+//! Written to `index.ckpt.tmp`, synced, renamed over `index.ckpt`, and the directory
+//! synced, so a crash leaves either the old or the new checkpoint.
+
+use super::Indexes;
+use crate::codec::{decode_body, encode_body, FORMAT_VERSION};
+use crate::error::StorageError;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::Path;
+
+const MAGIC: &[u8; 8] = b"CIDBIDX1";
+const HEADER_LEN: usize = 32;
+/// File name inside the data directory.
+pub(crate) const CHECKPOINT_FILE: &str = "index.ckpt";
+
+/// Writes a checkpoint atomically.
+pub(crate) fn write_checkpoint(dir: &Path, generation: u64, indexes: &Indexes) -> Result<(), StorageError> {
+    let tmp = dir.join("index.ckpt.tmp");
+    let path = dir.join(CHECKPOINT_FILE);
+    let io = |e| StorageError::io(&tmp, e);
+    let mut body = Vec::new();
+    encode_body(indexes, &mut body).map_err(io)?;
+    let mut header = Vec::with_capacity(HEADER_LEN);
+    header.extend_from_slice(MAGIC);
+    header.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    header.extend_from_slice(&generation.to_le_bytes());
+    header.extend_from_slice(&(body.len() as u64).to_le_bytes());
+    header.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+    let file = File::create(&tmp).map_err(io)?;
+    let mut w = BufWriter::new(file);
+    w.write_all(&header).map_err(io)?;
+    w.write_all(&body).map_err(io)?;
+    let file = w.into_inner().map_err(|e| io(e.into_error()))?;
+    file.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, &path).map_err(|e| StorageError::io(&path, e))?;
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| StorageError::io(dir, e))?;
+    Ok(())
+}
+
+/// Reads the checkpoint: `None` when there is none yet.
+pub(crate) fn read_checkpoint(dir: &Path) -> Result<Option<(u64, Indexes)>, StorageError> {
+    let path = dir.join(CHECKPOINT_FILE);
+    let file = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(StorageError::io(&path, e)),
+    };
+    let corrupted = |detail: String| StorageError::Corrupted {
+        what: "index checkpoint",
+        key: path.display().to_string().into_bytes(),
+        detail,
+    };
+    let mut r = BufReader::with_capacity(1 << 20, file);
+    let mut header = [0u8; HEADER_LEN];
+    r.read_exact(&mut header).map_err(|e| corrupted(e.to_string()))?;
+    if &header[0..8] != MAGIC {
+        return Err(corrupted("bad magic".into()));
+    }
+    let u32_at = |o: usize| u32::from_le_bytes(header[o..o + 4].try_into().expect("4 bytes"));
+    let u64_at = |o: usize| u64::from_le_bytes(header[o..o + 8].try_into().expect("8 bytes"));
+    let version = u32_at(8);
+    if version != FORMAT_VERSION {
+        return Err(corrupted(format!("format version {version}, expected {FORMAT_VERSION}")));
+    }
+    let (generation, len, crc) = (u64_at(12), u64_at(20), u32_at(28));
+    let mut body = Vec::with_capacity(len as usize);
+    r.read_to_end(&mut body).map_err(|e| corrupted(e.to_string()))?;
+    if body.len() as u64 != len || crc32fast::hash(&body) != crc {
+        return Err(corrupted("length or checksum mismatch".into()));
+    }
+    let indexes: Indexes = decode_body(&mut body.as_slice()).map_err(corrupted)?;
+    Ok(Some((generation, indexes)))
+}

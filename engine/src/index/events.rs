@@ -1,0 +1,305 @@
+//! Event index: per event key (type, and type + category), day buckets holding a bitmap of
+//! the profiles with an event that day plus the exact (time, profile, value) entries, and
+//! per-profile totals. An existence query over a time range is a union of day bitmaps with
+//! exact filtering of the two boundary days; `count`/`sum` over a window read only the
+//! entries inside the window; `count`/`sum` without a window read the totals.
+
+use crate::record::Event;
+use crate::time::{day_of, DayNumber, Millis, MS_PER_DAY};
+use roaring::{MultiOps, RoaringBitmap};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+
+/// An event key: type, optionally narrowed to one category.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct EventKey {
+    /// Event type (normalized).
+    pub kind: String,
+    /// Category (normalized), or `None` for all categories of the type.
+    pub category: Option<String>,
+}
+
+/// One event as indexed.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Milliseconds into the day.
+    pub ms_of_day: u32,
+    /// The profile.
+    pub pid: u32,
+    /// The event value (0 when absent).
+    pub value: f64,
+}
+
+/// One day of one key.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DayBucket {
+    /// Profiles with an event that day.
+    pub members: RoaringBitmap,
+    /// The events.
+    pub entries: Vec<Entry>,
+}
+
+/// Per-profile totals over all time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Totals {
+    /// Number of events.
+    pub count: u32,
+    /// Sum of values.
+    pub sum: f64,
+}
+
+/// Everything indexed for one event key.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Series {
+    /// Profiles with at least one event.
+    pub any: RoaringBitmap,
+    /// Day buckets.
+    pub days: BTreeMap<DayNumber, DayBucket>,
+    /// Totals per profile.
+    pub totals: HashMap<u32, Totals>,
+}
+
+/// A half-open time range `[from, until)`; `None` is unbounded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimeRange {
+    /// Inclusive lower bound.
+    pub from: Option<Millis>,
+    /// Exclusive upper bound.
+    pub until: Option<Millis>,
+}
+
+impl TimeRange {
+    /// Whether the range has no bounds.
+    pub fn is_unbounded(&self) -> bool {
+        self.from.is_none() && self.until.is_none()
+    }
+
+    fn contains(&self, at: Millis) -> bool {
+        self.from.is_none_or(|f| at >= f) && self.until.is_none_or(|u| at < u)
+    }
+}
+
+impl Series {
+    fn add(&mut self, pid: u32, at: Millis, value: f64) {
+        let day = day_of(at);
+        let bucket = self.days.entry(day).or_default();
+        bucket.members.insert(pid);
+        bucket.entries.push(Entry {
+            ms_of_day: (at - i64::from(day) * MS_PER_DAY) as u32,
+            pid,
+            value,
+        });
+        self.any.insert(pid);
+        let t = self.totals.entry(pid).or_default();
+        t.count += 1;
+        t.sum += value;
+    }
+
+    fn remove(&mut self, pid: u32, at: Millis, value: f64) {
+        let day = day_of(at);
+        let ms = (at - i64::from(day) * MS_PER_DAY) as u32;
+        let Some(bucket) = self.days.get_mut(&day) else { return };
+        let Some(pos) = bucket
+            .entries
+            .iter()
+            .position(|e| e.pid == pid && e.ms_of_day == ms && e.value.to_bits() == value.to_bits())
+        else {
+            return;
+        };
+        bucket.entries.swap_remove(pos);
+        if !bucket.entries.iter().any(|e| e.pid == pid) {
+            bucket.members.remove(pid);
+        }
+        if bucket.entries.is_empty() {
+            self.days.remove(&day);
+        }
+        if let Some(t) = self.totals.get_mut(&pid) {
+            t.count -= 1;
+            t.sum -= value;
+            if t.count == 0 {
+                self.totals.remove(&pid);
+                self.any.remove(pid);
+            }
+        }
+    }
+
+    fn remove_profiles(&mut self, pids: &RoaringBitmap) {
+        self.any -= pids;
+        self.totals.retain(|p, _| !pids.contains(*p));
+        self.days.retain(|_, b| {
+            b.members -= pids;
+            b.entries.retain(|e| !pids.contains(e.pid));
+            !b.entries.is_empty()
+        });
+    }
+
+    /// Profiles with at least one event in `range`.
+    pub fn members(&self, range: TimeRange) -> RoaringBitmap {
+        if range.is_unbounded() {
+            return self.any.clone();
+        }
+        let first = range.from.map(day_of);
+        let last = range.until.map(|u| day_of(u - 1));
+        let (lo, hi) = (first.unwrap_or(DayNumber::MIN), last.unwrap_or(DayNumber::MAX));
+        if lo > hi {
+            return RoaringBitmap::new();
+        }
+        let mut exact = RoaringBitmap::new();
+        let mut whole = Vec::new();
+        for (day, bucket) in self.days.range(lo..=hi) {
+            let day_start = i64::from(*day) * MS_PER_DAY;
+            let covers_day = range.from.is_none_or(|f| f <= day_start)
+                && range.until.is_none_or(|u| u >= day_start + MS_PER_DAY);
+            if covers_day {
+                whole.push(&bucket.members);
+            } else {
+                exact.extend(
+                    bucket
+                        .entries
+                        .iter()
+                        .filter(|e| range.contains(day_start + i64::from(e.ms_of_day)))
+                        .map(|e| e.pid),
+                );
+            }
+        }
+        whole.into_iter().union() | exact
+    }
+
+    /// Count and sum per profile of the events in `range`.
+    pub fn aggregate(&self, range: TimeRange) -> HashMap<u32, Totals> {
+        if range.is_unbounded() {
+            return self.totals.clone();
+        }
+        let lo = range.from.map(day_of).unwrap_or(DayNumber::MIN);
+        let hi = range.until.map(|u| day_of(u - 1)).unwrap_or(DayNumber::MAX);
+        let mut out: HashMap<u32, Totals> = HashMap::new();
+        if lo > hi {
+            return out;
+        }
+        for (day, bucket) in self.days.range(lo..=hi) {
+            let day_start = i64::from(*day) * MS_PER_DAY;
+            for e in &bucket.entries {
+                if range.contains(day_start + i64::from(e.ms_of_day)) {
+                    let t = out.entry(e.pid).or_default();
+                    t.count += 1;
+                    t.sum += e.value;
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether two series hold the same events (entry order within a day may differ).
+    pub fn same_as(&self, other: &Series) -> bool {
+        let sorted = |b: &DayBucket| {
+            let mut v: Vec<_> = b.entries.iter().map(|e| (e.pid, e.ms_of_day, e.value.to_bits())).collect();
+            v.sort_unstable();
+            v
+        };
+        self.any == other.any
+            && self.days.len() == other.days.len()
+            && self.days.iter().zip(&other.days).all(|((d1, b1), (d2, b2))| {
+                d1 == d2 && b1.members == b2.members && sorted(b1) == sorted(b2)
+            })
+            && self.totals.len() == other.totals.len()
+            && self.totals.iter().all(|(p, t)| {
+                other
+                    .totals
+                    .get(p)
+                    .is_some_and(|o| o.count == t.count && (o.sum - t.sum).abs() <= 1e-6 * (1.0 + t.sum.abs()))
+            })
+    }
+}
+
+/// All event series.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EventIndex {
+    /// Series by key.
+    pub series: HashMap<EventKey, Series>,
+}
+
+impl EventIndex {
+    fn keys(event: &Event) -> impl Iterator<Item = EventKey> + '_ {
+        let all = EventKey {
+            kind: event.kind.clone(),
+            category: None,
+        };
+        let narrowed = event.category.as_ref().map(|c| EventKey {
+            kind: event.kind.clone(),
+            category: Some(c.clone()),
+        });
+        std::iter::once(all).chain(narrowed)
+    }
+
+    /// Indexes events of `pid`.
+    pub fn add(&mut self, pid: u32, events: &[Event]) {
+        for e in events {
+            for key in Self::keys(e) {
+                self.series.entry(key).or_default().add(pid, e.at, e.value.unwrap_or(0.0));
+            }
+        }
+    }
+
+    /// Removes events of `pid`.
+    pub fn remove(&mut self, pid: u32, events: &[Event]) {
+        for e in events {
+            for key in Self::keys(e) {
+                if let Some(s) = self.series.get_mut(&key) {
+                    s.remove(pid, e.at, e.value.unwrap_or(0.0));
+                    if s.any.is_empty() {
+                        self.series.remove(&key);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Removes every event of the given profiles.
+    pub fn remove_profiles(&mut self, pids: &RoaringBitmap) {
+        for s in self.series.values_mut() {
+            s.remove_profiles(pids);
+        }
+        self.series.retain(|_, s| !s.any.is_empty());
+    }
+
+    /// Total indexed entries (each event counts once per key it is under).
+    pub fn entries(&self) -> usize {
+        self.series.values().flat_map(|s| s.days.values()).map(|b| b.entries.len()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn range_queries_match_a_scan(events in proptest::collection::vec((0u32..20, 0i64..(10 * MS_PER_DAY), 0u8..3), 0..60),
+                                      from in proptest::option::of(-MS_PER_DAY..(11 * MS_PER_DAY)),
+                                      until in proptest::option::of(-MS_PER_DAY..(11 * MS_PER_DAY))) {
+            let mut index = EventIndex::default();
+            for (pid, at, v) in &events {
+                index.add(*pid, &[Event { kind: "buy".into(), at: *at, category: None, value: Some(f64::from(*v)) }]);
+            }
+            let range = TimeRange { from, until };
+            let inside: Vec<_> = events.iter().filter(|(_, at, _)| range.contains(*at)).collect();
+            let expect: RoaringBitmap = inside.iter().map(|(p, _, _)| *p).collect();
+            let key = EventKey { kind: "buy".into(), category: None };
+            let members = index.series.get(&key).map(|s| s.members(range)).unwrap_or_default();
+            prop_assert_eq!(members, expect);
+            if let Some(s) = index.series.get(&key) {
+                let agg = s.aggregate(range);
+                for pid in 0..20u32 {
+                    let n = inside.iter().filter(|(p, _, _)| *p == pid).count() as u32;
+                    prop_assert_eq!(agg.get(&pid).map(|t| t.count).unwrap_or(0), n);
+                }
+            }
+            // removing everything leaves nothing behind
+            for (pid, at, v) in &events {
+                index.remove(*pid, &[Event { kind: "buy".into(), at: *at, category: None, value: Some(f64::from(*v)) }]);
+            }
+            prop_assert!(index.series.is_empty());
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! In-memory roaring-bitmap indexes over live profiles: equality bitmaps per term,
+//! bit-sliced indexes for numbers and dates, and the event index. Persisted as a
+//! checkpoint file plus the set of profiles changed since (see `checkpoint`).
+
+mod bsi;
+mod checkpoint;
+mod events;
+mod postings;
+
+pub use bsi::{Bsi, Cmp};
+pub(crate) use checkpoint::{read_checkpoint, write_checkpoint};
+pub use events::{EventIndex, EventKey, Series, TimeRange, Totals};
+pub use postings::{bool_text, scale_number, NumericKey, NumericKind, Postings, Term, NUMBER_SCALE};
+
+use crate::record::Event;
+use postings::sorted_minus;
+use roaring::RoaringBitmap;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// Lowest base for a new bit-sliced index of numbers (scaled) and dates (day numbers);
+/// keeps rebases rare for ordinary data.
+const NUMBER_FLOOR: i64 = 0;
+const DATE_FLOOR: i64 = -25_567; // 1900-01-01
+
+/// Every index of the database.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Indexes {
+    terms: HashMap<Term, RoaringBitmap>,
+    numbers: HashMap<NumericKey, Bsi>,
+    events: EventIndex,
+}
+
+static EMPTY: std::sync::LazyLock<RoaringBitmap> = std::sync::LazyLock::new(RoaringBitmap::new);
+
+impl Indexes {
+    /// The bitmap of a term (empty when unknown).
+    pub fn term(&self, term: &Term) -> &RoaringBitmap {
+        self.terms.get(term).unwrap_or(&EMPTY)
+    }
+
+    /// Every live profile.
+    pub fn live(&self) -> &RoaringBitmap {
+        self.term(&Term::Live)
+    }
+
+    /// All terms whose bitmap is not empty.
+    pub fn terms(&self) -> impl Iterator<Item = (&Term, &RoaringBitmap)> {
+        self.terms.iter()
+    }
+
+    /// The bit-sliced index of a numeric field.
+    pub fn numeric(&self, key: &NumericKey) -> Option<&Bsi> {
+        self.numbers.get(key)
+    }
+
+    /// All bit-sliced indexes.
+    pub fn numerics(&self) -> impl Iterator<Item = (&NumericKey, &Bsi)> {
+        self.numbers.iter()
+    }
+
+    /// The event index.
+    pub fn events(&self) -> &EventIndex {
+        &self.events
+    }
+
+    /// Moves `pid` from `old` postings to `new` postings, touching only what differs.
+    pub fn update(&mut self, pid: u32, old: Option<&Postings>, new: Option<&Postings>) {
+        let empty = Postings::default();
+        let (old, new) = (old.unwrap_or(&empty), new.unwrap_or(&empty));
+        for term in sorted_minus(&old.terms, &new.terms) {
+            if let Some(b) = self.terms.get_mut(term) {
+                b.remove(pid);
+                if b.is_empty() {
+                    self.terms.remove(term);
+                }
+            }
+        }
+        for term in sorted_minus(&new.terms, &old.terms) {
+            self.terms.entry(term.clone()).or_default().insert(pid);
+        }
+        for (key, _) in sorted_minus(&old.numbers, &new.numbers) {
+            if !new.numbers.iter().any(|(k, _)| k == key) {
+                if let Some(bsi) = self.numbers.get_mut(key) {
+                    bsi.remove(pid);
+                    if bsi.exists().is_empty() {
+                        self.numbers.remove(key);
+                    }
+                }
+            }
+        }
+        for (key, value) in sorted_minus(&new.numbers, &old.numbers) {
+            let floor = match key.kind {
+                NumericKind::Number => NUMBER_FLOOR.min(*value),
+                NumericKind::Date => DATE_FLOOR.min(*value),
+            };
+            self.numbers.entry(key.clone()).or_insert_with(|| Bsi::new(floor)).insert(pid, *value);
+        }
+    }
+
+    /// Indexes events of `pid`.
+    pub fn add_events(&mut self, pid: u32, events: &[Event]) {
+        self.events.add(pid, events);
+    }
+
+    /// Unindexes events of `pid`.
+    pub fn remove_events(&mut self, pid: u32, events: &[Event]) {
+        self.events.remove(pid, events);
+    }
+
+    /// Removes the given profiles from every index (one pass over all bitmaps); used to
+    /// replay changes after a crash.
+    pub fn remove_profiles(&mut self, pids: &RoaringBitmap) {
+        self.terms.retain(|_, b| {
+            *b -= pids;
+            !b.is_empty()
+        });
+        self.numbers.retain(|_, bsi| {
+            bsi.remove_all(pids);
+            !bsi.exists().is_empty()
+        });
+        self.events.remove_profiles(pids);
+    }
+
+    /// Describes every difference from `other` (empty when equal).
+    pub fn differences(&self, other: &Indexes) -> Vec<String> {
+        let mut out = Vec::new();
+        for (term, b) in &self.terms {
+            let o = other.term(term);
+            if b != o {
+                out.push(format!("term {term:?}: {} here, {} in rebuild", b.len(), o.len()));
+            }
+        }
+        for (term, b) in &other.terms {
+            if !self.terms.contains_key(term) {
+                out.push(format!("term {term:?}: missing here, {} in rebuild", b.len()));
+            }
+        }
+        for (key, bsi) in &self.numbers {
+            match other.numbers.get(key) {
+                Some(o) if bsi.same_values(o) => {}
+                _ => out.push(format!("numeric index {key:?} differs")),
+            }
+        }
+        for key in other.numbers.keys() {
+            if !self.numbers.contains_key(key) {
+                out.push(format!("numeric index {key:?} missing here"));
+            }
+        }
+        for (key, s) in &self.events.series {
+            match other.events.series.get(key) {
+                Some(o) if s.same_as(o) => {}
+                _ => out.push(format!("event series {key:?} differs")),
+            }
+        }
+        for key in other.events.series.keys() {
+            if !self.events.series.contains_key(key) {
+                out.push(format!("event series {key:?} missing here"));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Sizes for `stats`.
+    pub fn sizes(&self) -> IndexSizes {
+        IndexSizes {
+            term_bitmaps: self.terms.len(),
+            term_bytes: self.terms.values().map(|b| b.serialized_size()).sum(),
+            numeric_indexes: self.numbers.len(),
+            numeric_slices: self.numbers.values().map(Bsi::depth).sum(),
+            event_keys: self.events.series.len(),
+            event_entries: self.events.entries(),
+        }
+    }
+}
+
+/// Index sizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct IndexSizes {
+    /// Equality bitmaps.
+    pub term_bitmaps: usize,
+    /// Their serialized size in bytes.
+    pub term_bytes: usize,
+    /// Bit-sliced indexes.
+    pub numeric_indexes: usize,
+    /// Slices across them.
+    pub numeric_slices: usize,
+    /// Event keys.
+    pub event_keys: usize,
+    /// Indexed event entries.
+    pub event_entries: usize,
+}

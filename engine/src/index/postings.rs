@@ -1,0 +1,155 @@
+//! What one profile contributes to the indexes: a pure function of the stored profile, so
+//! an index can always be checked against (or rebuilt from) the profiles.
+
+use crate::normalize::index_text;
+use crate::profile::{Attribute, Profile};
+use crate::record::Value;
+use serde::{Deserialize, Serialize};
+
+/// Numbers are indexed at this fixed precision: `round(x * NUMBER_SCALE)`.
+pub const NUMBER_SCALE: f64 = 1000.0;
+
+/// A key of an equality bitmap.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Term {
+    /// Every live profile.
+    Live,
+    /// Profiles that have any value for an attribute.
+    Exists(String),
+    /// Attribute (text, boolean, list element) equals a normalized value.
+    Eq(String, String),
+    /// Latest consent for the purpose is granted.
+    Consent(String),
+    /// Profiles with at least one consent record (granted or not) for the purpose.
+    ConsentKnown(String),
+    /// Profiles with an identifier of this type.
+    IdentifierType(String),
+    /// Profiles with a record from this source.
+    Source(String),
+}
+
+/// Which bit-sliced index a numeric posting goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum NumericKind {
+    /// Numbers, at [`NUMBER_SCALE`].
+    Number,
+    /// Dates, as day numbers.
+    Date,
+}
+
+/// Key of a bit-sliced index.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct NumericKey {
+    /// Attribute name.
+    pub field: String,
+    /// Number or date.
+    pub kind: NumericKind,
+}
+
+/// A profile's index entries, sorted.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Postings {
+    /// Equality bitmaps the profile is in.
+    pub terms: Vec<Term>,
+    /// Bit-sliced values.
+    pub numbers: Vec<(NumericKey, i64)>,
+}
+
+/// Fixed-precision integer for a number.
+pub fn scale_number(x: f64) -> i64 {
+    (x * NUMBER_SCALE).round() as i64
+}
+
+/// The indexed text of a boolean.
+pub fn bool_text(b: bool) -> &'static str {
+    if b {
+        "true"
+    } else {
+        "false"
+    }
+}
+
+impl Postings {
+    /// The postings of a live profile.
+    pub fn of(profile: &Profile) -> Postings {
+        let mut terms = vec![Term::Live];
+        let mut numbers = Vec::new();
+        for sid in &profile.identifiers {
+            terms.push(Term::IdentifierType(sid.id.kind.clone()));
+        }
+        for source in profile.sources.keys() {
+            terms.push(Term::Source(source.clone()));
+        }
+        for (purpose, history) in &profile.consent {
+            terms.push(Term::ConsentKnown(purpose.clone()));
+            if history.last().is_some_and(|c| c.granted) {
+                terms.push(Term::Consent(purpose.clone()));
+            }
+        }
+        for (name, attr) in &profile.attributes {
+            match attr {
+                Attribute::List(items) => {
+                    for item in items {
+                        terms.push(Term::Eq(name.clone(), index_text(&item.value)));
+                    }
+                    if !items.is_empty() {
+                        terms.push(Term::Exists(name.clone()));
+                    }
+                }
+                Attribute::Scalar(s) => {
+                    terms.push(Term::Exists(name.clone()));
+                    match &s.value {
+                        Value::Text(t) => terms.push(Term::Eq(name.clone(), index_text(t))),
+                        Value::Bool(b) => terms.push(Term::Eq(name.clone(), bool_text(*b).into())),
+                        Value::Number(x) => numbers.push((numeric(name, NumericKind::Number), scale_number(*x))),
+                        Value::Date(d) => numbers.push((numeric(name, NumericKind::Date), i64::from(*d))),
+                        Value::List(_) => {}
+                    }
+                }
+            }
+        }
+        terms.sort();
+        terms.dedup();
+        numbers.sort();
+        Postings { terms, numbers }
+    }
+}
+
+fn numeric(field: &str, kind: NumericKind) -> NumericKey {
+    NumericKey {
+        field: field.to_string(),
+        kind,
+    }
+}
+
+/// Elements of sorted `a` that are not in sorted `b`.
+pub fn sorted_minus<'a, T: Ord>(a: &'a [T], b: &[T]) -> Vec<&'a T> {
+    let mut out = Vec::new();
+    let mut j = 0;
+    for x in a {
+        while j < b.len() && b[j] < *x {
+            j += 1;
+        }
+        if j >= b.len() || b[j] != *x {
+            out.push(x);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sorted_difference() {
+        assert_eq!(sorted_minus(&[1, 2, 3, 5], &[2, 5, 6]), vec![&1, &3]);
+        assert!(sorted_minus::<i32>(&[], &[1]).is_empty());
+    }
+
+    #[test]
+    fn number_scale_rounds() {
+        assert_eq!(scale_number(79.95), 79_950);
+        assert_eq!(scale_number(-0.0004), 0);
+    }
+}

@@ -1,0 +1,60 @@
+//! cidb's storage engine: unified customer profiles in sled, identity resolution, and
+//! roaring-bitmap indexes that segment queries (the `query` crate) evaluate against.
+//!
+//! # Brief overview
+//! - [`Engine`]: open a database, ingest records ([`Engine::ingest_json`],
+//!   [`Engine::import_jsonl`], [`Engine::import_csv`]), look profiles up, check integrity.
+//! - [`Snapshot`] / [`Indexes`]: a consistent read view of the bitmap indexes.
+//! - [`Config`], [`IdentityRules`], [`ScopePolicies`]: how records are normalized and
+//!   resolved.
+//! - [`Generator`]: deterministic synthetic data.
+//!
+//! ```
+//! let dir = tempfile::tempdir().unwrap();
+//! let engine = engine::Engine::open(dir.path()).unwrap();
+//! let report = engine
+//!     .ingest_json(&[r#"{"source":"crm","identifiers":{"email":"Jane@Example.com"}}"#])
+//!     .unwrap();
+//! assert_eq!(report.new_profiles, 1);
+//! let found = engine.lookup(&engine::Lookup::Email("jane@example.com".into())).unwrap();
+//! assert!(found.is_some());
+//! ```
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod codec;
+mod config;
+mod engine;
+mod error;
+mod generate;
+mod identity;
+mod import;
+mod index;
+mod normalize;
+mod profile;
+mod record;
+mod report;
+mod scope;
+mod store;
+mod time;
+mod writer;
+
+pub use codec::{FORMAT_VERSION, OLDEST_SUPPORTED_FORMAT};
+pub use config::Config;
+pub use engine::{CheckReport, Engine, Lookup, ProfileView, Snapshot, Stats, MAX_BATCH_RECORDS};
+pub use error::{Error, ImportError, IngestError, OpenError, StorageError};
+pub use generate::{GenerateSummary, Generator, REFERENCE_TIME};
+pub use identity::IdentityRules;
+pub use import::{ImportOptions, Progress, MAX_LINE_BYTES};
+pub use index::{
+    bool_text, scale_number, Bsi, Cmp, EventIndex, EventKey, IndexSizes, Indexes, NumericKey, NumericKind, Series,
+    Term, TimeRange, Totals, NUMBER_SCALE,
+};
+pub use normalize::{country as normalize_country, email as normalize_email, index_text, phone as normalize_phone, IdentifierProblem};
+pub use profile::{Attribute, ConsentChange, ListItem, Profile, ProfileId, Provenance, Scalar, SourceSeen, StoredIdentifier};
+pub use record::{parse_json_record, Event, FieldWarning, Identifier, ParsedRecord, Record, RejectReason, Value, MAX_ABS_NUMBER};
+pub use report::{IngestReport, Rejected, Warning, MAX_LISTED_PROBLEMS};
+pub use scope::ScopePolicies;
+pub use store::{EventChunk, MergeLogEntry};
+pub use time::{format_date, format_rfc3339, parse_date, parse_rfc3339, DayNumber, Millis};

@@ -1,0 +1,138 @@
+//! Normalization of identifiers and indexed values (records.md "Identity resolution" and
+//! "Indexed values").
+
+use std::str::FromStr;
+use unicode_normalization::UnicodeNormalization;
+
+/// Why an identifier could not be normalized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IdentifierProblem {
+    /// Not an address of the form `local@domain.tld`.
+    NotAnEmail,
+    /// Not a valid phone number (with the record's country or the default region).
+    NotAPhone,
+    /// Empty after trimming.
+    Empty,
+}
+
+impl std::fmt::Display for IdentifierProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            IdentifierProblem::NotAnEmail => "not an email address",
+            IdentifierProblem::NotAPhone => "not a valid phone number",
+            IdentifierProblem::Empty => "empty",
+        })
+    }
+}
+
+/// Email: trimmed and lower-cased; must look like `local@domain.tld`.
+pub fn email(raw: &str) -> Result<String, IdentifierProblem> {
+    let s = raw.trim().to_lowercase();
+    if s.is_empty() {
+        return Err(IdentifierProblem::Empty);
+    }
+    let (local, domain) = s.split_once('@').ok_or(IdentifierProblem::NotAnEmail)?;
+    let ok = !local.is_empty()
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !s.chars().any(char::is_whitespace);
+    if ok {
+        Ok(s)
+    } else {
+        Err(IdentifierProblem::NotAnEmail)
+    }
+}
+
+/// Phone: E.164 (`+31612345678`) by libphonenumber rules, with `region` (ISO alpha-2) as
+/// the default region for national formats. Must be a valid number.
+pub fn phone(raw: &str, region: Option<&str>) -> Result<String, IdentifierProblem> {
+    let s = raw.trim();
+    if s.is_empty() {
+        return Err(IdentifierProblem::Empty);
+    }
+    let region = region.and_then(|r| phonenumber::country::Id::from_str(&r.to_ascii_uppercase()).ok());
+    let number = phonenumber::parse(region, s).map_err(|_| IdentifierProblem::NotAPhone)?;
+    if !number.is_valid() {
+        return Err(IdentifierProblem::NotAPhone);
+    }
+    Ok(number.format().mode(phonenumber::Mode::E164).to_string())
+}
+
+/// Opaque ids (crm_id, device_id, social ids, custom types): trimmed.
+pub fn opaque(raw: &str) -> Result<String, IdentifierProblem> {
+    let s = raw.trim();
+    if s.is_empty() {
+        Err(IdentifierProblem::Empty)
+    } else {
+        Ok(s.to_string())
+    }
+}
+
+/// The indexed form of a string value: trimmed, Unicode NFC, lower-cased.
+pub fn index_text(raw: &str) -> String {
+    raw.trim().nfc().collect::<String>().to_lowercase()
+}
+
+/// ISO 3166-1 alpha-2 (upper-case) for a code, alpha-3, numeric code or English name.
+pub fn country(raw: &str) -> Option<&'static str> {
+    let key: String = raw
+        .trim()
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-' && *c != '_' && *c != '.')
+        .collect();
+    if key.is_empty() {
+        return None;
+    }
+    let key = if key.len() < 3 && key.bytes().all(|b| b.is_ascii_digit()) {
+        format!("{key:0>3}")
+    } else {
+        key
+    };
+    celes::Country::from_str(&key)
+        .or_else(|_| celes::Country::from_alias(key.to_lowercase()))
+        .ok()
+        .map(|c| c.alpha2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails() {
+        assert_eq!(email(" Jane.Doe@Example.com ").unwrap(), "jane.doe@example.com");
+        assert_eq!(email("@example.com"), Err(IdentifierProblem::NotAnEmail));
+        assert_eq!(email("jane@localhost"), Err(IdentifierProblem::NotAnEmail));
+        assert_eq!(email("  "), Err(IdentifierProblem::Empty));
+    }
+
+    #[test]
+    fn phones() {
+        assert_eq!(phone("+31 6 1234 5678", None).unwrap(), "+31612345678");
+        assert_eq!(phone("06 12345678", Some("NL")).unwrap(), "+31612345678");
+        assert_eq!(phone("(415) 555-2671", Some("us")).unwrap(), "+14155552671");
+        assert_eq!(phone("020 7946 0958", Some("GB")).unwrap(), "+442079460958");
+        assert_eq!(phone("12345", Some("US")), Err(IdentifierProblem::NotAPhone));
+        assert_eq!(phone("06 12345678", None), Err(IdentifierProblem::NotAPhone));
+    }
+
+    #[test]
+    fn countries() {
+        assert_eq!(country("NL"), Some("NL"));
+        assert_eq!(country("nld"), Some("NL"));
+        assert_eq!(country("528"), Some("NL"));
+        assert_eq!(country("Netherlands"), Some("NL"));
+        assert_eq!(country("Denmark"), Some("DK"));
+        assert_eq!(country("United States"), Some("US"));
+        assert_eq!(country("Atlantis"), None);
+    }
+
+    #[test]
+    fn index_text_folds_case_and_composition() {
+        assert_eq!(index_text(" Cafe\u{301} "), "café");
+        assert_eq!(index_text("RUNNING"), "running");
+    }
+}

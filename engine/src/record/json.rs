@@ -1,0 +1,373 @@
+//! JSON record parsing with per-field errors.
+
+use super::{is_name, Event, FieldWarning, Identifier, ParsedRecord, Record, Value, MAX_ABS_NUMBER};
+use crate::config::Config;
+use crate::normalize;
+use crate::time::{parse_date, parse_rfc3339, Millis};
+use serde_json::Value as Json;
+use std::collections::BTreeMap;
+
+/// Why a record was rejected as a whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectReason {
+    /// The offending field, when one is to blame.
+    pub field: Option<String>,
+    /// What was wrong.
+    pub message: String,
+}
+
+impl RejectReason {
+    fn at(field: impl Into<String>, message: impl Into<String>) -> Self {
+        RejectReason {
+            field: Some(field.into()),
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.field {
+            Some(field) => write!(f, "{field}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+/// Parses one JSON Lines line into a normalized record. `now` is the default
+/// `observed_at`.
+pub fn parse_json_record(line: &str, config: &Config, now: Millis) -> Result<ParsedRecord, RejectReason> {
+    let json: Json = serde_json::from_str(line).map_err(|e| RejectReason {
+        field: None,
+        message: format!("invalid JSON at column {}: {}", e.column(), strip_position(&e.to_string())),
+    })?;
+    parse_json_value(json, config, now)
+}
+
+fn strip_position(msg: &str) -> &str {
+    msg.split(" at line ").next().unwrap_or(msg)
+}
+
+/// Parses an already-decoded JSON object.
+pub(crate) fn parse_json_value(json: Json, config: &Config, now: Millis) -> Result<ParsedRecord, RejectReason> {
+    let Json::Object(mut obj) = json else {
+        return Err(RejectReason::at("record", "expected a JSON object"));
+    };
+    let source = match obj.remove("source") {
+        Some(Json::String(s)) if is_name(&s, 32) => s,
+        Some(Json::String(_)) => return Err(RejectReason::at("source", "must match [a-z0-9_]{1,32}")),
+        Some(_) => return Err(RejectReason::at("source", "expected a string")),
+        None => return Err(RejectReason::at("source", "missing")),
+    };
+    let observed_at = match obj.remove("observed_at") {
+        None | Some(Json::Null) => now,
+        Some(Json::String(s)) => {
+            parse_rfc3339(&s).ok_or_else(|| RejectReason::at("observed_at", "not an RFC 3339 time"))?
+        }
+        Some(_) => return Err(RejectReason::at("observed_at", "expected a string")),
+    };
+    let scopes = match obj.remove("scopes") {
+        None | Some(Json::Null) => None,
+        Some(Json::Array(items)) => Some(
+            items
+                .into_iter()
+                .map(|v| match v {
+                    Json::String(s) => Ok(s),
+                    _ => Err(RejectReason::at("scopes", "expected a list of strings")),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        Some(_) => return Err(RejectReason::at("scopes", "expected a list of strings")),
+    };
+    let covered = scopes.as_ref().and_then(|s| config.scopes.covered(&source, s));
+    let mut builder = RecordBuilder {
+        config,
+        covered,
+        warnings: Vec::new(),
+        dropped: Vec::new(),
+    };
+    let attributes = match obj.remove("attributes") {
+        None | Some(Json::Null) => BTreeMap::new(),
+        Some(Json::Object(map)) => builder.attributes(map.into_iter())?,
+        Some(_) => return Err(RejectReason::at("attributes", "expected an object")),
+    };
+    let region = match attributes.get("country") {
+        Some(Value::Text(c)) => Some(c.clone()),
+        _ => config.default_region.clone(),
+    };
+    let identifiers = match obj.remove("identifiers") {
+        Some(Json::Object(map)) => builder.identifiers(map, region.as_deref())?,
+        Some(_) => return Err(RejectReason::at("identifiers", "expected an object")),
+        None => return Err(RejectReason::at("identifiers", "missing")),
+    };
+    let consent = match obj.remove("consent") {
+        None | Some(Json::Null) => BTreeMap::new(),
+        Some(Json::Object(map)) => parse_consent(map)?,
+        Some(_) => return Err(RejectReason::at("consent", "expected an object")),
+    };
+    let events = match obj.remove("events") {
+        None | Some(Json::Null) => Vec::new(),
+        Some(Json::Array(items)) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| parse_event(i, e))
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(RejectReason::at("events", "expected a list")),
+    };
+    if let Some(key) = obj.keys().next() {
+        builder.warnings.push(FieldWarning {
+            field: key.clone(),
+            reason: "unknown top-level field ignored".into(),
+        });
+    }
+    Ok(ParsedRecord {
+        record: Record {
+            source,
+            observed_at,
+            identifiers,
+            attributes,
+            consent,
+            events,
+        },
+        warnings: builder.warnings,
+        dropped_by_scope: builder.dropped,
+    })
+}
+
+struct RecordBuilder<'a> {
+    config: &'a Config,
+    covered: Option<std::collections::BTreeSet<&'a str>>,
+    warnings: Vec<FieldWarning>,
+    dropped: Vec<String>,
+}
+
+impl RecordBuilder<'_> {
+    fn allowed(&mut self, field: &str, path: String) -> bool {
+        match &self.covered {
+            Some(set) if !set.contains(field) => {
+                self.dropped.push(path);
+                false
+            }
+            _ => true,
+        }
+    }
+
+    fn warn(&mut self, field: String, reason: impl Into<String>) {
+        self.warnings.push(FieldWarning {
+            field,
+            reason: reason.into(),
+        });
+    }
+
+    fn identifiers(
+        &mut self,
+        map: serde_json::Map<String, Json>,
+        region: Option<&str>,
+    ) -> Result<Vec<Identifier>, RejectReason> {
+        let mut out: Vec<Identifier> = Vec::new();
+        for (kind, value) in map {
+            let path = format!("identifiers.{kind}");
+            if !is_name(&kind, 32) {
+                return Err(RejectReason::at(path, "identifier type must match [a-z0-9_]{1,32}"));
+            }
+            let raws = match value {
+                Json::String(s) => vec![s],
+                Json::Number(n) => vec![n.to_string()],
+                Json::Null => continue,
+                Json::Array(items) => items
+                    .into_iter()
+                    .map(|v| match v {
+                        Json::String(s) => Ok(s),
+                        Json::Number(n) => Ok(n.to_string()),
+                        _ => Err(RejectReason::at(path.clone(), "expected a string or a list of strings")),
+                    })
+                    .collect::<Result<_, _>>()?,
+                _ => return Err(RejectReason::at(path, "expected a string or a list of strings")),
+            };
+            if !self.allowed(&kind, path.clone()) {
+                continue;
+            }
+            for raw in raws {
+                if self.config.identity.is_blocked(&kind, &raw) {
+                    self.warn(path.clone(), "blocked value ignored");
+                    continue;
+                }
+                let normalized = match kind.as_str() {
+                    "email" => normalize::email(&raw),
+                    "phone" => normalize::phone(&raw, region),
+                    _ => normalize::opaque(&raw),
+                };
+                match normalized {
+                    Ok(value) => {
+                        let id = Identifier {
+                            kind: kind.clone(),
+                            value,
+                        };
+                        if !out.contains(&id) {
+                            out.push(id);
+                        }
+                    }
+                    Err(problem) => self.warn(path.clone(), problem.to_string()),
+                }
+            }
+        }
+        if out.is_empty() {
+            return Err(RejectReason::at("identifiers", "no usable identifier"));
+        }
+        Ok(out)
+    }
+
+    fn attributes(
+        &mut self,
+        map: impl Iterator<Item = (String, Json)>,
+    ) -> Result<BTreeMap<String, Value>, RejectReason> {
+        let mut out = BTreeMap::new();
+        for (name, value) in map {
+            let path = format!("attributes.{name}");
+            if !is_name(&name, 64) {
+                return Err(RejectReason::at(path, "attribute name must match [a-z0-9_]{1,64}"));
+            }
+            let value = match value {
+                Json::Null => continue,
+                Json::Bool(b) => Value::Bool(b),
+                Json::Number(n) => {
+                    let v = n.as_f64().unwrap_or(f64::NAN);
+                    if !v.is_finite() || v.abs() > MAX_ABS_NUMBER {
+                        return Err(RejectReason::at(path, format!("number out of range (|x| <= {MAX_ABS_NUMBER:e})")));
+                    }
+                    Value::Number(v)
+                }
+                Json::String(s) => match parse_date(s.trim()) {
+                    Some(day) => Value::Date(day),
+                    None if name == "birth_date" => {
+                        return Err(RejectReason::at(path, "expected a YYYY-MM-DD date"));
+                    }
+                    None => Value::Text(s),
+                },
+                Json::Array(items) => Value::List(
+                    items
+                        .into_iter()
+                        .map(|v| match v {
+                            Json::String(s) => Ok(s),
+                            _ => Err(RejectReason::at(path.clone(), "expected a list of strings")),
+                        })
+                        .collect::<Result<_, _>>()?,
+                ),
+                Json::Object(_) => return Err(RejectReason::at(path, "objects are not attribute values")),
+            };
+            if !self.allowed(&name, path.clone()) {
+                continue;
+            }
+            let value = match (name.as_str(), value) {
+                ("country", Value::Text(c)) => match normalize::country(&c) {
+                    Some(code) => Value::Text(code.to_string()),
+                    None => {
+                        self.warn(path, "unknown country ignored");
+                        continue;
+                    }
+                },
+                (_, v) => v,
+            };
+            out.insert(name, value);
+        }
+        Ok(out)
+    }
+}
+
+fn parse_consent(map: serde_json::Map<String, Json>) -> Result<BTreeMap<String, bool>, RejectReason> {
+    map.into_iter()
+        .map(|(purpose, v)| {
+            let path = format!("consent.{purpose}");
+            if !is_name(&purpose, 32) {
+                return Err(RejectReason::at(path, "purpose must match [a-z0-9_]{1,32}"));
+            }
+            match v {
+                Json::Bool(b) => Ok((purpose, b)),
+                _ => Err(RejectReason::at(path, "expected true or false")),
+            }
+        })
+        .collect()
+}
+
+fn parse_event(index: usize, json: Json) -> Result<Event, RejectReason> {
+    let path = |f: &str| format!("events[{index}].{f}");
+    let Json::Object(mut obj) = json else {
+        return Err(RejectReason::at(format!("events[{index}]"), "expected an object"));
+    };
+    let kind = match obj.remove("type") {
+        Some(Json::String(s)) if !s.trim().is_empty() => normalize::index_text(&s),
+        _ => return Err(RejectReason::at(path("type"), "required string")),
+    };
+    let at = match obj.remove("at") {
+        Some(Json::String(s)) => parse_rfc3339(&s).ok_or_else(|| RejectReason::at(path("at"), "not an RFC 3339 time"))?,
+        _ => return Err(RejectReason::at(path("at"), "required RFC 3339 time")),
+    };
+    let category = match obj.remove("category") {
+        None | Some(Json::Null) => None,
+        Some(Json::String(s)) => Some(normalize::index_text(&s)),
+        Some(_) => return Err(RejectReason::at(path("category"), "expected a string")),
+    };
+    let value = match obj.remove("value") {
+        None | Some(Json::Null) => None,
+        Some(Json::Number(n)) => {
+            let v = n.as_f64().unwrap_or(f64::NAN);
+            if !v.is_finite() || v.abs() > MAX_ABS_NUMBER {
+                return Err(RejectReason::at(path("value"), "number out of range"));
+            }
+            Some(v)
+        }
+        Some(_) => return Err(RejectReason::at(path("value"), "expected a number")),
+    };
+    if let Some(key) = obj.keys().next() {
+        return Err(RejectReason::at(path(key), "unknown event field"));
+    }
+    Ok(Event {
+        kind,
+        at,
+        category,
+        value,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(line: &str) -> Result<ParsedRecord, RejectReason> {
+        parse_json_record(line, &Config::default(), 0)
+    }
+
+    #[test]
+    fn spec_example_parses() {
+        let line = r#"{"source":"facebook","observed_at":"2026-11-01T12:00:00Z","identifiers":{"email":["Jane.Doe@Example.com ","jane@work.example"],"phone":"+31 6 1234 5678","facebook_id":"10001234"},"scopes":["email","public_profile","user_likes"],"attributes":{"first_name":"Jane","birth_date":"1990-04-12","country":"Netherlands","likes":["Nike"]},"consent":{"marketing":true},"events":[{"type":"Purchase","at":"2026-10-01T10:00:00Z","category":"Jeans","value":79.95}]}"#;
+        let p = parse(line).unwrap();
+        let ids: Vec<_> = p.record.identifiers.iter().map(|i| format!("{}={}", i.kind, i.value)).collect();
+        assert!(ids.contains(&"email=jane.doe@example.com".to_string()));
+        // facebook grants no phone scope: the phone is dropped, like birth_date and country.
+        assert!(!ids.iter().any(|i| i.starts_with("phone=")));
+        assert_eq!(p.dropped_by_scope, vec!["attributes.birth_date", "attributes.country", "identifiers.phone"]);
+        assert_eq!(p.record.attributes["likes"], Value::List(vec!["Nike".into()]));
+        assert_eq!(p.record.events[0].category.as_deref(), Some("jeans"));
+    }
+
+    #[test]
+    fn bad_records_name_the_field() {
+        let e = parse(r#"{"source":"crm","identifiers":{"email":"nope"}}"#).unwrap_err();
+        assert_eq!(e.to_string(), "identifiers: no usable identifier");
+        let e = parse(r#"{"source":"crm","identifiers":{"crm_id":"1"},"events":[{"type":"x"}]}"#).unwrap_err();
+        assert_eq!(e.to_string(), "events[0].at: required RFC 3339 time");
+        let e = parse(r#"{"source":"CRM","identifiers":{"crm_id":"1"}}"#).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("source"));
+        let e = parse(r#"{"source":"crm""#).unwrap_err();
+        assert!(e.message.starts_with("invalid JSON at column"), "{e}");
+        let e = parse(r#"{"source":"crm","identifiers":{"crm_id":"1"},"consent":{"marketing":"yes"}}"#).unwrap_err();
+        assert_eq!(e.to_string(), "consent.marketing: expected true or false");
+    }
+
+    #[test]
+    fn bad_identifier_is_a_warning_when_another_is_usable() {
+        let p = parse(r#"{"source":"crm","identifiers":{"email":"x@y.com","phone":"12"}}"#).unwrap();
+        assert_eq!(p.record.identifiers.len(), 1);
+        assert_eq!(p.warnings[0].field, "identifiers.phone");
+    }
+}

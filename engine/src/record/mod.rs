@@ -1,0 +1,96 @@
+//! Ingest records (records.md): the validated, normalized form of one observation, and the
+//! readers that produce it from JSON and CSV.
+
+mod csv_row;
+mod json;
+
+pub(crate) use csv_row::CsvMapping;
+pub use json::{parse_json_record, RejectReason};
+pub(crate) use json::parse_json_value as parse_json_value_pub;
+
+use crate::time::{DayNumber, Millis};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Largest accepted magnitude of a number attribute or event value (so fixed-precision
+/// indexing cannot overflow).
+pub const MAX_ABS_NUMBER: f64 = 1e12;
+
+/// One attribute value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Value {
+    /// Text, stored as given.
+    Text(String),
+    /// A number (f64 in JSON; indexed at 1/1000 precision).
+    Number(f64),
+    /// A boolean.
+    Bool(bool),
+    /// A `YYYY-MM-DD` date.
+    Date(DayNumber),
+    /// A list of strings.
+    List(Vec<String>),
+}
+
+/// One normalized identifier.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Identifier {
+    /// Identifier type (`email`, `phone`, `crm_id`, ...).
+    pub kind: String,
+    /// Normalized value.
+    pub value: String,
+}
+
+/// One event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Event type (`purchase`, `visit`, ...), lower-cased.
+    pub kind: String,
+    /// When it happened.
+    pub at: Millis,
+    /// Optional category, lower-cased.
+    pub category: Option<String>,
+    /// Optional value (amount).
+    pub value: Option<f64>,
+}
+
+/// A validated record, ready for identity resolution.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// Where the observation came from.
+    pub source: String,
+    /// When it was observed.
+    pub observed_at: Millis,
+    /// Normalized, non-blocked identifiers (at least one).
+    pub identifiers: Vec<Identifier>,
+    /// Attributes after scope policy.
+    pub attributes: BTreeMap<String, Value>,
+    /// Consent per purpose.
+    pub consent: BTreeMap<String, bool>,
+    /// Events.
+    pub events: Vec<Event>,
+}
+
+/// A problem with one field of a record that did not reject the whole record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldWarning {
+    /// The field, as a path (`identifiers.phone`, `attributes.age`).
+    pub field: String,
+    /// What was wrong.
+    pub reason: String,
+}
+
+/// A record as parsed, before identity resolution: the record plus what was dropped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParsedRecord {
+    /// The usable record.
+    pub record: Record,
+    /// Fields that were ignored (bad identifiers, bad attribute values).
+    pub warnings: Vec<FieldWarning>,
+    /// Fields dropped by the source's scope policy.
+    pub dropped_by_scope: Vec<String>,
+}
+
+/// Whether `s` matches `[a-z0-9_]{1,max}`.
+pub(crate) fn is_name(s: &str, max: usize) -> bool {
+    !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}

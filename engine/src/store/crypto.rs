@@ -1,0 +1,66 @@
+//! Sealing values with a profile key (XChaCha20-Poly1305, random 192-bit nonce; the sled
+//! key is the associated data, so a ciphertext cannot be moved to another slot), and the
+//! keyed hash of identifiers.
+
+use super::keyfile::Key;
+use crate::error::StorageError;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use sha2::Sha256;
+
+const NONCE_LEN: usize = 24;
+
+/// Encrypts `plain` for the sled key `aad`: `nonce || ciphertext`.
+pub(crate) fn seal(key: &Key, aad: &[u8], plain: &[u8], out: &mut Vec<u8>) {
+    let mut nonce = [0u8; NONCE_LEN];
+    rand::thread_rng().fill_bytes(&mut nonce);
+    let cipher = XChaCha20Poly1305::new(key.into());
+    let sealed = cipher
+        .encrypt(XNonce::from_slice(&nonce), Payload { msg: plain, aad })
+        .expect("encryption of an in-memory buffer cannot fail");
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&sealed);
+}
+
+/// Decrypts a value written by [`seal`].
+pub(crate) fn open(what: &'static str, key: &Key, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, StorageError> {
+    let corrupted = |detail: &str| StorageError::Corrupted {
+        what,
+        key: aad.to_vec(),
+        detail: detail.to_string(),
+    };
+    if sealed.len() < NONCE_LEN {
+        return Err(corrupted("too short"));
+    }
+    let (nonce, body) = sealed.split_at(NONCE_LEN);
+    XChaCha20Poly1305::new(key.into())
+        .decrypt(XNonce::from_slice(nonce), Payload { msg: body, aad })
+        .map_err(|_| corrupted("authentication failed (wrong key or damaged bytes)"))
+}
+
+/// Keyed hash of an identifier: HMAC-SHA-256(secret, `kind 0x00 value`).
+pub(crate) fn identifier_hash(secret: &Key, kind: &str, value: &str) -> [u8; 32] {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(kind.as_bytes());
+    mac.update(&[0]);
+    mac.update(value.as_bytes());
+    mac.finalize().into_bytes().into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seal_binds_key_and_slot() {
+        let key = [7u8; 32];
+        let mut sealed = Vec::new();
+        seal(&key, b"P1", b"jane", &mut sealed);
+        assert_eq!(open("t", &key, b"P1", &sealed).unwrap(), b"jane");
+        assert!(open("t", &key, b"P2", &sealed).is_err());
+        assert!(open("t", &[8u8; 32], b"P1", &sealed).is_err());
+        assert!(!sealed.windows(4).any(|w| w == b"jane"));
+    }
+}

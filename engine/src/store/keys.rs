@@ -1,0 +1,75 @@
+//! sled key layout. One tree; the first byte names the structure. Key components are
+//! big-endian so sled's lexicographic order is numeric order.
+//!
+//! | key | value |
+//! |---|---|
+//! | `M` name | meta: `format` → u32 LE; `counters` → codec(`Counters`) |
+//! | `P` pid:u32 BE | profile slot: `0x01` nonce:24 ciphertext (live, encrypted with the profile key) or `0x02` into:u32 LE (merged) |
+//! | `I` hmac:32 | pid:u32 LE — identifier link, keyed hash of `type 0x00 value` |
+//! | `E` pid:u32 BE seq:u64 BE | nonce:24 ciphertext of codec(`Vec<StoredEvent>`) — one record's events |
+//! | `L` pid:u32 BE seq:u64 BE | nonce:24 ciphertext of codec(`MergeLogEntry`) — merges into this profile |
+//! | `D` pid:u32 BE | empty — profile changed since the index checkpoint |
+//! | `C` name | codec(catalog entry) — saved segments and other catalog items |
+
+pub(crate) const META: u8 = b'M';
+pub(crate) const PROFILE: u8 = b'P';
+pub(crate) const IDENTIFIER: u8 = b'I';
+pub(crate) const EVENTS: u8 = b'E';
+pub(crate) const MERGE_LOG: u8 = b'L';
+pub(crate) const DIRTY: u8 = b'D';
+pub(crate) const CATALOG: u8 = b'C';
+
+/// Profile slot tags.
+pub(crate) const SLOT_LIVE: u8 = 1;
+pub(crate) const SLOT_MERGED: u8 = 2;
+
+pub(crate) fn meta(name: &str) -> Vec<u8> {
+    let mut k = vec![META];
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+pub(crate) fn profile(pid: u32) -> [u8; 5] {
+    prefixed_pid(PROFILE, pid)
+}
+
+pub(crate) fn dirty(pid: u32) -> [u8; 5] {
+    prefixed_pid(DIRTY, pid)
+}
+
+pub(crate) fn prefixed_pid(tag: u8, pid: u32) -> [u8; 5] {
+    let mut k = [tag, 0, 0, 0, 0];
+    k[1..].copy_from_slice(&pid.to_be_bytes());
+    k
+}
+
+pub(crate) fn identifier(hash: &[u8; 32]) -> [u8; 33] {
+    let mut k = [0u8; 33];
+    k[0] = IDENTIFIER;
+    k[1..].copy_from_slice(hash);
+    k
+}
+
+pub(crate) fn pid_seq(tag: u8, pid: u32, seq: u64) -> [u8; 13] {
+    let mut k = [0u8; 13];
+    k[0] = tag;
+    k[1..5].copy_from_slice(&pid.to_be_bytes());
+    k[5..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+pub(crate) fn catalog(name: &str) -> Vec<u8> {
+    let mut k = vec![CATALOG];
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+/// The pid of a `P`, `D`, `E` or `L` key.
+pub(crate) fn pid_of(key: &[u8]) -> Option<u32> {
+    key.get(1..5).map(|b| u32::from_be_bytes(b.try_into().expect("4 bytes")))
+}
+
+/// The seq of an `E` or `L` key.
+pub(crate) fn seq_of(key: &[u8]) -> Option<u64> {
+    key.get(5..13).map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes")))
+}

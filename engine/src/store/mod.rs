@@ -1,0 +1,425 @@
+//! Durable storage: the only module that talks to sled. One sled tree with prefixed keys
+//! (`keys`), personal data sealed with per-profile keys from the key file (`keyfile`,
+//! `crypto`). A write batch is applied with one atomic `apply_batch`.
+
+mod crypto;
+mod keyfile;
+mod keys;
+
+use crate::codec::{self, FORMAT_VERSION, OLDEST_SUPPORTED_FORMAT};
+use crate::error::{OpenError, StorageError};
+use crate::profile::{Profile, ProfileId};
+use crate::record::{Event, Identifier};
+use crate::time::Millis;
+use keyfile::KeyFile;
+use roaring::RoaringBitmap;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+/// Durable counters, written with every batch.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Counters {
+    /// Next profile id to issue.
+    pub next_pid: u32,
+    /// Next ingest sequence number.
+    pub next_seq: u64,
+    /// Records ingested.
+    pub records: u64,
+    /// Merges performed.
+    pub merges: u64,
+    /// Events ingested.
+    pub events: u64,
+    /// Generation of the last index checkpoint.
+    pub checkpoint_generation: u64,
+}
+
+/// One record's events as stored, with their provenance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventChunk {
+    /// The record's source.
+    pub source: String,
+    /// The record's `observed_at`.
+    pub observed_at: Millis,
+    /// The events.
+    pub events: Vec<Event>,
+}
+
+/// One merge, as the merge log keeps it under the surviving profile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MergeLogEntry {
+    /// The profile that remained.
+    pub survivor: ProfileId,
+    /// The profile merged into it.
+    pub absorbed: ProfileId,
+    /// The identifier of the record that linked them.
+    pub linked_by: Identifier,
+    /// The record's source.
+    pub source: String,
+    /// The record's `observed_at`.
+    pub observed_at: Millis,
+    /// The record's ingest sequence number.
+    pub seq: u64,
+}
+
+/// A profile slot as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Slot {
+    /// A live profile.
+    Live(Profile),
+    /// Merged into another profile.
+    Merged(ProfileId),
+}
+
+/// The storage handle.
+pub(crate) struct Store {
+    dir: PathBuf,
+    db: sled::Db,
+    keys: RwLock<KeyFile>,
+}
+
+/// Writes to apply atomically.
+#[derive(Default)]
+pub(crate) struct WriteBatch {
+    batch: sled::Batch,
+    issued_keys: bool,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`; returns it with its counters.
+    pub(crate) fn open(dir: &Path) -> Result<(Store, Counters), OpenError> {
+        std::fs::create_dir_all(dir).map_err(|e| StorageError::io(dir, e))?;
+        let db = sled::Config::new()
+            .path(dir.join("sled"))
+            .cache_capacity(512 << 20)
+            .mode(sled::Mode::HighThroughput)
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+                    OpenError::Locked { path: dir.to_path_buf() }
+                }
+                sled::Error::Io(io) if io.to_string().contains("lock") => OpenError::Locked { path: dir.to_path_buf() },
+                e => OpenError::Storage(e.into()),
+            })?;
+        let format_key = keys::meta("format");
+        match db.get(&format_key).map_err(StorageError::from)? {
+            None => {
+                db.insert(&format_key, &FORMAT_VERSION.to_le_bytes()).map_err(StorageError::from)?;
+                db.flush().map_err(StorageError::from)?;
+            }
+            Some(v) => {
+                let found = v.as_ref().try_into().map(u32::from_le_bytes).unwrap_or(u32::MAX);
+                match found {
+                    OLDEST_SUPPORTED_FORMAT..=FORMAT_VERSION => {}
+                    _ => {
+                        return Err(OpenError::UnknownFormat {
+                            path: dir.to_path_buf(),
+                            found,
+                            oldest: OLDEST_SUPPORTED_FORMAT,
+                            current: FORMAT_VERSION,
+                        })
+                    }
+                }
+            }
+        }
+        let keys = KeyFile::open(dir)?;
+        let counters = match db.get(keys::meta("counters")).map_err(StorageError::from)? {
+            Some(v) => codec::decode("counters", &v)?,
+            None => Counters::default(),
+        };
+        Ok((
+            Store {
+                dir: dir.to_path_buf(),
+                db,
+                keys: RwLock::new(keys),
+            },
+            counters,
+        ))
+    }
+
+    /// The data directory.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The keyed hash under which an identifier is linked.
+    pub(crate) fn identifier_hash(&self, id: &Identifier) -> [u8; 32] {
+        let keys = self.keys.read().expect("key file lock");
+        crypto::identifier_hash(keys.secret(), &id.kind, &id.value)
+    }
+
+    /// The profile an identifier hash links to (as stored; may be a merged id).
+    pub(crate) fn linked(&self, hash: &[u8; 32]) -> Result<Option<ProfileId>, StorageError> {
+        Ok(self
+            .db
+            .get(keys::identifier(hash))?
+            .map(|v| u32::from_le_bytes(v.as_ref().try_into().unwrap_or([0xff; 4]))))
+    }
+
+    /// Reads a profile slot.
+    pub(crate) fn slot(&self, pid: ProfileId) -> Result<Option<Slot>, StorageError> {
+        let key = keys::profile(pid);
+        let Some(value) = self.db.get(key)? else { return Ok(None) };
+        let corrupted = |detail: &str| StorageError::Corrupted {
+            what: "profile slot",
+            key: key.to_vec(),
+            detail: detail.into(),
+        };
+        match value.first() {
+            Some(&keys::SLOT_LIVE) => {
+                let plain = self.open_sealed("profile", pid, &key, &value[1..])?;
+                Ok(Some(Slot::Live(codec::decode("profile", &plain)?)))
+            }
+            Some(&keys::SLOT_MERGED) => {
+                let into = value.get(1..5).ok_or_else(|| corrupted("short redirect"))?;
+                Ok(Some(Slot::Merged(u32::from_le_bytes(into.try_into().expect("4 bytes")))))
+            }
+            _ => Err(corrupted("unknown slot tag")),
+        }
+    }
+
+    /// Follows redirects from `pid` to the live profile it ended in.
+    pub(crate) fn resolve(&self, mut pid: ProfileId) -> Result<Option<Profile>, StorageError> {
+        for _ in 0..64 {
+            match self.slot(pid)? {
+                Some(Slot::Live(p)) => return Ok(Some(p)),
+                Some(Slot::Merged(into)) => pid = into,
+                None => return Ok(None),
+            }
+        }
+        Err(StorageError::Corrupted {
+            what: "profile redirect chain",
+            key: keys::profile(pid).to_vec(),
+            detail: "longer than 64 hops".into(),
+        })
+    }
+
+    fn open_sealed(&self, what: &'static str, pid: ProfileId, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, StorageError> {
+        let keys = self.keys.read().expect("key file lock");
+        let key = keys.get(pid).ok_or_else(|| StorageError::Corrupted {
+            what,
+            key: aad.to_vec(),
+            detail: "the profile's key is missing".into(),
+        })?;
+        crypto::open(what, key, aad, sealed)
+    }
+
+    fn scan_sealed<T: serde::de::DeserializeOwned>(
+        &self,
+        tag: u8,
+        pid: ProfileId,
+        what: &'static str,
+    ) -> Result<Vec<(u64, T)>, StorageError> {
+        let prefix = keys::prefixed_pid(tag, pid);
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix(prefix) {
+            let (k, v) = item?;
+            let plain = self.open_sealed(what, pid, &k, &v)?;
+            out.push((keys::seq_of(&k).unwrap_or(0), codec::decode(what, &plain)?));
+        }
+        Ok(out)
+    }
+
+    /// The event chunks of a profile, keyed by ingest sequence.
+    pub(crate) fn events(&self, pid: ProfileId) -> Result<Vec<(u64, EventChunk)>, StorageError> {
+        self.scan_sealed(keys::EVENTS, pid, "event chunk")
+    }
+
+    /// The merge log of a profile.
+    pub(crate) fn merge_log(&self, pid: ProfileId) -> Result<Vec<MergeLogEntry>, StorageError> {
+        Ok(self
+            .scan_sealed(keys::MERGE_LOG, pid, "merge log entry")?
+            .into_iter()
+            .map(|(_, e)| e)
+            .collect())
+    }
+
+    /// Every live profile, in id order.
+    pub(crate) fn live_profiles(&self) -> impl Iterator<Item = Result<Profile, StorageError>> + '_ {
+        self.db.scan_prefix([keys::PROFILE]).filter_map(move |item| {
+            let (k, _) = match item {
+                Ok(kv) => kv,
+                Err(e) => return Some(Err(e.into())),
+            };
+            let pid = keys::pid_of(&k)?;
+            match self.slot(pid) {
+                Ok(Some(Slot::Live(p))) => Some(Ok(p)),
+                Ok(_) => None,
+                Err(e) => Some(Err(e)),
+            }
+        })
+    }
+
+    /// Profiles changed since the last index checkpoint.
+    pub(crate) fn dirty(&self) -> Result<RoaringBitmap, StorageError> {
+        let mut out = RoaringBitmap::new();
+        for item in self.db.scan_prefix([keys::DIRTY]) {
+            let (k, _) = item?;
+            out.extend(keys::pid_of(&k));
+        }
+        Ok(out)
+    }
+
+    /// Forgets the dirty markers (after a checkpoint covering them).
+    pub(crate) fn clear_dirty(&self, pids: &RoaringBitmap) -> Result<(), StorageError> {
+        let mut batch = sled::Batch::default();
+        for pid in pids {
+            batch.remove(&keys::dirty(pid)[..]);
+        }
+        self.db.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// Reads a catalog entry.
+    pub(crate) fn catalog_get(&self, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.db.get(keys::catalog(name))?.map(|v| v.to_vec()))
+    }
+
+    /// Writes (or with `None` removes) a catalog entry durably.
+    pub(crate) fn catalog_put(&self, name: &str, value: Option<&[u8]>) -> Result<(), StorageError> {
+        match value {
+            Some(v) => self.db.insert(keys::catalog(name), v)?,
+            None => self.db.remove(keys::catalog(name))?,
+        };
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Every catalog entry.
+    pub(crate) fn catalog_list(&self) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix([keys::CATALOG]) {
+            let (k, v) = item?;
+            out.push((String::from_utf8_lossy(&k[1..]).into_owned(), v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Bytes used on disk by sled.
+    pub(crate) fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+
+    /// Applies a batch atomically (visible at once, durable after [`Store::flush`]).
+    /// New profile keys are written and synced first.
+    pub(crate) fn apply(&self, batch: WriteBatch) -> Result<(), StorageError> {
+        if batch.issued_keys {
+            self.keys.read().expect("key file lock").sync()?;
+        }
+        self.db.apply_batch(batch.batch)?;
+        Ok(())
+    }
+
+    /// Makes everything applied so far durable.
+    pub(crate) fn flush(&self) -> Result<(), StorageError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Destroys the keys of profiles whose data must become unreadable.
+    pub(crate) fn destroy_keys(&self, pids: &[ProfileId]) -> Result<(), StorageError> {
+        if pids.is_empty() {
+            return Ok(());
+        }
+        let mut keys = self.keys.write().expect("key file lock");
+        keys.destroy(pids)?;
+        keys.sync()
+    }
+
+    /// Seals `plain` with `pid`'s key (issued in this batch or earlier).
+    fn seal_for(&self, pid: ProfileId, aad: &[u8], plain: &[u8], out: &mut Vec<u8>) {
+        let keys = self.keys.read().expect("key file lock");
+        let key = keys.get(pid).expect("a profile written in a batch has a key issued earlier or in the batch");
+        crypto::seal(key, aad, plain, out);
+    }
+}
+
+/// Builds a write batch against a store.
+pub(crate) struct BatchWriter<'a> {
+    store: &'a Store,
+    batch: WriteBatch,
+}
+
+impl<'a> BatchWriter<'a> {
+    /// Starts a batch.
+    pub(crate) fn new(store: &'a Store) -> Self {
+        BatchWriter {
+            store,
+            batch: WriteBatch::default(),
+        }
+    }
+
+    /// Issues keys for new profiles now (written to the key file; synced before the batch
+    /// is applied, so no stored value can outlive its key's durability).
+    pub(crate) fn issue_keys(&mut self, pids: &[ProfileId]) -> Result<(), StorageError> {
+        if pids.is_empty() {
+            return Ok(());
+        }
+        self.store.keys.write().expect("key file lock").issue(pids)?;
+        self.batch.issued_keys = true;
+        Ok(())
+    }
+
+    /// Writes a live profile and marks it dirty.
+    pub(crate) fn put_profile(&mut self, profile: &Profile) {
+        let key = keys::profile(profile.id);
+        let mut value = vec![keys::SLOT_LIVE];
+        self.store.seal_for(profile.id, &key, &codec::encode(profile), &mut value);
+        self.batch.batch.insert(&key[..], value);
+        self.mark_dirty(profile.id);
+    }
+
+    /// Turns a profile into a redirect to `into` and marks it dirty.
+    pub(crate) fn put_redirect(&mut self, pid: ProfileId, into: ProfileId) {
+        let mut value = vec![keys::SLOT_MERGED];
+        value.extend_from_slice(&into.to_le_bytes());
+        self.batch.batch.insert(&keys::profile(pid)[..], value);
+        self.mark_dirty(pid);
+    }
+
+    fn mark_dirty(&mut self, pid: ProfileId) {
+        self.batch.batch.insert(&keys::dirty(pid)[..], &[][..]);
+    }
+
+    /// Links an identifier hash to a profile.
+    pub(crate) fn link(&mut self, hash: &[u8; 32], pid: ProfileId) {
+        self.batch.batch.insert(&keys::identifier(hash)[..], &pid.to_le_bytes()[..]);
+    }
+
+    /// Stores one record's events under `pid` at `seq`.
+    pub(crate) fn put_events(&mut self, pid: ProfileId, seq: u64, chunk: &EventChunk) {
+        self.put_sealed(keys::EVENTS, pid, seq, &codec::encode(chunk));
+    }
+
+    /// Removes an event chunk.
+    pub(crate) fn remove_events(&mut self, pid: ProfileId, seq: u64) {
+        self.batch.batch.remove(&keys::pid_seq(keys::EVENTS, pid, seq)[..]);
+    }
+
+    /// Appends a merge log entry under `pid`.
+    pub(crate) fn put_merge_log(&mut self, pid: ProfileId, seq: u64, entry: &MergeLogEntry) {
+        self.put_sealed(keys::MERGE_LOG, pid, seq, &codec::encode(entry));
+    }
+
+    /// Removes a merge log entry.
+    pub(crate) fn remove_merge_log(&mut self, pid: ProfileId, seq: u64) {
+        self.batch.batch.remove(&keys::pid_seq(keys::MERGE_LOG, pid, seq)[..]);
+    }
+
+    fn put_sealed(&mut self, tag: u8, pid: ProfileId, seq: u64, plain: &[u8]) {
+        let key = keys::pid_seq(tag, pid, seq);
+        let mut value = Vec::with_capacity(plain.len() + 40);
+        self.store.seal_for(pid, &key, plain, &mut value);
+        self.batch.batch.insert(&key[..], value);
+    }
+
+    /// Writes the counters.
+    pub(crate) fn put_counters(&mut self, counters: &Counters) {
+        self.batch.batch.insert(keys::meta("counters"), codec::encode(counters));
+    }
+
+    /// Finishes the batch.
+    pub(crate) fn finish(self) -> WriteBatch {
+        self.batch
+    }
+}

@@ -1,0 +1,413 @@
+//! Applies a batch of parsed records: identity resolution against the stored graph, merges,
+//! conflict rules, then one atomic commit of everything the batch changed.
+//!
+//! Nothing is written until [`BatchPlan::commit`]: records are folded into an in-memory
+//! overlay (staged profiles, links, events, merge-log entries), so a batch is applied
+//! all-or-nothing.
+
+use crate::config::Config;
+use crate::error::StorageError;
+use crate::index::{Indexes, Postings};
+use crate::profile::{Profile, ProfileId, Provenance};
+use crate::record::{Event, Identifier, ParsedRecord};
+use crate::report::IngestReport;
+use crate::store::{BatchWriter, Counters, EventChunk, MergeLogEntry, Slot, Store, WriteBatch};
+use std::collections::{BTreeMap, HashMap};
+
+/// A profile touched by the batch.
+struct Staged {
+    /// Live profile, or `None` once merged away.
+    profile: Option<Profile>,
+    /// Postings before the batch (`None` for a profile created in it).
+    before: Option<Postings>,
+    /// Stored event chunks (seq) that must move away (merged).
+    moved_event_seqs: Vec<u64>,
+    /// Stored merge-log entries (seq) that must move away (merged).
+    moved_log_seqs: Vec<u64>,
+    /// Merged into this profile during the batch.
+    redirect: Option<ProfileId>,
+}
+
+/// An index change to apply at commit, in order.
+enum EventOp {
+    Add(ProfileId, Vec<Event>),
+    Remove(ProfileId, Vec<Event>),
+}
+
+/// The pending changes of one batch.
+pub(crate) struct BatchPlan<'a> {
+    store: &'a Store,
+    config: &'a Config,
+    counters: Counters,
+    staged: HashMap<ProfileId, Staged>,
+    links: HashMap<[u8; 32], ProfileId>,
+    new_events: BTreeMap<(ProfileId, u64), EventChunk>,
+    new_log: BTreeMap<(ProfileId, u64), MergeLogEntry>,
+    event_ops: Vec<EventOp>,
+    new_pids: Vec<ProfileId>,
+    merged_away: Vec<ProfileId>,
+    pub(crate) report: IngestReport,
+}
+
+impl<'a> BatchPlan<'a> {
+    pub(crate) fn new(store: &'a Store, config: &'a Config, counters: Counters) -> Self {
+        BatchPlan {
+            store,
+            config,
+            counters,
+            staged: HashMap::new(),
+            links: HashMap::new(),
+            new_events: BTreeMap::new(),
+            new_log: BTreeMap::new(),
+            event_ops: Vec::new(),
+            new_pids: Vec::new(),
+            merged_away: Vec::new(),
+            report: IngestReport::default(),
+        }
+    }
+
+    /// The live profile an identifier hash currently links to.
+    fn linked_profile(&mut self, hash: &[u8; 32]) -> Result<Option<ProfileId>, StorageError> {
+        let pid = match self.links.get(hash) {
+            Some(p) => *p,
+            None => match self.store.linked(hash)? {
+                Some(p) => p,
+                None => return Ok(None),
+            },
+        };
+        self.canonical(pid)
+    }
+
+    /// Follows redirects (staged and stored) to a live profile, staging it.
+    fn canonical(&mut self, mut pid: ProfileId) -> Result<Option<ProfileId>, StorageError> {
+        for _ in 0..64 {
+            if let Some(s) = self.staged.get(&pid) {
+                match s.redirect {
+                    Some(into) => pid = into,
+                    None => return Ok(Some(pid)),
+                }
+                continue;
+            }
+            match self.store.slot(pid)? {
+                Some(Slot::Live(profile)) => {
+                    self.staged.insert(
+                        pid,
+                        Staged {
+                            before: Some(Postings::of(&profile)),
+                            profile: Some(profile),
+                            moved_event_seqs: Vec::new(),
+                            moved_log_seqs: Vec::new(),
+                            redirect: None,
+                        },
+                    );
+                    return Ok(Some(pid));
+                }
+                Some(Slot::Merged(into)) => pid = into,
+                None => return Ok(None),
+            }
+        }
+        Ok(None)
+    }
+
+    fn profile(&self, pid: ProfileId) -> &Profile {
+        self.staged[&pid].profile.as_ref().expect("canonical profiles are live")
+    }
+
+    fn profile_mut(&mut self, pid: ProfileId) -> &mut Profile {
+        self.staged.get_mut(&pid).and_then(|s| s.profile.as_mut()).expect("canonical profiles are live")
+    }
+
+    fn create_profile(&mut self) -> ProfileId {
+        let pid = self.counters.next_pid;
+        self.counters.next_pid += 1;
+        self.new_pids.push(pid);
+        self.staged.insert(
+            pid,
+            Staged {
+                profile: Some(Profile::new(pid)),
+                before: None,
+                moved_event_seqs: Vec::new(),
+                moved_log_seqs: Vec::new(),
+                redirect: None,
+            },
+        );
+        pid
+    }
+
+    /// Whether `a` and `b` together respect every per-type limit.
+    fn can_merge(&self, a: ProfileId, b: ProfileId) -> bool {
+        let (pa, pb) = (self.profile(a), self.profile(b));
+        let mut kinds: Vec<&str> = pa.identifiers.iter().chain(&pb.identifiers).map(|i| i.id.kind.as_str()).collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        kinds.into_iter().all(|kind| {
+            let limit = self.config.identity.limit(kind);
+            let extra = pb.identifiers.iter().filter(|i| i.id.kind == kind && !pa.has_identifier(&i.id)).count();
+            pa.identifier_count(kind) + extra <= limit
+        })
+    }
+
+    /// Folds one parsed record into the plan.
+    pub(crate) fn add(&mut self, line: u64, parsed: ParsedRecord) -> Result<(), StorageError> {
+        let ParsedRecord {
+            record,
+            warnings,
+            dropped_by_scope,
+        } = parsed;
+        self.report.records += 1;
+        self.report.accepted += 1;
+        for w in warnings {
+            self.report.warn(line, w.field, w.reason);
+        }
+        for field in dropped_by_scope {
+            *self
+                .report
+                .dropped_by_scope
+                .entry(record.source.clone())
+                .or_default()
+                .entry(field)
+                .or_default() += 1;
+        }
+        let seq = self.counters.next_seq;
+        self.counters.next_seq += 1;
+        self.counters.records += 1;
+
+        // Which live profile each identifier links to, by priority.
+        let mut ids: Vec<(usize, usize, &Identifier, [u8; 32])> = record
+            .identifiers
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (self.config.identity.rank(&id.kind), i, id, self.store.identifier_hash(id)))
+            .collect();
+        ids.sort_by_key(|(rank, i, _, _)| (*rank, *i));
+        let mut matched: Vec<(Option<ProfileId>, &Identifier, [u8; 32])> = Vec::with_capacity(ids.len());
+        for (_, _, id, hash) in ids {
+            matched.push((self.linked_profile(&hash)?, id, hash));
+        }
+
+        let target = match matched.iter().find_map(|(p, _, _)| *p) {
+            Some(pid) => pid,
+            None => self.create_profile(),
+        };
+        let provenance = Provenance {
+            source: record.source.clone(),
+            observed_at: record.observed_at,
+        };
+        for (pid, id, hash) in &matched {
+            match pid {
+                Some(pid) => {
+                    let current = self.canonical(*pid)?.expect("matched profiles are live");
+                    if current == target {
+                        continue;
+                    }
+                    if self.can_merge(target, current) {
+                        self.merge(target, current, id, &record.source, record.observed_at, seq)?;
+                    } else {
+                        self.report.warn(
+                            line,
+                            format!("identifiers.{}", id.kind),
+                            "belongs to another profile that cannot be merged without exceeding an identifier limit; not attached".into(),
+                        );
+                    }
+                }
+                None => {
+                    let limit = self.config.identity.limit(&id.kind);
+                    let profile = self.profile(target);
+                    if profile.has_identifier(id) {
+                        continue;
+                    }
+                    if profile.identifier_count(&id.kind) >= limit {
+                        self.report.warn(
+                            line,
+                            format!("identifiers.{}", id.kind),
+                            format!("profile already holds the limit of {limit} {} value(s); not attached", id.kind),
+                        );
+                        continue;
+                    }
+                    self.profile_mut(target).attach((*id).clone(), provenance.clone());
+                    self.links.insert(*hash, target);
+                }
+            }
+        }
+
+        self.profile_mut(target).apply_record(&record, seq);
+        if !record.events.is_empty() {
+            self.counters.events += record.events.len() as u64;
+            self.event_ops.push(EventOp::Add(target, record.events.clone()));
+            self.new_events.insert(
+                (target, seq),
+                EventChunk {
+                    source: record.source,
+                    observed_at: record.observed_at,
+                    events: record.events,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Merges `absorbed` into `survivor`: profile data, identifier links, events and merge
+    /// log follow; the absorbed id redirects. Work is proportional to the absorbed
+    /// profile's own data.
+    fn merge(
+        &mut self,
+        survivor: ProfileId,
+        absorbed: ProfileId,
+        linked_by: &Identifier,
+        source: &str,
+        observed_at: i64,
+        seq: u64,
+    ) -> Result<(), StorageError> {
+        let staged = self.staged.get_mut(&absorbed).expect("absorbed profile is staged");
+        let other = staged.profile.take().expect("absorbed profile is live");
+        staged.redirect = Some(survivor);
+        let stored_before = staged.before.is_some();
+        for sid in &other.identifiers {
+            let hash = self.store.identifier_hash(&sid.id);
+            self.links.insert(hash, survivor);
+        }
+        // Events: stored chunks and chunks added earlier in this batch move to the survivor.
+        let mut moved: Vec<(u64, EventChunk)> = if stored_before { self.store.events(absorbed)? } else { Vec::new() };
+        if let Some(s) = self.staged.get_mut(&absorbed) {
+            s.moved_event_seqs.extend(moved.iter().map(|(q, _)| *q));
+        }
+        let pending: Vec<u64> = self.new_events.range((absorbed, 0)..=(absorbed, u64::MAX)).map(|((_, q), _)| *q).collect();
+        for q in pending {
+            let chunk = self.new_events.remove(&(absorbed, q)).expect("listed");
+            moved.push((q, chunk));
+        }
+        let events: Vec<Event> = moved.iter().flat_map(|(_, c)| c.events.iter().cloned()).collect();
+        if !events.is_empty() {
+            self.event_ops.push(EventOp::Remove(absorbed, events.clone()));
+            self.event_ops.push(EventOp::Add(survivor, events));
+        }
+        for (q, chunk) in moved {
+            self.new_events.insert((survivor, q), chunk);
+        }
+        // Merge log: the absorbed profile's history moves too.
+        let mut log: Vec<MergeLogEntry> = if stored_before { self.store.merge_log(absorbed)? } else { Vec::new() };
+        if let Some(s) = self.staged.get_mut(&absorbed) {
+            s.moved_log_seqs.extend(log.iter().map(|e| e.seq));
+        }
+        let pending: Vec<u64> = self.new_log.range((absorbed, 0)..=(absorbed, u64::MAX)).map(|((_, q), _)| *q).collect();
+        for q in pending {
+            log.push(self.new_log.remove(&(absorbed, q)).expect("listed"));
+        }
+        for entry in log {
+            self.new_log.insert((survivor, entry.seq), entry);
+        }
+        self.new_log.insert(
+            (survivor, seq),
+            MergeLogEntry {
+                survivor,
+                absorbed,
+                linked_by: linked_by.clone(),
+                source: source.to_string(),
+                observed_at,
+                seq,
+            },
+        );
+        self.profile_mut(survivor).absorb(other);
+        self.merged_away.push(absorbed);
+        self.counters.merges += 1;
+        self.report.merged_profiles += 1;
+        Ok(())
+    }
+
+    /// Whether the plan changes anything.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.staged.is_empty()
+    }
+
+    /// Builds the write batch (sealing every value) and the index changes. Nothing is
+    /// visible until the engine applies the result.
+    pub(crate) fn prepare(mut self) -> Result<PreparedBatch, StorageError> {
+        let mut writer = BatchWriter::new(self.store);
+        writer.issue_keys(&self.new_pids)?;
+        let mut changes = Vec::with_capacity(self.staged.len());
+        for (pid, staged) in &self.staged {
+            for q in &staged.moved_event_seqs {
+                writer.remove_events(*pid, *q);
+            }
+            for q in &staged.moved_log_seqs {
+                writer.remove_merge_log(*pid, *q);
+            }
+            let after = match (&staged.profile, staged.redirect) {
+                (Some(profile), _) => {
+                    writer.put_profile(profile);
+                    Some(Postings::of(profile))
+                }
+                (None, Some(into)) => {
+                    writer.put_redirect(*pid, into);
+                    None
+                }
+                (None, None) => None,
+            };
+            match (&staged.before, &after) {
+                (None, Some(_)) => self.report.new_profiles += 1,
+                (Some(_), Some(_)) => self.report.updated_profiles += 1,
+                _ => {}
+            }
+            changes.push((*pid, staged.before.clone(), after));
+        }
+        for (hash, pid) in &self.links {
+            writer.link(hash, *pid);
+        }
+        for ((pid, seq), chunk) in &self.new_events {
+            writer.put_events(*pid, *seq, chunk);
+        }
+        for ((pid, seq), entry) in &self.new_log {
+            writer.put_merge_log(*pid, *seq, entry);
+        }
+        writer.put_counters(&self.counters);
+        self.report.batches = 1;
+        Ok(PreparedBatch {
+            batch: writer.finish(),
+            changes,
+            event_ops: self.event_ops,
+            counters: self.counters,
+            merged_away: self.merged_away,
+            report: self.report,
+        })
+    }
+}
+
+/// A batch ready to apply: the sled writes and the matching index changes.
+pub(crate) struct PreparedBatch {
+    /// The sled writes.
+    pub(crate) batch: WriteBatch,
+    changes: Vec<(ProfileId, Option<Postings>, Option<Postings>)>,
+    event_ops: Vec<EventOp>,
+    /// Counters after the batch.
+    pub(crate) counters: Counters,
+    /// Profiles merged away (their keys are destroyed once the batch is durable).
+    pub(crate) merged_away: Vec<ProfileId>,
+    /// The report.
+    pub(crate) report: IngestReport,
+}
+
+impl PreparedBatch {
+    /// Separates the sled writes (applied first) from the rest.
+    pub(crate) fn split(mut self) -> (WriteBatch, PreparedBatch) {
+        let batch = std::mem::take(&mut self.batch);
+        (batch, self)
+    }
+
+    /// Profiles the batch changes.
+    pub(crate) fn changed(&self) -> impl Iterator<Item = ProfileId> + '_ {
+        self.changes.iter().map(|(pid, _, _)| *pid)
+    }
+
+    /// Applies the index changes.
+    pub(crate) fn apply_indexes(&self, indexes: &mut Indexes) {
+        for (pid, before, after) in &self.changes {
+            indexes.update(*pid, before.as_ref(), after.as_ref());
+        }
+        for op in &self.event_ops {
+            match op {
+                EventOp::Add(pid, events) => indexes.add_events(*pid, events),
+                EventOp::Remove(pid, events) => indexes.remove_events(*pid, events),
+            }
+        }
+    }
+}

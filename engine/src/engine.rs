@@ -230,7 +230,7 @@ impl Engine {
             write_checkpoint(self.store.dir(), w.counters.checkpoint_generation + 1, &state.indexes)?;
         }
         w.counters.checkpoint_generation += 1;
-        self.store.clear_dirty(&w.dirty)?;
+        self.store.clear_dirty()?;
         self.store.flush()?;
         w.dirty.clear();
         Ok(())

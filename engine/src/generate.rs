@@ -219,9 +219,9 @@ impl Generator {
         let (national, cc) = match country {
             "NL" => (format!("06{}{}", self.rng.gen_range(1..6), self.digits(7)), "31"),
             "DE" => (format!("0171{}", self.digits(7)), "49"),
-            "GB" => (format!("07{}{}", self.rng.gen_range(4..10), self.digits(8)), "44"),
+            "GB" => (format!("07{}{}", self.pick(&[4, 5, 7, 8, 9]), self.digits(8)), "44"),
             "US" => (format!("{}{}{}", self.pick(&["415", "212", "312", "646", "303", "512", "617"]), self.rng.gen_range(2..10), self.digits(6)), "1"),
-            "FR" => (format!("06{}", self.digits(8)), "33"),
+            "FR" => (format!("06{}{}", self.rng.gen_range(1..5), self.digits(7)), "33"),
             "BE" => (format!("047{}", self.digits(7)), "32"),
             "ES" => (format!("6{}", self.digits(8)), "34"),
             _ => (format!("3{}{}", self.rng.gen_range(2..5), self.digits(8)), "39"),
@@ -229,7 +229,7 @@ impl Generator {
         let trunk = national.strip_prefix('0').unwrap_or(&national).to_string();
         match self.rng.gen_range(0..5) {
             0 => format!("+{cc} {trunk}"),
-            1 => format!("00{cc}{trunk}"),
+            1 if cc != "1" => format!("00{cc}{trunk}"),
             2 if national.len() > 6 => format!("{} {}", &national[..4], &national[4..]),
             3 if national.len() > 6 => format!("{}-{}-{}", &national[..3], &national[3..6], &national[6..]),
             _ => national,
@@ -404,8 +404,8 @@ mod tests {
 
     #[test]
     fn deterministic_and_parseable() {
-        let a = Generator::new(300, 7).records();
-        let b = Generator::new(300, 7).records();
+        let a = Generator::new(3000, 7).records();
+        let b = Generator::new(3000, 7).records();
         assert_eq!(a, b);
         assert!(a.len() > 300);
         let config = crate::Config::default();

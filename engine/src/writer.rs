@@ -359,6 +359,9 @@ impl<'a> BatchPlan<'a> {
         for ((pid, seq), entry) in &self.new_log {
             writer.put_merge_log(*pid, *seq, entry);
         }
+        let changed: roaring::RoaringBitmap = self.staged.keys().copied().collect();
+        writer.put_dirty(self.counters.batches, &changed);
+        self.counters.batches += 1;
         writer.put_counters(&self.counters);
         self.report.batches = 1;
         Ok(PreparedBatch {

@@ -12,7 +12,7 @@
 //! | 64 + 32·pid | 32 | key of profile `pid`; all zero = no key (never issued or destroyed) |
 
 use crate::error::StorageError;
-use rand::RngCore;
+use rand::{RngCore, SeedableRng};
 use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::os::unix::fs::FileExt;
@@ -82,12 +82,30 @@ impl KeyFile {
         self.slots.get(pid as usize).filter(|k| **k != [0u8; 32])
     }
 
-    /// Issues fresh keys for new profiles and writes them (not yet synced).
+    /// Issues fresh keys for new profiles and writes them (not yet synced); runs of
+    /// consecutive ids are written with one call.
     pub(crate) fn issue(&mut self, pids: &[u32]) -> Result<(), StorageError> {
-        for &pid in pids {
-            let mut key = [0u8; 32];
-            rand::rngs::OsRng.fill_bytes(&mut key);
-            self.write_slot(pid, key)?;
+        let mut rng = rand::rngs::StdRng::from_entropy();
+        let mut start = 0;
+        while start < pids.len() {
+            let mut end = start + 1;
+            while end < pids.len() && pids[end] == pids[end - 1] + 1 {
+                end += 1;
+            }
+            let mut run = vec![0u8; (end - start) * SLOT as usize];
+            rng.fill_bytes(&mut run);
+            let first = pids[start];
+            let last = pids[end - 1] as usize;
+            if self.slots.len() <= last {
+                self.slots.resize(last + 1, [0u8; 32]);
+            }
+            for (i, key) in run.chunks_exact(SLOT as usize).enumerate() {
+                self.slots[first as usize + i] = key.try_into().expect("32 bytes");
+            }
+            self.file
+                .write_all_at(&run, HEADER_LEN + SLOT * u64::from(first))
+                .map_err(|e| StorageError::io(&self.path, e))?;
+            start = end;
         }
         Ok(())
     }

@@ -8,7 +8,7 @@
 //! | `I` hmac:32 | pid:u32 LE — identifier link, keyed hash of `type 0x00 value` |
 //! | `E` pid:u32 BE seq:u64 BE | nonce:24 ciphertext of codec(`Vec<StoredEvent>`) — one record's events |
 //! | `L` pid:u32 BE seq:u64 BE | nonce:24 ciphertext of codec(`MergeLogEntry`) — merges into this profile |
-//! | `D` pid:u32 BE | empty — profile changed since the index checkpoint |
+//! | `D` batch:u64 BE | roaring bitmap (portable format) of the profiles a batch changed since the index checkpoint |
 //! | `C` name | codec(catalog entry) — saved segments and other catalog items |
 
 pub(crate) const META: u8 = b'M';
@@ -33,8 +33,10 @@ pub(crate) fn profile(pid: u32) -> [u8; 5] {
     prefixed_pid(PROFILE, pid)
 }
 
-pub(crate) fn dirty(pid: u32) -> [u8; 5] {
-    prefixed_pid(DIRTY, pid)
+pub(crate) fn dirty(batch: u64) -> [u8; 9] {
+    let mut k = [DIRTY, 0, 0, 0, 0, 0, 0, 0, 0];
+    k[1..].copy_from_slice(&batch.to_be_bytes());
+    k
 }
 
 pub(crate) fn prefixed_pid(tag: u8, pid: u32) -> [u8; 5] {

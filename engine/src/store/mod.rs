@@ -32,6 +32,8 @@ pub struct Counters {
     pub events: u64,
     /// Generation of the last index checkpoint.
     pub checkpoint_generation: u64,
+    /// Batches committed.
+    pub batches: u64,
 }
 
 /// One record's events as stored, with their provenance.
@@ -254,17 +256,22 @@ impl Store {
     pub(crate) fn dirty(&self) -> Result<RoaringBitmap, StorageError> {
         let mut out = RoaringBitmap::new();
         for item in self.db.scan_prefix([keys::DIRTY]) {
-            let (k, _) = item?;
-            out.extend(keys::pid_of(&k));
+            let (k, v) = item?;
+            let pids = RoaringBitmap::deserialize_from(&v[..]).map_err(|e| StorageError::Corrupted {
+                what: "dirty set",
+                key: k.to_vec(),
+                detail: e.to_string(),
+            })?;
+            out |= pids;
         }
         Ok(out)
     }
 
-    /// Forgets the dirty markers (after a checkpoint covering them).
-    pub(crate) fn clear_dirty(&self, pids: &RoaringBitmap) -> Result<(), StorageError> {
+    /// Forgets the dirty sets (after a checkpoint covering them).
+    pub(crate) fn clear_dirty(&self) -> Result<(), StorageError> {
         let mut batch = sled::Batch::default();
-        for pid in pids {
-            batch.remove(&keys::dirty(pid)[..]);
+        for item in self.db.scan_prefix([keys::DIRTY]) {
+            batch.remove(item?.0);
         }
         self.db.apply_batch(batch)?;
         Ok(())
@@ -360,25 +367,26 @@ impl<'a> BatchWriter<'a> {
         Ok(())
     }
 
-    /// Writes a live profile and marks it dirty.
+    /// Writes a live profile.
     pub(crate) fn put_profile(&mut self, profile: &Profile) {
         let key = keys::profile(profile.id);
         let mut value = vec![keys::SLOT_LIVE];
         self.store.seal_for(profile.id, &key, &codec::encode(profile), &mut value);
         self.batch.batch.insert(&key[..], value);
-        self.mark_dirty(profile.id);
     }
 
-    /// Turns a profile into a redirect to `into` and marks it dirty.
+    /// Turns a profile into a redirect to `into`.
     pub(crate) fn put_redirect(&mut self, pid: ProfileId, into: ProfileId) {
         let mut value = vec![keys::SLOT_MERGED];
         value.extend_from_slice(&into.to_le_bytes());
         self.batch.batch.insert(&keys::profile(pid)[..], value);
-        self.mark_dirty(pid);
     }
 
-    fn mark_dirty(&mut self, pid: ProfileId) {
-        self.batch.batch.insert(&keys::dirty(pid)[..], &[][..]);
+    /// Records which profiles batch number `batch` changes, for index recovery.
+    pub(crate) fn put_dirty(&mut self, batch: u64, pids: &RoaringBitmap) {
+        let mut value = Vec::with_capacity(pids.serialized_size());
+        pids.serialize_into(&mut value).expect("writing to a Vec cannot fail");
+        self.batch.batch.insert(&keys::dirty(batch)[..], value);
     }
 
     /// Links an identifier hash to a profile.

@@ -1,0 +1,220 @@
+//! Commands on data: generate, import, stats, check, lookup.
+
+use super::{output, Global};
+use anyhow::{bail, Context};
+use clap::{Args, ValueEnum};
+use engine::{Generator, ImportOptions, IngestReport, Lookup};
+use std::io::{BufReader, BufWriter, Write};
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Number of persons to generate (each yields 1-4 records).
+    #[arg(long, default_value_t = 10_000)]
+    pub persons: u64,
+    /// Random seed; the same seed gives the same file.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Output file (default: standard output).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum FileFormat {
+    /// JSON Lines, one record per line.
+    Jsonl,
+    /// CSV with a header row.
+    Csv,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The file to import (`-` for standard input).
+    pub file: PathBuf,
+    /// Source for records that name none (CSV: rows without a source column).
+    #[arg(long)]
+    pub source: Option<String>,
+    /// File format (default: from the extension, `.csv` is CSV, anything else JSON Lines).
+    #[arg(long, value_enum)]
+    pub format: Option<FileFormat>,
+    /// CSV: map a column onto a field, e.g. `--map "E-mail=email"` (repeatable).
+    #[arg(long = "map", value_name = "COLUMN=FIELD")]
+    pub maps: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct LookupArgs {
+    /// Find by email.
+    #[arg(long)]
+    pub email: Option<String>,
+    /// Find by phone (national formats use --default-region).
+    #[arg(long)]
+    pub phone: Option<String>,
+    /// Find by profile id (merged ids redirect).
+    #[arg(long)]
+    pub id: Option<u32>,
+    /// Find by any identifier, as TYPE=VALUE (e.g. crm_id=C-1).
+    #[arg(long, value_name = "TYPE=VALUE")]
+    pub identifier: Option<String>,
+}
+
+pub fn generate(global: &Global, args: GenerateArgs) -> anyhow::Result<()> {
+    let bar = output::progress_bar(Some(args.persons), global.json || args.out.is_none(), "persons");
+    let mut progress = |done: u64| bar.set_position(done);
+    let generator = Generator::new(args.persons, args.seed);
+    let summary = match &args.out {
+        Some(path) => {
+            let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+            let mut w = BufWriter::new(file);
+            let s = generator.write_jsonl(&mut w, &mut progress)?;
+            w.flush()?;
+            s
+        }
+        None => {
+            let stdout = std::io::stdout();
+            let mut w = BufWriter::new(stdout.lock());
+            let s = generator.write_jsonl(&mut w, &mut progress)?;
+            w.flush()?;
+            s
+        }
+    };
+    bar.finish_and_clear();
+    if let Some(path) = &args.out {
+        if global.json {
+            output::json(&serde_json::json!({"persons": summary.persons, "records": summary.records, "out": path}))?;
+        } else {
+            eprintln!("wrote {} records of {} persons to {}", summary.records, summary.persons, path.display());
+        }
+    }
+    Ok(())
+}
+
+pub fn import(global: &Global, args: ImportArgs) -> anyhow::Result<()> {
+    let mut options = ImportOptions::default();
+    if let Some(s) = &args.source {
+        options = options.with_source(s.clone());
+    }
+    for m in &args.maps {
+        let Some((col, field)) = m.split_once('=') else {
+            bail!("--map {m:?}: expected COLUMN=FIELD");
+        };
+        options = options.with_csv_rename(col, field);
+    }
+    let format = args.format.unwrap_or(if args.file.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) {
+        FileFormat::Csv
+    } else {
+        FileFormat::Jsonl
+    });
+    let db = global.open()?;
+    let stdin = args.file.as_os_str() == "-";
+    let (reader, size): (Box<dyn std::io::Read + Send>, Option<u64>) = if stdin {
+        (Box::new(std::io::stdin()), None)
+    } else {
+        let file = std::fs::File::open(&args.file).with_context(|| format!("cannot open {}", args.file.display()))?;
+        let size = file.metadata().ok().map(|m| m.len());
+        (Box::new(file), size)
+    };
+    let bar = output::progress_bar(size, global.json, "");
+    let mut progress = |p: engine::Progress| {
+        bar.set_position(p.bytes);
+        bar.set_message(format!("{} records", p.records));
+    };
+    let report = match format {
+        FileFormat::Jsonl => db.import_jsonl(BufReader::with_capacity(1 << 20, reader), &options, &mut progress),
+        FileFormat::Csv => db.import_csv(reader, &options, &mut progress),
+    }
+    .with_context(|| format!("import of {} stopped", args.file.display()))?;
+    bar.finish_and_clear();
+    db.close().context("closing the database")?;
+    if global.json {
+        output::json(&report)
+    } else {
+        print_report(&report);
+        Ok(())
+    }
+}
+
+fn print_report(r: &IngestReport) {
+    println!("records:          {}", r.records);
+    println!("accepted:         {}", r.accepted);
+    println!("new profiles:     {}", r.new_profiles);
+    println!("updated profiles: {}", r.updated_profiles);
+    println!("merges:           {}", r.merged_profiles);
+    println!("rejected:         {}", r.rejected_count);
+    for rej in r.rejected.iter().take(20) {
+        let field = rej.field.as_deref().map(|f| format!("{f}: ")).unwrap_or_default();
+        println!("  line {}: {field}{}", rej.line, rej.reason);
+    }
+    println!("warnings:         {}", r.warning_count);
+    for w in r.warnings.iter().take(20) {
+        println!("  line {}: {}: {}", w.line, w.field, w.reason);
+    }
+    for (source, fields) in &r.dropped_by_scope {
+        let list: Vec<String> = fields.iter().map(|(f, n)| format!("{f} ×{n}")).collect();
+        println!("dropped by {source} scope policy: {}", list.join(", "));
+    }
+}
+
+pub fn stats(global: &Global) -> anyhow::Result<()> {
+    let db = global.open()?;
+    let s = db.stats();
+    if global.json {
+        return output::json(&s);
+    }
+    println!("profiles:        {}", s.profiles);
+    println!("profile ids:     {}", s.profile_ids);
+    println!("records:         {}", s.records);
+    println!("merges:          {}", s.merges);
+    println!("events:          {}", s.events);
+    println!("term bitmaps:    {} ({} bytes)", s.indexes.term_bitmaps, s.indexes.term_bytes);
+    println!("numeric indexes: {} ({} slices)", s.indexes.numeric_indexes, s.indexes.numeric_slices);
+    println!("event keys:      {} ({} entries)", s.indexes.event_keys, s.indexes.event_entries);
+    println!("disk bytes:      {}", s.disk_bytes);
+    Ok(())
+}
+
+pub fn check(global: &Global) -> anyhow::Result<()> {
+    let db = global.open()?;
+    let report = db.check()?;
+    if global.json {
+        output::json(&report)?;
+    } else {
+        println!("checked {} profiles and {} events", report.profiles, report.events);
+        for p in &report.problems {
+            println!("problem: {p}");
+        }
+    }
+    if !report.is_clean() {
+        bail!("check found {} problem(s)", report.problems.len());
+    }
+    Ok(())
+}
+
+pub fn lookup(global: &Global, args: LookupArgs) -> anyhow::Result<()> {
+    let how = if let Some(e) = args.email {
+        Lookup::Email(e)
+    } else if let Some(p) = args.phone {
+        Lookup::Phone(p)
+    } else if let Some(id) = args.id {
+        Lookup::Id(id)
+    } else if let Some(spec) = args.identifier {
+        let Some((kind, value)) = spec.split_once('=') else {
+            bail!("--identifier {spec:?}: expected TYPE=VALUE");
+        };
+        Lookup::Identifier(kind.to_string(), value.to_string())
+    } else {
+        unreachable!("clap requires one lookup option")
+    };
+    let db = global.open()?;
+    let Some(view) = db.lookup(&how)? else {
+        bail!("no profile found");
+    };
+    if global.json {
+        output::json(&view)
+    } else {
+        println!("{}", serde_json::to_string_pretty(&view)?);
+        Ok(())
+    }
+}

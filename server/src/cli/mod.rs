@@ -1,0 +1,69 @@
+//! Command-line interface: argument definitions and dispatch.
+
+mod data;
+mod output;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// cidb: an embedded customer identity database.
+#[derive(Debug, Parser)]
+#[command(name = "cidb", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Data directory of the database.
+    #[arg(long, global = true, env = "CIDB_DATA", default_value = "./cidb-data")]
+    pub data: PathBuf,
+    /// Print one machine-readable JSON object on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Default phone region (ISO alpha-2) for records without a country.
+    #[arg(long, global = true, env = "CIDB_DEFAULT_REGION")]
+    pub default_region: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write realistic synthetic records (JSON Lines) for demos, tests and benchmarks.
+    Generate(data::GenerateArgs),
+    /// Import a JSON Lines or CSV file, printing the ingest report.
+    Import(data::ImportArgs),
+    /// Show live profiles, records, merges and index sizes.
+    Stats,
+    /// Rebuild every index from the stored profiles and compare; exits non-zero on any
+    /// difference.
+    Check,
+    /// Show a unified profile with the provenance of every value.
+    Lookup(data::LookupArgs),
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Generate(args) => data::generate(&cli.global, args),
+        Command::Import(args) => data::import(&cli.global, args),
+        Command::Stats => data::stats(&cli.global),
+        Command::Check => data::check(&cli.global),
+        Command::Lookup(args) => data::lookup(&cli.global, args),
+    }
+}
+
+impl Global {
+    /// Opens the database with the global options.
+    pub fn open(&self) -> anyhow::Result<engine::Engine> {
+        let mut config = engine::Config::default();
+        if let Some(r) = &self.default_region {
+            config = config.with_default_region(r);
+        }
+        engine::Engine::open_with(&self.data, config)
+            .map_err(|e| anyhow::anyhow!("cannot open database at {}: {e}", self.data.display()))
+    }
+}

@@ -1,0 +1,29 @@
+//! Printing results: one JSON object with `--json`, readable text otherwise.
+
+use serde::Serialize;
+
+/// Prints `value` as one JSON line.
+pub fn json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string(value)?);
+    Ok(())
+}
+
+/// A progress bar on stderr (hidden when stderr is not a terminal or `quiet`).
+pub fn progress_bar(total: Option<u64>, quiet: bool, unit: &str) -> indicatif::ProgressBar {
+    if quiet {
+        return indicatif::ProgressBar::hidden();
+    }
+    match total {
+        Some(total) => {
+            let bar = indicatif::ProgressBar::new(total);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(&format!(
+                    "{{bar:40}} {{percent:>3}}% {{msg}} ({{per_sec}}, eta {{eta}}) {unit}"
+                ))
+                .expect("valid template"),
+            );
+            bar
+        }
+        None => indicatif::ProgressBar::new_spinner(),
+    }
+}

@@ -90,14 +90,15 @@ impl Engine {
                 let mut chunk = Vec::with_capacity(CHUNK_LINES);
                 let mut row = csv::StringRecord::new();
                 loop {
-                    let line = csv.position().line() + 1;
+                    let before = csv.position().line();
                     match csv.read_record(&mut row) {
                         Ok(false) => break,
                         Ok(true) => {
+                            let line = row.position().map(|p| p.line()).unwrap_or(before);
                             chunk.push((line, Ok(layout.to_json(&row))));
                         }
                         Err(e) => chunk.push((
-                            line,
+                            e.position().map(|p| p.line()).unwrap_or(before),
                             Err(RejectReason {
                                 field: None,
                                 message: format!("invalid CSV: {e}"),

@@ -1,0 +1,3 @@
+//! cidb integration tests: real databases in temp dirs, one binary with a module per area.
+
+mod engine;

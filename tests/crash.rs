@@ -1,0 +1,139 @@
+//! Crash test: a child process ingests batches and acknowledges each one on stdout; the
+//! parent kills it with SIGKILL at a random moment (often mid-batch), reopens the
+//! database, and checks that (1) `check` is clean, (2) every acknowledged batch is fully
+//! present, (3) the batch in flight is all-or-nothing. Rounds accumulate on one database,
+//! so later rounds recover from earlier crashes too.
+//!
+//! Rounds: `CIDB_CRASH_ROUNDS` (default 4). Seed: `CIDB_CRASH_SEED` (default: time).
+
+use cidb::{Config, Engine, Lookup};
+use rand::{Rng, SeedableRng};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const RECORDS_PER_BATCH: u64 = 200;
+
+fn email(batch: u64, j: u64) -> String {
+    format!("b{batch}r{j}@crash.example")
+}
+
+/// One batch: new people, with events and consent; odd batches merge pairs of people of
+/// the batch before.
+fn batch_records(batch: u64) -> Vec<String> {
+    (0..RECORDS_PER_BATCH)
+        .map(|j| {
+            let mut emails = vec![email(batch, j)];
+            let mut device = format!("d{batch}-{j}");
+            // Odd batches bridge two people of the batch before (email of j, device of
+            // j + 1): a merge of two stored profiles. j + 1 is never bridged itself, so
+            // no profile grows past the identifier limits.
+            if batch % 2 == 1 && j % 7 == 0 {
+                emails.push(email(batch - 1, j));
+                device = format!("d{}-{}", batch - 1, j + 1);
+            }
+            let city = ["Utrecht", "Gent", "Lyon"][(j % 3) as usize];
+            serde_json::json!({
+                "source": if j % 2 == 0 { "crm" } else { "app" },
+                "identifiers": { "email": emails, "device_id": device },
+                "attributes": { "city": city, "score": j },
+                "consent": { "marketing": j % 3 == 0 },
+                "events": [{ "type": "purchase", "at": "2026-01-01T00:00:00Z", "category": "jeans", "value": j }],
+            })
+            .to_string()
+        })
+        .collect()
+}
+
+fn config() -> Config {
+    Config::default().with_checkpoint_min_dirty(500)
+}
+
+fn child(dir: &str, start: u64) {
+    let db = Engine::open_with(dir, config()).expect("child opens the database");
+    let stdout = std::io::stdout();
+    for batch in start.. {
+        db.ingest_json(&batch_records(batch)).expect("child ingest");
+        let mut out = stdout.lock();
+        writeln!(out, "ack {batch}").unwrap();
+        out.flush().unwrap();
+    }
+}
+
+fn main() {
+    if let Ok(dir) = std::env::var("CIDB_CRASH_CHILD") {
+        let start = std::env::var("CIDB_CRASH_START").unwrap().parse().unwrap();
+        child(&dir, start);
+        return;
+    }
+    if std::env::args().any(|a| a == "--list") {
+        return; // cargo's test listing
+    }
+    let rounds: u64 = std::env::var("CIDB_CRASH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(4);
+    let seed: u64 = std::env::var("CIDB_CRASH_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64);
+    println!("crash test: {rounds} rounds, CIDB_CRASH_SEED={seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let mut next_batch = 0u64;
+    let mut acked: Vec<u64> = Vec::new();
+    let mut failed = 0;
+    for round in 0..rounds {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .env("CIDB_CRASH_CHILD", dir.path())
+            .env("CIDB_CRASH_START", next_batch.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let want = rng.gen_range(1..8);
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut got = 0;
+        while got < want {
+            let Some(Ok(line)) = lines.next() else { break };
+            let n: u64 = line.strip_prefix("ack ").unwrap().parse().unwrap();
+            acked.push(n);
+            got += 1;
+        }
+        std::thread::sleep(Duration::from_millis(rng.gen_range(0..40)));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let in_flight = acked.last().map(|n| n + 1).unwrap_or(next_batch);
+        let db = Engine::open_with(dir.path(), config()).expect("reopen after kill");
+        let report = db.check().unwrap();
+        let mut problems = report.problems.clone();
+        for &batch in &acked {
+            for j in 0..RECORDS_PER_BATCH {
+                if db.lookup(&Lookup::Email(email(batch, j))).unwrap().is_none() {
+                    problems.push(format!("acknowledged batch {batch}: {} missing", email(batch, j)));
+                }
+            }
+        }
+        let present = (0..RECORDS_PER_BATCH)
+            .filter(|j| db.lookup(&Lookup::Email(email(in_flight, *j))).unwrap().is_some())
+            .count() as u64;
+        if present != 0 && present != RECORDS_PER_BATCH {
+            problems.push(format!("batch {in_flight} half-applied: {present} of {RECORDS_PER_BATCH} records"));
+        }
+        if present == RECORDS_PER_BATCH {
+            acked.push(in_flight); // committed but killed before acknowledging
+        }
+        next_batch = acked.last().map(|n| n + 1).unwrap_or(0);
+        drop(db);
+        if problems.is_empty() {
+            println!("round {round}: ok ({} batches acknowledged, in-flight batch {})", acked.len(), if present == 0 { "absent" } else { "complete" });
+        } else {
+            failed += 1;
+            println!("round {round}: FAILED");
+            for p in problems.iter().take(20) {
+                println!("  {p}");
+            }
+        }
+    }
+    println!("{} passed, {} failed", rounds - failed, failed);
+    if failed > 0 {
+        std::process::exit(1);
+    }
+}

@@ -12,9 +12,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         r#"{"source":"crm","observed_at":"2026-01-01T00:00:00Z","identifiers":{"email":"Jane.Doe@Example.com","crm_id":"C-1"},"attributes":{"first_name":"Jane","country":"NL"},"consent":{"marketing":true}}"#,
         r#"{"source":"web_form","observed_at":"2026-02-01T00:00:00Z","identifiers":{"email":" jane.doe@example.com ","phone":"06 12345678"},"attributes":{"country":"NL","interests":["running"]}}"#,
     ])?;
-    println!("new profiles: {}, updated: {}", report.new_profiles, report.updated_profiles);
-    let jane = db.lookup(&Lookup::Email("JANE.DOE@example.com".into()))?.expect("ingested above");
-    println!("profile {} holds {} identifiers from {} sources", jane.profile.id, jane.profile.identifiers.len(), jane.profile.sources.len());
+    println!(
+        "new profiles: {}, updated: {}",
+        report.new_profiles, report.updated_profiles
+    );
+    let jane = db
+        .lookup(&Lookup::Email("JANE.DOE@example.com".into()))?
+        .expect("ingested above");
+    println!(
+        "profile {} holds {} identifiers from {} sources",
+        jane.profile.id,
+        jane.profile.identifiers.len(),
+        jane.profile.sources.len()
+    );
     println!("live profiles: {}", db.stats().profiles);
     drop(db);
     std::fs::remove_dir_all(&dir)?;

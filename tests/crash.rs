@@ -69,11 +69,19 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // cargo's test listing
     }
-    let rounds: u64 = std::env::var("CIDB_CRASH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(4);
+    let rounds: u64 = std::env::var("CIDB_CRASH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4);
     let seed: u64 = std::env::var("CIDB_CRASH_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64);
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
     println!("crash test: {rounds} rounds, CIDB_CRASH_SEED={seed}");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let dir = tempfile::tempdir().unwrap();
@@ -106,16 +114,29 @@ fn main() {
         let mut problems = report.problems.clone();
         for &batch in &acked {
             for j in 0..RECORDS_PER_BATCH {
-                if db.lookup(&Lookup::Email(email(batch, j))).unwrap().is_none() {
-                    problems.push(format!("acknowledged batch {batch}: {} missing", email(batch, j)));
+                if db
+                    .lookup(&Lookup::Email(email(batch, j)))
+                    .unwrap()
+                    .is_none()
+                {
+                    problems.push(format!(
+                        "acknowledged batch {batch}: {} missing",
+                        email(batch, j)
+                    ));
                 }
             }
         }
         let present = (0..RECORDS_PER_BATCH)
-            .filter(|j| db.lookup(&Lookup::Email(email(in_flight, *j))).unwrap().is_some())
+            .filter(|j| {
+                db.lookup(&Lookup::Email(email(in_flight, *j)))
+                    .unwrap()
+                    .is_some()
+            })
             .count() as u64;
         if present != 0 && present != RECORDS_PER_BATCH {
-            problems.push(format!("batch {in_flight} half-applied: {present} of {RECORDS_PER_BATCH} records"));
+            problems.push(format!(
+                "batch {in_flight} half-applied: {present} of {RECORDS_PER_BATCH} records"
+            ));
         }
         if present == RECORDS_PER_BATCH {
             acked.push(in_flight); // committed but killed before acknowledging
@@ -123,7 +144,11 @@ fn main() {
         next_batch = acked.last().map(|n| n + 1).unwrap_or(0);
         drop(db);
         if problems.is_empty() {
-            println!("round {round}: ok ({} batches acknowledged, in-flight batch {})", acked.len(), if present == 0 { "absent" } else { "complete" });
+            println!(
+                "round {round}: ok ({} batches acknowledged, in-flight batch {})",
+                acked.len(),
+                if present == 0 { "absent" } else { "complete" }
+            );
         } else {
             failed += 1;
             println!("round {round}: FAILED");

@@ -1,1 +1,64 @@
-fn main(){}
+//! Ingest throughput and reopen time.
+//!
+//! - `ingest/batch`: records per second of `Engine::ingest_json` on generated data
+//!   (`Generator`, seed 1), one atomic, durable batch per 20,000 records, into a fresh
+//!   database in a temp dir. Dataset size: `CIDB_BENCH_PERSONS` (default 20,000 persons).
+//! - `reopen`: time to open a database of `CIDB_BENCH_REOPEN_PERSONS` persons (default
+//!   20,000; the README figure uses 1,000,000), built once before measuring. Reopening
+//!   loads the index checkpoint; it does not rebuild.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use engine::Engine;
+use std::time::Duration;
+
+fn persons(var: &str) -> u64 {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000)
+}
+
+fn ingest(c: &mut Criterion) {
+    let n = persons("CIDB_BENCH_PERSONS");
+    let records = cidb_benches::records(n, 1);
+    let mut group = c.benchmark_group("ingest");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(20));
+    group.throughput(Throughput::Elements(records.len() as u64));
+    group.bench_with_input(BenchmarkId::new("batch", n), &records, |b, records| {
+        b.iter_with_setup(
+            || tempfile::tempdir().expect("temp dir"),
+            |dir| {
+                let db = Engine::open(dir.path()).expect("open");
+                for chunk in records.chunks(20_000) {
+                    db.ingest_json(chunk).expect("ingest");
+                }
+                drop(db);
+                dir
+            },
+        )
+    });
+    group.finish();
+}
+
+fn reopen(c: &mut Criterion) {
+    let n = persons("CIDB_BENCH_REOPEN_PERSONS");
+    let dir = tempfile::tempdir().expect("temp dir");
+    {
+        let db = Engine::open(dir.path()).expect("open");
+        let records = cidb_benches::records(n, 2);
+        for chunk in records.chunks(50_000) {
+            db.ingest_json(chunk).expect("ingest");
+        }
+    }
+    let mut group = c.benchmark_group("reopen");
+    group.sample_size(10);
+    group.bench_function(BenchmarkId::from_parameter(n), |b| {
+        b.iter(|| Engine::open(dir.path()).expect("reopen"))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, ingest, reopen);
+criterion_main!(benches);

@@ -34,7 +34,10 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 }
 
 /// Decodes a value written by [`encode`], naming `what` in the error.
-pub(crate) fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, StorageError> {
+pub(crate) fn decode<T: DeserializeOwned>(
+    what: &'static str,
+    bytes: &[u8],
+) -> Result<T, StorageError> {
     let corrupted = |detail: String| StorageError::Corrupted {
         what,
         key: Vec::new(),
@@ -45,7 +48,10 @@ pub(crate) fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> R
             let (value, used) = bincode::serde::decode_from_slice(&bytes[1..], config())
                 .map_err(|e| corrupted(e.to_string()))?;
             if used + 1 != bytes.len() {
-                return Err(corrupted(format!("{} trailing bytes", bytes.len() - used - 1)));
+                return Err(corrupted(format!(
+                    "{} trailing bytes",
+                    bytes.len() - used - 1
+                )));
             }
             Ok(value)
         }
@@ -55,7 +61,10 @@ pub(crate) fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> R
 }
 
 /// Encodes without the tag, for bodies inside an already-tagged container.
-pub(crate) fn encode_body<T: Serialize, W: std::io::Write>(value: &T, w: &mut W) -> std::io::Result<()> {
+pub(crate) fn encode_body<T: Serialize, W: std::io::Write>(
+    value: &T,
+    w: &mut W,
+) -> std::io::Result<()> {
     bincode::serde::encode_into_std_write(value, w, config())
         .map(|_| ())
         .map_err(std::io::Error::other)
@@ -78,7 +87,10 @@ mod tests {
         let mut bad = bytes.clone();
         bad[0] = 9;
         let err = decode::<(u32, String)>("test", &bad).unwrap_err();
-        assert_eq!(err.to_string(), "corrupted test (key []): unknown value tag 9");
+        assert_eq!(
+            err.to_string(),
+            "corrupted test (key []): unknown value tag 9"
+        );
         let mut long = bytes;
         long.push(0);
         assert!(decode::<(u32, String)>("test", &long).is_err());

@@ -127,7 +127,10 @@ impl Engine {
         let indexes = match read_checkpoint(store.dir())? {
             Some((_, mut indexes)) => {
                 if !dirty.is_empty() {
-                    tracing::info!(profiles = dirty.len(), "replaying profiles changed since the index checkpoint");
+                    tracing::info!(
+                        profiles = dirty.len(),
+                        "replaying profiles changed since the index checkpoint"
+                    );
                     indexes.remove_profiles(&dirty);
                     for pid in &dirty {
                         index_stored_profile(&store, &mut indexes, pid)?;
@@ -171,13 +174,21 @@ impl Engine {
         let parsed = records
             .iter()
             .enumerate()
-            .map(|(i, r)| (i as u64 + 1, parse_json_record(r.as_ref(), &self.config, now)))
+            .map(|(i, r)| {
+                (
+                    i as u64 + 1,
+                    parse_json_record(r.as_ref(), &self.config, now),
+                )
+            })
             .collect();
         self.ingest_parsed(parsed)
     }
 
     /// Ingests already-parsed records (with their line numbers) as one atomic batch.
-    pub fn ingest_parsed(&self, items: Vec<(u64, Result<ParsedRecord, RejectReason>)>) -> Result<IngestReport, IngestError> {
+    pub fn ingest_parsed(
+        &self,
+        items: Vec<(u64, Result<ParsedRecord, RejectReason>)>,
+    ) -> Result<IngestReport, IngestError> {
         if items.len() > MAX_BATCH_RECORDS {
             return Err(IngestError::BatchTooLarge {
                 got: items.len(),
@@ -211,7 +222,10 @@ impl Engine {
         w.dirty.extend(changed);
         self.store.flush()?;
         self.store.destroy_keys(&rest.merged_away)?;
-        let threshold = self.config.checkpoint_min_dirty.max((self.state.read().expect("state lock").indexes.live().len() / 2) as usize);
+        let threshold = self
+            .config
+            .checkpoint_min_dirty
+            .max((self.state.read().expect("state lock").indexes.live().len() / 2) as usize);
         if w.dirty.len() as usize >= threshold {
             self.checkpoint_locked(&mut w)?;
         }
@@ -227,7 +241,11 @@ impl Engine {
     fn checkpoint_locked(&self, w: &mut WriterState) -> Result<(), StorageError> {
         {
             let state = self.state.read().expect("state lock");
-            write_checkpoint(self.store.dir(), w.counters.checkpoint_generation + 1, &state.indexes)?;
+            write_checkpoint(
+                self.store.dir(),
+                w.counters.checkpoint_generation + 1,
+                &state.indexes,
+            )?;
         }
         w.counters.checkpoint_generation += 1;
         self.store.clear_dirty()?;
@@ -247,8 +265,15 @@ impl Engine {
             }
         };
         let Some(pid) = pid else { return Ok(None) };
-        let Some(profile) = self.store.resolve(pid)? else { return Ok(None) };
-        let events = self.store.events(profile.id)?.into_iter().map(|(_, c)| c).collect();
+        let Some(profile) = self.store.resolve(pid)? else {
+            return Ok(None);
+        };
+        let events = self
+            .store
+            .events(profile.id)?
+            .into_iter()
+            .map(|(_, c)| c)
+            .collect();
         let merges = self.store.merge_log(profile.id)?;
         Ok(Some(ProfileView {
             profile,
@@ -258,7 +283,9 @@ impl Engine {
     }
 
     fn normalize_lookup(&self, how: &Lookup) -> Result<Identifier, Error> {
-        let bad = |what: &str, p: normalize::IdentifierProblem| Error::InvalidArgument(format!("{what}: {p}"));
+        let bad = |what: &str, p: normalize::IdentifierProblem| {
+            Error::InvalidArgument(format!("{what}: {p}"))
+        };
         Ok(match how {
             Lookup::Email(e) => Identifier {
                 kind: "email".into(),
@@ -266,7 +293,8 @@ impl Engine {
             },
             Lookup::Phone(p) => Identifier {
                 kind: "phone".into(),
-                value: normalize::phone(p, self.config.default_region.as_deref()).map_err(|e| bad("phone", e))?,
+                value: normalize::phone(p, self.config.default_region.as_deref())
+                    .map_err(|e| bad("phone", e))?,
             },
             Lookup::Identifier(kind, value) => {
                 let value = match kind.as_str() {
@@ -352,7 +380,11 @@ impl Drop for Engine {
 }
 
 /// Indexes one stored profile (if live) and its events.
-fn index_stored_profile(store: &Store, indexes: &mut Indexes, pid: ProfileId) -> Result<(), StorageError> {
+fn index_stored_profile(
+    store: &Store,
+    indexes: &mut Indexes,
+    pid: ProfileId,
+) -> Result<(), StorageError> {
     if let Some(crate::store::Slot::Live(profile)) = store.slot(pid)? {
         indexes.update(pid, None, Some(&Postings::of(&profile)));
         for (_, chunk) in store.events(pid)? {
@@ -378,7 +410,10 @@ fn rebuild(store: &Store) -> Result<(Indexes, u64, u64, Vec<String>), StorageErr
         }
         events += held;
         if held != profile.events {
-            problems.push(format!("profile {}: holds {held} events, counts {}", profile.id, profile.events));
+            problems.push(format!(
+                "profile {}: holds {held} events, counts {}",
+                profile.id, profile.events
+            ));
         }
         for sid in &profile.identifiers {
             let linked = store.linked(&store.identifier_hash(&sid.id))?;

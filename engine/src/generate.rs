@@ -31,20 +31,201 @@ struct CountryData {
 }
 
 const COUNTRIES: &[CountryData] = &[
-    CountryData { code: "NL", weight: 30, language: "nl", cities: &["Amsterdam", "Rotterdam", "Utrecht", "Den Haag", "Eindhoven", "Groningen"], first: &["Daan", "Sem", "Emma", "Julia", "Lucas", "Mila", "Noah", "Tess", "Sanne", "Bram"], last: &["de Jong", "Jansen", "de Vries", "van den Berg", "Bakker", "Visser", "Smit", "Meijer"], domains: &["gmail.com", "hotmail.nl", "ziggo.nl", "kpnmail.nl"] },
-    CountryData { code: "DE", weight: 20, language: "de", cities: &["Berlin", "München", "Hamburg", "Köln", "Frankfurt"], first: &["Lukas", "Leon", "Mia", "Hannah", "Jonas", "Lena", "Felix", "Sophie"], last: &["Müller", "Schmidt", "Schneider", "Fischer", "Weber", "Meyer", "Wagner"], domains: &["gmail.com", "web.de", "gmx.de", "t-online.de"] },
-    CountryData { code: "GB", weight: 15, language: "en", cities: &["London", "Manchester", "Birmingham", "Leeds", "Glasgow"], first: &["Oliver", "George", "Amelia", "Isla", "Harry", "Ava", "Jack", "Emily"], last: &["Smith", "Jones", "Taylor", "Brown", "Williams", "Wilson", "O'Brien"], domains: &["gmail.com", "outlook.com", "btinternet.com", "yahoo.co.uk"] },
-    CountryData { code: "US", weight: 15, language: "en", cities: &["New York", "San Francisco", "Chicago", "Austin", "Boston"], first: &["Liam", "Olivia", "Noah", "Emma", "James", "Sophia", "Mason", "Ava"], last: &["Johnson", "Miller", "Davis", "Garcia", "Rodriguez", "Martinez", "Anderson"], domains: &["gmail.com", "yahoo.com", "outlook.com", "icloud.com"] },
-    CountryData { code: "FR", weight: 8, language: "fr", cities: &["Paris", "Lyon", "Marseille", "Toulouse"], first: &["Gabriel", "Louise", "Raphaël", "Jade", "Léo", "Chloé"], last: &["Martin", "Bernard", "Dubois", "Thomas", "Robert", "Petit"], domains: &["gmail.com", "orange.fr", "free.fr"] },
-    CountryData { code: "BE", weight: 5, language: "nl", cities: &["Antwerpen", "Gent", "Brussel", "Leuven"], first: &["Arthur", "Olivia", "Louis", "Emma", "Jules"], last: &["Peeters", "Janssens", "Maes", "Jacobs", "Willems"], domains: &["gmail.com", "telenet.be", "skynet.be"] },
-    CountryData { code: "ES", weight: 4, language: "es", cities: &["Madrid", "Barcelona", "Valencia", "Sevilla"], first: &["Hugo", "Lucía", "Martín", "Sofía", "José"], last: &["García", "Fernández", "González", "Rodríguez", "López"], domains: &["gmail.com", "hotmail.es", "yahoo.es"] },
-    CountryData { code: "IT", weight: 3, language: "it", cities: &["Roma", "Milano", "Napoli", "Torino"], first: &["Leonardo", "Sofia", "Francesco", "Giulia", "Alessandro"], last: &["Rossi", "Russo", "Ferrari", "Esposito", "Bianchi"], domains: &["gmail.com", "libero.it", "alice.it"] },
+    CountryData {
+        code: "NL",
+        weight: 30,
+        language: "nl",
+        cities: &[
+            "Amsterdam",
+            "Rotterdam",
+            "Utrecht",
+            "Den Haag",
+            "Eindhoven",
+            "Groningen",
+        ],
+        first: &[
+            "Daan", "Sem", "Emma", "Julia", "Lucas", "Mila", "Noah", "Tess", "Sanne", "Bram",
+        ],
+        last: &[
+            "de Jong",
+            "Jansen",
+            "de Vries",
+            "van den Berg",
+            "Bakker",
+            "Visser",
+            "Smit",
+            "Meijer",
+        ],
+        domains: &["gmail.com", "hotmail.nl", "ziggo.nl", "kpnmail.nl"],
+    },
+    CountryData {
+        code: "DE",
+        weight: 20,
+        language: "de",
+        cities: &["Berlin", "München", "Hamburg", "Köln", "Frankfurt"],
+        first: &[
+            "Lukas", "Leon", "Mia", "Hannah", "Jonas", "Lena", "Felix", "Sophie",
+        ],
+        last: &[
+            "Müller",
+            "Schmidt",
+            "Schneider",
+            "Fischer",
+            "Weber",
+            "Meyer",
+            "Wagner",
+        ],
+        domains: &["gmail.com", "web.de", "gmx.de", "t-online.de"],
+    },
+    CountryData {
+        code: "GB",
+        weight: 15,
+        language: "en",
+        cities: &["London", "Manchester", "Birmingham", "Leeds", "Glasgow"],
+        first: &[
+            "Oliver", "George", "Amelia", "Isla", "Harry", "Ava", "Jack", "Emily",
+        ],
+        last: &[
+            "Smith", "Jones", "Taylor", "Brown", "Williams", "Wilson", "O'Brien",
+        ],
+        domains: &["gmail.com", "outlook.com", "btinternet.com", "yahoo.co.uk"],
+    },
+    CountryData {
+        code: "US",
+        weight: 15,
+        language: "en",
+        cities: &["New York", "San Francisco", "Chicago", "Austin", "Boston"],
+        first: &[
+            "Liam", "Olivia", "Noah", "Emma", "James", "Sophia", "Mason", "Ava",
+        ],
+        last: &[
+            "Johnson",
+            "Miller",
+            "Davis",
+            "Garcia",
+            "Rodriguez",
+            "Martinez",
+            "Anderson",
+        ],
+        domains: &["gmail.com", "yahoo.com", "outlook.com", "icloud.com"],
+    },
+    CountryData {
+        code: "FR",
+        weight: 8,
+        language: "fr",
+        cities: &["Paris", "Lyon", "Marseille", "Toulouse"],
+        first: &["Gabriel", "Louise", "Raphaël", "Jade", "Léo", "Chloé"],
+        last: &["Martin", "Bernard", "Dubois", "Thomas", "Robert", "Petit"],
+        domains: &["gmail.com", "orange.fr", "free.fr"],
+    },
+    CountryData {
+        code: "BE",
+        weight: 5,
+        language: "nl",
+        cities: &["Antwerpen", "Gent", "Brussel", "Leuven"],
+        first: &["Arthur", "Olivia", "Louis", "Emma", "Jules"],
+        last: &["Peeters", "Janssens", "Maes", "Jacobs", "Willems"],
+        domains: &["gmail.com", "telenet.be", "skynet.be"],
+    },
+    CountryData {
+        code: "ES",
+        weight: 4,
+        language: "es",
+        cities: &["Madrid", "Barcelona", "Valencia", "Sevilla"],
+        first: &["Hugo", "Lucía", "Martín", "Sofía", "José"],
+        last: &["García", "Fernández", "González", "Rodríguez", "López"],
+        domains: &["gmail.com", "hotmail.es", "yahoo.es"],
+    },
+    CountryData {
+        code: "IT",
+        weight: 3,
+        language: "it",
+        cities: &["Roma", "Milano", "Napoli", "Torino"],
+        first: &["Leonardo", "Sofia", "Francesco", "Giulia", "Alessandro"],
+        last: &["Rossi", "Russo", "Ferrari", "Esposito", "Bianchi"],
+        domains: &["gmail.com", "libero.it", "alice.it"],
+    },
 ];
 
-const INTERESTS: &[&str] = &["running", "travel", "fashion", "music", "cooking", "football", "cycling", "gaming", "fitness", "photography", "yoga", "movies", "books", "hiking", "tennis", "art", "technology", "gardening", "swimming", "skiing", "golf", "dance", "cars", "pets", "wine", "coffee", "surfing", "climbing", "design", "history"];
-const BRANDS: &[&str] = &["Nike", "Adidas", "Puma", "Zara", "H&M", "Levi's", "Apple", "Samsung", "IKEA", "Coca-Cola", "Spotify", "Netflix", "Heineken", "Philips", "Uniqlo", "Patagonia", "The North Face", "Converse", "Vans", "New Balance", "Asics", "Lego", "Sony", "Nintendo", "Starbucks", "Red Bull", "Tesla", "BMW", "Decathlon", "Booking.com"];
-const CATEGORIES: &[&str] = &["jeans", "shoes", "shirts", "jackets", "dresses", "accessories", "sportswear", "electronics", "home", "beauty"];
-const SOURCES: &[&str] = &["crm", "web_form", "facebook", "google", "linkedin", "twitter", "pos", "app", "wifi"];
+const INTERESTS: &[&str] = &[
+    "running",
+    "travel",
+    "fashion",
+    "music",
+    "cooking",
+    "football",
+    "cycling",
+    "gaming",
+    "fitness",
+    "photography",
+    "yoga",
+    "movies",
+    "books",
+    "hiking",
+    "tennis",
+    "art",
+    "technology",
+    "gardening",
+    "swimming",
+    "skiing",
+    "golf",
+    "dance",
+    "cars",
+    "pets",
+    "wine",
+    "coffee",
+    "surfing",
+    "climbing",
+    "design",
+    "history",
+];
+const BRANDS: &[&str] = &[
+    "Nike",
+    "Adidas",
+    "Puma",
+    "Zara",
+    "H&M",
+    "Levi's",
+    "Apple",
+    "Samsung",
+    "IKEA",
+    "Coca-Cola",
+    "Spotify",
+    "Netflix",
+    "Heineken",
+    "Philips",
+    "Uniqlo",
+    "Patagonia",
+    "The North Face",
+    "Converse",
+    "Vans",
+    "New Balance",
+    "Asics",
+    "Lego",
+    "Sony",
+    "Nintendo",
+    "Starbucks",
+    "Red Bull",
+    "Tesla",
+    "BMW",
+    "Decathlon",
+    "Booking.com",
+];
+const CATEGORIES: &[&str] = &[
+    "jeans",
+    "shoes",
+    "shirts",
+    "jackets",
+    "dresses",
+    "accessories",
+    "sportswear",
+    "electronics",
+    "home",
+    "beauty",
+];
+const SOURCES: &[&str] = &[
+    "crm", "web_form", "facebook", "google", "linkedin", "twitter", "pos", "app", "wifi",
+];
 const TIERS: &[&str] = &["bronze", "silver", "gold", "platinum"];
 
 /// A synthetic person.
@@ -94,7 +275,11 @@ impl Generator {
     }
 
     /// Writes every record as JSON Lines; `progress` receives persons done.
-    pub fn write_jsonl<W: Write>(mut self, out: &mut W, progress: &mut dyn FnMut(u64)) -> std::io::Result<GenerateSummary> {
+    pub fn write_jsonl<W: Write>(
+        mut self,
+        out: &mut W,
+        progress: &mut dyn FnMut(u64),
+    ) -> std::io::Result<GenerateSummary> {
         let mut summary = GenerateSummary::default();
         let mut start = 0u64;
         while start < self.persons {
@@ -120,8 +305,13 @@ impl Generator {
     /// Every record as a JSON string, in output order (for tests and benchmarks).
     pub fn records(self) -> Vec<String> {
         let mut buf = Vec::new();
-        self.write_jsonl(&mut buf, &mut |_| {}).expect("writing to memory cannot fail");
-        String::from_utf8(buf).expect("JSON is UTF-8").lines().map(str::to_string).collect()
+        self.write_jsonl(&mut buf, &mut |_| {})
+            .expect("writing to memory cannot fail");
+        String::from_utf8(buf)
+            .expect("JSON is UTF-8")
+            .lines()
+            .map(str::to_string)
+            .collect()
     }
 
     /// Index from a Zipf-like (1/rank) distribution over `n` items.
@@ -175,17 +365,32 @@ impl Generator {
                 .collect()
         };
         let domain = self.pick(country.domains);
-        let mut emails = vec![format!("{}.{}{}@{}", ascii(first), ascii(last), index, domain)];
+        let mut emails = vec![format!(
+            "{}.{}{}@{}",
+            ascii(first),
+            ascii(last),
+            index,
+            domain
+        )];
         if self.rng.gen_bool(0.3) {
-            emails.push(format!("{}{}@work{}.example", ascii(first), index, index % 97));
+            emails.push(format!(
+                "{}{}@work{}.example",
+                ascii(first),
+                index,
+                index % 97
+            ));
         }
         let phone = self.rng.gen_bool(0.7).then(|| self.phone(country.code));
         let n_interests = self.rng.gen_range(0..5);
-        let mut interests: Vec<&str> = (0..n_interests).map(|_| INTERESTS[self.zipf(INTERESTS.len())]).collect();
+        let mut interests: Vec<&str> = (0..n_interests)
+            .map(|_| INTERESTS[self.zipf(INTERESTS.len())])
+            .collect();
         interests.sort_unstable();
         interests.dedup();
         let n_likes = self.rng.gen_range(0..6);
-        let mut likes: Vec<&str> = (0..n_likes).map(|_| BRANDS[self.zipf(BRANDS.len())]).collect();
+        let mut likes: Vec<&str> = (0..n_likes)
+            .map(|_| BRANDS[self.zipf(BRANDS.len())])
+            .collect();
         likes.sort_unstable();
         likes.dedup();
         Person {
@@ -203,7 +408,10 @@ impl Generator {
             device_id: format!("dev-{:016x}", self.rng.gen::<u64>()),
             interests,
             likes,
-            tier: self.rng.gen_bool(0.4).then(|| TIERS[self.zipf(TIERS.len())]),
+            tier: self
+                .rng
+                .gen_bool(0.4)
+                .then(|| TIERS[self.zipf(TIERS.len())]),
             lifetime_value: (self.rng.gen::<f64>().powi(3) * 5000.0 * 100.0).round() / 100.0,
             marketing: self.rng.gen_bool(0.6),
             audiences: self.rng.gen_bool(0.55),
@@ -211,35 +419,68 @@ impl Generator {
     }
 
     fn digits(&mut self, n: usize) -> String {
-        (0..n).map(|_| char::from(b'0' + self.rng.gen_range(0..10u8))).collect()
+        (0..n)
+            .map(|_| char::from(b'0' + self.rng.gen_range(0..10u8)))
+            .collect()
     }
 
     /// A valid mobile number in national or international format, messily spaced.
     fn phone(&mut self, country: &str) -> String {
         let (national, cc) = match country {
-            "NL" => (format!("06{}{}", self.rng.gen_range(1..6), self.digits(7)), "31"),
+            "NL" => (
+                format!("06{}{}", self.rng.gen_range(1..6), self.digits(7)),
+                "31",
+            ),
             "DE" => (format!("0171{}", self.digits(7)), "49"),
-            "GB" => (format!("07{}{}", self.pick(&[4, 5, 7, 8, 9]), self.digits(8)), "44"),
-            "US" => (format!("{}{}{}", self.pick(&["415", "212", "312", "646", "303", "512", "617"]), self.rng.gen_range(2..10), self.digits(6)), "1"),
-            "FR" => (format!("06{}{}", self.rng.gen_range(1..5), self.digits(7)), "33"),
+            "GB" => (
+                format!("07{}{}", self.pick(&[4, 5, 7, 8, 9]), self.digits(8)),
+                "44",
+            ),
+            "US" => (
+                format!(
+                    "{}{}{}",
+                    self.pick(&["415", "212", "312", "646", "303", "512", "617"]),
+                    self.rng.gen_range(2..10),
+                    self.digits(6)
+                ),
+                "1",
+            ),
+            "FR" => (
+                format!("06{}{}", self.rng.gen_range(1..5), self.digits(7)),
+                "33",
+            ),
             "BE" => (format!("047{}", self.digits(7)), "32"),
             "ES" => (format!("6{}", self.digits(8)), "34"),
-            _ => (format!("3{}{}", self.rng.gen_range(2..5), self.digits(8)), "39"),
+            _ => (
+                format!("3{}{}", self.rng.gen_range(2..5), self.digits(8)),
+                "39",
+            ),
         };
         let trunk = national.strip_prefix('0').unwrap_or(&national).to_string();
         match self.rng.gen_range(0..5) {
             0 => format!("+{cc} {trunk}"),
             1 if cc != "1" => format!("00{cc}{trunk}"),
             2 if national.len() > 6 => format!("{} {}", &national[..4], &national[4..]),
-            3 if national.len() > 6 => format!("{}-{}-{}", &national[..3], &national[3..6], &national[6..]),
+            3 if national.len() > 6 => {
+                format!("{}-{}-{}", &national[..3], &national[3..6], &national[6..])
+            }
             _ => national,
         }
     }
 
     fn zip(&mut self, country: &str) -> String {
         match country {
-            "NL" => format!("{} {}{}", self.rng.gen_range(1000..9999), char::from(b'A' + self.rng.gen_range(0..26u8)), char::from(b'A' + self.rng.gen_range(0..26u8))),
-            "GB" => format!("SW{} {}AA", self.rng.gen_range(1..20), self.rng.gen_range(1..9)),
+            "NL" => format!(
+                "{} {}{}",
+                self.rng.gen_range(1000..9999),
+                char::from(b'A' + self.rng.gen_range(0..26u8)),
+                char::from(b'A' + self.rng.gen_range(0..26u8))
+            ),
+            "GB" => format!(
+                "SW{} {}AA",
+                self.rng.gen_range(1..20),
+                self.rng.gen_range(1..9)
+            ),
             "US" => format!("{:05}", self.rng.gen_range(10000..99999)),
             "BE" => format!("{}", self.rng.gen_range(1000..9999)),
             _ => format!("{:05}", self.rng.gen_range(10000..99999)),
@@ -254,7 +495,9 @@ impl Generator {
                 .split('.')
                 .map(|p| {
                     let mut c = p.chars();
-                    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+                    c.next()
+                        .map(|f| f.to_uppercase().chain(c).collect())
+                        .unwrap_or_default()
                 })
                 .collect::<Vec<String>>()
                 .join("."),
@@ -282,7 +525,11 @@ impl Generator {
         let mut out = Vec::with_capacity(n);
         for (k, source) in sources.iter().enumerate() {
             let mut ids = Map::new();
-            let email = if chain && k == 1 { &p.emails[1] } else { &p.emails[0] };
+            let email = if chain && k == 1 {
+                &p.emails[1]
+            } else {
+                &p.emails[0]
+            };
             let messy = self.messy_email(email);
             ids.insert("email".into(), json!(messy));
             if chain && k == 2 {
@@ -312,7 +559,10 @@ impl Generator {
                     attrs.insert("lifetime_value".into(), json!(p.lifetime_value));
                 }
                 "facebook" | "google" | "linkedin" | "twitter" => {
-                    ids.insert(format!("{source}_id"), json!(format!("{}{}", &source[..2], 10_000_000 + p.index)));
+                    ids.insert(
+                        format!("{source}_id"),
+                        json!(format!("{}{}", &source[..2], 10_000_000 + p.index)),
+                    );
                     attrs.insert("first_name".into(), json!(p.first));
                     attrs.insert("last_name".into(), json!(p.last));
                     attrs.insert("gender".into(), json!(p.gender));
@@ -321,7 +571,14 @@ impl Generator {
                     attrs.insert("country".into(), json!(p.country.code));
                     attrs.insert("city".into(), json!(p.city));
                     scopes = Some(match *source {
-                        "facebook" if self.rng.gen_bool(0.5) => vec!["public_profile", "email", "user_likes", "user_birthday", "user_gender", "user_location"],
+                        "facebook" if self.rng.gen_bool(0.5) => vec![
+                            "public_profile",
+                            "email",
+                            "user_likes",
+                            "user_birthday",
+                            "user_gender",
+                            "user_location",
+                        ],
                         "facebook" => vec!["public_profile", "email"],
                         "google" => vec!["openid", "email", "profile", "user.birthday.read"],
                         "linkedin" => vec!["openid", "profile", "email"],
@@ -347,7 +604,10 @@ impl Generator {
                 attrs.insert("country".into(), json!(p.country.code));
             }
             if self.rng.gen_bool(0.01) {
-                ids.insert("phone".into(), json!(self.pick(&["0000000000", "n/a", "1111111111"])));
+                ids.insert(
+                    "phone".into(),
+                    json!(self.pick(&["0000000000", "n/a", "1111111111"])),
+                );
             }
             let observed_at = self.time_before_reference(730);
             let mut record = json!({
@@ -411,8 +671,14 @@ mod tests {
         let config = crate::Config::default();
         let mut phones = 0;
         for line in &a {
-            let parsed = crate::record::parse_json_record(line, &config, 0).expect("generated records are valid");
-            phones += parsed.record.identifiers.iter().filter(|i| i.kind == "phone").count();
+            let parsed = crate::record::parse_json_record(line, &config, 0)
+                .expect("generated records are valid");
+            phones += parsed
+                .record
+                .identifiers
+                .iter()
+                .filter(|i| i.kind == "phone")
+                .count();
             for w in &parsed.warnings {
                 assert!(w.reason.contains("blocked"), "{line}: {w:?}");
             }

@@ -48,12 +48,21 @@ pub use generate::{GenerateSummary, Generator, REFERENCE_TIME};
 pub use identity::IdentityRules;
 pub use import::{ImportOptions, Progress, MAX_LINE_BYTES};
 pub use index::{
-    bool_text, scale_number, Bsi, Cmp, EventIndex, EventKey, IndexSizes, Indexes, NumericKey, NumericKind, Series,
-    Term, TimeRange, Totals, NUMBER_SCALE,
+    bool_text, scale_number, Bsi, Cmp, EventIndex, EventKey, IndexSizes, Indexes, NumericKey,
+    NumericKind, Series, Term, TimeRange, Totals, NUMBER_SCALE,
 };
-pub use normalize::{country as normalize_country, email as normalize_email, index_text, phone as normalize_phone, IdentifierProblem};
-pub use profile::{Attribute, ConsentChange, ListItem, Profile, ProfileId, Provenance, Scalar, SourceSeen, StoredIdentifier};
-pub use record::{parse_json_record, Event, FieldWarning, Identifier, ParsedRecord, Record, RejectReason, Value, MAX_ABS_NUMBER};
+pub use normalize::{
+    country as normalize_country, email as normalize_email, index_text, phone as normalize_phone,
+    IdentifierProblem,
+};
+pub use profile::{
+    Attribute, ConsentChange, ListItem, Profile, ProfileId, Provenance, Scalar, SourceSeen,
+    StoredIdentifier,
+};
+pub use record::{
+    parse_json_record, Event, FieldWarning, Identifier, ParsedRecord, Record, RejectReason, Value,
+    MAX_ABS_NUMBER,
+};
 pub use report::{IngestReport, Rejected, Warning, MAX_LISTED_PROBLEMS};
 pub use scope::ScopePolicies;
 pub use store::{EventChunk, MergeLogEntry};

@@ -53,7 +53,8 @@ pub fn phone(raw: &str, region: Option<&str>) -> Result<String, IdentifierProble
     if s.is_empty() {
         return Err(IdentifierProblem::Empty);
     }
-    let region = region.and_then(|r| phonenumber::country::Id::from_str(&r.to_ascii_uppercase()).ok());
+    let region =
+        region.and_then(|r| phonenumber::country::Id::from_str(&r.to_ascii_uppercase()).ok());
     let number = phonenumber::parse(region, s).map_err(|_| IdentifierProblem::NotAPhone)?;
     if !number.is_valid() {
         return Err(IdentifierProblem::NotAPhone);
@@ -103,7 +104,10 @@ mod tests {
 
     #[test]
     fn emails() {
-        assert_eq!(email(" Jane.Doe@Example.com ").unwrap(), "jane.doe@example.com");
+        assert_eq!(
+            email(" Jane.Doe@Example.com ").unwrap(),
+            "jane.doe@example.com"
+        );
         assert_eq!(email("@example.com"), Err(IdentifierProblem::NotAnEmail));
         assert_eq!(email("jane@localhost"), Err(IdentifierProblem::NotAnEmail));
         assert_eq!(email("  "), Err(IdentifierProblem::Empty));
@@ -115,8 +119,14 @@ mod tests {
         assert_eq!(phone("06 12345678", Some("NL")).unwrap(), "+31612345678");
         assert_eq!(phone("(415) 555-2671", Some("us")).unwrap(), "+14155552671");
         assert_eq!(phone("020 7946 0958", Some("GB")).unwrap(), "+442079460958");
-        assert_eq!(phone("12345", Some("US")), Err(IdentifierProblem::NotAPhone));
-        assert_eq!(phone("06 12345678", None), Err(IdentifierProblem::NotAPhone));
+        assert_eq!(
+            phone("12345", Some("US")),
+            Err(IdentifierProblem::NotAPhone)
+        );
+        assert_eq!(
+            phone("06 12345678", None),
+            Err(IdentifierProblem::NotAPhone)
+        );
     }
 
     #[test]

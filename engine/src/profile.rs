@@ -117,7 +117,10 @@ impl Profile {
 
     /// Distinct values of identifier type `kind`.
     pub fn identifier_count(&self, kind: &str) -> usize {
-        self.identifiers.iter().filter(|i| i.id.kind == kind).count()
+        self.identifiers
+            .iter()
+            .filter(|i| i.id.kind == kind)
+            .count()
     }
 
     /// Whether the profile holds `id`.
@@ -171,11 +174,14 @@ impl Profile {
             };
             insert_consent(self.consent.entry(purpose.clone()).or_default(), change);
         }
-        let seen = self.sources.entry(record.source.clone()).or_insert(SourceSeen {
-            records: 0,
-            first_seen: record.observed_at,
-            last_seen: record.observed_at,
-        });
+        let seen = self
+            .sources
+            .entry(record.source.clone())
+            .or_insert(SourceSeen {
+                records: 0,
+                first_seen: record.observed_at,
+                last_seen: record.observed_at,
+            });
         seen.records += 1;
         seen.first_seen = seen.first_seen.min(record.observed_at);
         seen.last_seen = seen.last_seen.max(record.observed_at);
@@ -259,10 +265,17 @@ fn order_key(attr: &Attribute, list_seq: u64) -> (Millis, u64) {
 
 fn union_item(items: &mut Vec<ListItem>, item: ListItem) {
     let key = crate::normalize::index_text(&item.value);
-    match items.iter_mut().find(|i| crate::normalize::index_text(&i.value) == key) {
+    match items
+        .iter_mut()
+        .find(|i| crate::normalize::index_text(&i.value) == key)
+    {
         Some(existing) => {
             for p in item.provenance {
-                match existing.provenance.iter_mut().find(|q| q.source == p.source) {
+                match existing
+                    .provenance
+                    .iter_mut()
+                    .find(|q| q.source == p.source)
+                {
                     Some(q) => q.observed_at = q.observed_at.max(p.observed_at),
                     None => existing.provenance.push(p),
                 }
@@ -287,13 +300,21 @@ fn insert_consent(history: &mut Vec<ConsentChange>, change: ConsentChange) {
 mod tests {
     use super::*;
 
-    fn record(source: &str, at: Millis, attrs: Vec<(&str, Value)>, consent: Vec<(&str, bool)>) -> Record {
+    fn record(
+        source: &str,
+        at: Millis,
+        attrs: Vec<(&str, Value)>,
+        consent: Vec<(&str, bool)>,
+    ) -> Record {
         Record {
             source: source.into(),
             observed_at: at,
             identifiers: vec![],
             attributes: attrs.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
-            consent: consent.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            consent: consent
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
             events: vec![],
         }
     }
@@ -308,10 +329,34 @@ mod tests {
     #[test]
     fn latest_observation_wins_and_ties_go_to_later_ingest() {
         let mut p = Profile::new(1);
-        p.apply_record(&record("crm", 200, vec![("city", Value::Text("Utrecht".into()))], vec![]), 1);
-        p.apply_record(&record("web", 100, vec![("city", Value::Text("Delft".into()))], vec![]), 2);
+        p.apply_record(
+            &record(
+                "crm",
+                200,
+                vec![("city", Value::Text("Utrecht".into()))],
+                vec![],
+            ),
+            1,
+        );
+        p.apply_record(
+            &record(
+                "web",
+                100,
+                vec![("city", Value::Text("Delft".into()))],
+                vec![],
+            ),
+            2,
+        );
         assert_eq!(text(&p, "city"), Value::Text("Utrecht".into()));
-        p.apply_record(&record("app", 200, vec![("city", Value::Text("Leiden".into()))], vec![]), 3);
+        p.apply_record(
+            &record(
+                "app",
+                200,
+                vec![("city", Value::Text("Leiden".into()))],
+                vec![],
+            ),
+            3,
+        );
         assert_eq!(text(&p, "city"), Value::Text("Leiden".into()));
     }
 
@@ -319,9 +364,22 @@ mod tests {
     fn lists_union_case_insensitively_with_provenance() {
         let mut p = Profile::new(1);
         let l = |v: &[&str]| Value::List(v.iter().map(|s| s.to_string()).collect());
-        p.apply_record(&record("facebook", 1, vec![("likes", l(&["Nike", "Adidas"]))], vec![]), 1);
-        p.apply_record(&record("twitter", 2, vec![("likes", l(&["nike", "Puma"]))], vec![]), 2);
-        let Attribute::List(items) = &p.attributes["likes"] else { panic!() };
+        p.apply_record(
+            &record(
+                "facebook",
+                1,
+                vec![("likes", l(&["Nike", "Adidas"]))],
+                vec![],
+            ),
+            1,
+        );
+        p.apply_record(
+            &record("twitter", 2, vec![("likes", l(&["nike", "Puma"]))], vec![]),
+            2,
+        );
+        let Attribute::List(items) = &p.attributes["likes"] else {
+            panic!()
+        };
         assert_eq!(items.len(), 3);
         assert_eq!(items[0].provenance.len(), 2);
     }
@@ -344,9 +402,25 @@ mod tests {
     #[test]
     fn absorb_applies_latest_wins_across_profiles() {
         let mut a = Profile::new(1);
-        a.apply_record(&record("crm", 500, vec![("tier", Value::Text("gold".into()))], vec![]), 1);
+        a.apply_record(
+            &record(
+                "crm",
+                500,
+                vec![("tier", Value::Text("gold".into()))],
+                vec![],
+            ),
+            1,
+        );
         let mut b = Profile::new(2);
-        b.apply_record(&record("pos", 100, vec![("tier", Value::Text("silver".into()))], vec![]), 9);
+        b.apply_record(
+            &record(
+                "pos",
+                100,
+                vec![("tier", Value::Text("silver".into()))],
+                vec![],
+            ),
+            9,
+        );
         a.absorb(b);
         assert_eq!(text(&a, "tier"), Value::Text("gold".into()));
         assert_eq!(a.records, 2);

@@ -62,7 +62,11 @@ impl IngestReport {
     pub fn reject(&mut self, line: u64, field: Option<String>, reason: String) {
         self.rejected_count += 1;
         if self.rejected.len() < MAX_LISTED_PROBLEMS {
-            self.rejected.push(Rejected { line, field, reason });
+            self.rejected.push(Rejected {
+                line,
+                field,
+                reason,
+            });
         }
     }
 
@@ -70,7 +74,11 @@ impl IngestReport {
     pub fn warn(&mut self, line: u64, field: String, reason: String) {
         self.warning_count += 1;
         if self.warnings.len() < MAX_LISTED_PROBLEMS {
-            self.warnings.push(Warning { line, field, reason });
+            self.warnings.push(Warning {
+                line,
+                field,
+                reason,
+            });
         }
     }
 

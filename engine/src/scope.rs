@@ -26,7 +26,12 @@ impl ScopePolicies {
     pub fn set_source(&mut self, source: &str, scopes: &[(&str, &[&str])]) {
         let map = scopes
             .iter()
-            .map(|(scope, fields)| (scope.to_string(), fields.iter().map(|f| f.to_string()).collect()))
+            .map(|(scope, fields)| {
+                (
+                    scope.to_string(),
+                    fields.iter().map(|f| f.to_string()).collect(),
+                )
+            })
             .collect();
         self.sources.insert(source.to_string(), map);
     }
@@ -53,7 +58,10 @@ impl Default for ScopePolicies {
         p.set_source(
             "facebook",
             &[
-                ("public_profile", &["facebook_id", "first_name", "last_name", "name", "picture"]),
+                (
+                    "public_profile",
+                    &["facebook_id", "first_name", "last_name", "name", "picture"],
+                ),
                 ("email", &["email"]),
                 ("user_birthday", &["birth_date"]),
                 ("user_gender", &["gender"]),
@@ -69,7 +77,17 @@ impl Default for ScopePolicies {
             &[
                 ("openid", &["google_id"]),
                 ("email", &["email"]),
-                ("profile", &["google_id", "first_name", "last_name", "name", "picture", "language"]),
+                (
+                    "profile",
+                    &[
+                        "google_id",
+                        "first_name",
+                        "last_name",
+                        "name",
+                        "picture",
+                        "language",
+                    ],
+                ),
                 ("user.birthday.read", &["birth_date"]),
                 ("user.gender.read", &["gender"]),
                 ("user.phonenumbers.read", &["phone"]),
@@ -80,17 +98,51 @@ impl Default for ScopePolicies {
             "linkedin",
             &[
                 ("openid", &["linkedin_id"]),
-                ("profile", &["linkedin_id", "first_name", "last_name", "name", "picture", "language"]),
+                (
+                    "profile",
+                    &[
+                        "linkedin_id",
+                        "first_name",
+                        "last_name",
+                        "name",
+                        "picture",
+                        "language",
+                    ],
+                ),
                 ("email", &["email"]),
-                ("r_liteprofile", &["linkedin_id", "first_name", "last_name", "picture"]),
+                (
+                    "r_liteprofile",
+                    &["linkedin_id", "first_name", "last_name", "picture"],
+                ),
                 ("r_emailaddress", &["email"]),
-                ("r_basicprofile", &["linkedin_id", "first_name", "last_name", "picture", "work", "education"]),
+                (
+                    "r_basicprofile",
+                    &[
+                        "linkedin_id",
+                        "first_name",
+                        "last_name",
+                        "picture",
+                        "work",
+                        "education",
+                    ],
+                ),
             ],
         );
         p.set_source(
             "twitter",
             &[
-                ("users.read", &["twitter_id", "name", "first_name", "last_name", "city", "picture", "profile_url"]),
+                (
+                    "users.read",
+                    &[
+                        "twitter_id",
+                        "name",
+                        "first_name",
+                        "last_name",
+                        "city",
+                        "picture",
+                        "profile_url",
+                    ],
+                ),
                 ("users.email", &["email"]),
                 ("like.read", &["likes"]),
                 ("follows.read", &["follows"]),
@@ -110,7 +162,9 @@ mod tests {
         let covered = p.covered("facebook", &["public_profile".into()]).unwrap();
         assert!(covered.contains("first_name"));
         assert!(!covered.contains("likes"));
-        let covered = p.covered("facebook", &["user_likes".into(), "user_birthday".into()]).unwrap();
+        let covered = p
+            .covered("facebook", &["user_likes".into(), "user_birthday".into()])
+            .unwrap();
         assert!(covered.contains("likes") && covered.contains("birth_date"));
         assert!(p.covered("crm", &[]).is_none());
     }

@@ -38,7 +38,9 @@ pub fn parse_date(s: &str) -> Option<DayNumber> {
     }
     let num = |r: std::ops::Range<usize>| -> Option<i32> {
         let part = &s[r];
-        part.bytes().all(|c| c.is_ascii_digit()).then(|| part.parse().ok())?
+        part.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| part.parse().ok())?
     };
     let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let month = Month::try_from(u8::try_from(m).ok()?).ok()?;

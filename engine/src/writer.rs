@@ -110,11 +110,17 @@ impl<'a> BatchPlan<'a> {
     }
 
     fn profile(&self, pid: ProfileId) -> &Profile {
-        self.staged[&pid].profile.as_ref().expect("canonical profiles are live")
+        self.staged[&pid]
+            .profile
+            .as_ref()
+            .expect("canonical profiles are live")
     }
 
     fn profile_mut(&mut self, pid: ProfileId) -> &mut Profile {
-        self.staged.get_mut(&pid).and_then(|s| s.profile.as_mut()).expect("canonical profiles are live")
+        self.staged
+            .get_mut(&pid)
+            .and_then(|s| s.profile.as_mut())
+            .expect("canonical profiles are live")
     }
 
     fn create_profile(&mut self) -> ProfileId {
@@ -137,12 +143,21 @@ impl<'a> BatchPlan<'a> {
     /// Whether `a` and `b` together respect every per-type limit.
     fn can_merge(&self, a: ProfileId, b: ProfileId) -> bool {
         let (pa, pb) = (self.profile(a), self.profile(b));
-        let mut kinds: Vec<&str> = pa.identifiers.iter().chain(&pb.identifiers).map(|i| i.id.kind.as_str()).collect();
+        let mut kinds: Vec<&str> = pa
+            .identifiers
+            .iter()
+            .chain(&pb.identifiers)
+            .map(|i| i.id.kind.as_str())
+            .collect();
         kinds.sort_unstable();
         kinds.dedup();
         kinds.into_iter().all(|kind| {
             let limit = self.config.identity.limit(kind);
-            let extra = pb.identifiers.iter().filter(|i| i.id.kind == kind && !pa.has_identifier(&i.id)).count();
+            let extra = pb
+                .identifiers
+                .iter()
+                .filter(|i| i.id.kind == kind && !pa.has_identifier(&i.id))
+                .count();
             pa.identifier_count(kind) + extra <= limit
         })
     }
@@ -177,10 +192,18 @@ impl<'a> BatchPlan<'a> {
             .identifiers
             .iter()
             .enumerate()
-            .map(|(i, id)| (self.config.identity.rank(&id.kind), i, id, self.store.identifier_hash(id)))
+            .map(|(i, id)| {
+                (
+                    self.config.identity.rank(&id.kind),
+                    i,
+                    id,
+                    self.store.identifier_hash(id),
+                )
+            })
             .collect();
         ids.sort_by_key(|(rank, i, _, _)| (*rank, *i));
-        let mut matched: Vec<(Option<ProfileId>, &Identifier, [u8; 32])> = Vec::with_capacity(ids.len());
+        let mut matched: Vec<(Option<ProfileId>, &Identifier, [u8; 32])> =
+            Vec::with_capacity(ids.len());
         for (_, _, id, hash) in ids {
             matched.push((self.linked_profile(&hash)?, id, hash));
         }
@@ -224,7 +247,8 @@ impl<'a> BatchPlan<'a> {
                         );
                         continue;
                     }
-                    self.profile_mut(target).attach((*id).clone(), provenance.clone());
+                    self.profile_mut(target)
+                        .attach((*id).clone(), provenance.clone());
                     self.links.insert(*hash, target);
                 }
             }
@@ -233,7 +257,8 @@ impl<'a> BatchPlan<'a> {
         self.profile_mut(target).apply_record(&record, seq);
         if !record.events.is_empty() {
             self.counters.events += record.events.len() as u64;
-            self.event_ops.push(EventOp::Add(target, record.events.clone()));
+            self.event_ops
+                .push(EventOp::Add(target, record.events.clone()));
             self.new_events.insert(
                 (target, seq),
                 EventChunk {
@@ -258,7 +283,10 @@ impl<'a> BatchPlan<'a> {
         observed_at: i64,
         seq: u64,
     ) -> Result<(), StorageError> {
-        let staged = self.staged.get_mut(&absorbed).expect("absorbed profile is staged");
+        let staged = self
+            .staged
+            .get_mut(&absorbed)
+            .expect("absorbed profile is staged");
         let other = staged.profile.take().expect("absorbed profile is live");
         staged.redirect = Some(survivor);
         let stored_before = staged.before.is_some();
@@ -267,29 +295,49 @@ impl<'a> BatchPlan<'a> {
             self.links.insert(hash, survivor);
         }
         // Events: stored chunks and chunks added earlier in this batch move to the survivor.
-        let mut moved: Vec<(u64, EventChunk)> = if stored_before { self.store.events(absorbed)? } else { Vec::new() };
+        let mut moved: Vec<(u64, EventChunk)> = if stored_before {
+            self.store.events(absorbed)?
+        } else {
+            Vec::new()
+        };
         if let Some(s) = self.staged.get_mut(&absorbed) {
             s.moved_event_seqs.extend(moved.iter().map(|(q, _)| *q));
         }
-        let pending: Vec<u64> = self.new_events.range((absorbed, 0)..=(absorbed, u64::MAX)).map(|((_, q), _)| *q).collect();
+        let pending: Vec<u64> = self
+            .new_events
+            .range((absorbed, 0)..=(absorbed, u64::MAX))
+            .map(|((_, q), _)| *q)
+            .collect();
         for q in pending {
             let chunk = self.new_events.remove(&(absorbed, q)).expect("listed");
             moved.push((q, chunk));
         }
-        let events: Vec<Event> = moved.iter().flat_map(|(_, c)| c.events.iter().cloned()).collect();
+        let events: Vec<Event> = moved
+            .iter()
+            .flat_map(|(_, c)| c.events.iter().cloned())
+            .collect();
         if !events.is_empty() {
-            self.event_ops.push(EventOp::Remove(absorbed, events.clone()));
+            self.event_ops
+                .push(EventOp::Remove(absorbed, events.clone()));
             self.event_ops.push(EventOp::Add(survivor, events));
         }
         for (q, chunk) in moved {
             self.new_events.insert((survivor, q), chunk);
         }
         // Merge log: the absorbed profile's history moves too.
-        let mut log: Vec<MergeLogEntry> = if stored_before { self.store.merge_log(absorbed)? } else { Vec::new() };
+        let mut log: Vec<MergeLogEntry> = if stored_before {
+            self.store.merge_log(absorbed)?
+        } else {
+            Vec::new()
+        };
         if let Some(s) = self.staged.get_mut(&absorbed) {
             s.moved_log_seqs.extend(log.iter().map(|e| e.seq));
         }
-        let pending: Vec<u64> = self.new_log.range((absorbed, 0)..=(absorbed, u64::MAX)).map(|((_, q), _)| *q).collect();
+        let pending: Vec<u64> = self
+            .new_log
+            .range((absorbed, 0)..=(absorbed, u64::MAX))
+            .map(|((_, q), _)| *q)
+            .collect();
         for q in pending {
             log.push(self.new_log.remove(&(absorbed, q)).expect("listed"));
         }

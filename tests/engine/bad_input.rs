@@ -17,8 +17,14 @@ fn bad_json_lines_are_reported_while_good_lines_land() {
         r#"{"source":"crm","identifiers":{"email":"ok4@x.com","phone":"12"},"attributes":{"country":"NL"}}"#,
     ]
     .join("\n");
-    let report = db.import_jsonl(file.as_bytes(), &ImportOptions::default(), &mut |_| {}).unwrap();
-    let lines: Vec<(u64, Option<&str>)> = report.rejected.iter().map(|r| (r.line, r.field.as_deref())).collect();
+    let report = db
+        .import_jsonl(file.as_bytes(), &ImportOptions::default(), &mut |_| {})
+        .unwrap();
+    let lines: Vec<(u64, Option<&str>)> = report
+        .rejected
+        .iter()
+        .map(|r| (r.line, r.field.as_deref()))
+        .collect();
     assert_eq!(
         lines,
         vec![
@@ -29,13 +35,22 @@ fn bad_json_lines_are_reported_while_good_lines_land() {
             (7, Some("record")),
         ]
     );
-    assert!(report.rejected[0].reason.starts_with("invalid JSON at column"), "{:?}", report.rejected[0]);
+    assert!(
+        report.rejected[0]
+            .reason
+            .starts_with("invalid JSON at column"),
+        "{:?}",
+        report.rejected[0]
+    );
     assert_eq!(report.accepted, 2);
     assert_eq!(report.warnings[0].line, 8);
     assert_eq!(report.warnings[0].field, "identifiers.phone");
     by_email(&db, "ok1@x.com");
     by_email(&db, "ok4@x.com");
-    assert!(db.lookup(&Lookup::Email("ok2@x.com".into())).unwrap().is_none());
+    assert!(db
+        .lookup(&Lookup::Email("ok2@x.com".into()))
+        .unwrap()
+        .is_none());
     assert_clean(&db);
 }
 
@@ -46,9 +61,14 @@ fn invalid_utf8_and_overlong_lines_are_rejected_by_line() {
     file.extend_from_slice(b"{\"source\":\"crm\xff\"}\n");
     file.extend(std::iter::repeat_n(b' ', cidb::MAX_LINE_BYTES + 10));
     file.extend_from_slice(b"\n{\"source\":\"crm\",\"identifiers\":{\"email\":\"b@x.com\"}}\n");
-    let report = db.import_jsonl(&file[..], &ImportOptions::default(), &mut |_| {}).unwrap();
+    let report = db
+        .import_jsonl(&file[..], &ImportOptions::default(), &mut |_| {})
+        .unwrap();
     assert_eq!(report.accepted, 2);
-    assert_eq!(report.rejected.iter().map(|r| r.line).collect::<Vec<_>>(), vec![2, 3]);
+    assert_eq!(
+        report.rejected.iter().map(|r| r.line).collect::<Vec<_>>(),
+        vec![2, 3]
+    );
     assert!(report.rejected[0].reason.contains("UTF-8"));
     assert!(report.rejected[1].reason.contains("longer than"));
 }
@@ -60,23 +80,32 @@ fn csv_import_maps_columns_and_reports_bad_rows() {
                Ann@X.com,06 12345678,NL,running|travel,yes,10.5\n\
                nobody,,NL,,,\n\
                bob@x.com,,DE,,no,\n";
-    let options = ImportOptions::default().with_source("crm").with_csv_rename("E-mail", "email");
-    let report = db.import_csv(csv.as_bytes(), &options, &mut |_| {}).unwrap();
+    let options = ImportOptions::default()
+        .with_source("crm")
+        .with_csv_rename("E-mail", "email");
+    let report = db
+        .import_csv(csv.as_bytes(), &options, &mut |_| {})
+        .unwrap();
     assert_eq!(report.accepted, 2);
     assert_eq!(report.rejected.len(), 1);
     assert_eq!(report.rejected[0].line, 3);
     let ann = by_email(&db, "ann@x.com").profile;
     assert_eq!(ann.identifiers.len(), 2);
     assert_eq!(ann.consent_granted("marketing"), Some(true));
-    assert!(matches!(&ann.attributes["lifetime_value"], cidb::Attribute::Scalar(s) if s.value == cidb::Value::Number(10.5)));
-    let err = db.import_csv("zip\n1\n".as_bytes(), &options, &mut |_| {}).unwrap_err();
+    assert!(
+        matches!(&ann.attributes["lifetime_value"], cidb::Attribute::Scalar(s) if s.value == cidb::Value::Number(10.5))
+    );
+    let err = db
+        .import_csv("zip\n1\n".as_bytes(), &options, &mut |_| {})
+        .unwrap_err();
     assert!(err.to_string().contains("no identifier column"), "{err}");
 }
 
 #[test]
 fn oversized_batches_are_refused_whole() {
     let (_d, db) = fresh();
-    let records = vec![r#"{"source":"crm","identifiers":{"email":"a@x.com"}}"#; cidb::MAX_BATCH_RECORDS + 1];
+    let records =
+        vec![r#"{"source":"crm","identifiers":{"email":"a@x.com"}}"#; cidb::MAX_BATCH_RECORDS + 1];
     let err = db.ingest_json(&records).unwrap_err();
     assert!(err.to_string().contains("exceeds the limit"));
     assert_eq!(db.stats().profiles, 0);

@@ -14,13 +14,24 @@ fn reopen_keeps_profiles_and_indexes() {
             db.ingest_json(chunk).unwrap();
         }
         let snap = db.snapshot();
-        let nl = snap.indexes().term(&Term::Eq("country".into(), "nl".into())).clone();
+        let nl = snap
+            .indexes()
+            .term(&Term::Eq("country".into(), "nl".into()))
+            .clone();
         (snap.indexes().live().clone(), nl)
     };
-    assert!(dir.path().join("index.ckpt").exists(), "closing writes a checkpoint");
+    assert!(
+        dir.path().join("index.ckpt").exists(),
+        "closing writes a checkpoint"
+    );
     let db = Engine::open(dir.path()).unwrap();
     assert_eq!(db.snapshot().indexes().live(), &live);
-    assert_eq!(db.snapshot().indexes().term(&Term::Eq("country".into(), "nl".into())), &terms);
+    assert_eq!(
+        db.snapshot()
+            .indexes()
+            .term(&Term::Eq("country".into(), "nl".into())),
+        &terms
+    );
     assert_eq!(db.stats().records, records.len() as u64);
     assert_clean(&db);
 }
@@ -30,12 +41,19 @@ fn missing_checkpoint_is_rebuilt_from_profiles() {
     let dir = tempfile::tempdir().unwrap();
     {
         let db = Engine::open(dir.path()).unwrap();
-        ingest(&db, &[r#"{"source":"crm","identifiers":{"email":"r@x.com"},"attributes":{"city":"Gent"}}"#]);
+        ingest(
+            &db,
+            &[r#"{"source":"crm","identifiers":{"email":"r@x.com"},"attributes":{"city":"Gent"}}"#],
+        );
     }
     std::fs::remove_file(dir.path().join("index.ckpt")).unwrap();
     let db = Engine::open(dir.path()).unwrap();
     let pid = by_email(&db, "r@x.com").profile.id;
-    assert!(db.snapshot().indexes().term(&Term::Eq("city".into(), "gent".into())).contains(pid));
+    assert!(db
+        .snapshot()
+        .indexes()
+        .term(&Term::Eq("city".into(), "gent".into()))
+        .contains(pid));
     assert_clean(&db);
 }
 
@@ -44,7 +62,10 @@ fn corrupt_checkpoint_is_an_error_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     {
         let db = Engine::open(dir.path()).unwrap();
-        ingest(&db, &[r#"{"source":"crm","identifiers":{"email":"r@x.com"}}"#]);
+        ingest(
+            &db,
+            &[r#"{"source":"crm","identifiers":{"email":"r@x.com"}}"#],
+        );
     }
     let path = dir.path().join("index.ckpt");
     let mut bytes = std::fs::read(&path).unwrap();
@@ -53,7 +74,10 @@ fn corrupt_checkpoint_is_an_error_naming_the_file() {
     std::fs::write(&path, bytes).unwrap();
     let err = Engine::open(dir.path()).err().expect("refused");
     let msg = err.to_string();
-    assert!(msg.contains("corrupted index checkpoint") && msg.contains("checksum"), "{msg}");
+    assert!(
+        msg.contains("corrupted index checkpoint") && msg.contains("checksum"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -67,7 +91,10 @@ fn unknown_format_version_is_refused() {
     }
     match Engine::open(dir.path()) {
         Err(e @ OpenError::UnknownFormat { found: 99, .. }) => {
-            assert!(e.to_string().contains("has on-disk format version 99"), "{e}");
+            assert!(
+                e.to_string().contains("has on-disk format version 99"),
+                "{e}"
+            );
         }
         Err(e) => panic!("wrong error: {e}"),
         Ok(_) => panic!("opened an unknown format"),
@@ -86,8 +113,18 @@ fn personal_data_is_not_stored_in_plain_text() {
     // checkpoint holds indexed values by design; erasure rewrites it).
     for entry in walk(&dir.path().join("sled")) {
         let bytes = std::fs::read(&entry).unwrap();
-        for needle in ["zyxwvut@uniq.example", "+31687654321", "31687654321", "Quintessa", "quintessa"] {
-            assert!(!bytes.windows(needle.len()).any(|w| w == needle.as_bytes()), "{needle} in {}", entry.display());
+        for needle in [
+            "zyxwvut@uniq.example",
+            "+31687654321",
+            "31687654321",
+            "Quintessa",
+            "quintessa",
+        ] {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                "{needle} in {}",
+                entry.display()
+            );
         }
     }
 }

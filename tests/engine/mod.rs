@@ -33,5 +33,9 @@ pub fn by_email(engine: &Engine, email: &str) -> ProfileView {
 /// Asserts that `check` finds nothing wrong.
 pub fn assert_clean(engine: &Engine) {
     let report = engine.check().expect("check");
-    assert!(report.is_clean(), "check found problems: {:#?}", report.problems);
+    assert!(
+        report.is_clean(),
+        "check found problems: {:#?}",
+        report.problems
+    );
 }

@@ -19,7 +19,13 @@ struct Rec {
     score: Option<i32>,
 }
 
-const PHONES: &[&str] = &["+31612345678", "+31612345679", "+14155552671", "+442079460958", "+4917112345678"];
+const PHONES: &[&str] = &[
+    "+31612345678",
+    "+31612345679",
+    "+14155552671",
+    "+442079460958",
+    "+4917112345678",
+];
 
 fn rec() -> impl Strategy<Value = Rec> {
     let id = prop_oneof![
@@ -31,20 +37,32 @@ fn rec() -> impl Strategy<Value = Rec> {
         proptest::collection::vec(id, 1..4),
         0..1000i64,
         proptest::option::of(prop_oneof![Just("Utrecht"), Just("Delft"), Just("Gent")]),
-        proptest::collection::vec(prop_oneof![Just("running"), Just("travel"), Just("yoga")], 0..3),
+        proptest::collection::vec(
+            prop_oneof![Just("running"), Just("travel"), Just("yoga")],
+            0..3,
+        ),
         proptest::option::of(any::<bool>()),
-        proptest::collection::vec((0..50i64, prop_oneof![Just("jeans"), Just("shoes")], 0..100u32), 0..3),
+        proptest::collection::vec(
+            (
+                0..50i64,
+                prop_oneof![Just("jeans"), Just("shoes")],
+                0..100u32,
+            ),
+            0..3,
+        ),
         proptest::option::of(-5..50i32),
     )
-        .prop_map(|(ids, observed_at, city, interests, marketing, events, score)| Rec {
-            ids,
-            observed_at,
-            city,
-            interests,
-            marketing,
-            events,
-            score,
-        })
+        .prop_map(
+            |(ids, observed_at, city, interests, marketing, events, score)| Rec {
+                ids,
+                observed_at,
+                city,
+                interests,
+                marketing,
+                events,
+                score,
+            },
+        )
 }
 
 fn to_json(r: &Rec) -> String {
@@ -88,7 +106,11 @@ struct Groups(HashMap<String, String>);
 
 impl Groups {
     fn find(&mut self, x: &str) -> String {
-        let parent = self.0.entry(x.to_string()).or_insert_with(|| x.to_string()).clone();
+        let parent = self
+            .0
+            .entry(x.to_string())
+            .or_insert_with(|| x.to_string())
+            .clone();
         if parent == x {
             return parent;
         }
@@ -108,7 +130,9 @@ impl Groups {
 fn unlimited() -> Config {
     let mut rules = IdentityRules::default();
     rules.limits.clear();
-    Config::default().with_identity_rules(rules).with_checkpoint_min_dirty(3)
+    Config::default()
+        .with_identity_rules(rules)
+        .with_checkpoint_min_dirty(3)
 }
 
 fn run(batches: Vec<(Vec<Rec>, bool)>) -> Result<(), TestCaseError> {
@@ -140,12 +164,21 @@ fn run(batches: Vec<(Vec<Rec>, bool)>) -> Result<(), TestCaseError> {
     let mut roots: HashMap<String, u32> = HashMap::new();
     for key in &keys {
         let (kind, value) = key.split_once('=').unwrap();
-        let pid = db.lookup(&Lookup::Identifier(kind.into(), value.into())).unwrap().expect("identifier linked").profile.id;
+        let pid = db
+            .lookup(&Lookup::Identifier(kind.into(), value.into()))
+            .unwrap()
+            .expect("identifier linked")
+            .profile
+            .id;
         let root = groups.find(key);
         match roots.get(&root) {
             Some(p) => prop_assert_eq!(*p, pid, "{} split from its group", key),
             None => {
-                prop_assert!(!roots.values().any(|p| *p == pid), "{} merged with another group", key);
+                prop_assert!(
+                    !roots.values().any(|p| *p == pid),
+                    "{} merged with another group",
+                    key
+                );
                 roots.insert(root, pid);
             }
         }
@@ -156,7 +189,9 @@ fn run(batches: Vec<(Vec<Rec>, bool)>) -> Result<(), TestCaseError> {
         let winner = all
             .iter()
             .enumerate()
-            .filter(|(_, r)| r.city.is_some() && groups.find(&format!("{}={}", r.ids[0].0, r.ids[0].1)) == *root)
+            .filter(|(_, r)| {
+                r.city.is_some() && groups.find(&format!("{}={}", r.ids[0].0, r.ids[0].1)) == *root
+            })
             .max_by_key(|(i, r)| (r.observed_at, *i))
             .and_then(|(_, r)| r.city);
         let profile = db.lookup(&Lookup::Id(*pid)).unwrap().unwrap().profile;
@@ -173,7 +208,10 @@ fn run(batches: Vec<(Vec<Rec>, bool)>) -> Result<(), TestCaseError> {
 }
 
 fn cases() -> u32 {
-    std::env::var("CIDB_MODEL_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(24)
+    std::env::var("CIDB_MODEL_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(24)
 }
 
 proptest! {

@@ -32,9 +32,18 @@ impl Default for IdentityRules {
             ("device_id", 10),
         ];
         IdentityRules {
-            blocked_values: ["", "null", "none", "undefined", "unknown", "anonymous", "n/a", "-1"]
-                .map(String::from)
-                .to_vec(),
+            blocked_values: [
+                "",
+                "null",
+                "none",
+                "undefined",
+                "unknown",
+                "anonymous",
+                "n/a",
+                "-1",
+            ]
+            .map(String::from)
+            .to_vec(),
             block_zeros_and_dashes: true,
             block_repeated_digit: true,
             limits: limits.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
@@ -58,7 +67,7 @@ impl IdentityRules {
     /// Whether a raw identifier value is blocked (before normalization: `raw` trimmed).
     pub fn is_blocked(&self, kind: &str, raw: &str) -> bool {
         let v = raw.trim().to_lowercase();
-        if self.blocked_values.iter().any(|b| *b == v) {
+        if self.blocked_values.contains(&v) {
             return true;
         }
         if self.block_zeros_and_dashes && v.bytes().all(|b| b == b'0' || b == b'-') {
@@ -66,8 +75,11 @@ impl IdentityRules {
         }
         if self.block_repeated_digit && kind != "email" {
             let digits: Vec<u8> = v.bytes().filter(u8::is_ascii_digit).collect();
-            let only_digits_and_format = v.bytes().all(|b| b.is_ascii_digit() || b" +-().".contains(&b));
-            if only_digits_and_format && digits.len() > 1 && digits.iter().all(|d| *d == digits[0]) {
+            let only_digits_and_format = v
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b" +-().".contains(&b));
+            if only_digits_and_format && digits.len() > 1 && digits.iter().all(|d| *d == digits[0])
+            {
                 return true;
             }
         }
@@ -81,7 +93,10 @@ impl IdentityRules {
 
     /// Rank of `kind` (0 is highest priority).
     pub fn rank(&self, kind: &str) -> usize {
-        self.priority.iter().position(|p| p == kind).unwrap_or(self.priority.len())
+        self.priority
+            .iter()
+            .position(|p| p == kind)
+            .unwrap_or(self.priority.len())
     }
 }
 

@@ -67,7 +67,11 @@ impl Engine {
         options: &ImportOptions,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<IngestReport, ImportError> {
-        self.run_pipeline(progress, |tx, bytes| read_json_lines(reader, tx, bytes), options)
+        self.run_pipeline(
+            progress,
+            |tx, bytes| read_json_lines(reader, tx, bytes),
+            options,
+        )
     }
 
     /// Imports a CSV stream with a header row.
@@ -82,7 +86,10 @@ impl Engine {
             source: options.source.clone(),
         };
         let mut csv = csv::ReaderBuilder::new().flexible(true).from_reader(reader);
-        let header = csv.headers().map_err(|e| ImportError::CsvHeader(e.to_string()))?.clone();
+        let header = csv
+            .headers()
+            .map_err(|e| ImportError::CsvHeader(e.to_string()))?
+            .clone();
         let layout = mapping.layout(&header).map_err(ImportError::CsvHeader)?;
         self.run_pipeline(
             progress,
@@ -106,7 +113,9 @@ impl Engine {
                         )),
                     }
                     bytes.store(csv.position().byte(), std::sync::atomic::Ordering::Relaxed);
-                    if chunk.len() == CHUNK_LINES && tx.send(Input::Csv(std::mem::take(&mut chunk))).is_err() {
+                    if chunk.len() == CHUNK_LINES
+                        && tx.send(Input::Csv(std::mem::take(&mut chunk))).is_err()
+                    {
                         return Ok(());
                     }
                 }
@@ -129,10 +138,15 @@ impl Engine {
         F: FnOnce(Sender<Input>, &std::sync::atomic::AtomicU64) -> Result<(), ImportError> + Send,
     {
         let threads = match self.config().import_threads {
-            0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            0 => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
             n => n,
         };
-        let batch_records = self.config().import_batch_records.clamp(1, crate::MAX_BATCH_RECORDS);
+        let batch_records = self
+            .config()
+            .import_batch_records
+            .clamp(1, crate::MAX_BATCH_RECORDS);
         let bytes = std::sync::atomic::AtomicU64::new(0);
         let now = crate::time::now_millis();
         let config = self.config();
@@ -167,7 +181,10 @@ impl Engine {
             let mut next = 0u64;
             let mut batch: Vec<Parsed> = Vec::with_capacity(batch_records);
             let mut applied = 0u64;
-            let mut flush = |batch: &mut Vec<Parsed>, report: &mut IngestReport, applied: &mut u64| -> Result<(), ImportError> {
+            let mut flush = |batch: &mut Vec<Parsed>,
+                             report: &mut IngestReport,
+                             applied: &mut u64|
+             -> Result<(), ImportError> {
                 if batch.is_empty() {
                     return Ok(());
                 }
@@ -238,10 +255,13 @@ fn read_json_lines<R: BufRead>(
             let mut sink = Vec::new();
             loop {
                 sink.clear();
-                let m = (&mut reader).take(1 << 16).read_until(b'\n', &mut sink).map_err(|e| ImportError::Io {
-                    path: "<input>".into(),
-                    source: e,
-                })?;
+                let m = (&mut reader)
+                    .take(1 << 16)
+                    .read_until(b'\n', &mut sink)
+                    .map_err(|e| ImportError::Io {
+                        path: "<input>".into(),
+                        source: e,
+                    })?;
                 total += m as u64;
                 if m == 0 || sink.last() == Some(&b'\n') {
                     break;
@@ -271,7 +291,12 @@ fn read_json_lines<R: BufRead>(
     Ok(())
 }
 
-fn parse_chunk(input: Input, config: &crate::Config, now: i64, default_source: Option<&str>) -> Vec<Parsed> {
+fn parse_chunk(
+    input: Input,
+    config: &crate::Config,
+    now: i64,
+    default_source: Option<&str>,
+) -> Vec<Parsed> {
     match input {
         Input::Json(lines) => lines
             .into_iter()
@@ -280,14 +305,17 @@ fn parse_chunk(input: Input, config: &crate::Config, now: i64, default_source: O
                     Err(RejectReason {
                         field: None,
                         message: match marker.strip_prefix("utf8 ") {
-                            Some(offset) => format!("invalid UTF-8 at byte offset {offset} of the line"),
+                            Some(offset) => {
+                                format!("invalid UTF-8 at byte offset {offset} of the line")
+                            }
                             None => format!("line longer than {MAX_LINE_BYTES} bytes"),
                         },
                     })
                 } else if let Some(source) = default_source {
                     match serde_json::from_str::<Json>(&text) {
                         Ok(Json::Object(mut obj)) => {
-                            obj.entry("source").or_insert_with(|| Json::String(source.to_string()));
+                            obj.entry("source")
+                                .or_insert_with(|| Json::String(source.to_string()));
                             crate::record::parse_json_value_pub(Json::Object(obj), config, now)
                         }
                         _ => parse_json_record(&text, config, now),
@@ -300,7 +328,12 @@ fn parse_chunk(input: Input, config: &crate::Config, now: i64, default_source: O
             .collect(),
         Input::Csv(rows) => rows
             .into_iter()
-            .map(|(line, row)| (line, row.and_then(|json| crate::record::parse_json_value_pub(json, config, now))))
+            .map(|(line, row)| {
+                (
+                    line,
+                    row.and_then(|json| crate::record::parse_json_value_pub(json, config, now)),
+                )
+            })
             .collect(),
     }
 }

@@ -118,9 +118,15 @@ impl Bsi {
     pub fn compare(&self, op: Cmp, c: i64) -> RoaringBitmap {
         match op {
             Cmp::Le => self.at_most(c),
-            Cmp::Lt => c.checked_sub(1).map(|c| self.at_most(c)).unwrap_or_default(),
+            Cmp::Lt => c
+                .checked_sub(1)
+                .map(|c| self.at_most(c))
+                .unwrap_or_default(),
             Cmp::Gt => &self.exists - &self.at_most(c),
-            Cmp::Ge => c.checked_sub(1).map(|c| &self.exists - &self.at_most(c)).unwrap_or_else(|| self.exists.clone()),
+            Cmp::Ge => c
+                .checked_sub(1)
+                .map(|c| &self.exists - &self.at_most(c))
+                .unwrap_or_else(|| self.exists.clone()),
             Cmp::Eq => self.equal(c),
             Cmp::Ne => &self.exists - &self.equal(c),
         }

@@ -25,7 +25,11 @@ const HEADER_LEN: usize = 32;
 pub(crate) const CHECKPOINT_FILE: &str = "index.ckpt";
 
 /// Writes a checkpoint atomically.
-pub(crate) fn write_checkpoint(dir: &Path, generation: u64, indexes: &Indexes) -> Result<(), StorageError> {
+pub(crate) fn write_checkpoint(
+    dir: &Path,
+    generation: u64,
+    indexes: &Indexes,
+) -> Result<(), StorageError> {
     let tmp = dir.join("index.ckpt.tmp");
     let path = dir.join(CHECKPOINT_FILE);
     let io = |e| StorageError::io(&tmp, e);
@@ -44,7 +48,9 @@ pub(crate) fn write_checkpoint(dir: &Path, generation: u64, indexes: &Indexes) -
     let file = w.into_inner().map_err(|e| io(e.into_error()))?;
     file.sync_all().map_err(io)?;
     std::fs::rename(&tmp, &path).map_err(|e| StorageError::io(&path, e))?;
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| StorageError::io(dir, e))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StorageError::io(dir, e))?;
     Ok(())
 }
 
@@ -63,7 +69,8 @@ pub(crate) fn read_checkpoint(dir: &Path) -> Result<Option<(u64, Indexes)>, Stor
     };
     let mut r = BufReader::with_capacity(1 << 20, file);
     let mut header = [0u8; HEADER_LEN];
-    r.read_exact(&mut header).map_err(|e| corrupted(e.to_string()))?;
+    r.read_exact(&mut header)
+        .map_err(|e| corrupted(e.to_string()))?;
     if &header[0..8] != MAGIC {
         return Err(corrupted("bad magic".into()));
     }
@@ -71,11 +78,14 @@ pub(crate) fn read_checkpoint(dir: &Path) -> Result<Option<(u64, Indexes)>, Stor
     let u64_at = |o: usize| u64::from_le_bytes(header[o..o + 8].try_into().expect("8 bytes"));
     let version = u32_at(8);
     if version != FORMAT_VERSION {
-        return Err(corrupted(format!("format version {version}, expected {FORMAT_VERSION}")));
+        return Err(corrupted(format!(
+            "format version {version}, expected {FORMAT_VERSION}"
+        )));
     }
     let (generation, len, crc) = (u64_at(12), u64_at(20), u32_at(28));
     let mut body = Vec::with_capacity(len as usize);
-    r.read_to_end(&mut body).map_err(|e| corrupted(e.to_string()))?;
+    r.read_to_end(&mut body)
+        .map_err(|e| corrupted(e.to_string()))?;
     if body.len() as u64 != len || crc32fast::hash(&body) != crc {
         return Err(corrupted("length or checksum mismatch".into()));
     }

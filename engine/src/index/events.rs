@@ -98,12 +98,12 @@ impl Series {
     fn remove(&mut self, pid: u32, at: Millis, value: f64) {
         let day = day_of(at);
         let ms = (at - i64::from(day) * MS_PER_DAY) as u32;
-        let Some(bucket) = self.days.get_mut(&day) else { return };
-        let Some(pos) = bucket
-            .entries
-            .iter()
-            .position(|e| e.pid == pid && e.ms_of_day == ms && e.value.to_bits() == value.to_bits())
-        else {
+        let Some(bucket) = self.days.get_mut(&day) else {
+            return;
+        };
+        let Some(pos) = bucket.entries.iter().position(|e| {
+            e.pid == pid && e.ms_of_day == ms && e.value.to_bits() == value.to_bits()
+        }) else {
             return;
         };
         bucket.entries.swap_remove(pos);
@@ -140,7 +140,10 @@ impl Series {
         }
         let first = range.from.map(day_of);
         let last = range.until.map(|u| day_of(u - 1));
-        let (lo, hi) = (first.unwrap_or(DayNumber::MIN), last.unwrap_or(DayNumber::MAX));
+        let (lo, hi) = (
+            first.unwrap_or(DayNumber::MIN),
+            last.unwrap_or(DayNumber::MAX),
+        );
         if lo > hi {
             return RoaringBitmap::new();
         }
@@ -192,21 +195,28 @@ impl Series {
     /// Whether two series hold the same events (entry order within a day may differ).
     pub fn same_as(&self, other: &Series) -> bool {
         let sorted = |b: &DayBucket| {
-            let mut v: Vec<_> = b.entries.iter().map(|e| (e.pid, e.ms_of_day, e.value.to_bits())).collect();
+            let mut v: Vec<_> = b
+                .entries
+                .iter()
+                .map(|e| (e.pid, e.ms_of_day, e.value.to_bits()))
+                .collect();
             v.sort_unstable();
             v
         };
         self.any == other.any
             && self.days.len() == other.days.len()
-            && self.days.iter().zip(&other.days).all(|((d1, b1), (d2, b2))| {
-                d1 == d2 && b1.members == b2.members && sorted(b1) == sorted(b2)
-            })
+            && self
+                .days
+                .iter()
+                .zip(&other.days)
+                .all(|((d1, b1), (d2, b2))| {
+                    d1 == d2 && b1.members == b2.members && sorted(b1) == sorted(b2)
+                })
             && self.totals.len() == other.totals.len()
             && self.totals.iter().all(|(p, t)| {
-                other
-                    .totals
-                    .get(p)
-                    .is_some_and(|o| o.count == t.count && (o.sum - t.sum).abs() <= 1e-6 * (1.0 + t.sum.abs()))
+                other.totals.get(p).is_some_and(|o| {
+                    o.count == t.count && (o.sum - t.sum).abs() <= 1e-6 * (1.0 + t.sum.abs())
+                })
             })
     }
 }
@@ -235,7 +245,10 @@ impl EventIndex {
     pub fn add(&mut self, pid: u32, events: &[Event]) {
         for e in events {
             for key in Self::keys(e) {
-                self.series.entry(key).or_default().add(pid, e.at, e.value.unwrap_or(0.0));
+                self.series
+                    .entry(key)
+                    .or_default()
+                    .add(pid, e.at, e.value.unwrap_or(0.0));
             }
         }
     }
@@ -264,7 +277,11 @@ impl EventIndex {
 
     /// Total indexed entries (each event counts once per key it is under).
     pub fn entries(&self) -> usize {
-        self.series.values().flat_map(|s| s.days.values()).map(|b| b.entries.len()).sum()
+        self.series
+            .values()
+            .flat_map(|s| s.days.values())
+            .map(|b| b.entries.len())
+            .sum()
     }
 }
 

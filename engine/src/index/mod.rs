@@ -10,7 +10,9 @@ mod postings;
 pub use bsi::{Bsi, Cmp};
 pub(crate) use checkpoint::{read_checkpoint, write_checkpoint};
 pub use events::{EventIndex, EventKey, Series, TimeRange, Totals};
-pub use postings::{bool_text, scale_number, NumericKey, NumericKind, Postings, Term, NUMBER_SCALE};
+pub use postings::{
+    bool_text, scale_number, NumericKey, NumericKind, Postings, Term, NUMBER_SCALE,
+};
 
 use crate::record::Event;
 use postings::sorted_minus;
@@ -94,7 +96,10 @@ impl Indexes {
                 NumericKind::Number => NUMBER_FLOOR.min(*value),
                 NumericKind::Date => DATE_FLOOR.min(*value),
             };
-            self.numbers.entry(key.clone()).or_insert_with(|| Bsi::new(floor)).insert(pid, *value);
+            self.numbers
+                .entry(key.clone())
+                .or_insert_with(|| Bsi::new(floor))
+                .insert(pid, *value);
         }
     }
 
@@ -128,12 +133,19 @@ impl Indexes {
         for (term, b) in &self.terms {
             let o = other.term(term);
             if b != o {
-                out.push(format!("term {term:?}: {} here, {} in rebuild", b.len(), o.len()));
+                out.push(format!(
+                    "term {term:?}: {} here, {} in rebuild",
+                    b.len(),
+                    o.len()
+                ));
             }
         }
         for (term, b) in &other.terms {
             if !self.terms.contains_key(term) {
-                out.push(format!("term {term:?}: missing here, {} in rebuild", b.len()));
+                out.push(format!(
+                    "term {term:?}: missing here, {} in rebuild",
+                    b.len()
+                ));
             }
         }
         for (key, bsi) in &self.numbers {

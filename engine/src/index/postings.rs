@@ -101,8 +101,12 @@ impl Postings {
                     match &s.value {
                         Value::Text(t) => terms.push(Term::Eq(name.clone(), index_text(t))),
                         Value::Bool(b) => terms.push(Term::Eq(name.clone(), bool_text(*b).into())),
-                        Value::Number(x) => numbers.push((numeric(name, NumericKind::Number), scale_number(*x))),
-                        Value::Date(d) => numbers.push((numeric(name, NumericKind::Date), i64::from(*d))),
+                        Value::Number(x) => {
+                            numbers.push((numeric(name, NumericKind::Number), scale_number(*x)))
+                        }
+                        Value::Date(d) => {
+                            numbers.push((numeric(name, NumericKind::Date), i64::from(*d)))
+                        }
                         Value::List(_) => {}
                     }
                 }

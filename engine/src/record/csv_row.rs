@@ -4,7 +4,16 @@ use serde_json::{Map, Value as Json};
 use std::collections::BTreeMap;
 
 /// Attributes that stay text even when a cell looks like a number.
-const TEXT_ATTRIBUTES: &[&str] = &["zip", "first_name", "last_name", "name", "city", "state", "language", "gender"];
+const TEXT_ATTRIBUTES: &[&str] = &[
+    "zip",
+    "first_name",
+    "last_name",
+    "name",
+    "city",
+    "state",
+    "language",
+    "gender",
+];
 /// Attributes that are always lists.
 const LIST_ATTRIBUTES: &[&str] = &["interests", "likes", "education", "work"];
 /// Identifier types recognised by column name.
@@ -52,7 +61,12 @@ impl CsvMapping {
         let targets = header
             .iter()
             .map(|col| {
-                let name = self.renames.get(col).map(String::as_str).unwrap_or(col).trim();
+                let name = self
+                    .renames
+                    .get(col)
+                    .map(String::as_str)
+                    .unwrap_or(col)
+                    .trim();
                 target_of(name).ok_or_else(|| format!("column {col:?} maps to no field"))
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -109,11 +123,19 @@ impl CsvLayout {
                     top.insert("observed_at".into(), Json::String(cell.to_string()));
                 }
                 Target::Identifier(kind) => {
-                    let values: Vec<Json> = cell.split('|').map(|v| Json::String(v.to_string())).collect();
+                    let values: Vec<Json> = cell
+                        .split('|')
+                        .map(|v| Json::String(v.to_string()))
+                        .collect();
                     ids.insert(kind.clone(), Json::Array(values));
                 }
                 Target::Consent(p) => {
-                    consent.insert(p.clone(), parse_bool(cell).map(Json::Bool).unwrap_or(Json::String(cell.into())));
+                    consent.insert(
+                        p.clone(),
+                        parse_bool(cell)
+                            .map(Json::Bool)
+                            .unwrap_or(Json::String(cell.into())),
+                    );
                 }
                 Target::Attribute(a) => {
                     attrs.insert(a.clone(), cell_value(a, cell));
@@ -170,7 +192,8 @@ fn looks_numeric(s: &str) -> bool {
         Some((i, f)) => (i, Some(f)),
         None => (s, None),
     };
-    let int_ok = int == "0" || (!int.is_empty() && !int.starts_with('0') && int.bytes().all(|b| b.is_ascii_digit()));
+    let int_ok = int == "0"
+        || (!int.is_empty() && !int.starts_with('0') && int.bytes().all(|b| b.is_ascii_digit()));
     int_ok && frac.is_none_or(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()))
 }
 
@@ -184,9 +207,23 @@ mod tests {
             renames: [("E-mail".to_string(), "email".to_string())].into(),
             source: Some("crm".into()),
         };
-        let header = csv::StringRecord::from(vec!["E-mail", "zip", "interests", "lifetime_value", "consent.marketing", "id.loyalty"]);
+        let header = csv::StringRecord::from(vec![
+            "E-mail",
+            "zip",
+            "interests",
+            "lifetime_value",
+            "consent.marketing",
+            "id.loyalty",
+        ]);
         let layout = mapping.layout(&header).unwrap();
-        let row = csv::StringRecord::from(vec!["a@b.co", "0123", "running|travel", "12.5", "yes", "L1"]);
+        let row = csv::StringRecord::from(vec![
+            "a@b.co",
+            "0123",
+            "running|travel",
+            "12.5",
+            "yes",
+            "L1",
+        ]);
         let json = layout.to_json(&row);
         assert_eq!(
             json,
@@ -199,9 +236,17 @@ mod tests {
     #[test]
     fn header_errors() {
         let m = CsvMapping::default();
-        assert!(m.layout(&csv::StringRecord::from(vec!["email"])).unwrap_err().contains("source"));
-        assert!(m.layout(&csv::StringRecord::from(vec!["source", "zip"])).unwrap_err().contains("identifier"));
-        assert!(m.layout(&csv::StringRecord::from(vec!["source", "email", "Bad Col"])).is_err());
+        assert!(m
+            .layout(&csv::StringRecord::from(vec!["email"]))
+            .unwrap_err()
+            .contains("source"));
+        assert!(m
+            .layout(&csv::StringRecord::from(vec!["source", "zip"]))
+            .unwrap_err()
+            .contains("identifier"));
+        assert!(m
+            .layout(&csv::StringRecord::from(vec!["source", "email", "Bad Col"]))
+            .is_err());
         assert!(looks_numeric("10.5") && !looks_numeric("0123") && !looks_numeric("1e5"));
     }
 }

@@ -1,6 +1,8 @@
 //! JSON record parsing with per-field errors.
 
-use super::{is_name, Event, FieldWarning, Identifier, ParsedRecord, Record, Value, MAX_ABS_NUMBER};
+use super::{
+    is_name, Event, FieldWarning, Identifier, ParsedRecord, Record, Value, MAX_ABS_NUMBER,
+};
 use crate::config::Config;
 use crate::normalize;
 use crate::time::{parse_date, parse_rfc3339, Millis};
@@ -36,10 +38,18 @@ impl std::fmt::Display for RejectReason {
 
 /// Parses one JSON Lines line into a normalized record. `now` is the default
 /// `observed_at`.
-pub fn parse_json_record(line: &str, config: &Config, now: Millis) -> Result<ParsedRecord, RejectReason> {
+pub fn parse_json_record(
+    line: &str,
+    config: &Config,
+    now: Millis,
+) -> Result<ParsedRecord, RejectReason> {
     let json: Json = serde_json::from_str(line).map_err(|e| RejectReason {
         field: None,
-        message: format!("invalid JSON at column {}: {}", e.column(), strip_position(&e.to_string())),
+        message: format!(
+            "invalid JSON at column {}: {}",
+            e.column(),
+            strip_position(&e.to_string())
+        ),
     })?;
     parse_json_value(json, config, now)
 }
@@ -49,21 +59,26 @@ fn strip_position(msg: &str) -> &str {
 }
 
 /// Parses an already-decoded JSON object.
-pub(crate) fn parse_json_value(json: Json, config: &Config, now: Millis) -> Result<ParsedRecord, RejectReason> {
+pub(crate) fn parse_json_value(
+    json: Json,
+    config: &Config,
+    now: Millis,
+) -> Result<ParsedRecord, RejectReason> {
     let Json::Object(mut obj) = json else {
         return Err(RejectReason::at("record", "expected a JSON object"));
     };
     let source = match obj.remove("source") {
         Some(Json::String(s)) if is_name(&s, 32) => s,
-        Some(Json::String(_)) => return Err(RejectReason::at("source", "must match [a-z0-9_]{1,32}")),
+        Some(Json::String(_)) => {
+            return Err(RejectReason::at("source", "must match [a-z0-9_]{1,32}"))
+        }
         Some(_) => return Err(RejectReason::at("source", "expected a string")),
         None => return Err(RejectReason::at("source", "missing")),
     };
     let observed_at = match obj.remove("observed_at") {
         None | Some(Json::Null) => now,
-        Some(Json::String(s)) => {
-            parse_rfc3339(&s).ok_or_else(|| RejectReason::at("observed_at", "not an RFC 3339 time"))?
-        }
+        Some(Json::String(s)) => parse_rfc3339(&s)
+            .ok_or_else(|| RejectReason::at("observed_at", "not an RFC 3339 time"))?,
         Some(_) => return Err(RejectReason::at("observed_at", "expected a string")),
     };
     let scopes = match obj.remove("scopes") {
@@ -79,7 +94,9 @@ pub(crate) fn parse_json_value(json: Json, config: &Config, now: Millis) -> Resu
         ),
         Some(_) => return Err(RejectReason::at("scopes", "expected a list of strings")),
     };
-    let covered = scopes.as_ref().and_then(|s| config.scopes.covered(&source, s));
+    let covered = scopes
+        .as_ref()
+        .and_then(|s| config.scopes.covered(&source, s));
     let mut builder = RecordBuilder {
         config,
         covered,
@@ -168,7 +185,10 @@ impl RecordBuilder<'_> {
         for (kind, value) in map {
             let path = format!("identifiers.{kind}");
             if !is_name(&kind, 32) {
-                return Err(RejectReason::at(path, "identifier type must match [a-z0-9_]{1,32}"));
+                return Err(RejectReason::at(
+                    path,
+                    "identifier type must match [a-z0-9_]{1,32}",
+                ));
             }
             let raws = match value {
                 Json::String(s) => vec![s],
@@ -179,10 +199,18 @@ impl RecordBuilder<'_> {
                     .map(|v| match v {
                         Json::String(s) => Ok(s),
                         Json::Number(n) => Ok(n.to_string()),
-                        _ => Err(RejectReason::at(path.clone(), "expected a string or a list of strings")),
+                        _ => Err(RejectReason::at(
+                            path.clone(),
+                            "expected a string or a list of strings",
+                        )),
                     })
                     .collect::<Result<_, _>>()?,
-                _ => return Err(RejectReason::at(path, "expected a string or a list of strings")),
+                _ => {
+                    return Err(RejectReason::at(
+                        path,
+                        "expected a string or a list of strings",
+                    ))
+                }
             };
             if !self.allowed(&kind, path.clone()) {
                 continue;
@@ -225,7 +253,10 @@ impl RecordBuilder<'_> {
         for (name, value) in map {
             let path = format!("attributes.{name}");
             if !is_name(&name, 64) {
-                return Err(RejectReason::at(path, "attribute name must match [a-z0-9_]{1,64}"));
+                return Err(RejectReason::at(
+                    path,
+                    "attribute name must match [a-z0-9_]{1,64}",
+                ));
             }
             let value = match value {
                 Json::Null => continue,
@@ -233,7 +264,10 @@ impl RecordBuilder<'_> {
                 Json::Number(n) => {
                     let v = n.as_f64().unwrap_or(f64::NAN);
                     if !v.is_finite() || v.abs() > MAX_ABS_NUMBER {
-                        return Err(RejectReason::at(path, format!("number out of range (|x| <= {MAX_ABS_NUMBER:e})")));
+                        return Err(RejectReason::at(
+                            path,
+                            format!("number out of range (|x| <= {MAX_ABS_NUMBER:e})"),
+                        ));
                     }
                     Value::Number(v)
                 }
@@ -253,7 +287,9 @@ impl RecordBuilder<'_> {
                         })
                         .collect::<Result<_, _>>()?,
                 ),
-                Json::Object(_) => return Err(RejectReason::at(path, "objects are not attribute values")),
+                Json::Object(_) => {
+                    return Err(RejectReason::at(path, "objects are not attribute values"))
+                }
             };
             if !self.allowed(&name, path.clone()) {
                 continue;
@@ -274,7 +310,9 @@ impl RecordBuilder<'_> {
     }
 }
 
-fn parse_consent(map: serde_json::Map<String, Json>) -> Result<BTreeMap<String, bool>, RejectReason> {
+fn parse_consent(
+    map: serde_json::Map<String, Json>,
+) -> Result<BTreeMap<String, bool>, RejectReason> {
     map.into_iter()
         .map(|(purpose, v)| {
             let path = format!("consent.{purpose}");
@@ -292,14 +330,19 @@ fn parse_consent(map: serde_json::Map<String, Json>) -> Result<BTreeMap<String, 
 fn parse_event(index: usize, json: Json) -> Result<Event, RejectReason> {
     let path = |f: &str| format!("events[{index}].{f}");
     let Json::Object(mut obj) = json else {
-        return Err(RejectReason::at(format!("events[{index}]"), "expected an object"));
+        return Err(RejectReason::at(
+            format!("events[{index}]"),
+            "expected an object",
+        ));
     };
     let kind = match obj.remove("type") {
         Some(Json::String(s)) if !s.trim().is_empty() => normalize::index_text(&s),
         _ => return Err(RejectReason::at(path("type"), "required string")),
     };
     let at = match obj.remove("at") {
-        Some(Json::String(s)) => parse_rfc3339(&s).ok_or_else(|| RejectReason::at(path("at"), "not an RFC 3339 time"))?,
+        Some(Json::String(s)) => {
+            parse_rfc3339(&s).ok_or_else(|| RejectReason::at(path("at"), "not an RFC 3339 time"))?
+        }
         _ => return Err(RejectReason::at(path("at"), "required RFC 3339 time")),
     };
     let category = match obj.remove("category") {
@@ -341,12 +384,27 @@ mod tests {
     fn spec_example_parses() {
         let line = r#"{"source":"facebook","observed_at":"2026-11-01T12:00:00Z","identifiers":{"email":["Jane.Doe@Example.com ","jane@work.example"],"phone":"+31 6 1234 5678","facebook_id":"10001234"},"scopes":["email","public_profile","user_likes"],"attributes":{"first_name":"Jane","birth_date":"1990-04-12","country":"Netherlands","likes":["Nike"]},"consent":{"marketing":true},"events":[{"type":"Purchase","at":"2026-10-01T10:00:00Z","category":"Jeans","value":79.95}]}"#;
         let p = parse(line).unwrap();
-        let ids: Vec<_> = p.record.identifiers.iter().map(|i| format!("{}={}", i.kind, i.value)).collect();
+        let ids: Vec<_> = p
+            .record
+            .identifiers
+            .iter()
+            .map(|i| format!("{}={}", i.kind, i.value))
+            .collect();
         assert!(ids.contains(&"email=jane.doe@example.com".to_string()));
         // facebook grants no phone scope: the phone is dropped, like birth_date and country.
         assert!(!ids.iter().any(|i| i.starts_with("phone=")));
-        assert_eq!(p.dropped_by_scope, vec!["attributes.birth_date", "attributes.country", "identifiers.phone"]);
-        assert_eq!(p.record.attributes["likes"], Value::List(vec!["Nike".into()]));
+        assert_eq!(
+            p.dropped_by_scope,
+            vec![
+                "attributes.birth_date",
+                "attributes.country",
+                "identifiers.phone"
+            ]
+        );
+        assert_eq!(
+            p.record.attributes["likes"],
+            Value::List(vec!["Nike".into()])
+        );
         assert_eq!(p.record.events[0].category.as_deref(), Some("jeans"));
     }
 
@@ -354,19 +412,23 @@ mod tests {
     fn bad_records_name_the_field() {
         let e = parse(r#"{"source":"crm","identifiers":{"email":"nope"}}"#).unwrap_err();
         assert_eq!(e.to_string(), "identifiers: no usable identifier");
-        let e = parse(r#"{"source":"crm","identifiers":{"crm_id":"1"},"events":[{"type":"x"}]}"#).unwrap_err();
+        let e = parse(r#"{"source":"crm","identifiers":{"crm_id":"1"},"events":[{"type":"x"}]}"#)
+            .unwrap_err();
         assert_eq!(e.to_string(), "events[0].at: required RFC 3339 time");
         let e = parse(r#"{"source":"CRM","identifiers":{"crm_id":"1"}}"#).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("source"));
         let e = parse(r#"{"source":"crm""#).unwrap_err();
         assert!(e.message.starts_with("invalid JSON at column"), "{e}");
-        let e = parse(r#"{"source":"crm","identifiers":{"crm_id":"1"},"consent":{"marketing":"yes"}}"#).unwrap_err();
+        let e =
+            parse(r#"{"source":"crm","identifiers":{"crm_id":"1"},"consent":{"marketing":"yes"}}"#)
+                .unwrap_err();
         assert_eq!(e.to_string(), "consent.marketing: expected true or false");
     }
 
     #[test]
     fn bad_identifier_is_a_warning_when_another_is_usable() {
-        let p = parse(r#"{"source":"crm","identifiers":{"email":"x@y.com","phone":"12"}}"#).unwrap();
+        let p =
+            parse(r#"{"source":"crm","identifiers":{"email":"x@y.com","phone":"12"}}"#).unwrap();
         assert_eq!(p.record.identifiers.len(), 1);
         assert_eq!(p.warnings[0].field, "identifiers.phone");
     }

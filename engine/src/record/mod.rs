@@ -5,8 +5,8 @@ mod csv_row;
 mod json;
 
 pub(crate) use csv_row::CsvMapping;
-pub use json::{parse_json_record, RejectReason};
 pub(crate) use json::parse_json_value as parse_json_value_pub;
+pub use json::{parse_json_record, RejectReason};
 
 use crate::time::{DayNumber, Millis};
 use serde::{Deserialize, Serialize};
@@ -92,5 +92,8 @@ pub struct ParsedRecord {
 
 /// Whether `s` matches `[a-z0-9_]{1,max}`.
 pub(crate) fn is_name(s: &str, max: usize) -> bool {
-    !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    !s.is_empty()
+        && s.len() <= max
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }

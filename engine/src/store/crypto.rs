@@ -25,7 +25,12 @@ pub(crate) fn seal(key: &Key, aad: &[u8], plain: &[u8], out: &mut Vec<u8>) {
 }
 
 /// Decrypts a value written by [`seal`].
-pub(crate) fn open(what: &'static str, key: &Key, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, StorageError> {
+pub(crate) fn open(
+    what: &'static str,
+    key: &Key,
+    aad: &[u8],
+    sealed: &[u8],
+) -> Result<Vec<u8>, StorageError> {
     let corrupted = |detail: &str| StorageError::Corrupted {
         what,
         key: aad.to_vec(),

@@ -40,7 +40,13 @@ impl KeyFile {
     pub(crate) fn open(dir: &Path) -> Result<KeyFile, StorageError> {
         let path = dir.join(KEY_FILE);
         let io = |e| StorageError::io(&path, e);
-        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io)?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(io)?;
         if bytes.is_empty() {
@@ -133,6 +139,8 @@ impl KeyFile {
 
     /// Makes written slots durable.
     pub(crate) fn sync(&self) -> Result<(), StorageError> {
-        self.file.sync_data().map_err(|e| StorageError::io(&self.path, e))
+        self.file
+            .sync_data()
+            .map_err(|e| StorageError::io(&self.path, e))
     }
 }

@@ -68,10 +68,12 @@ pub(crate) fn catalog(name: &str) -> Vec<u8> {
 
 /// The pid of a `P`, `D`, `E` or `L` key.
 pub(crate) fn pid_of(key: &[u8]) -> Option<u32> {
-    key.get(1..5).map(|b| u32::from_be_bytes(b.try_into().expect("4 bytes")))
+    key.get(1..5)
+        .map(|b| u32::from_be_bytes(b.try_into().expect("4 bytes")))
 }
 
 /// The seq of an `E` or `L` key.
 pub(crate) fn seq_of(key: &[u8]) -> Option<u64> {
-    key.get(5..13).map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes")))
+    key.get(5..13)
+        .map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes")))
 }

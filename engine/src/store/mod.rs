@@ -98,19 +98,28 @@ impl Store {
             .open()
             .map_err(|e| match e {
                 sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
-                    OpenError::Locked { path: dir.to_path_buf() }
+                    OpenError::Locked {
+                        path: dir.to_path_buf(),
+                    }
                 }
-                sled::Error::Io(io) if io.to_string().contains("lock") => OpenError::Locked { path: dir.to_path_buf() },
+                sled::Error::Io(io) if io.to_string().contains("lock") => OpenError::Locked {
+                    path: dir.to_path_buf(),
+                },
                 e => OpenError::Storage(e.into()),
             })?;
         let format_key = keys::meta("format");
         match db.get(&format_key).map_err(StorageError::from)? {
             None => {
-                db.insert(&format_key, &FORMAT_VERSION.to_le_bytes()).map_err(StorageError::from)?;
+                db.insert(&format_key, &FORMAT_VERSION.to_le_bytes())
+                    .map_err(StorageError::from)?;
                 db.flush().map_err(StorageError::from)?;
             }
             Some(v) => {
-                let found = v.as_ref().try_into().map(u32::from_le_bytes).unwrap_or(u32::MAX);
+                let found = v
+                    .as_ref()
+                    .try_into()
+                    .map(u32::from_le_bytes)
+                    .unwrap_or(u32::MAX);
                 match found {
                     OLDEST_SUPPORTED_FORMAT..=FORMAT_VERSION => {}
                     _ => {
@@ -161,7 +170,9 @@ impl Store {
     /// Reads a profile slot.
     pub(crate) fn slot(&self, pid: ProfileId) -> Result<Option<Slot>, StorageError> {
         let key = keys::profile(pid);
-        let Some(value) = self.db.get(key)? else { return Ok(None) };
+        let Some(value) = self.db.get(key)? else {
+            return Ok(None);
+        };
         let corrupted = |detail: &str| StorageError::Corrupted {
             what: "profile slot",
             key: key.to_vec(),
@@ -174,7 +185,9 @@ impl Store {
             }
             Some(&keys::SLOT_MERGED) => {
                 let into = value.get(1..5).ok_or_else(|| corrupted("short redirect"))?;
-                Ok(Some(Slot::Merged(u32::from_le_bytes(into.try_into().expect("4 bytes")))))
+                Ok(Some(Slot::Merged(u32::from_le_bytes(
+                    into.try_into().expect("4 bytes"),
+                ))))
             }
             _ => Err(corrupted("unknown slot tag")),
         }
@@ -196,7 +209,13 @@ impl Store {
         })
     }
 
-    fn open_sealed(&self, what: &'static str, pid: ProfileId, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, StorageError> {
+    fn open_sealed(
+        &self,
+        what: &'static str,
+        pid: ProfileId,
+        aad: &[u8],
+        sealed: &[u8],
+    ) -> Result<Vec<u8>, StorageError> {
         let keys = self.keys.read().expect("key file lock");
         let key = keys.get(pid).ok_or_else(|| StorageError::Corrupted {
             what,
@@ -238,18 +257,20 @@ impl Store {
 
     /// Every live profile, in id order.
     pub(crate) fn live_profiles(&self) -> impl Iterator<Item = Result<Profile, StorageError>> + '_ {
-        self.db.scan_prefix([keys::PROFILE]).filter_map(move |item| {
-            let (k, _) = match item {
-                Ok(kv) => kv,
-                Err(e) => return Some(Err(e.into())),
-            };
-            let pid = keys::pid_of(&k)?;
-            match self.slot(pid) {
-                Ok(Some(Slot::Live(p))) => Some(Ok(p)),
-                Ok(_) => None,
-                Err(e) => Some(Err(e)),
-            }
-        })
+        self.db
+            .scan_prefix([keys::PROFILE])
+            .filter_map(move |item| {
+                let (k, _) = match item {
+                    Ok(kv) => kv,
+                    Err(e) => return Some(Err(e.into())),
+                };
+                let pid = keys::pid_of(&k)?;
+                match self.slot(pid) {
+                    Ok(Some(Slot::Live(p))) => Some(Ok(p)),
+                    Ok(_) => None,
+                    Err(e) => Some(Err(e)),
+                }
+            })
     }
 
     /// Profiles changed since the last index checkpoint.
@@ -257,11 +278,12 @@ impl Store {
         let mut out = RoaringBitmap::new();
         for item in self.db.scan_prefix([keys::DIRTY]) {
             let (k, v) = item?;
-            let pids = RoaringBitmap::deserialize_from(&v[..]).map_err(|e| StorageError::Corrupted {
-                what: "dirty set",
-                key: k.to_vec(),
-                detail: e.to_string(),
-            })?;
+            let pids =
+                RoaringBitmap::deserialize_from(&v[..]).map_err(|e| StorageError::Corrupted {
+                    what: "dirty set",
+                    key: k.to_vec(),
+                    detail: e.to_string(),
+                })?;
             out |= pids;
         }
         Ok(out)
@@ -336,7 +358,9 @@ impl Store {
     /// Seals `plain` with `pid`'s key (issued in this batch or earlier).
     fn seal_for(&self, pid: ProfileId, aad: &[u8], plain: &[u8], out: &mut Vec<u8>) {
         let keys = self.keys.read().expect("key file lock");
-        let key = keys.get(pid).expect("a profile written in a batch has a key issued earlier or in the batch");
+        let key = keys
+            .get(pid)
+            .expect("a profile written in a batch has a key issued earlier or in the batch");
         crypto::seal(key, aad, plain, out);
     }
 }
@@ -362,7 +386,11 @@ impl<'a> BatchWriter<'a> {
         if pids.is_empty() {
             return Ok(());
         }
-        self.store.keys.write().expect("key file lock").issue(pids)?;
+        self.store
+            .keys
+            .write()
+            .expect("key file lock")
+            .issue(pids)?;
         self.batch.issued_keys = true;
         Ok(())
     }
@@ -371,7 +399,8 @@ impl<'a> BatchWriter<'a> {
     pub(crate) fn put_profile(&mut self, profile: &Profile) {
         let key = keys::profile(profile.id);
         let mut value = vec![keys::SLOT_LIVE];
-        self.store.seal_for(profile.id, &key, &codec::encode(profile), &mut value);
+        self.store
+            .seal_for(profile.id, &key, &codec::encode(profile), &mut value);
         self.batch.batch.insert(&key[..], value);
     }
 
@@ -385,13 +414,16 @@ impl<'a> BatchWriter<'a> {
     /// Records which profiles batch number `batch` changes, for index recovery.
     pub(crate) fn put_dirty(&mut self, batch: u64, pids: &RoaringBitmap) {
         let mut value = Vec::with_capacity(pids.serialized_size());
-        pids.serialize_into(&mut value).expect("writing to a Vec cannot fail");
+        pids.serialize_into(&mut value)
+            .expect("writing to a Vec cannot fail");
         self.batch.batch.insert(&keys::dirty(batch)[..], value);
     }
 
     /// Links an identifier hash to a profile.
     pub(crate) fn link(&mut self, hash: &[u8; 32], pid: ProfileId) {
-        self.batch.batch.insert(&keys::identifier(hash)[..], &pid.to_le_bytes()[..]);
+        self.batch
+            .batch
+            .insert(&keys::identifier(hash)[..], &pid.to_le_bytes()[..]);
     }
 
     /// Stores one record's events under `pid` at `seq`.
@@ -401,7 +433,9 @@ impl<'a> BatchWriter<'a> {
 
     /// Removes an event chunk.
     pub(crate) fn remove_events(&mut self, pid: ProfileId, seq: u64) {
-        self.batch.batch.remove(&keys::pid_seq(keys::EVENTS, pid, seq)[..]);
+        self.batch
+            .batch
+            .remove(&keys::pid_seq(keys::EVENTS, pid, seq)[..]);
     }
 
     /// Appends a merge log entry under `pid`.
@@ -411,7 +445,9 @@ impl<'a> BatchWriter<'a> {
 
     /// Removes a merge log entry.
     pub(crate) fn remove_merge_log(&mut self, pid: ProfileId, seq: u64) {
-        self.batch.batch.remove(&keys::pid_seq(keys::MERGE_LOG, pid, seq)[..]);
+        self.batch
+            .batch
+            .remove(&keys::pid_seq(keys::MERGE_LOG, pid, seq)[..]);
     }
 
     fn put_sealed(&mut self, tag: u8, pid: ProfileId, seq: u64, plain: &[u8]) {
@@ -423,7 +459,9 @@ impl<'a> BatchWriter<'a> {
 
     /// Writes the counters.
     pub(crate) fn put_counters(&mut self, counters: &Counters) {
-        self.batch.batch.insert(keys::meta("counters"), codec::encode(counters));
+        self.batch
+            .batch
+            .insert(keys::meta("counters"), codec::encode(counters));
     }
 
     /// Finishes the batch.

@@ -61,12 +61,17 @@ pub struct LookupArgs {
 }
 
 pub fn generate(global: &Global, args: GenerateArgs) -> anyhow::Result<()> {
-    let bar = output::progress_bar(Some(args.persons), global.json || args.out.is_none(), "persons");
+    let bar = output::progress_bar(
+        Some(args.persons),
+        global.json || args.out.is_none(),
+        "persons",
+    );
     let mut progress = |done: u64| bar.set_position(done);
     let generator = Generator::new(args.persons, args.seed);
     let summary = match &args.out {
         Some(path) => {
-            let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+            let file = std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
             let mut w = BufWriter::new(file);
             let s = generator.write_jsonl(&mut w, &mut progress)?;
             w.flush()?;
@@ -83,9 +88,16 @@ pub fn generate(global: &Global, args: GenerateArgs) -> anyhow::Result<()> {
     bar.finish_and_clear();
     if let Some(path) = &args.out {
         if global.json {
-            output::json(&serde_json::json!({"persons": summary.persons, "records": summary.records, "out": path}))?;
+            output::json(
+                &serde_json::json!({"persons": summary.persons, "records": summary.records, "out": path}),
+            )?;
         } else {
-            eprintln!("wrote {} records of {} persons to {}", summary.records, summary.persons, path.display());
+            eprintln!(
+                "wrote {} records of {} persons to {}",
+                summary.records,
+                summary.persons,
+                path.display()
+            );
         }
     }
     Ok(())
@@ -102,17 +114,24 @@ pub fn import(global: &Global, args: ImportArgs) -> anyhow::Result<()> {
         };
         options = options.with_csv_rename(col, field);
     }
-    let format = args.format.unwrap_or(if args.file.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) {
-        FileFormat::Csv
-    } else {
-        FileFormat::Jsonl
-    });
+    let format = args.format.unwrap_or(
+        if args
+            .file
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+        {
+            FileFormat::Csv
+        } else {
+            FileFormat::Jsonl
+        },
+    );
     let db = global.open()?;
     let stdin = args.file.as_os_str() == "-";
     let (reader, size): (Box<dyn std::io::Read + Send>, Option<u64>) = if stdin {
         (Box::new(std::io::stdin()), None)
     } else {
-        let file = std::fs::File::open(&args.file).with_context(|| format!("cannot open {}", args.file.display()))?;
+        let file = std::fs::File::open(&args.file)
+            .with_context(|| format!("cannot open {}", args.file.display()))?;
         let size = file.metadata().ok().map(|m| m.len());
         (Box::new(file), size)
     };
@@ -122,7 +141,11 @@ pub fn import(global: &Global, args: ImportArgs) -> anyhow::Result<()> {
         bar.set_message(format!("{} records", p.records));
     };
     let report = match format {
-        FileFormat::Jsonl => db.import_jsonl(BufReader::with_capacity(1 << 20, reader), &options, &mut progress),
+        FileFormat::Jsonl => db.import_jsonl(
+            BufReader::with_capacity(1 << 20, reader),
+            &options,
+            &mut progress,
+        ),
         FileFormat::Csv => db.import_csv(reader, &options, &mut progress),
     }
     .with_context(|| format!("import of {} stopped", args.file.display()))?;
@@ -144,7 +167,11 @@ fn print_report(r: &IngestReport) {
     println!("merges:           {}", r.merged_profiles);
     println!("rejected:         {}", r.rejected_count);
     for rej in r.rejected.iter().take(20) {
-        let field = rej.field.as_deref().map(|f| format!("{f}: ")).unwrap_or_default();
+        let field = rej
+            .field
+            .as_deref()
+            .map(|f| format!("{f}: "))
+            .unwrap_or_default();
         println!("  line {}: {field}{}", rej.line, rej.reason);
     }
     println!("warnings:         {}", r.warning_count);
@@ -168,9 +195,18 @@ pub fn stats(global: &Global) -> anyhow::Result<()> {
     println!("records:         {}", s.records);
     println!("merges:          {}", s.merges);
     println!("events:          {}", s.events);
-    println!("term bitmaps:    {} ({} bytes)", s.indexes.term_bitmaps, s.indexes.term_bytes);
-    println!("numeric indexes: {} ({} slices)", s.indexes.numeric_indexes, s.indexes.numeric_slices);
-    println!("event keys:      {} ({} entries)", s.indexes.event_keys, s.indexes.event_entries);
+    println!(
+        "term bitmaps:    {} ({} bytes)",
+        s.indexes.term_bitmaps, s.indexes.term_bytes
+    );
+    println!(
+        "numeric indexes: {} ({} slices)",
+        s.indexes.numeric_indexes, s.indexes.numeric_slices
+    );
+    println!(
+        "event keys:      {} ({} entries)",
+        s.indexes.event_keys, s.indexes.event_entries
+    );
     println!("disk bytes:      {}", s.disk_bytes);
     Ok(())
 }
@@ -181,7 +217,10 @@ pub fn check(global: &Global) -> anyhow::Result<()> {
     if global.json {
         output::json(&report)?;
     } else {
-        println!("checked {} profiles and {} events", report.profiles, report.events);
+        println!(
+            "checked {} profiles and {} events",
+            report.profiles, report.events
+        );
         for p in &report.problems {
             println!("problem: {p}");
         }

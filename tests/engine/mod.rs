@@ -1,6 +1,7 @@
 //! Tests of the storage engine through the embedding API.
 
 mod bad_input;
+mod concurrency;
 mod durability;
 mod identity;
 mod model;

@@ -19,7 +19,7 @@ pub enum OpenError {
         current: u32,
     },
     /// Another process (or engine in this process) holds the database.
-    #[error("database at {path} is locked by another process")]
+    #[error("database at {path} is locked: another process or handle has it open")]
     Locked {
         /// The data directory.
         path: PathBuf,

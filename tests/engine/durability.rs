@@ -85,7 +85,15 @@ fn unknown_format_version_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     drop(Engine::open(dir.path()).unwrap());
     {
-        let db = sled::open(dir.path().join("sled")).unwrap();
+        // sled's flusher may hold the lock for a moment after the engine is dropped.
+        let db = (0..100)
+            .find_map(|_| {
+                sled::open(dir.path().join("sled")).ok().or_else(|| {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    None
+                })
+            })
+            .expect("sled opens once the engine has shut down");
         db.insert(b"Mformat", &99u32.to_le_bytes()).unwrap();
         db.flush().unwrap();
     }
@@ -140,4 +148,18 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+#[test]
+fn a_database_held_open_is_reported_as_locked() {
+    let dir = tempfile::tempdir().unwrap();
+    let _held = Engine::open(dir.path()).unwrap();
+    match Engine::open(dir.path()) {
+        Err(e @ OpenError::Locked { .. }) => assert!(
+            e.to_string().contains("is locked: another process or handle has it open"),
+            "{e}"
+        ),
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("opened twice"),
+    }
 }

@@ -91,22 +91,7 @@ impl Store {
     /// Opens (or creates) the store in `dir`; returns it with its counters.
     pub(crate) fn open(dir: &Path) -> Result<(Store, Counters), OpenError> {
         std::fs::create_dir_all(dir).map_err(|e| StorageError::io(dir, e))?;
-        let db = sled::Config::new()
-            .path(dir.join("sled"))
-            .cache_capacity(512 << 20)
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(|e| match e {
-                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
-                    OpenError::Locked {
-                        path: dir.to_path_buf(),
-                    }
-                }
-                sled::Error::Io(io) if io.to_string().contains("lock") => OpenError::Locked {
-                    path: dir.to_path_buf(),
-                },
-                e => OpenError::Storage(e.into()),
-            })?;
+        let db = open_sled(dir)?;
         let format_key = keys::meta("format");
         match db.get(&format_key).map_err(StorageError::from)? {
             None => {
@@ -369,6 +354,35 @@ impl Store {
 pub(crate) struct BatchWriter<'a> {
     store: &'a Store,
     batch: WriteBatch,
+}
+
+/// How long [`open_sled`] waits for a lock held by a handle that is shutting down.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Opens sled, waiting briefly when its file lock is still held: sled's background
+/// flusher keeps a dropped database alive for a moment, so an immediate reopen in the same
+/// process can find the lock taken.
+fn open_sled(dir: &Path) -> Result<sled::Db, OpenError> {
+    let started = std::time::Instant::now();
+    loop {
+        let result = sled::Config::new()
+            .path(dir.join("sled"))
+            .cache_capacity(512 << 20)
+            .mode(sled::Mode::HighThroughput)
+            .open();
+        match result {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(io)) if io.to_string().contains("could not acquire lock") => {
+                if started.elapsed() >= LOCK_WAIT {
+                    return Err(OpenError::Locked {
+                        path: dir.to_path_buf(),
+                    });
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => return Err(OpenError::Storage(e.into())),
+        }
+    }
 }
 
 impl<'a> BatchWriter<'a> {

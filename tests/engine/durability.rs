@@ -156,7 +156,8 @@ fn a_database_held_open_is_reported_as_locked() {
     let _held = Engine::open(dir.path()).unwrap();
     match Engine::open(dir.path()) {
         Err(e @ OpenError::Locked { .. }) => assert!(
-            e.to_string().contains("is locked: another process or handle has it open"),
+            e.to_string()
+                .contains("is locked: another process or handle has it open"),
             "{e}"
         ),
         Err(e) => panic!("wrong error: {e}"),

@@ -303,15 +303,7 @@ impl<'a> BatchPlan<'a> {
         if let Some(s) = self.staged.get_mut(&absorbed) {
             s.moved_event_seqs.extend(moved.iter().map(|(q, _)| *q));
         }
-        let pending: Vec<u64> = self
-            .new_events
-            .range((absorbed, 0)..=(absorbed, u64::MAX))
-            .map(|((_, q), _)| *q)
-            .collect();
-        for q in pending {
-            let chunk = self.new_events.remove(&(absorbed, q)).expect("listed");
-            moved.push((q, chunk));
-        }
+        moved.extend(take_profile_entries(&mut self.new_events, absorbed));
         let events: Vec<Event> = moved
             .iter()
             .flat_map(|(_, c)| c.events.iter().cloned())
@@ -333,14 +325,7 @@ impl<'a> BatchPlan<'a> {
         if let Some(s) = self.staged.get_mut(&absorbed) {
             s.moved_log_seqs.extend(log.iter().map(|e| e.seq));
         }
-        let pending: Vec<u64> = self
-            .new_log
-            .range((absorbed, 0)..=(absorbed, u64::MAX))
-            .map(|((_, q), _)| *q)
-            .collect();
-        for q in pending {
-            log.push(self.new_log.remove(&(absorbed, q)).expect("listed"));
-        }
+        log.extend(take_profile_entries(&mut self.new_log, absorbed).map(|(_, e)| e));
         for entry in log {
             self.new_log.insert((survivor, entry.seq), entry);
         }
@@ -421,6 +406,18 @@ impl<'a> BatchPlan<'a> {
             report: self.report,
         })
     }
+}
+
+/// Removes and returns the entries of `pid` (keyed by sequence) from a batch-pending map.
+fn take_profile_entries<T>(
+    map: &mut BTreeMap<(ProfileId, u64), T>,
+    pid: ProfileId,
+) -> impl Iterator<Item = (u64, T)> {
+    let mut taken = map.split_off(&(pid, 0));
+    if let Some(next) = pid.checked_add(1) {
+        map.append(&mut taken.split_off(&(next, 0)));
+    }
+    taken.into_iter().map(|((_, q), v)| (q, v))
 }
 
 /// A batch ready to apply: the sled writes and the matching index changes.

@@ -49,7 +49,7 @@ pub use identity::IdentityRules;
 pub use import::{ImportOptions, Progress, MAX_LINE_BYTES};
 pub use index::{
     bool_text, scale_number, Bsi, Cmp, EventIndex, EventKey, IndexSizes, Indexes, NumericKey,
-    NumericKind, Series, Term, TimeRange, Totals, NUMBER_SCALE,
+    NumericKind, Series, Term, TimeRange, Totals, ValueKind, NUMBER_SCALE,
 };
 pub use normalize::{
     country as normalize_country, email as normalize_email, index_text, phone as normalize_phone,
@@ -66,4 +66,7 @@ pub use record::{
 pub use report::{IngestReport, Rejected, Warning, MAX_LISTED_PROBLEMS};
 pub use scope::ScopePolicies;
 pub use store::{EventChunk, MergeLogEntry};
-pub use time::{format_date, format_rfc3339, parse_date, parse_rfc3339, DayNumber, Millis};
+pub use time::{
+    civil_from_day, day_from_civil_clamped, day_of, format_date, format_rfc3339, now_millis,
+    parse_date, parse_rfc3339, DayNumber, Millis, MS_PER_DAY,
+};

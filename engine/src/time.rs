@@ -64,6 +64,25 @@ pub fn format_date(day: DayNumber) -> String {
     format!("{:04}-{:02}-{:02}", d.year(), d.month() as u8, d.day())
 }
 
+/// The calendar date `(year, month 1-12, day 1-31)` of a day number.
+pub fn civil_from_day(day: DayNumber) -> (i32, u8, u8) {
+    let d = day_to_date(day);
+    (d.year(), d.month() as u8, d.day())
+}
+
+/// The day number of a calendar date, with the day clamped to the month's last day
+/// (`(2027, 2, 29)` gives 2027-02-28); `None` when the year is outside 0000-9999.
+pub fn day_from_civil_clamped(year: i32, month: u8, day: u8) -> Option<DayNumber> {
+    if !(0..=9999).contains(&year) {
+        return None;
+    }
+    let month = Month::try_from(month).ok()?;
+    let last = month.length(year);
+    Date::from_calendar_date(year, month, day.clamp(1, last))
+        .ok()
+        .map(date_to_day)
+}
+
 /// The day an instant falls on.
 pub fn day_of(ms: Millis) -> DayNumber {
     ms.div_euclid(MS_PER_DAY) as DayNumber

@@ -9,17 +9,22 @@
 //! | 28 | 4 | CRC-32 of the body (u32 LE) |
 //! | 32 | n | body: bincode of `Indexes` (see `codec`) |
 //!
+//! The checkpoint has its own version ([`INDEX_FORMAT`]): indexes are derived data, so a
+//! checkpoint of another version is not an error but is rebuilt from the stored profiles.
+//!
 //! Written to `index.ckpt.tmp`, synced, renamed over `index.ckpt`, and the directory
 //! synced, so a crash leaves either the old or the new checkpoint.
 
 use super::Indexes;
-use crate::codec::{decode_body, encode_body, FORMAT_VERSION};
+use crate::codec::{decode_body, encode_body};
 use crate::error::StorageError;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
 const MAGIC: &[u8; 8] = b"CIDBIDX1";
+/// Version of the checkpoint body. 1: first layout; 2: adds `Term::Kind` (field catalog).
+pub(crate) const INDEX_FORMAT: u32 = 2;
 const HEADER_LEN: usize = 32;
 /// File name inside the data directory.
 pub(crate) const CHECKPOINT_FILE: &str = "index.ckpt";
@@ -37,7 +42,7 @@ pub(crate) fn write_checkpoint(
     encode_body(indexes, &mut body).map_err(io)?;
     let mut header = Vec::with_capacity(HEADER_LEN);
     header.extend_from_slice(MAGIC);
-    header.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    header.extend_from_slice(&INDEX_FORMAT.to_le_bytes());
     header.extend_from_slice(&generation.to_le_bytes());
     header.extend_from_slice(&(body.len() as u64).to_le_bytes());
     header.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
@@ -54,7 +59,8 @@ pub(crate) fn write_checkpoint(
     Ok(())
 }
 
-/// Reads the checkpoint: `None` when there is none yet.
+/// Reads the checkpoint: `None` when there is none yet or it has another version (the
+/// caller then rebuilds the indexes from the stored profiles).
 pub(crate) fn read_checkpoint(dir: &Path) -> Result<Option<(u64, Indexes)>, StorageError> {
     let path = dir.join(CHECKPOINT_FILE);
     let file = match File::open(&path) {
@@ -77,10 +83,13 @@ pub(crate) fn read_checkpoint(dir: &Path) -> Result<Option<(u64, Indexes)>, Stor
     let u32_at = |o: usize| u32::from_le_bytes(header[o..o + 4].try_into().expect("4 bytes"));
     let u64_at = |o: usize| u64::from_le_bytes(header[o..o + 8].try_into().expect("8 bytes"));
     let version = u32_at(8);
-    if version != FORMAT_VERSION {
-        return Err(corrupted(format!(
-            "format version {version}, expected {FORMAT_VERSION}"
-        )));
+    if version != INDEX_FORMAT {
+        tracing::warn!(
+            version,
+            expected = INDEX_FORMAT,
+            "index checkpoint has another version; rebuilding"
+        );
+        return Ok(None);
     }
     let (generation, len, crc) = (u64_at(12), u64_at(20), u32_at(28));
     let mut body = Vec::with_capacity(len as usize);

@@ -11,7 +11,7 @@ pub use bsi::{Bsi, Cmp};
 pub(crate) use checkpoint::{read_checkpoint, write_checkpoint};
 pub use events::{EventIndex, EventKey, Series, TimeRange, Totals};
 pub use postings::{
-    bool_text, scale_number, NumericKey, NumericKind, Postings, Term, NUMBER_SCALE,
+    bool_text, scale_number, NumericKey, NumericKind, Postings, Term, ValueKind, NUMBER_SCALE,
 };
 
 use crate::record::Event;
@@ -39,6 +39,31 @@ impl Indexes {
     /// The bitmap of a term (empty when unknown).
     pub fn term(&self, term: &Term) -> &RoaringBitmap {
         self.terms.get(term).unwrap_or(&EMPTY)
+    }
+
+    /// The equality bitmaps of one attribute: (normalized value, profiles), in no order.
+    pub fn values_of<'a>(
+        &'a self,
+        field: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a RoaringBitmap)> + 'a {
+        self.terms.iter().filter_map(move |(t, b)| match t {
+            Term::Eq(f, v) if f == field => Some((v.as_str(), b)),
+            _ => None,
+        })
+    }
+
+    /// The kinds of value an attribute holds in live profiles (empty for an unknown field).
+    pub fn field_kinds(&self, field: &str) -> Vec<ValueKind> {
+        [
+            ValueKind::Text,
+            ValueKind::Number,
+            ValueKind::Bool,
+            ValueKind::Date,
+            ValueKind::List,
+        ]
+        .into_iter()
+        .filter(|k| self.terms.contains_key(&Term::Kind(field.to_string(), *k)))
+        .collect()
     }
 
     /// Every live profile.

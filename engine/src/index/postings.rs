@@ -26,6 +26,37 @@ pub enum Term {
     IdentifierType(String),
     /// Profiles with a record from this source.
     Source(String),
+    /// Profiles whose attribute holds a value of this kind (the field catalog that the
+    /// query planner type-checks against).
+    Kind(String, ValueKind),
+}
+
+/// The kind of an attribute value, as the field catalog records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ValueKind {
+    /// Text.
+    Text,
+    /// A number.
+    Number,
+    /// A boolean.
+    Bool,
+    /// A `YYYY-MM-DD` date.
+    Date,
+    /// A list of strings.
+    List,
+}
+
+impl ValueKind {
+    /// The kind of a value.
+    pub fn of(value: &Value) -> ValueKind {
+        match value {
+            Value::Text(_) => ValueKind::Text,
+            Value::Number(_) => ValueKind::Number,
+            Value::Bool(_) => ValueKind::Bool,
+            Value::Date(_) => ValueKind::Date,
+            Value::List(_) => ValueKind::List,
+        }
+    }
 }
 
 /// Which bit-sliced index a numeric posting goes to.
@@ -94,10 +125,12 @@ impl Postings {
                     }
                     if !items.is_empty() {
                         terms.push(Term::Exists(name.clone()));
+                        terms.push(Term::Kind(name.clone(), ValueKind::List));
                     }
                 }
                 Attribute::Scalar(s) => {
                     terms.push(Term::Exists(name.clone()));
+                    terms.push(Term::Kind(name.clone(), ValueKind::of(&s.value)));
                     match &s.value {
                         Value::Text(t) => terms.push(Term::Eq(name.clone(), index_text(t))),
                         Value::Bool(b) => terms.push(Term::Eq(name.clone(), bool_text(*b).into())),

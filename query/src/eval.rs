@@ -1,0 +1,239 @@
+//! Evaluates a plan against one snapshot of the indexes: stored bitmaps are borrowed, never
+//! copied, until an operation needs a new bitmap; ANDs stop at the first empty
+//! intermediate; a count computes its last operation with `intersection_len`,
+//! `difference_len` or `union_len` instead of materializing it.
+
+use crate::plan::{EventFilter, EventQuery, Node, Op, Plan};
+use engine::{scale_number, Indexes, NumericKey, Totals};
+use roaring::{MultiOps, RoaringBitmap};
+use std::borrow::Cow;
+use std::time::{Duration, Instant};
+
+/// What one node did, for `explain`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NodeRun {
+    pub actual: u64,
+    pub elapsed: Duration,
+}
+
+pub(crate) struct Evaluator<'a> {
+    ix: &'a Indexes,
+    /// Per node id, when tracing (`explain`).
+    trace: Option<Vec<Option<NodeRun>>>,
+}
+
+type Bits<'a> = Cow<'a, RoaringBitmap>;
+
+fn intersect<'a>(a: Bits<'a>, b: Bits<'a>) -> Bits<'a> {
+    match (a, b) {
+        (Cow::Owned(mut x), b) => {
+            x &= b.as_ref();
+            Cow::Owned(x)
+        }
+        (Cow::Borrowed(x), Cow::Owned(mut y)) => {
+            y &= x;
+            Cow::Owned(y)
+        }
+        (Cow::Borrowed(x), Cow::Borrowed(y)) => Cow::Owned(x & y),
+    }
+}
+
+fn subtract<'a>(a: Bits<'a>, b: &RoaringBitmap) -> Bits<'a> {
+    match a {
+        Cow::Owned(mut x) => {
+            x -= b;
+            Cow::Owned(x)
+        }
+        Cow::Borrowed(x) => Cow::Owned(x - b),
+    }
+}
+
+impl<'a> Evaluator<'a> {
+    pub(crate) fn new(ix: &'a Indexes) -> Self {
+        Evaluator { ix, trace: None }
+    }
+
+    pub(crate) fn tracing(ix: &'a Indexes, plan: &Plan) -> Self {
+        Evaluator {
+            ix,
+            trace: Some(vec![None; plan.nodes]),
+        }
+    }
+
+    pub(crate) fn into_trace(self) -> Vec<Option<NodeRun>> {
+        self.trace.unwrap_or_default()
+    }
+
+    /// The members of a node.
+    pub(crate) fn eval(&mut self, node: &'a Node) -> Bits<'a> {
+        let started = self.trace.is_some().then(Instant::now);
+        let out = self.eval_op(node);
+        if let (Some(t), Some(started)) = (self.trace.as_mut(), started) {
+            t[node.id] = Some(NodeRun {
+                actual: out.len(),
+                elapsed: started.elapsed(),
+            });
+        }
+        out
+    }
+
+    fn eval_op(&mut self, node: &'a Node) -> Bits<'a> {
+        let ix = self.ix;
+        match &node.op {
+            Op::Empty => Cow::Owned(RoaringBitmap::new()),
+            Op::All => Cow::Borrowed(ix.live()),
+            Op::Term(t) => Cow::Borrowed(ix.term(t)),
+            Op::Range { key, low, high } => Cow::Owned(self.range(key, *low, *high)),
+            Op::NumericExists(key) => match ix.numeric(key) {
+                Some(b) => Cow::Borrowed(b.exists()),
+                None => Cow::Owned(RoaringBitmap::new()),
+            },
+            Op::Event(q) => self.event(q),
+            Op::AndNot { all, but_not } => {
+                let mut acc = self.eval(&all[0]);
+                for n in &all[1..] {
+                    if acc.is_empty() {
+                        break;
+                    }
+                    let b = self.eval(n);
+                    acc = intersect(acc, b);
+                }
+                for n in but_not {
+                    if acc.is_empty() {
+                        break;
+                    }
+                    let b = self.eval(n);
+                    acc = subtract(acc, &b);
+                }
+                acc
+            }
+            Op::And(v) => {
+                // Only before optimization; kept total for safety.
+                let mut acc = Cow::Borrowed(ix.live());
+                for n in v {
+                    let b = self.eval(n);
+                    acc = intersect(acc, b);
+                }
+                acc
+            }
+            Op::Or(v) => {
+                let parts: Vec<Bits<'a>> = v.iter().map(|n| self.eval(n)).collect();
+                Cow::Owned(parts.iter().map(|c| c.as_ref()).union())
+            }
+            Op::Not(n) => {
+                let inner = self.eval(n);
+                Cow::Owned(ix.live() - inner.as_ref())
+            }
+            Op::Segment { inner, .. } => self.eval(inner),
+        }
+    }
+
+    /// The cardinality of a node, avoiding materializing its last operation.
+    pub(crate) fn count(&mut self, node: &'a Node) -> u64 {
+        if self.trace.is_some() {
+            return self.eval(node).len();
+        }
+        match &node.op {
+            Op::Empty => 0,
+            Op::All => self.ix.live().len(),
+            Op::Term(t) => self.ix.term(t).len(),
+            Op::NumericExists(key) => self.ix.numeric(key).map_or(0, |b| b.exists().len()),
+            Op::Segment { inner, .. } => self.count(inner),
+            Op::Not(n) => self.ix.live().len() - self.count(n),
+            Op::Or(v) if v.len() == 2 => {
+                let (a, b) = (self.eval(&v[0]), self.eval(&v[1]));
+                a.union_len(&b)
+            }
+            Op::AndNot { all, but_not } if but_not.is_empty() => {
+                let mut acc = self.eval(&all[0]);
+                for n in &all[1..all.len() - 1] {
+                    if acc.is_empty() {
+                        return 0;
+                    }
+                    let b = self.eval(n);
+                    acc = intersect(acc, b);
+                }
+                if acc.is_empty() || all.len() == 1 {
+                    return acc.len();
+                }
+                let last = self.eval(&all[all.len() - 1]);
+                acc.intersection_len(&last)
+            }
+            Op::AndNot { all, but_not } => {
+                let mut acc = self.eval(&all[0]);
+                for n in &all[1..] {
+                    if acc.is_empty() {
+                        return 0;
+                    }
+                    let b = self.eval(n);
+                    acc = intersect(acc, b);
+                }
+                for n in &but_not[..but_not.len() - 1] {
+                    if acc.is_empty() {
+                        return 0;
+                    }
+                    let b = self.eval(n);
+                    acc = subtract(acc, &b);
+                }
+                if acc.is_empty() {
+                    return 0;
+                }
+                let last = self.eval(&but_not[but_not.len() - 1]);
+                acc.difference_len(&last)
+            }
+            _ => self.eval(node).len(),
+        }
+    }
+
+    fn range(&self, key: &NumericKey, low: i64, high: i64) -> RoaringBitmap {
+        use engine::Cmp;
+        let Some(bsi) = self.ix.numeric(key) else {
+            return RoaringBitmap::new();
+        };
+        match (low == i64::MIN, high == i64::MAX) {
+            (true, true) => bsi.exists().clone(),
+            (true, false) => bsi.compare(Cmp::Le, high),
+            (false, true) => bsi.compare(Cmp::Ge, low),
+            (false, false) => bsi.between(low, high),
+        }
+    }
+
+    fn event(&self, q: &'a EventQuery) -> Bits<'a> {
+        let Some(series) = self.ix.events().series.get(&q.key) else {
+            return Cow::Owned(RoaringBitmap::new());
+        };
+        if q.filters.is_empty() {
+            if q.range.is_unbounded() {
+                return Cow::Borrowed(&series.any);
+            }
+            return Cow::Owned(series.members(q.range));
+        }
+        let keep = |t: &Totals| {
+            t.count > 0
+                && q.filters.iter().all(|f| match *f {
+                    EventFilter::Count(op, n) => op.holds(u64::from(t.count), n),
+                    EventFilter::Sum(op, x) => op.holds(scale_number(t.sum), x),
+                })
+        };
+        let members: RoaringBitmap = if q.range.is_unbounded() {
+            let mut v: Vec<u32> = series
+                .totals
+                .iter()
+                .filter(|(_, t)| keep(t))
+                .map(|(p, _)| *p)
+                .collect();
+            v.sort_unstable();
+            RoaringBitmap::from_sorted_iter(v).expect("sorted")
+        } else {
+            let mut v: Vec<u32> = series
+                .aggregate(q.range)
+                .into_iter()
+                .filter(|(_, t)| keep(t))
+                .map(|(p, _)| p)
+                .collect();
+            v.sort_unstable();
+            RoaringBitmap::from_sorted_iter(v).expect("sorted")
+        };
+        Cow::Owned(members)
+    }
+}

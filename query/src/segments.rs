@@ -1,0 +1,286 @@
+//! The query API over an [`Engine`]: evaluate, count, explain, break down, overlap, and
+//! manage saved segments. Every evaluation plans and runs on one consistent snapshot.
+
+use crate::error::{Error, QueryError};
+use crate::eval::Evaluator;
+use crate::explain::{self, Explain};
+use crate::parser::{parse, Expr, Limits};
+use crate::plan::{plan, Plan};
+use crate::results::{self, Breakdown, Overlap, Segment};
+use crate::saved::{self, valid_name, CatalogSource, SavedSegment};
+use engine::{now_millis, Engine, Indexes, Millis, ValueKind};
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// Most segments one overlap matrix may compare.
+pub const MAX_OVERLAP_SEGMENTS: usize = 32;
+/// Most values a breakdown returns.
+pub const MAX_BREAKDOWN_VALUES: usize = 10_000;
+
+/// Serializes saved-segment changes so that two concurrent saves cannot form a cycle.
+static CATALOG_WRITES: Mutex<()> = Mutex::new(());
+
+/// Segment queries against one engine.
+///
+/// ```
+/// # let dir = tempfile::tempdir().unwrap();
+/// let engine = engine::Engine::open(dir.path()).unwrap();
+/// engine.ingest_json(&[r#"{"source":"crm","identifiers":{"email":"a@example.com"},"attributes":{"country":"NL"}}"#]).unwrap();
+/// let segments = query::Segments::new(&engine);
+/// assert_eq!(segments.count(r#"country = "nl""#).unwrap(), 1);
+/// ```
+pub struct Segments<'e> {
+    engine: &'e Engine,
+    limits: Limits,
+    at: Option<Millis>,
+}
+
+/// Plans `src` on the snapshot `ix`, locating errors in `src`.
+fn plan_in(
+    engine: &Engine,
+    ix: &Indexes,
+    limits: &Limits,
+    at: Millis,
+    src: &str,
+    expr: &Expr,
+    saving: Option<(&str, &str)>,
+) -> Result<Plan, Error> {
+    let source = CatalogSource {
+        engine,
+        overlay: saving,
+    };
+    plan(ix, &source, limits, at, expr, saving.map(|(n, _)| n)).map_err(|e| match e {
+        Error::Query(q) => Error::Query(q.locate(src)),
+        other => other,
+    })
+}
+
+impl<'e> Segments<'e> {
+    /// Queries with the default limits, evaluated at the current time.
+    pub fn new(engine: &'e Engine) -> Self {
+        Segments {
+            engine,
+            limits: Limits::default(),
+            at: None,
+        }
+    }
+
+    /// Pins the evaluation time (`age`, `within`), in ms since the epoch (UTC).
+    pub fn at(mut self, at: Millis) -> Self {
+        self.at = Some(at);
+        self
+    }
+
+    /// Uses other expression limits.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    fn now(&self) -> Millis {
+        self.at.unwrap_or_else(now_millis)
+    }
+
+    /// Parses an expression (syntax only).
+    pub fn parse(&self, src: &str) -> Result<Expr, QueryError> {
+        parse(src, &self.limits)
+    }
+
+    /// Evaluates an expression to its members.
+    pub fn evaluate(&self, src: &str) -> Result<Segment, Error> {
+        let expr = self.parse(src)?;
+        let at = self.now();
+        let snap = self.engine.snapshot();
+        let ix = snap.indexes();
+        let plan = plan_in(self.engine, ix, &self.limits, at, src, &expr, None)?;
+        let members = Evaluator::new(ix).eval(&plan.root).into_owned();
+        Ok(Segment { members, at })
+    }
+
+    /// Counts an expression's members without materializing the final bitmap.
+    pub fn count(&self, src: &str) -> Result<u64, Error> {
+        let expr = self.parse(src)?;
+        let at = self.now();
+        let snap = self.engine.snapshot();
+        let ix = snap.indexes();
+        let plan = plan_in(self.engine, ix, &self.limits, at, src, &expr, None)?;
+        Ok(Evaluator::new(ix).count(&plan.root))
+    }
+
+    /// The plan with estimated and actual cardinalities and times.
+    pub fn explain(&self, src: &str) -> Result<Explain, Error> {
+        let started = Instant::now();
+        let expr = self.parse(src)?;
+        let at = self.now();
+        let snap = self.engine.snapshot();
+        let ix = snap.indexes();
+        let plan = plan_in(self.engine, ix, &self.limits, at, src, &expr, None)?;
+        let plan_micros = started.elapsed().as_secs_f64() * 1e6;
+        let started = Instant::now();
+        let mut ev = Evaluator::tracing(ix, &plan);
+        let count = ev.eval(&plan.root).len();
+        let eval_micros = started.elapsed().as_secs_f64() * 1e6;
+        Ok(Explain {
+            expr: expr.to_string(),
+            at,
+            count,
+            plan_micros,
+            eval_micros,
+            root: explain::build(&plan.root, &ev.into_trace()),
+        })
+    }
+
+    /// The `top` most frequent values of a text, list or boolean `field` among the members
+    /// of `src`.
+    pub fn breakdown(&self, src: &str, field: &str, top: usize) -> Result<Breakdown, Error> {
+        if top > MAX_BREAKDOWN_VALUES {
+            return Err(Error::Limit(format!(
+                "a breakdown returns at most {MAX_BREAKDOWN_VALUES} values"
+            )));
+        }
+        let expr = self.parse(src)?;
+        let at = self.now();
+        let snap = self.engine.snapshot();
+        let ix = snap.indexes();
+        let kinds = breakdown_kinds(ix, field)?;
+        let _ = kinds;
+        let plan = plan_in(self.engine, ix, &self.limits, at, src, &expr, None)?;
+        let members = Evaluator::new(ix).eval(&plan.root);
+        Ok(results::breakdown(ix, &members, field, top))
+    }
+
+    /// Pairwise overlaps of several expressions, evaluated on one snapshot.
+    pub fn overlap(&self, srcs: &[&str]) -> Result<Overlap, Error> {
+        if srcs.is_empty() || srcs.len() > MAX_OVERLAP_SEGMENTS {
+            return Err(Error::Limit(format!(
+                "an overlap compares 1 to {MAX_OVERLAP_SEGMENTS} segments, not {}",
+                srcs.len()
+            )));
+        }
+        let exprs = srcs
+            .iter()
+            .map(|s| self.parse(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let at = self.now();
+        let snap = self.engine.snapshot();
+        let ix = snap.indexes();
+        let mut sets = Vec::with_capacity(srcs.len());
+        for (src, expr) in srcs.iter().zip(&exprs) {
+            let plan = plan_in(self.engine, ix, &self.limits, at, src, expr, None)?;
+            sets.push(Evaluator::new(ix).eval(&plan.root).into_owned());
+        }
+        Ok(results::overlap(&sets))
+    }
+
+    /// Creates or replaces a saved segment. The expression must be valid now (fields,
+    /// types, referenced segments), and must not make saved segments refer to themselves.
+    pub fn save(&self, name: &str, src: &str) -> Result<SavedSegment, Error> {
+        if !valid_name(name) {
+            return Err(Error::InvalidSegmentName(name.to_string()));
+        }
+        let expr = self.parse(src)?;
+        let _guard = CATALOG_WRITES.lock().unwrap_or_else(|e| e.into_inner());
+        {
+            let snap = self.engine.snapshot();
+            plan_in(
+                self.engine,
+                snap.indexes(),
+                &self.limits,
+                self.now(),
+                src,
+                &expr,
+                Some((name, src)),
+            )?;
+        }
+        let now = now_millis();
+        let created_at = saved::get(self.engine, name)?.map_or(now, |s| s.created_at);
+        let segment = SavedSegment {
+            name: name.to_string(),
+            expr: src.to_string(),
+            created_at,
+            updated_at: now,
+        };
+        saved::put(self.engine, &segment)?;
+        Ok(segment)
+    }
+
+    /// One saved segment.
+    pub fn get(&self, name: &str) -> Result<SavedSegment, Error> {
+        saved::get(self.engine, name)?.ok_or_else(|| Error::SegmentNotFound(name.to_string()))
+    }
+
+    /// Every saved segment, by name.
+    pub fn list(&self) -> Result<Vec<SavedSegment>, Error> {
+        saved::list(self.engine)
+    }
+
+    /// Deletes a saved segment; refused while other saved segments refer to it.
+    pub fn delete(&self, name: &str) -> Result<(), Error> {
+        let _guard = CATALOG_WRITES.lock().unwrap_or_else(|e| e.into_inner());
+        if saved::get(self.engine, name)?.is_none() {
+            return Err(Error::SegmentNotFound(name.to_string()));
+        }
+        let used_by: Vec<String> = saved::list(self.engine)?
+            .into_iter()
+            .filter(|s| s.name != name)
+            .filter(|s| {
+                parse(&s.expr, &self.limits)
+                    .map(|e| e.segment_refs().iter().any(|r| r.text == name))
+                    .unwrap_or(false)
+            })
+            .map(|s| s.name)
+            .collect();
+        if !used_by.is_empty() {
+            return Err(Error::SegmentInUse {
+                name: name.to_string(),
+                used_by,
+            });
+        }
+        saved::remove(self.engine, name)?;
+        Ok(())
+    }
+}
+
+/// A breakdown needs a field with equality bitmaps: text, list or boolean.
+fn breakdown_kinds(ix: &Indexes, field: &str) -> Result<Vec<ValueKind>, Error> {
+    let name = crate::parser::Name {
+        text: field.to_string(),
+        span: Default::default(),
+    };
+    match crate::schema::resolve(ix, &name) {
+        Ok(crate::schema::Field::Attribute(kinds))
+            if kinds
+                .iter()
+                .any(|k| matches!(k, ValueKind::Text | ValueKind::List | ValueKind::Bool)) =>
+        {
+            Ok(kinds)
+        }
+        Ok(_) => Err(Error::Limit(format!(
+            "breakdown needs a text, list or boolean field; `{field}` is not one"
+        ))),
+        Err(_) => Err(Error::Limit(format!("unknown field `{field}`"))),
+    }
+}
+
+/// Segment queries as methods on [`Engine`] (sealed: implemented for `Engine` only).
+pub trait EngineExt: sealed::Sealed {
+    /// Evaluates an expression now: `engine.segment("country = \"NL\"")?.count()`.
+    fn segment(&self, expr: &str) -> Result<Segment, Error>;
+    /// The query API for this engine.
+    fn segments(&self) -> Segments<'_>;
+}
+
+impl EngineExt for Engine {
+    fn segment(&self, expr: &str) -> Result<Segment, Error> {
+        Segments::new(self).evaluate(expr)
+    }
+
+    fn segments(&self) -> Segments<'_> {
+        Segments::new(self)
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for engine::Engine {}
+}

@@ -1,8 +1,9 @@
 //! cidb: an embedded customer identity database.
 //!
 //! This crate is the embedding API a host application depends on. It re-exports the
-//! storage engine ([`Engine`], ingest, lookups, integrity check) and, as they land, the
-//! segment query layer.
+//! storage engine ([`Engine`], ingest, lookups, integrity check) and the segment query
+//! layer ([`EngineExt`] adds `engine.segment(expr)` and `engine.segments()`; the whole
+//! query crate is [`query`]).
 //!
 //! ```
 //! use cidb::{Engine, Lookup};
@@ -14,9 +15,22 @@
 //! ]).unwrap();
 //! let jane = db.lookup(&Lookup::Phone("+31612345678".into())).unwrap().unwrap();
 //! assert_eq!(jane.profile.identifiers.len(), 3);
+//!
+//! use cidb::EngineExt;
+//! assert_eq!(db.segment(r#"identifier("phone") AND source("crm")"#).unwrap().count(), 1);
+//! db.segments().save("with_phone", r#"identifier("phone")"#).unwrap();
+//! assert_eq!(db.segments().count(r#"segment("with_phone")"#).unwrap(), 1);
 //! ```
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub use engine::*;
+pub use query::{
+    Breakdown, EngineExt, Explain, Overlap, QueryError, SavedSegment, Segment, Segments,
+};
+
+/// The segment query layer (parser, planner, evaluator, saved segments).
+pub mod query {
+    pub use ::query::*;
+}

@@ -1,3 +1,4 @@
 //! cidb integration tests: real databases in temp dirs, one binary with a module per area.
 
 mod engine;
+mod query;

@@ -55,7 +55,9 @@ pub fn date_to_day(date: Date) -> DayNumber {
 
 /// Converts a day number into a calendar date.
 pub fn day_to_date(day: DayNumber) -> Date {
-    Date::from_julian_day(day + UNIX_EPOCH_JULIAN_DAY).unwrap_or(Date::MIN)
+    day.checked_add(UNIX_EPOCH_JULIAN_DAY)
+        .and_then(|j| Date::from_julian_day(j).ok())
+        .unwrap_or(if day < 0 { Date::MIN } else { Date::MAX })
 }
 
 /// Formats a day number as `YYYY-MM-DD`.

@@ -66,7 +66,11 @@ pub(crate) fn build(node: &Node, runs: &[Option<NodeRun>]) -> ExplainNode {
 
 fn bound(kind: NumericKind, v: i64) -> String {
     match kind {
-        NumericKind::Date => format_date(v as i32),
+        NumericKind::Date => match i32::try_from(v) {
+            Ok(d) if (-800_000..=3_000_000).contains(&d) => format_date(d),
+            _ if v < 0 => "-inf".into(),
+            _ => "+inf".into(),
+        },
         NumericKind::Number => format!("{}", v as f64 / NUMBER_SCALE),
     }
 }

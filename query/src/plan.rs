@@ -525,7 +525,7 @@ impl Planner<'_> {
     /// Simplifies bottom-up and fills in estimates.
     fn optimize(&self, node: Node) -> Node {
         let live = self.ix.live().len();
-        let mut node = match node.op {
+        match node.op {
             Op::And(children) => self.optimize_and(children),
             Op::Or(children) => {
                 let mut flat = Vec::new();
@@ -537,10 +537,8 @@ impl Planner<'_> {
                         _ => flat.push(c),
                     }
                 }
-                match flat.len() {
-                    0 => return self.leaf(Op::Empty),
-                    1 => return flat.pop().expect("one"),
-                    _ => {}
+                if flat.len() <= 1 {
+                    return flat.pop().unwrap_or_else(|| self.leaf(Op::Empty));
                 }
                 let sum = flat.iter().map(|c| c.estimate).sum::<u64>();
                 Node {
@@ -574,13 +572,8 @@ impl Planner<'_> {
                     id: 0,
                 }
             }
-            op => return self.leaf(op),
-        };
-        if node.estimate == 0 && matches!(node.op, Op::AndNot { .. }) {
-            // An AND whose smallest operand is empty in this snapshot.
-            node = self.leaf(Op::Empty);
+            op => self.leaf(op),
         }
-        node
     }
 
     fn optimize_and(&self, children: Vec<Node>) -> Node {

@@ -184,7 +184,7 @@ impl Parser {
     }
 
     fn unary(&mut self, depth: usize) -> Result<Expr, QueryError> {
-        if depth >= self.max_depth {
+        if depth > self.max_depth {
             return Err(QueryError::new(
                 ErrorKind::TooDeep(self.max_depth),
                 self.span(),
@@ -432,3 +432,6 @@ fn combine(mut items: Vec<Expr>, make: fn(Vec<Expr>) -> ExprKind) -> Expr {
         span,
     }
 }
+
+#[cfg(test)]
+mod tests;

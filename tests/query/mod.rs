@@ -1,0 +1,4 @@
+//! Tests of the segment query layer through the embedding API.
+
+mod differential;
+mod reference;

@@ -487,7 +487,7 @@ impl Planner<'_> {
             cycle.push(name.text.clone());
             return Err(err(ErrorKind::SegmentCycle(cycle), name.span));
         }
-        if self.stack.len() >= self.limits.max_segment_nesting {
+        if self.stack.len() > self.limits.max_segment_nesting {
             return Err(err(
                 ErrorKind::SegmentsTooDeep(self.limits.max_segment_nesting),
                 name.span,

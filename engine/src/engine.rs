@@ -124,6 +124,7 @@ impl Engine {
     pub fn open_with(path: impl AsRef<Path>, config: Config) -> Result<Engine, OpenError> {
         let (store, counters) = Store::open(path.as_ref())?;
         let dirty = store.dirty()?;
+        let mut rebuilt = false;
         let indexes = match read_checkpoint(store.dir())? {
             Some((_, mut indexes)) => {
                 if !dirty.is_empty() {
@@ -141,10 +142,11 @@ impl Engine {
             None if counters.next_pid == 0 => Indexes::default(),
             None => {
                 tracing::warn!("no index checkpoint: rebuilding indexes from stored profiles");
+                rebuilt = true;
                 rebuild(&store)?.0
             }
         };
-        Ok(Engine {
+        let engine = Engine {
             store,
             config,
             state: RwLock::new(State {
@@ -152,7 +154,12 @@ impl Engine {
                 counters: counters.clone(),
             }),
             writer: Mutex::new(WriterState { counters, dirty }),
-        })
+        };
+        if rebuilt {
+            // Checkpoint now, so that the next open does not rebuild again.
+            engine.checkpoint()?;
+        }
+        Ok(engine)
     }
 
     /// The configuration.

@@ -83,7 +83,7 @@ impl<'a> Evaluator<'a> {
             Op::Empty => Cow::Owned(RoaringBitmap::new()),
             Op::All => Cow::Borrowed(ix.live()),
             Op::Term(t) => Cow::Borrowed(ix.term(t)),
-            Op::Range { key, low, high } => Cow::Owned(self.range(key, *low, *high)),
+            Op::Range { key, low, high } => Cow::Owned(self.range(key, *low, *high, None)),
             Op::NumericExists(key) => match ix.numeric(key) {
                 Some(b) => Cow::Borrowed(b.exists()),
                 None => Cow::Owned(RoaringBitmap::new()),
@@ -95,8 +95,7 @@ impl<'a> Evaluator<'a> {
                     if acc.is_empty() {
                         break;
                     }
-                    let b = self.eval(n);
-                    acc = intersect(acc, b);
+                    acc = self.and_step(acc, n);
                 }
                 for n in but_not {
                     if acc.is_empty() {
@@ -150,13 +149,16 @@ impl<'a> Evaluator<'a> {
                     if acc.is_empty() {
                         return 0;
                     }
-                    let b = self.eval(n);
-                    acc = intersect(acc, b);
+                    acc = self.and_step(acc, n);
                 }
                 if acc.is_empty() || all.len() == 1 {
                     return acc.len();
                 }
-                let last = self.eval(&all[all.len() - 1]);
+                let last = &all[all.len() - 1];
+                if matches!(last.op, Op::Range { .. }) {
+                    return self.and_step(acc, last).len();
+                }
+                let last = self.eval(last);
                 acc.intersection_len(&last)
             }
             Op::AndNot { all, but_not } => {
@@ -165,8 +167,7 @@ impl<'a> Evaluator<'a> {
                     if acc.is_empty() {
                         return 0;
                     }
-                    let b = self.eval(n);
-                    acc = intersect(acc, b);
+                    acc = self.and_step(acc, n);
                 }
                 for n in &but_not[..but_not.len() - 1] {
                     if acc.is_empty() {
@@ -185,17 +186,38 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    fn range(&self, key: &NumericKey, low: i64, high: i64) -> RoaringBitmap {
-        use engine::Cmp;
+    /// A range over a bit-sliced index, restricted to `within` when given.
+    fn range(
+        &self,
+        key: &NumericKey,
+        low: i64,
+        high: i64,
+        within: Option<&RoaringBitmap>,
+    ) -> RoaringBitmap {
         let Some(bsi) = self.ix.numeric(key) else {
             return RoaringBitmap::new();
         };
-        match (low == i64::MIN, high == i64::MAX) {
-            (true, true) => bsi.exists().clone(),
-            (true, false) => bsi.compare(Cmp::Le, high),
-            (false, true) => bsi.compare(Cmp::Ge, low),
-            (false, false) => bsi.between(low, high),
+        let low = (low != i64::MIN).then_some(low);
+        let high = (high != i64::MAX).then_some(high);
+        bsi.range_within(low, high, within)
+    }
+
+    /// One step of an AND: `acc ∩ node`. A range is evaluated only within `acc` (the
+    /// bit-sliced work shrinks with the intermediate result).
+    fn and_step(&mut self, acc: Bits<'a>, node: &'a Node) -> Bits<'a> {
+        if let Op::Range { key, low, high } = &node.op {
+            let started = self.trace.is_some().then(Instant::now);
+            let out = self.range(key, *low, *high, Some(&acc));
+            if let (Some(t), Some(started)) = (self.trace.as_mut(), started) {
+                t[node.id] = Some(NodeRun {
+                    actual: out.len(),
+                    elapsed: started.elapsed(),
+                });
+            }
+            return Cow::Owned(out);
         }
+        let b = self.eval(node);
+        intersect(acc, b)
     }
 
     fn event(&self, q: &'a EventQuery) -> Bits<'a> {

@@ -13,7 +13,17 @@ use clap::Parser;
 fn main() {
     tracing_subscriber_init();
     let args = cli::Cli::parse();
+    let json = args.global.json;
     if let Err(e) = cli::run(args) {
+        if let Some(bad) = e.downcast_ref::<cli::ExprError>() {
+            // A bad expression: its position (and, on a terminal, the line with a caret).
+            if json {
+                eprintln!("{}", bad.to_json());
+            } else {
+                eprintln!("error: {}", bad.render());
+            }
+            std::process::exit(2);
+        }
         eprintln!("error: {}", one_line(&e));
         std::process::exit(1);
     }

@@ -46,7 +46,7 @@ fn birth_date(rng: &mut StdRng, at: Millis) -> String {
         let leap_years = [1988, 1992, 1996, 2000, 2004];
         return format!("{}-02-29", leap_years.choose(rng).unwrap());
     }
-    let years = rng.gen_range(18..45) as i32;
+    let years: i32 = rng.gen_range(18..45);
     let shift = rng.gen_range(-2..=2);
     let (y, m, d) = civil_from_day(today + shift);
     let (m, d) = if (m, d) == (2, 29) { (3, 1) } else { (m, d) };

@@ -144,17 +144,48 @@ impl Bsi {
         upper
     }
 
+    /// Profiles in `within` (all when `None`) whose value is in `[low, high]` (either
+    /// bound open when `None`). Restricting to `within` first makes every slice operation
+    /// work on the smaller set: an AND evaluates a range against what it has so far.
+    pub fn range_within(
+        &self,
+        low: Option<i64>,
+        high: Option<i64>,
+        within: Option<&RoaringBitmap>,
+    ) -> RoaringBitmap {
+        let start = match within {
+            Some(f) => &self.exists & f,
+            None => self.exists.clone(),
+        };
+        let mut out = match high {
+            Some(h) => self.at_most_from(h, start),
+            None => start,
+        };
+        if let Some(below) = low.and_then(|l| l.checked_sub(1)) {
+            if !out.is_empty() {
+                let under = self.at_most_from(below, out.clone());
+                out -= &under;
+            }
+        }
+        out
+    }
+
     /// Profiles with value <= c.
     fn at_most(&self, c: i64) -> RoaringBitmap {
+        self.at_most_from(c, self.exists.clone())
+    }
+
+    /// Profiles of `start` (a subset of `exists`) with value <= c.
+    fn at_most_from(&self, c: i64, start: RoaringBitmap) -> RoaringBitmap {
         if c < self.base {
             return RoaringBitmap::new();
         }
         let offset = (c as i128 - self.base as i128) as u128;
         if offset >> self.slices.len() != 0 {
-            return self.exists.clone();
+            return start;
         }
         let mut lt = RoaringBitmap::new();
-        let mut eq = self.exists.clone();
+        let mut eq = start;
         for (i, slice) in self.slices.iter().enumerate().rev() {
             if offset >> i & 1 == 1 {
                 lt |= &eq - slice;
@@ -220,6 +251,14 @@ mod tests {
             prop_assert_eq!(bsi.compare(Cmp::Eq, c), naive(&|v| v == c));
             prop_assert_eq!(bsi.compare(Cmp::Ne, c), naive(&|v| v != c));
             prop_assert_eq!(bsi.between(lo, hi), naive(&|v| lo <= v && v <= hi));
+            let within: RoaringBitmap = (0..200).filter(|p| p % 3 != 0).collect();
+            prop_assert_eq!(
+                bsi.range_within(Some(lo), Some(hi), Some(&within)),
+                naive(&|v| lo <= v && v <= hi) & &within
+            );
+            prop_assert_eq!(bsi.range_within(Some(lo), None, Some(&within)), naive(&|v| lo <= v) & &within);
+            prop_assert_eq!(bsi.range_within(None, Some(hi), None), naive(&|v| v <= hi));
+            prop_assert_eq!(bsi.range_within(None, None, None), naive(&|_| true));
             for (pid, v) in &model {
                 prop_assert_eq!(bsi.get(*pid), Some(*v));
             }

@@ -2,6 +2,9 @@
 
 mod data;
 mod output;
+mod segments;
+
+pub use segments::ExprError;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -43,6 +46,15 @@ pub enum Command {
     Check,
     /// Show a unified profile with the provenance of every value.
     Lookup(data::LookupArgs),
+    /// Evaluate a segment expression: count (default), sample, breakdown, ids or explain.
+    /// A bad expression exits with code 2 and shows the error's position.
+    Query(segments::QueryArgs),
+    /// Manage saved segments (referred to as segment("name") in expressions).
+    #[command(subcommand)]
+    Segment(segments::SegmentCommand),
+    /// Time segment counts for benchmark suites: opens the database once, runs each query
+    /// of a JSON file N times, prints count, p50, p99 and min in microseconds.
+    Bench(segments::BenchArgs),
 }
 
 /// Runs a parsed command line.
@@ -53,6 +65,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Stats => data::stats(&cli.global),
         Command::Check => data::check(&cli.global),
         Command::Lookup(args) => data::lookup(&cli.global, args),
+        Command::Query(args) => segments::query(&cli.global, args),
+        Command::Segment(cmd) => segments::segment(&cli.global, cmd),
+        Command::Bench(args) => segments::bench(&cli.global, args),
     }
 }
 

@@ -2,10 +2,14 @@
 
 use serde::Serialize;
 
-/// Prints `value` as one JSON line.
+/// Prints `value` as one JSON line (a closed pipe, as with `| head`, is not an error).
 pub fn json<T: Serialize>(value: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string(value)?);
-    Ok(())
+    use std::io::Write;
+    let line = serde_json::to_string(value)?;
+    match writeln!(std::io::stdout().lock(), "{line}") {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
 }
 
 /// A progress bar on stderr (hidden when stderr is not a terminal or `quiet`).

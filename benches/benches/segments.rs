@@ -1,0 +1,56 @@
+//! Segment evaluation latency: the queries of `benches/queries.json` (the same file
+//! `cidb bench --queries` reads) as counts, plus a full evaluation and a breakdown.
+//!
+//! Database: `CIDB_BENCH_DB` names an existing data directory (the README figures use a
+//! 1,000,000-person database imported with `cidb import`); otherwise
+//! `CIDB_BENCH_QUERY_PERSONS` persons (default 20,000) are generated into a temp dir.
+//! Evaluation time is pinned to the generator's reference time.
+
+use cidb::{Engine, EngineExt, REFERENCE_TIME};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+
+fn database() -> (Option<tempfile::TempDir>, Engine) {
+    if let Ok(dir) = std::env::var("CIDB_BENCH_DB") {
+        return (None, Engine::open(&dir).expect("open CIDB_BENCH_DB"));
+    }
+    let persons = std::env::var("CIDB_BENCH_QUERY_PERSONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = Engine::open(dir.path()).expect("open");
+    for chunk in cidb_benches::records(persons, 3).chunks(50_000) {
+        db.ingest_json(chunk).expect("ingest");
+    }
+    (Some(dir), db)
+}
+
+fn segments(c: &mut Criterion) {
+    let (_dir, db) = database();
+    let file: serde_json::Value = serde_json::from_str(include_str!("../queries.json")).unwrap();
+    let s = db.segments().at(REFERENCE_TIME);
+    for (name, expr) in file["segments"].as_object().unwrap() {
+        s.save(name, expr.as_str().unwrap()).expect("save");
+    }
+    let mut group = c.benchmark_group("count");
+    for q in file["queries"].as_array().unwrap() {
+        let (name, expr) = (q["name"].as_str().unwrap(), q["expr"].as_str().unwrap());
+        group.bench_with_input(BenchmarkId::from_parameter(name), expr, |b, expr| {
+            b.iter(|| s.count(expr).expect("count"))
+        });
+    }
+    group.finish();
+    let example = file["queries"][1]["expr"].as_str().unwrap();
+    c.bench_function("evaluate/spec_example", |b| {
+        b.iter(|| s.evaluate(example).expect("evaluate"))
+    });
+    c.bench_function("breakdown/country_of_opted_in", |b| {
+        b.iter(|| {
+            s.breakdown("consent(\"marketing\")", "country", 10)
+                .expect("breakdown")
+        })
+    });
+}
+
+criterion_group!(benches, segments);
+criterion_main!(benches);

@@ -3,7 +3,7 @@
 //!
 //! Run with `cargo run --example embed`.
 
-use cidb::{Engine, Lookup};
+use cidb::{Engine, EngineExt, Lookup};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::temp_dir().join(format!("cidb-embed-example-{}", std::process::id()));
@@ -26,6 +26,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         jane.profile.sources.len()
     );
     println!("live profiles: {}", db.stats().profiles);
+
+    // Segments: evaluate, save, explain.
+    let runners =
+        db.segment(r#"country = "NL" AND interests HAS "running" AND consent("marketing")"#)?;
+    println!("opted-in NL runners: {}", runners.count());
+    db.segments().save(
+        "nl_runners",
+        r#"country = "NL" AND interests HAS "running""#,
+    )?;
+    let plan = db
+        .segments()
+        .explain(r#"segment("nl_runners") AND NOT identifier("phone")"#)?;
+    print!("{plan}");
     drop(db);
     std::fs::remove_dir_all(&dir)?;
     Ok(())

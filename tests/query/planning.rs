@@ -247,3 +247,60 @@ fn age_and_within_follow_the_pinned_time() {
     assert_eq!(at("2026-10-31T10:00:00Z").count(purchase).unwrap(), 1);
     assert_eq!(at("2026-10-31T10:00:00.001Z").count(purchase).unwrap(), 0);
 }
+
+#[test]
+fn queries_see_whole_batches_while_a_writer_merges() {
+    let (_dir, engine) = fresh();
+    let engine = std::sync::Arc::new(engine);
+    let writer = {
+        let engine = engine.clone();
+        std::thread::spawn(move || {
+            for round in 0..30 {
+                // Two profiles per pair, then a record that merges each pair.
+                let mut batch = Vec::new();
+                for i in 0..20 {
+                    batch.push(format!(r#"{{"source":"a","identifiers":{{"email":"a{round}_{i}@x.com"}},"attributes":{{"country":"NL"}}}}"#));
+                    batch.push(format!(r#"{{"source":"b","identifiers":{{"phone":"+3161{round:02}{i:05}"}},"attributes":{{"country":"DE"}}}}"#));
+                }
+                engine.ingest_json(&batch).unwrap();
+                let merges: Vec<String> = (0..20)
+                    .map(|i| format!(r#"{{"source":"c","identifiers":{{"email":"a{round}_{i}@x.com","phone":"+3161{round:02}{i:05}"}}}}"#))
+                    .collect();
+                engine.ingest_json(&merges).unwrap();
+            }
+        })
+    };
+    let segments = engine.segments();
+    let mut checks = 0;
+    while !writer.is_finished() || checks == 0 {
+        // After every whole batch: each source-c profile is a merged pair holding both
+        // countries' sources, and every live profile is in exactly one of the three sets.
+        let parts = segments
+            .overlap(&[
+                "source(\"c\")",
+                "source(\"a\") AND NOT source(\"c\")",
+                "source(\"b\") AND NOT source(\"c\")",
+                "ALL",
+            ])
+            .unwrap();
+        assert_eq!(
+            parts.counts[0] + parts.counts[1] + parts.counts[2],
+            parts.counts[3]
+        );
+        assert_eq!(
+            parts.counts[1], parts.counts[2],
+            "unmerged pairs come in twos"
+        );
+        assert_eq!(
+            segments
+                .count("source(\"c\") AND NOT (source(\"a\") AND source(\"b\"))")
+                .unwrap(),
+            0,
+            "never half a merge"
+        );
+        checks += 1;
+    }
+    writer.join().unwrap();
+    assert_eq!(segments.count("ALL").unwrap(), 600);
+    assert_eq!(segments.count("source(\"c\")").unwrap(), 600);
+}

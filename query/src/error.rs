@@ -198,6 +198,9 @@ pub enum Error {
         /// The segments that refer to it.
         used_by: Vec<String>,
     },
+    /// A field that cannot be used where it was given (a breakdown of a number, say).
+    #[error("{0}")]
+    InvalidField(String),
     /// A request outside the documented limits (sample size, overlap width, ...).
     #[error("{0}")]
     Limit(String),

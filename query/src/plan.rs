@@ -390,8 +390,8 @@ impl Planner<'_> {
     }
 
     fn has(&self, field: &Name, mode: HasMode, values: &[Literal]) -> Result<Node, Error> {
-        let kinds = match schema::resolve(self.ix, field)? {
-            Field::Attribute(k) if k.contains(&ValueKind::List) => k,
+        match schema::resolve(self.ix, field)? {
+            Field::Attribute(k) if k.contains(&ValueKind::List) => {}
             other => {
                 let is = match other {
                     Field::Age => "a number".to_string(),
@@ -402,8 +402,7 @@ impl Planner<'_> {
                     field.span,
                 ));
             }
-        };
-        let _ = kinds;
+        }
         let terms = values
             .iter()
             .map(|v| match &v.value {

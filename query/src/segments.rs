@@ -86,47 +86,52 @@ impl<'e> Segments<'e> {
         parse(src, &self.limits)
     }
 
-    /// Evaluates an expression to its members.
-    pub fn evaluate(&self, src: &str) -> Result<Segment, Error> {
+    /// Parses and plans `src` on one snapshot and runs `f` on that same snapshot.
+    fn on_plan<T>(
+        &self,
+        src: &str,
+        f: impl FnOnce(&Indexes, &Plan) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         let expr = self.parse(src)?;
-        let at = self.now();
         let snap = self.engine.snapshot();
         let ix = snap.indexes();
-        let plan = plan_in(self.engine, ix, &self.limits, at, src, &expr, None)?;
-        let members = Evaluator::new(ix).eval(&plan.root).into_owned();
-        Ok(Segment { members, at })
+        let plan = plan_in(self.engine, ix, &self.limits, self.now(), src, &expr, None)?;
+        f(ix, &plan)
+    }
+
+    /// Evaluates an expression to its members.
+    pub fn evaluate(&self, src: &str) -> Result<Segment, Error> {
+        self.on_plan(src, |ix, plan| {
+            Ok(Segment {
+                members: Evaluator::new(ix).eval(&plan.root).into_owned(),
+                at: plan.at,
+            })
+        })
     }
 
     /// Counts an expression's members without materializing the final bitmap.
     pub fn count(&self, src: &str) -> Result<u64, Error> {
-        let expr = self.parse(src)?;
-        let at = self.now();
-        let snap = self.engine.snapshot();
-        let ix = snap.indexes();
-        let plan = plan_in(self.engine, ix, &self.limits, at, src, &expr, None)?;
-        Ok(Evaluator::new(ix).count(&plan.root))
+        self.on_plan(src, |ix, plan| Ok(Evaluator::new(ix).count(&plan.root)))
     }
 
     /// The plan with estimated and actual cardinalities and times.
     pub fn explain(&self, src: &str) -> Result<Explain, Error> {
         let started = Instant::now();
-        let expr = self.parse(src)?;
-        let at = self.now();
-        let snap = self.engine.snapshot();
-        let ix = snap.indexes();
-        let plan = plan_in(self.engine, ix, &self.limits, at, src, &expr, None)?;
-        let plan_micros = started.elapsed().as_secs_f64() * 1e6;
-        let started = Instant::now();
-        let mut ev = Evaluator::tracing(ix, &plan);
-        let count = ev.eval(&plan.root).len();
-        let eval_micros = started.elapsed().as_secs_f64() * 1e6;
-        Ok(Explain {
-            expr: expr.to_string(),
-            at,
-            count,
-            plan_micros,
-            eval_micros,
-            root: explain::build(&plan.root, &ev.into_trace()),
+        let canonical = self.parse(src)?.to_string();
+        self.on_plan(src, |ix, plan| {
+            let plan_micros = started.elapsed().as_secs_f64() * 1e6;
+            let started = Instant::now();
+            let mut ev = Evaluator::tracing(ix, plan);
+            let count = ev.eval(&plan.root).len();
+            let eval_micros = started.elapsed().as_secs_f64() * 1e6;
+            Ok(Explain {
+                expr: canonical,
+                at: plan.at,
+                count,
+                plan_micros,
+                eval_micros,
+                root: explain::build(&plan.root, &ev.into_trace()),
+            })
         })
     }
 
@@ -138,15 +143,11 @@ impl<'e> Segments<'e> {
                 "a breakdown returns at most {MAX_BREAKDOWN_VALUES} values"
             )));
         }
-        let expr = self.parse(src)?;
-        let at = self.now();
-        let snap = self.engine.snapshot();
-        let ix = snap.indexes();
-        let kinds = breakdown_kinds(ix, field)?;
-        let _ = kinds;
-        let plan = plan_in(self.engine, ix, &self.limits, at, src, &expr, None)?;
-        let members = Evaluator::new(ix).eval(&plan.root);
-        Ok(results::breakdown(ix, &members, field, top))
+        self.on_plan(src, |ix, plan| {
+            check_breakdown_field(ix, field)?;
+            let members = Evaluator::new(ix).eval(&plan.root);
+            Ok(results::breakdown(ix, &members, field, top))
+        })
     }
 
     /// Pairwise overlaps of several expressions, evaluated on one snapshot.
@@ -242,7 +243,7 @@ impl<'e> Segments<'e> {
 }
 
 /// A breakdown needs a field with equality bitmaps: text, list or boolean.
-fn breakdown_kinds(ix: &Indexes, field: &str) -> Result<Vec<ValueKind>, Error> {
+fn check_breakdown_field(ix: &Indexes, field: &str) -> Result<(), Error> {
     let name = crate::parser::Name {
         text: field.to_string(),
         span: Default::default(),
@@ -253,12 +254,12 @@ fn breakdown_kinds(ix: &Indexes, field: &str) -> Result<Vec<ValueKind>, Error> {
                 .iter()
                 .any(|k| matches!(k, ValueKind::Text | ValueKind::List | ValueKind::Bool)) =>
         {
-            Ok(kinds)
+            Ok(())
         }
-        Ok(_) => Err(Error::Limit(format!(
+        Ok(_) => Err(Error::InvalidField(format!(
             "breakdown needs a text, list or boolean field; `{field}` is not one"
         ))),
-        Err(_) => Err(Error::Limit(format!("unknown field `{field}`"))),
+        Err(_) => Err(Error::InvalidField(format!("unknown field `{field}`"))),
     }
 }
 

@@ -71,8 +71,13 @@ impl<'a> Evaluator<'a> {
 
     /// The members of a node.
     pub(crate) fn eval(&mut self, node: &'a Node) -> Bits<'a> {
+        self.traced(node, |ev| ev.eval_op(node))
+    }
+
+    /// Runs `f` for `node`, recording its cardinality and time when tracing.
+    fn traced(&mut self, node: &Node, f: impl FnOnce(&mut Self) -> Bits<'a>) -> Bits<'a> {
         let started = self.trace.is_some().then(Instant::now);
-        let out = self.eval_op(node);
+        let out = f(self);
         if let (Some(t), Some(started)) = (self.trace.as_mut(), started) {
             t[node.id] = Some(NodeRun {
                 actual: out.len(),
@@ -217,15 +222,9 @@ impl<'a> Evaluator<'a> {
                 let b = self.eval(node);
                 return intersect(acc, b);
             }
-            let started = self.trace.is_some().then(Instant::now);
-            let out = self.range(key, *low, *high, Some(&acc));
-            if let (Some(t), Some(started)) = (self.trace.as_mut(), started) {
-                t[node.id] = Some(NodeRun {
-                    actual: out.len(),
-                    elapsed: started.elapsed(),
-                });
-            }
-            return Cow::Owned(out);
+            return self.traced(node, |ev| {
+                Cow::Owned(ev.range(key, *low, *high, Some(&acc)))
+            });
         }
         let b = self.eval(node);
         intersect(acc, b)

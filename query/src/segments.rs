@@ -86,22 +86,23 @@ impl<'e> Segments<'e> {
         parse(src, &self.limits)
     }
 
-    /// Parses and plans `src` on one snapshot and runs `f` on that same snapshot.
+    /// Parses and plans `src` on one snapshot and runs `f` on that same snapshot (with the
+    /// parsed expression, for callers that show it).
     fn on_plan<T>(
         &self,
         src: &str,
-        f: impl FnOnce(&Indexes, &Plan) -> Result<T, Error>,
+        f: impl FnOnce(&Expr, &Indexes, &Plan) -> Result<T, Error>,
     ) -> Result<T, Error> {
         let expr = self.parse(src)?;
         let snap = self.engine.snapshot();
         let ix = snap.indexes();
         let plan = plan_in(self.engine, ix, &self.limits, self.now(), src, &expr, None)?;
-        f(ix, &plan)
+        f(&expr, ix, &plan)
     }
 
     /// Evaluates an expression to its members.
     pub fn evaluate(&self, src: &str) -> Result<Segment, Error> {
-        self.on_plan(src, |ix, plan| {
+        self.on_plan(src, |_, ix, plan| {
             Ok(Segment {
                 members: Evaluator::new(ix).eval(&plan.root).into_owned(),
                 at: plan.at,
@@ -111,21 +112,20 @@ impl<'e> Segments<'e> {
 
     /// Counts an expression's members without materializing the final bitmap.
     pub fn count(&self, src: &str) -> Result<u64, Error> {
-        self.on_plan(src, |ix, plan| Ok(Evaluator::new(ix).count(&plan.root)))
+        self.on_plan(src, |_, ix, plan| Ok(Evaluator::new(ix).count(&plan.root)))
     }
 
     /// The plan with estimated and actual cardinalities and times.
     pub fn explain(&self, src: &str) -> Result<Explain, Error> {
         let started = Instant::now();
-        let canonical = self.parse(src)?.to_string();
-        self.on_plan(src, |ix, plan| {
+        self.on_plan(src, |expr, ix, plan| {
             let plan_micros = started.elapsed().as_secs_f64() * 1e6;
             let started = Instant::now();
             let mut ev = Evaluator::tracing(ix, plan);
             let count = ev.eval(&plan.root).len();
             let eval_micros = started.elapsed().as_secs_f64() * 1e6;
             Ok(Explain {
-                expr: canonical,
+                expr: expr.to_string(),
                 at: plan.at,
                 count,
                 plan_micros,
@@ -143,7 +143,7 @@ impl<'e> Segments<'e> {
                 "a breakdown returns at most {MAX_BREAKDOWN_VALUES} values"
             )));
         }
-        self.on_plan(src, |ix, plan| {
+        self.on_plan(src, |_, ix, plan| {
             check_breakdown_field(ix, field)?;
             let members = Evaluator::new(ix).eval(&plan.root);
             Ok(results::breakdown(ix, &members, field, top))

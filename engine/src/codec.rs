@@ -12,7 +12,9 @@ use serde::{de::DeserializeOwned, Serialize};
 ///
 /// Version changes (also in `docs/format.md`):
 /// - 1: first format (sled single tree, encrypted profiles, key file, index checkpoint).
-pub const FORMAT_VERSION: u32 = 1;
+/// - 2: identifier links leave sled for the index checkpoint (format 1 is migrated on
+///   open).
+pub const FORMAT_VERSION: u32 = 2;
 /// The oldest on-disk format this build can open.
 pub const OLDEST_SUPPORTED_FORMAT: u32 = 1;
 

@@ -3,6 +3,7 @@
 
 use crate::config::Config;
 use crate::error::{Error, IngestError, OpenError, StorageError};
+use crate::identity::Links;
 use crate::index::{read_checkpoint, write_checkpoint, IndexSizes, Indexes, Postings};
 use crate::normalize;
 use crate::profile::{Profile, ProfileId};
@@ -29,6 +30,8 @@ pub struct Engine {
 
 struct State {
     indexes: Indexes,
+    /// Identifier → live profile.
+    links: Links,
     counters: Counters,
 }
 
@@ -90,6 +93,8 @@ pub struct Stats {
     pub events: u64,
     /// Index sizes.
     pub indexes: IndexSizes,
+    /// Identifier links (distinct identifiers held by live profiles).
+    pub identifier_links: u64,
     /// Profiles changed since the last index checkpoint.
     pub dirty_profiles: u64,
     /// sled's size on disk in bytes.
@@ -125,25 +130,27 @@ impl Engine {
         let (store, counters) = Store::open(path.as_ref())?;
         let dirty = store.dirty()?;
         let mut rebuilt = false;
-        let indexes = match read_checkpoint(store.dir())? {
-            Some((_, mut indexes)) => {
+        let (indexes, links) = match read_checkpoint(store.dir())? {
+            Some((_, mut indexes, mut links)) => {
                 if !dirty.is_empty() {
                     tracing::info!(
                         profiles = dirty.len(),
                         "replaying profiles changed since the index checkpoint"
                     );
                     indexes.remove_profiles(&dirty);
+                    links.remove_profiles(&dirty);
                     for pid in &dirty {
-                        index_stored_profile(&store, &mut indexes, pid)?;
+                        index_stored_profile(&store, &mut indexes, &mut links, pid)?;
                     }
                 }
-                indexes
+                (indexes, links)
             }
-            None if counters.next_pid == 0 => Indexes::default(),
+            None if counters.next_pid == 0 => (Indexes::default(), Links::default()),
             None => {
                 tracing::warn!("no index checkpoint: rebuilding indexes from stored profiles");
                 rebuilt = true;
-                rebuild(&store)?.0
+                let rebuilt = rebuild(&store)?;
+                (rebuilt.indexes, rebuilt.links)
             }
         };
         let engine = Engine {
@@ -151,6 +158,7 @@ impl Engine {
             config,
             state: RwLock::new(State {
                 indexes,
+                links,
                 counters: counters.clone(),
             }),
             writer: Mutex::new(WriterState { counters, dirty }),
@@ -203,26 +211,33 @@ impl Engine {
             });
         }
         let mut w = self.writer.lock().expect("writer lock");
-        let mut plan = BatchPlan::new(&self.store, &self.config, w.counters.clone());
-        for (line, item) in items {
-            match item {
-                Ok(parsed) => plan.add(line, parsed)?,
-                Err(reason) => {
-                    plan.report.records += 1;
-                    plan.report.reject(line, reason.field, reason.message);
+        let prepared = {
+            // Only this thread (holding the writer lock) changes the state, so the links
+            // read here stay current until the batch is applied below.
+            let state = self.state.read().expect("state lock");
+            let mut plan =
+                BatchPlan::new(&self.store, &self.config, &state.links, w.counters.clone());
+            for (line, item) in items {
+                match item {
+                    Ok(parsed) => plan.add(line, parsed)?,
+                    Err(reason) => {
+                        plan.report.records += 1;
+                        plan.report.reject(line, reason.field, reason.message);
+                    }
                 }
             }
-        }
-        if plan.is_empty() {
-            return Ok(plan.report);
-        }
-        let prepared = plan.prepare()?;
+            if plan.is_empty() {
+                return Ok(plan.report);
+            }
+            plan.prepare()?
+        };
         let changed: Vec<ProfileId> = prepared.changed().collect();
         let (batch, rest) = prepared.split();
         {
             let mut state = self.state.write().expect("state lock");
             self.store.apply(batch)?;
-            rest.apply_indexes(&mut state.indexes);
+            let State { indexes, links, .. } = &mut *state;
+            rest.apply_derived(indexes, links);
             state.counters = rest.counters.clone();
         }
         w.counters = rest.counters.clone();
@@ -252,6 +267,7 @@ impl Engine {
                 self.store.dir(),
                 w.counters.checkpoint_generation + 1,
                 &state.indexes,
+                &state.links,
             )?;
         }
         w.counters.checkpoint_generation += 1;
@@ -263,12 +279,12 @@ impl Engine {
 
     /// Finds a profile.
     pub fn lookup(&self, how: &Lookup) -> Result<Option<ProfileView>, Error> {
-        let _consistent = self.state.read().expect("state lock");
+        let state = self.state.read().expect("state lock");
         let pid = match how {
             Lookup::Id(pid) => Some(*pid),
             other => {
                 let id = self.normalize_lookup(other)?;
-                self.store.linked(&self.store.identifier_hash(&id))?
+                state.links.get(&self.store.identifier_key(&id))
             }
         };
         let Some(pid) = pid else { return Ok(None) };
@@ -330,6 +346,7 @@ impl Engine {
             merges: state.counters.merges,
             events: state.counters.events,
             indexes: state.indexes.sizes(),
+            identifier_links: state.links.len() as u64,
             dirty_profiles: dirty,
             disk_bytes: self.store.size_on_disk(),
         }
@@ -340,12 +357,17 @@ impl Engine {
     pub fn check(&self) -> Result<CheckReport, StorageError> {
         let _w = self.writer.lock().expect("writer lock");
         let state = self.state.read().expect("state lock");
-        let (rebuilt, profiles, events, mut problems) = rebuild(&self.store)?;
-        problems.extend(state.indexes.differences(&rebuilt));
+        let mut rebuilt = rebuild(&self.store)?;
+        rebuilt
+            .problems
+            .extend(state.indexes.differences(&rebuilt.indexes));
+        rebuilt
+            .problems
+            .extend(state.links.differences(&rebuilt.links));
         Ok(CheckReport {
-            profiles,
-            events,
-            problems,
+            profiles: rebuilt.profiles,
+            events: rebuilt.events,
+            problems: rebuilt.problems,
         })
     }
 
@@ -386,14 +408,18 @@ impl Drop for Engine {
     }
 }
 
-/// Indexes one stored profile (if live) and its events.
+/// Indexes one stored profile (if live), its events and its identifier links.
 fn index_stored_profile(
     store: &Store,
     indexes: &mut Indexes,
+    links: &mut Links,
     pid: ProfileId,
 ) -> Result<(), StorageError> {
     if let Some(crate::store::Slot::Live(profile)) = store.slot(pid)? {
         indexes.update(pid, None, Some(&Postings::of(&profile)));
+        for sid in &profile.identifiers {
+            links.insert(store.identifier_key(&sid.id), pid);
+        }
         for (_, chunk) in store.events(pid)? {
             indexes.add_events(pid, &chunk.events);
         }
@@ -401,40 +427,53 @@ fn index_stored_profile(
     Ok(())
 }
 
-/// Builds indexes from scratch from the stored profiles; also verifies identifier links.
-fn rebuild(store: &Store) -> Result<(Indexes, u64, u64, Vec<String>), StorageError> {
-    let mut indexes = Indexes::default();
-    let (mut profiles, mut events) = (0u64, 0u64);
-    let mut problems = Vec::new();
+/// Indexes and links rebuilt from the stored profiles.
+struct Rebuilt {
+    indexes: Indexes,
+    links: Links,
+    profiles: u64,
+    events: u64,
+    /// Inconsistencies found in the stored data itself.
+    problems: Vec<String>,
+}
+
+/// Builds indexes and links from scratch from the stored profiles; also checks that no
+/// identifier is held by two live profiles and that event counts match.
+fn rebuild(store: &Store) -> Result<Rebuilt, StorageError> {
+    let mut out = Rebuilt {
+        indexes: Indexes::default(),
+        links: Links::default(),
+        profiles: 0,
+        events: 0,
+        problems: Vec::new(),
+    };
     for profile in store.live_profiles() {
         let profile = profile?;
-        profiles += 1;
-        indexes.update(profile.id, None, Some(&Postings::of(&profile)));
+        out.profiles += 1;
+        out.indexes
+            .update(profile.id, None, Some(&Postings::of(&profile)));
         let mut held = 0u64;
         for (_, chunk) in store.events(profile.id)? {
             held += chunk.events.len() as u64;
-            indexes.add_events(profile.id, &chunk.events);
+            out.indexes.add_events(profile.id, &chunk.events);
         }
-        events += held;
+        out.events += held;
         if held != profile.events {
-            problems.push(format!(
+            out.problems.push(format!(
                 "profile {}: holds {held} events, counts {}",
                 profile.id, profile.events
             ));
         }
         for sid in &profile.identifiers {
-            let linked = store.linked(&store.identifier_hash(&sid.id))?;
-            let resolved = match linked {
-                Some(pid) => store.resolve(pid)?.map(|p| p.id),
-                None => None,
-            };
-            if resolved != Some(profile.id) {
-                problems.push(format!(
-                    "profile {}: a {} identifier links to {:?}",
-                    profile.id, sid.id.kind, resolved
+            let key = store.identifier_key(&sid.id);
+            if let Some(other) = out.links.get(&key) {
+                out.problems.push(format!(
+                    "profiles {other} and {}: both hold one {} identifier",
+                    profile.id, sid.id.kind
                 ));
             }
+            out.links.insert(key, profile.id);
         }
     }
-    Ok((indexes, profiles, events, problems))
+    Ok(out)
 }

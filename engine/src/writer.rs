@@ -7,6 +7,7 @@
 
 use crate::config::Config;
 use crate::error::StorageError;
+use crate::identity::{LinkKey, Links};
 use crate::index::{Indexes, Postings};
 use crate::profile::{Profile, ProfileId, Provenance};
 use crate::record::{Event, Identifier, ParsedRecord};
@@ -38,9 +39,12 @@ enum EventOp {
 pub(crate) struct BatchPlan<'a> {
     store: &'a Store,
     config: &'a Config,
+    /// Links as of the last committed batch.
+    stored_links: &'a Links,
     counters: Counters,
     staged: HashMap<ProfileId, Staged>,
-    links: HashMap<[u8; 32], ProfileId>,
+    /// Links made by this batch.
+    links: HashMap<LinkKey, ProfileId>,
     new_events: BTreeMap<(ProfileId, u64), EventChunk>,
     new_log: BTreeMap<(ProfileId, u64), MergeLogEntry>,
     event_ops: Vec<EventOp>,
@@ -50,10 +54,16 @@ pub(crate) struct BatchPlan<'a> {
 }
 
 impl<'a> BatchPlan<'a> {
-    pub(crate) fn new(store: &'a Store, config: &'a Config, counters: Counters) -> Self {
+    pub(crate) fn new(
+        store: &'a Store,
+        config: &'a Config,
+        stored_links: &'a Links,
+        counters: Counters,
+    ) -> Self {
         BatchPlan {
             store,
             config,
+            stored_links,
             counters,
             staged: HashMap::new(),
             links: HashMap::new(),
@@ -66,11 +76,11 @@ impl<'a> BatchPlan<'a> {
         }
     }
 
-    /// The live profile an identifier hash currently links to.
-    fn linked_profile(&mut self, hash: &[u8; 32]) -> Result<Option<ProfileId>, StorageError> {
-        let pid = match self.links.get(hash) {
+    /// The live profile an identifier currently links to.
+    fn linked_profile(&mut self, key: &LinkKey) -> Result<Option<ProfileId>, StorageError> {
+        let pid = match self.links.get(key) {
             Some(p) => *p,
-            None => match self.store.linked(hash)? {
+            None => match self.stored_links.get(key) {
                 Some(p) => p,
                 None => return Ok(None),
             },
@@ -188,7 +198,7 @@ impl<'a> BatchPlan<'a> {
         self.counters.records += 1;
 
         // Which live profile each identifier links to, by priority.
-        let mut ids: Vec<(usize, usize, &Identifier, [u8; 32])> = record
+        let mut ids: Vec<(usize, usize, &Identifier, LinkKey)> = record
             .identifiers
             .iter()
             .enumerate()
@@ -197,15 +207,15 @@ impl<'a> BatchPlan<'a> {
                     self.config.identity.rank(&id.kind),
                     i,
                     id,
-                    self.store.identifier_hash(id),
+                    self.store.identifier_key(id),
                 )
             })
             .collect();
         ids.sort_by_key(|(rank, i, _, _)| (*rank, *i));
-        let mut matched: Vec<(Option<ProfileId>, &Identifier, [u8; 32])> =
+        let mut matched: Vec<(Option<ProfileId>, &Identifier, LinkKey)> =
             Vec::with_capacity(ids.len());
-        for (_, _, id, hash) in ids {
-            matched.push((self.linked_profile(&hash)?, id, hash));
+        for (_, _, id, key) in ids {
+            matched.push((self.linked_profile(&key)?, id, key));
         }
 
         let target = match matched.iter().find_map(|(p, _, _)| *p) {
@@ -216,7 +226,7 @@ impl<'a> BatchPlan<'a> {
             source: record.source.clone(),
             observed_at: record.observed_at,
         };
-        for (pid, id, hash) in &matched {
+        for (pid, id, key) in &matched {
             match pid {
                 Some(pid) => {
                     let current = self.canonical(*pid)?.expect("matched profiles are live");
@@ -249,7 +259,7 @@ impl<'a> BatchPlan<'a> {
                     }
                     self.profile_mut(target)
                         .attach((*id).clone(), provenance.clone());
-                    self.links.insert(*hash, target);
+                    self.links.insert(*key, target);
                 }
             }
         }
@@ -291,8 +301,8 @@ impl<'a> BatchPlan<'a> {
         staged.redirect = Some(survivor);
         let stored_before = staged.before.is_some();
         for sid in &other.identifiers {
-            let hash = self.store.identifier_hash(&sid.id);
-            self.links.insert(hash, survivor);
+            let key = self.store.identifier_key(&sid.id);
+            self.links.insert(key, survivor);
         }
         // Events: stored chunks and chunks added earlier in this batch move to the survivor.
         let mut moved: Vec<(u64, EventChunk)> = if stored_before {
@@ -358,12 +368,13 @@ impl<'a> BatchPlan<'a> {
         let mut writer = BatchWriter::new(self.store);
         writer.issue_keys(&self.new_pids)?;
         let mut changes = Vec::with_capacity(self.staged.len());
-        for (pid, staged) in &self.staged {
+        let changed: roaring::RoaringBitmap = self.staged.keys().copied().collect();
+        for (pid, staged) in std::mem::take(&mut self.staged) {
             for q in &staged.moved_event_seqs {
-                writer.remove_events(*pid, *q);
+                writer.remove_events(pid, *q);
             }
             for q in &staged.moved_log_seqs {
-                writer.remove_merge_log(*pid, *q);
+                writer.remove_merge_log(pid, *q);
             }
             let after = match (&staged.profile, staged.redirect) {
                 (Some(profile), _) => {
@@ -371,7 +382,7 @@ impl<'a> BatchPlan<'a> {
                     Some(Postings::of(profile))
                 }
                 (None, Some(into)) => {
-                    writer.put_redirect(*pid, into);
+                    writer.put_redirect(pid, into);
                     None
                 }
                 (None, None) => None,
@@ -381,10 +392,7 @@ impl<'a> BatchPlan<'a> {
                 (Some(_), Some(_)) => self.report.updated_profiles += 1,
                 _ => {}
             }
-            changes.push((*pid, staged.before.clone(), after));
-        }
-        for (hash, pid) in &self.links {
-            writer.link(hash, *pid);
+            changes.push((pid, staged.before, after));
         }
         for ((pid, seq), chunk) in &self.new_events {
             writer.put_events(*pid, *seq, chunk);
@@ -392,7 +400,6 @@ impl<'a> BatchPlan<'a> {
         for ((pid, seq), entry) in &self.new_log {
             writer.put_merge_log(*pid, *seq, entry);
         }
-        let changed: roaring::RoaringBitmap = self.staged.keys().copied().collect();
         writer.put_dirty(self.counters.batches, &changed);
         self.counters.batches += 1;
         writer.put_counters(&self.counters);
@@ -400,6 +407,7 @@ impl<'a> BatchPlan<'a> {
         Ok(PreparedBatch {
             batch: writer.finish(),
             changes,
+            links: self.links.into_iter().collect(),
             event_ops: self.event_ops,
             counters: self.counters,
             merged_away: self.merged_away,
@@ -425,6 +433,7 @@ pub(crate) struct PreparedBatch {
     /// The sled writes.
     pub(crate) batch: WriteBatch,
     changes: Vec<(ProfileId, Option<Postings>, Option<Postings>)>,
+    links: Vec<(LinkKey, ProfileId)>,
     event_ops: Vec<EventOp>,
     /// Counters after the batch.
     pub(crate) counters: Counters,
@@ -446,8 +455,11 @@ impl PreparedBatch {
         self.changes.iter().map(|(pid, _, _)| *pid)
     }
 
-    /// Applies the index changes.
-    pub(crate) fn apply_indexes(&self, indexes: &mut Indexes) {
+    /// Applies the index and link changes.
+    pub(crate) fn apply_derived(&self, indexes: &mut Indexes, links: &mut Links) {
+        for (key, pid) in &self.links {
+            links.insert(*key, *pid);
+        }
         for (pid, before, after) in &self.changes {
             indexes.update(*pid, before.as_ref(), after.as_ref());
         }

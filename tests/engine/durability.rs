@@ -80,20 +80,71 @@ fn corrupt_checkpoint_is_an_error_naming_the_file() {
     );
 }
 
+/// Opens the engine's sled tree directly (waiting while sled's flusher of a just-dropped
+/// engine still holds the lock).
+fn raw_sled(dir: &std::path::Path) -> sled::Db {
+    (0..100)
+        .find_map(|_| {
+            sled::open(dir.join("sled")).ok().or_else(|| {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                None
+            })
+        })
+        .expect("sled opens once the engine has shut down")
+}
+
+#[test]
+fn format_1_directory_is_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = Engine::open(dir.path()).unwrap();
+        ingest(
+            &db,
+            &[
+                r#"{"source":"crm","identifiers":{"email":"m@x.com","phone":"+31612345678"}}"#,
+                r#"{"source":"web","identifiers":{"email":"n@x.com"}}"#,
+            ],
+        );
+    }
+    {
+        // Format 1: identifier links were sled keys `I` + 32-byte hash, and the index
+        // checkpoint had index format 2.
+        let db = raw_sled(dir.path());
+        db.insert([&b"I"[..], &[7u8; 32]].concat(), &0u32.to_le_bytes())
+            .unwrap();
+        db.insert(b"Mformat", &1u32.to_le_bytes()).unwrap();
+        db.flush().unwrap();
+    }
+    let ckpt = dir.path().join("index.ckpt");
+    let mut bytes = std::fs::read(&ckpt).unwrap();
+    bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
+    std::fs::write(&ckpt, bytes).unwrap();
+
+    {
+        let db = Engine::open(dir.path()).unwrap();
+        let pid = by_email(&db, "m@x.com").profile.id;
+        let by_phone = db
+            .lookup(&cidb::Lookup::Phone("+31 6 12345678".into()))
+            .unwrap()
+            .expect("found by phone after the migration");
+        assert_eq!(by_phone.profile.id, pid);
+        assert_eq!(db.stats().identifier_links, 3);
+        assert_clean(&db);
+    }
+    let db = raw_sled(dir.path());
+    assert_eq!(db.scan_prefix(b"I").count(), 0, "old link keys are removed");
+    assert_eq!(
+        db.get(b"Mformat").unwrap().unwrap().as_ref(),
+        &cidb::FORMAT_VERSION.to_le_bytes()
+    );
+}
+
 #[test]
 fn unknown_format_version_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     drop(Engine::open(dir.path()).unwrap());
     {
-        // sled's flusher may hold the lock for a moment after the engine is dropped.
-        let db = (0..100)
-            .find_map(|_| {
-                sled::open(dir.path().join("sled")).ok().or_else(|| {
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                    None
-                })
-            })
-            .expect("sled opens once the engine has shut down");
+        let db = raw_sled(dir.path());
         db.insert(b"Mformat", &99u32.to_le_bytes()).unwrap();
         db.flush().unwrap();
     }

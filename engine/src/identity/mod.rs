@@ -1,7 +1,9 @@
 //! Identity rules (records.md "Identity rules"): blocked values, per-type limits and
-//! priority. Resolution itself runs in the writer (`crate::writer`), which applies these
-//! rules to the stored identity graph.
+//! priority, and the link table from identifiers to profiles. Resolution itself runs in
+//! the writer (`crate::writer`), which applies these rules to the identity graph.
 
+mod links;
 mod rules;
 
+pub(crate) use links::{LinkKey, Links};
 pub use rules::IdentityRules;

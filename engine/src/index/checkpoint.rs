@@ -7,7 +7,7 @@
 //! | 12 | 8 | checkpoint generation (u64 LE) |
 //! | 20 | 8 | body length (u64 LE) |
 //! | 28 | 4 | CRC-32 of the body (u32 LE) |
-//! | 32 | n | body: bincode of `Indexes` (see `codec`) |
+//! | 32 | n | body: bincode of `Indexes` (see `codec`), then the identifier links (`Links`) |
 //!
 //! The checkpoint has its own version ([`INDEX_FORMAT`]): indexes are derived data, so a
 //! checkpoint of another version is not an error but is rebuilt from the stored profiles.
@@ -18,13 +18,15 @@
 use super::Indexes;
 use crate::codec::{decode_body, encode_body};
 use crate::error::StorageError;
+use crate::identity::Links;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
 const MAGIC: &[u8; 8] = b"CIDBIDX1";
-/// Version of the checkpoint body. 1: first layout; 2: adds `Term::Kind` (field catalog).
-pub(crate) const INDEX_FORMAT: u32 = 2;
+/// Version of the checkpoint body. 1: first layout; 2: adds `Term::Kind` (field catalog);
+/// 3: the identifier links follow the indexes.
+pub(crate) const INDEX_FORMAT: u32 = 3;
 const HEADER_LEN: usize = 32;
 /// File name inside the data directory.
 pub(crate) const CHECKPOINT_FILE: &str = "index.ckpt";
@@ -34,12 +36,14 @@ pub(crate) fn write_checkpoint(
     dir: &Path,
     generation: u64,
     indexes: &Indexes,
+    links: &Links,
 ) -> Result<(), StorageError> {
     let tmp = dir.join("index.ckpt.tmp");
     let path = dir.join(CHECKPOINT_FILE);
     let io = |e| StorageError::io(&tmp, e);
     let mut body = Vec::new();
     encode_body(indexes, &mut body).map_err(io)?;
+    links.write_to(&mut body);
     let mut header = Vec::with_capacity(HEADER_LEN);
     header.extend_from_slice(MAGIC);
     header.extend_from_slice(&INDEX_FORMAT.to_le_bytes());
@@ -61,7 +65,7 @@ pub(crate) fn write_checkpoint(
 
 /// Reads the checkpoint: `None` when there is none yet or it has another version (the
 /// caller then rebuilds the indexes from the stored profiles).
-pub(crate) fn read_checkpoint(dir: &Path) -> Result<Option<(u64, Indexes)>, StorageError> {
+pub(crate) fn read_checkpoint(dir: &Path) -> Result<Option<(u64, Indexes, Links)>, StorageError> {
     let path = dir.join(CHECKPOINT_FILE);
     let file = match File::open(&path) {
         Ok(f) => f,
@@ -98,6 +102,8 @@ pub(crate) fn read_checkpoint(dir: &Path) -> Result<Option<(u64, Indexes)>, Stor
     if body.len() as u64 != len || crc32fast::hash(&body) != crc {
         return Err(corrupted("length or checksum mismatch".into()));
     }
-    let indexes: Indexes = decode_body(&mut body.as_slice()).map_err(corrupted)?;
-    Ok(Some((generation, indexes)))
+    let mut rest = body.as_slice();
+    let indexes: Indexes = decode_body(&mut rest).map_err(&corrupted)?;
+    let links = Links::read_from(rest).map_err(corrupted)?;
+    Ok(Some((generation, indexes, links)))
 }

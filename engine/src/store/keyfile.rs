@@ -6,7 +6,7 @@
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 8 | magic `CIDBKEY1` |
-//! | 8 | 4 | format version (u32 LE) |
+//! | 8 | 4 | key file layout version (u32 LE, 1; independent of the sled format) |
 //! | 12 | 32 | HMAC secret for identifier keys |
 //! | 44 | 20 | reserved (zero) |
 //! | 64 + 32·pid | 32 | key of profile `pid`; all zero = no key (never issued or destroyed) |
@@ -20,6 +20,8 @@ use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"CIDBKEY1";
 const HEADER_LEN: u64 = 64;
+/// Version of this file's layout.
+const KEY_FILE_LAYOUT: u32 = 1;
 const SLOT: u64 = 32;
 /// File name inside the data directory.
 pub(crate) const KEY_FILE: &str = "keys.bin";
@@ -52,7 +54,7 @@ impl KeyFile {
         if bytes.is_empty() {
             let mut header = [0u8; HEADER_LEN as usize];
             header[..8].copy_from_slice(MAGIC);
-            header[8..12].copy_from_slice(&crate::codec::FORMAT_VERSION.to_le_bytes());
+            header[8..12].copy_from_slice(&KEY_FILE_LAYOUT.to_le_bytes());
             rand::rngs::OsRng.fill_bytes(&mut header[12..44]);
             file.write_all_at(&header, 0).map_err(io)?;
             file.sync_all().map_err(io)?;

@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `M` name | meta: `format` → u32 LE; `counters` → codec(`Counters`) |
 //! | `P` pid:u32 BE | profile slot: `0x01` nonce:24 ciphertext (live, encrypted with the profile key) or `0x02` into:u32 LE (merged) |
-//! | `I` hmac:32 | pid:u32 LE — identifier link, keyed hash of `type 0x00 value` |
+//! | `I` hmac:32 | format 1 only (identifier links; removed when a format-1 directory is opened) |
 //! | `E` pid:u32 BE seq:u64 BE | nonce:24 ciphertext of codec(`Vec<StoredEvent>`) — one record's events |
 //! | `L` pid:u32 BE seq:u64 BE | nonce:24 ciphertext of codec(`MergeLogEntry`) — merges into this profile |
 //! | `D` batch:u64 BE | roaring bitmap (portable format) of the profiles a batch changed since the index checkpoint |
@@ -42,13 +42,6 @@ pub(crate) fn dirty(batch: u64) -> [u8; 9] {
 pub(crate) fn prefixed_pid(tag: u8, pid: u32) -> [u8; 5] {
     let mut k = [tag, 0, 0, 0, 0];
     k[1..].copy_from_slice(&pid.to_be_bytes());
-    k
-}
-
-pub(crate) fn identifier(hash: &[u8; 32]) -> [u8; 33] {
-    let mut k = [0u8; 33];
-    k[0] = IDENTIFIER;
-    k[1..].copy_from_slice(hash);
     k
 }
 

@@ -8,6 +8,7 @@ mod keys;
 
 use crate::codec::{self, FORMAT_VERSION, OLDEST_SUPPORTED_FORMAT};
 use crate::error::{OpenError, StorageError};
+use crate::identity::LinkKey;
 use crate::profile::{Profile, ProfileId};
 use crate::record::{Event, Identifier};
 use crate::time::Millis;
@@ -106,7 +107,8 @@ impl Store {
                     .map(u32::from_le_bytes)
                     .unwrap_or(u32::MAX);
                 match found {
-                    OLDEST_SUPPORTED_FORMAT..=FORMAT_VERSION => {}
+                    1 => migrate_from_v1(&db)?,
+                    FORMAT_VERSION => {}
                     _ => {
                         return Err(OpenError::UnknownFormat {
                             path: dir.to_path_buf(),
@@ -138,18 +140,11 @@ impl Store {
         &self.dir
     }
 
-    /// The keyed hash under which an identifier is linked.
-    pub(crate) fn identifier_hash(&self, id: &Identifier) -> [u8; 32] {
+    /// The link key of an identifier: its keyed hash, truncated to 128 bits.
+    pub(crate) fn identifier_key(&self, id: &Identifier) -> LinkKey {
         let keys = self.keys.read().expect("key file lock");
-        crypto::identifier_hash(keys.secret(), &id.kind, &id.value)
-    }
-
-    /// The profile an identifier hash links to (as stored; may be a merged id).
-    pub(crate) fn linked(&self, hash: &[u8; 32]) -> Result<Option<ProfileId>, StorageError> {
-        Ok(self
-            .db
-            .get(keys::identifier(hash))?
-            .map(|v| u32::from_le_bytes(v.as_ref().try_into().unwrap_or([0xff; 4]))))
+        let hash = crypto::identifier_hash(keys.secret(), &id.kind, &id.value);
+        hash[..16].try_into().expect("16 of 32 bytes")
     }
 
     /// Reads a profile slot.
@@ -350,6 +345,22 @@ impl Store {
     }
 }
 
+/// Format 1 kept identifier links in sled (`I` keys); format 2 keeps them in the index
+/// checkpoint. Removes the old keys and records the new format in one batch. The index
+/// checkpoint of format 1 has an older index format, so the next open rebuilds the links
+/// from the stored profiles.
+fn migrate_from_v1(db: &sled::Db) -> Result<(), StorageError> {
+    let mut batch = sled::Batch::default();
+    for item in db.scan_prefix([keys::IDENTIFIER]) {
+        batch.remove(item?.0);
+    }
+    batch.insert(keys::meta("format"), &FORMAT_VERSION.to_le_bytes()[..]);
+    db.apply_batch(batch)?;
+    db.flush()?;
+    tracing::info!("migrated the data directory from format 1 to 2 (identifier links moved)");
+    Ok(())
+}
+
 /// Builds a write batch against a store.
 pub(crate) struct BatchWriter<'a> {
     store: &'a Store,
@@ -431,13 +442,6 @@ impl<'a> BatchWriter<'a> {
         pids.serialize_into(&mut value)
             .expect("writing to a Vec cannot fail");
         self.batch.batch.insert(&keys::dirty(batch)[..], value);
-    }
-
-    /// Links an identifier hash to a profile.
-    pub(crate) fn link(&mut self, hash: &[u8; 32], pid: ProfileId) {
-        self.batch
-            .batch
-            .insert(&keys::identifier(hash)[..], &pid.to_le_bytes()[..]);
     }
 
     /// Stores one record's events under `pid` at `seq`.

@@ -1,0 +1,193 @@
+//! The identity graph's lookup table: keyed identifier hash → the live profile holding that
+//! identifier.
+//!
+//! Links are derived data, a pure function of the live profiles (each attached identifier
+//! of each live profile links to it, and nothing else links), so they live in memory next
+//! to the indexes, are saved in the index checkpoint and are recovered like the indexes:
+//! the entries of profiles changed since the checkpoint are dropped and re-read from the
+//! stored profiles. Keeping them out of sled saves a sled write per identifier on ingest
+//! and a sled read per identifier on resolution, and keeps even keyed hashes of erased
+//! identifiers out of sled's log.
+
+use crate::profile::ProfileId;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// A link key: the first 16 bytes of the identifier's keyed hash (HMAC-SHA-256 with the
+/// database secret). 128 bits make an accidental collision negligible (≈ 2⁻⁶⁴ at 2³²
+/// identifiers).
+pub(crate) type LinkKey = [u8; 16];
+
+/// Bytes of one serialized link: key, then pid (u32 LE).
+const ENTRY_LEN: usize = 20;
+
+/// Identifier links of the live profiles.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Links {
+    map: HashMap<LinkKey, ProfileId, BuildHasherDefault<KeyHasher>>,
+}
+
+impl Links {
+    /// The profile an identifier links to.
+    pub(crate) fn get(&self, key: &LinkKey) -> Option<ProfileId> {
+        self.map.get(key).copied()
+    }
+
+    /// Links `key` to `pid`.
+    pub(crate) fn insert(&mut self, key: LinkKey, pid: ProfileId) {
+        self.map.insert(key, pid);
+    }
+
+    /// Number of links.
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Drops every link to a profile in `pids` (recovery, before re-reading them).
+    pub(crate) fn remove_profiles(&mut self, pids: &roaring::RoaringBitmap) {
+        self.map.retain(|_, pid| !pids.contains(*pid));
+    }
+
+    /// Links present in one table and absent or different in the other, described
+    /// without the keys (they are derived from personal data).
+    pub(crate) fn differences(&self, rebuilt: &Links) -> Vec<String> {
+        let mut out = Vec::new();
+        let (mut missing, mut wrong, mut extra) = (0u64, 0u64, 0u64);
+        for (key, pid) in &rebuilt.map {
+            match self.map.get(key) {
+                None => missing += 1,
+                Some(p) if p != pid => wrong += 1,
+                Some(_) => {}
+            }
+        }
+        for key in self.map.keys() {
+            if !rebuilt.map.contains_key(key) {
+                extra += 1;
+            }
+        }
+        if missing > 0 {
+            out.push(format!(
+                "identifier links: {missing} identifier(s) of live profiles are not linked"
+            ));
+        }
+        if wrong > 0 {
+            out.push(format!(
+                "identifier links: {wrong} identifier(s) link to the wrong profile"
+            ));
+        }
+        if extra > 0 {
+            out.push(format!(
+                "identifier links: {extra} link(s) belong to no live profile's identifier"
+            ));
+        }
+        out
+    }
+
+    /// Appends the links to `out`: count (u64 LE), then entries sorted by key, so equal
+    /// tables give equal bytes.
+    pub(crate) fn write_to(&self, out: &mut Vec<u8>) {
+        let mut entries: Vec<(&LinkKey, &ProfileId)> = self.map.iter().collect();
+        entries.sort_unstable();
+        out.reserve(8 + entries.len() * ENTRY_LEN);
+        out.extend_from_slice(&(entries.len() as u64).to_le_bytes());
+        for (key, pid) in entries {
+            out.extend_from_slice(key);
+            out.extend_from_slice(&pid.to_le_bytes());
+        }
+    }
+
+    /// Reads links written by [`Links::write_to`]; the bytes must be exactly one table.
+    pub(crate) fn read_from(bytes: &[u8]) -> Result<Links, String> {
+        let (count, body) = bytes
+            .split_first_chunk::<8>()
+            .ok_or("identifier links: missing count")?;
+        let count = u64::from_le_bytes(*count);
+        if Some(body.len() as u64) != count.checked_mul(ENTRY_LEN as u64) {
+            return Err(format!(
+                "identifier links: {count} entries do not fit {} bytes",
+                body.len()
+            ));
+        }
+        let mut map = HashMap::with_capacity_and_hasher(count as usize, Default::default());
+        for entry in body.chunks_exact(ENTRY_LEN) {
+            let (key, pid) = entry.split_at(16);
+            map.insert(
+                key.try_into().expect("16 bytes"),
+                u32::from_le_bytes(pid.try_into().expect("4 bytes")),
+            );
+        }
+        Ok(Links { map })
+    }
+}
+
+/// Hasher for link keys: they are already uniformly random (keyed hash output), so a
+/// multiply-fold of their first 8 bytes spreads them as well as SipHash, much faster.
+#[derive(Default)]
+pub(crate) struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(23) ^ u64::from_le_bytes(word))
+                .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            // One word of a random key is enough; stop after the first full one.
+            if chunk.len() == 8 {
+                break;
+            }
+        }
+    }
+
+    fn write_usize(&mut self, _len: usize) {
+        // The length prefix of a fixed-size key carries no information.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(i: u32) -> LinkKey {
+        let mut k = [0u8; 16];
+        k[..4].copy_from_slice(&i.to_le_bytes());
+        k[12..].copy_from_slice(&(i ^ 0xdead_beef).to_le_bytes());
+        k
+    }
+
+    #[test]
+    fn round_trips_and_rejects_truncation() {
+        let mut links = Links::default();
+        for i in 0..1000 {
+            links.insert(key(i), i / 3);
+        }
+        let mut bytes = Vec::new();
+        links.write_to(&mut bytes);
+        assert_eq!(bytes.len(), 8 + 1000 * ENTRY_LEN);
+        assert_eq!(Links::read_from(&bytes).unwrap(), links);
+        assert!(Links::read_from(&bytes[..bytes.len() - 1]).is_err());
+        assert!(Links::read_from(&bytes[..4]).is_err());
+    }
+
+    #[test]
+    fn remove_profiles_and_differences() {
+        let mut a = Links::default();
+        for i in 0..10 {
+            a.insert(key(i), i);
+        }
+        let mut b = a.clone();
+        assert!(a.differences(&b).is_empty());
+        b.remove_profiles(&[2u32, 3].into_iter().collect());
+        assert_eq!(b.len(), 8);
+        assert_eq!(b.get(&key(2)), None);
+        assert_eq!(b.get(&key(4)), Some(4));
+        b.insert(key(5), 9);
+        b.insert(key(77), 1);
+        let diff = a.differences(&b);
+        assert_eq!(diff.len(), 3, "{diff:?}");
+    }
+}

@@ -27,6 +27,7 @@ mod codec;
 mod config;
 mod engine;
 mod error;
+pub mod export;
 mod generate;
 mod identity;
 mod import;

@@ -1,0 +1,39 @@
+//! SHA-256 as lower-case hex, the form both platforms take.
+
+use sha2::{Digest, Sha256};
+
+/// The SHA-256 digest of `s` (UTF-8) as 64 lower-case hex characters.
+pub fn sha256_hex(s: &str) -> String {
+    to_hex(&sha256(s))
+}
+
+/// The raw digest.
+pub fn sha256(s: &str) -> [u8; 32] {
+    Sha256::digest(s.as_bytes()).into()
+}
+
+/// 64 hex characters → digest bytes.
+pub fn parse_hex(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in s.as_bytes().chunks_exact(2).enumerate() {
+        let hi = (pair[0] as char).to_digit(16)?;
+        let lo = (pair[1] as char).to_digit(16)?;
+        out[i] = (hi * 16 + lo) as u8;
+    }
+    Some(out)
+}
+
+/// Digest bytes → 64 lower-case hex characters.
+pub fn to_hex(digest: &[u8; 32]) -> String {
+    let mut out = String::with_capacity(64);
+    for b in digest {
+        out.push(HEX[(b >> 4) as usize] as char);
+        out.push(HEX[(b & 0xf) as usize] as char);
+    }
+    out
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";

@@ -111,11 +111,10 @@ impl Field {
 
     /// Whether the platform receives this field hashed (else plain text or not at all).
     pub fn hashed_for(self, platform: Platform) -> bool {
-        match (platform, self) {
-            (_, Field::ExternalId) => false,
-            (Platform::Google, Field::Zip | Field::Country) => false,
-            _ => true,
-        }
+        !matches!(
+            (platform, self),
+            (_, Field::ExternalId) | (Platform::Google, Field::Zip | Field::Country)
+        )
     }
 
     /// Whether the platform receives this field at all.

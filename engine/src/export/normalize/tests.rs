@@ -15,7 +15,15 @@ fn value(s: &str) -> Normalized {
 }
 
 /// (field, raw, region, Meta, Google); `None` = invalid, `Some("")` = not sent.
-const EXAMPLES: &[(Field, &str, Option<&str>, Option<&str>, Option<&str>)] = &[
+type Example = (
+    Field,
+    &'static str,
+    Option<&'static str>,
+    Option<&'static str>,
+    Option<&'static str>,
+);
+
+const EXAMPLES: &[Example] = &[
     (
         Field::Email,
         "John.Smith@Example.COM",

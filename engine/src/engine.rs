@@ -10,6 +10,7 @@ use crate::profile::{Profile, ProfileId};
 use crate::record::{parse_json_record, Identifier, ParsedRecord, RejectReason};
 use crate::report::IngestReport;
 use crate::store::{Counters, EventChunk, MergeLogEntry, Store};
+use crate::suppression::SuppressionLists;
 use crate::writer::BatchPlan;
 use roaring::RoaringBitmap;
 use serde::Serialize;
@@ -22,20 +23,22 @@ pub const MAX_BATCH_RECORDS: usize = 100_000;
 /// An embedded cidb database. `Send + Sync`: share it behind an `Arc`; queries run
 /// concurrently with one writer and always see whole batches.
 pub struct Engine {
-    store: Store,
+    pub(crate) store: Store,
     config: Config,
-    state: RwLock<State>,
-    writer: Mutex<WriterState>,
+    pub(crate) state: RwLock<State>,
+    pub(crate) writer: Mutex<WriterState>,
 }
 
-struct State {
-    indexes: Indexes,
+pub(crate) struct State {
+    pub(crate) indexes: Indexes,
     /// Identifier → live profile.
-    links: Links,
+    pub(crate) links: Links,
+    /// Suppression lists and the profiles they match.
+    pub(crate) suppression: SuppressionLists,
     counters: Counters,
 }
 
-struct WriterState {
+pub(crate) struct WriterState {
     counters: Counters,
     /// Profiles changed since the last checkpoint.
     dirty: RoaringBitmap,
@@ -50,6 +53,12 @@ impl Snapshot<'_> {
     /// The indexes.
     pub fn indexes(&self) -> &Indexes {
         &self.guard.indexes
+    }
+
+    /// Profiles with an identifier on any suppression list (`None`), or on the list
+    /// `name` (`None` when no such list exists).
+    pub fn suppressed(&self, name: Option<&str>) -> Option<&RoaringBitmap> {
+        self.guard.suppression.members(name)
     }
 }
 
@@ -153,10 +162,12 @@ impl Engine {
                 (rebuilt.indexes, rebuilt.links)
             }
         };
+        let suppression = crate::suppress_ops::load_lists(&store, &links)?;
         let engine = Engine {
             store,
             config,
             state: RwLock::new(State {
+                suppression,
                 indexes,
                 links,
                 counters: counters.clone(),
@@ -215,8 +226,13 @@ impl Engine {
             // Only this thread (holding the writer lock) changes the state, so the links
             // read here stay current until the batch is applied below.
             let state = self.state.read().expect("state lock");
-            let mut plan =
-                BatchPlan::new(&self.store, &self.config, &state.links, w.counters.clone());
+            let mut plan = BatchPlan::new(
+                &self.store,
+                &self.config,
+                &state.links,
+                !state.suppression.is_empty(),
+                w.counters.clone(),
+            );
             for (line, item) in items {
                 match item {
                     Ok(parsed) => plan.add(line, parsed)?,
@@ -238,6 +254,7 @@ impl Engine {
             self.store.apply(batch)?;
             let State { indexes, links, .. } = &mut *state;
             rest.apply_derived(indexes, links);
+            state.suppression.refresh_profiles(&rest.forms);
             state.counters = rest.counters.clone();
         }
         w.counters = rest.counters.clone();
@@ -418,7 +435,9 @@ fn index_stored_profile(
     if let Some(crate::store::Slot::Live(profile)) = store.slot(pid)? {
         indexes.update(pid, None, Some(&Postings::of(&profile)));
         for sid in &profile.identifiers {
-            links.insert(store.identifier_key(&sid.id), pid);
+            for key in store.link_keys(&sid.id) {
+                links.insert(key, pid);
+            }
         }
         for (_, chunk) in store.events(pid)? {
             indexes.add_events(pid, &chunk.events);
@@ -465,14 +484,15 @@ fn rebuild(store: &Store) -> Result<Rebuilt, StorageError> {
             ));
         }
         for sid in &profile.identifiers {
-            let key = store.identifier_key(&sid.id);
-            if let Some(other) = out.links.get(&key) {
-                out.problems.push(format!(
-                    "profiles {other} and {}: both hold one {} identifier",
-                    profile.id, sid.id.kind
-                ));
+            for key in store.link_keys(&sid.id) {
+                if let Some(other) = out.links.get(&key) {
+                    out.problems.push(format!(
+                        "profiles {other} and {}: both hold one {} identifier",
+                        profile.id, sid.id.kind
+                    ));
+                }
+                out.links.insert(key, profile.id);
             }
-            out.links.insert(key, profile.id);
         }
     }
     Ok(out)

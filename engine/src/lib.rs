@@ -38,6 +38,8 @@ mod record;
 mod report;
 mod scope;
 mod store;
+mod suppress_ops;
+pub mod suppression;
 mod time;
 mod writer;
 

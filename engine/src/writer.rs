@@ -41,6 +41,8 @@ pub(crate) struct BatchPlan<'a> {
     config: &'a Config,
     /// Links as of the last committed batch.
     stored_links: &'a Links,
+    /// Whether to collect the identifier forms of changed profiles (for suppression).
+    track_forms: bool,
     counters: Counters,
     staged: HashMap<ProfileId, Staged>,
     /// Links made by this batch.
@@ -58,12 +60,14 @@ impl<'a> BatchPlan<'a> {
         store: &'a Store,
         config: &'a Config,
         stored_links: &'a Links,
+        track_forms: bool,
         counters: Counters,
     ) -> Self {
         BatchPlan {
             store,
             config,
             stored_links,
+            track_forms,
             counters,
             staged: HashMap::new(),
             links: HashMap::new(),
@@ -226,7 +230,7 @@ impl<'a> BatchPlan<'a> {
             source: record.source.clone(),
             observed_at: record.observed_at,
         };
-        for (pid, id, key) in &matched {
+        for (pid, id, _) in &matched {
             match pid {
                 Some(pid) => {
                     let current = self.canonical(*pid)?.expect("matched profiles are live");
@@ -259,7 +263,9 @@ impl<'a> BatchPlan<'a> {
                     }
                     self.profile_mut(target)
                         .attach((*id).clone(), provenance.clone());
-                    self.links.insert(*key, target);
+                    for key in self.store.link_keys(id) {
+                        self.links.insert(key, target);
+                    }
                 }
             }
         }
@@ -301,8 +307,9 @@ impl<'a> BatchPlan<'a> {
         staged.redirect = Some(survivor);
         let stored_before = staged.before.is_some();
         for sid in &other.identifiers {
-            let key = self.store.identifier_key(&sid.id);
-            self.links.insert(key, survivor);
+            for key in self.store.link_keys(&sid.id) {
+                self.links.insert(key, survivor);
+            }
         }
         // Events: stored chunks and chunks added earlier in this batch move to the survivor.
         let mut moved: Vec<(u64, EventChunk)> = if stored_before {
@@ -368,6 +375,7 @@ impl<'a> BatchPlan<'a> {
         let mut writer = BatchWriter::new(self.store);
         writer.issue_keys(&self.new_pids)?;
         let mut changes = Vec::with_capacity(self.staged.len());
+        let mut forms = Vec::new();
         let changed: roaring::RoaringBitmap = self.staged.keys().copied().collect();
         for (pid, staged) in std::mem::take(&mut self.staged) {
             for q in &staged.moved_event_seqs {
@@ -387,6 +395,16 @@ impl<'a> BatchPlan<'a> {
                 }
                 (None, None) => None,
             };
+            if self.track_forms {
+                let digests = staged.profile.as_ref().map(|p| {
+                    p.identifiers
+                        .iter()
+                        .flat_map(|i| crate::identity::forms(&i.id))
+                        .map(|(_, d)| d)
+                        .collect()
+                });
+                forms.push((pid, digests));
+            }
             match (&staged.before, &after) {
                 (None, Some(_)) => self.report.new_profiles += 1,
                 (Some(_), Some(_)) => self.report.updated_profiles += 1,
@@ -408,6 +426,7 @@ impl<'a> BatchPlan<'a> {
             batch: writer.finish(),
             changes,
             links: self.links.into_iter().collect(),
+            forms,
             event_ops: self.event_ops,
             counters: self.counters,
             merged_away: self.merged_away,
@@ -434,6 +453,9 @@ pub(crate) struct PreparedBatch {
     pub(crate) batch: WriteBatch,
     changes: Vec<(ProfileId, Option<Postings>, Option<Postings>)>,
     links: Vec<(LinkKey, ProfileId)>,
+    /// Identifier form digests of changed profiles (`None`: no longer live); collected
+    /// only when suppression lists exist.
+    pub(crate) forms: Vec<(ProfileId, Option<Vec<[u8; 32]>>)>,
     event_ops: Vec<EventOp>,
     /// Counters after the batch.
     pub(crate) counters: Counters,

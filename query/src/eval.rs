@@ -93,6 +93,7 @@ impl<'a> Evaluator<'a> {
             Op::Empty => Cow::Owned(RoaringBitmap::new()),
             Op::All => Cow::Borrowed(ix.live()),
             Op::Term(t) => Cow::Borrowed(ix.term(t)),
+            Op::Bitmap { bits, .. } => Cow::Borrowed(bits),
             Op::Range { key, low, high } => Cow::Owned(self.range(key, *low, *high, None)),
             Op::NumericExists(key) => match ix.numeric(key) {
                 Some(b) => Cow::Borrowed(b.exists()),
@@ -146,6 +147,7 @@ impl<'a> Evaluator<'a> {
             Op::Empty => 0,
             Op::All => self.ix.live().len(),
             Op::Term(t) => self.ix.term(t).len(),
+            Op::Bitmap { bits, .. } => bits.len(),
             Op::NumericExists(key) => self.ix.numeric(key).map_or(0, |b| b.exists().len()),
             Op::Segment { inner, .. } => self.count(inner),
             Op::Not(n) => self.ix.live().len() - self.count(n),

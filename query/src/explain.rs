@@ -102,6 +102,7 @@ fn label(op: &Op) -> String {
             format!("bit-sliced {} {r}", key.field)
         }
         Op::NumericExists(key) => format!("bit-sliced {} EXISTS", key.field),
+        Op::Bitmap { what, .. } => what.clone(),
         Op::Event(q) => {
             let mut s = format!("event {:?}", q.key.kind);
             if let Some(c) = &q.key.category {

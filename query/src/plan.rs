@@ -17,8 +17,10 @@ use crate::parser::{
 use crate::schema::{self, Field, BIRTH_DATE};
 use engine::{
     bool_text, day_of, index_text, normalize_country, parse_date, scale_number, EventKey, Indexes,
-    Millis, NumericKey, NumericKind, StorageError, Term, TimeRange, ValueKind, MS_PER_DAY,
+    Millis, NumericKey, NumericKind, Snapshot, StorageError, Term, TimeRange, ValueKind,
+    MS_PER_DAY,
 };
+use roaring::RoaringBitmap;
 
 /// Where the planner finds saved segments' definitions.
 pub trait SegmentSource {
@@ -72,6 +74,8 @@ pub(crate) enum Op {
     Not(Box<Node>),
     /// A saved segment, planned inline.
     Segment { name: String, inner: Box<Node> },
+    /// A bitmap resolved while planning (suppression list members), named for explain.
+    Bitmap { what: String, bits: RoaringBitmap },
 }
 
 /// A plan node: its operation, the estimated cardinality, and an id (preorder) that
@@ -110,7 +114,7 @@ impl Plan {
 
 /// Plans `expr` against `ix` at time `at`.
 pub(crate) fn plan(
-    ix: &Indexes,
+    snap: &Snapshot<'_>,
     segments: &dyn SegmentSource,
     limits: &Limits,
     at: Millis,
@@ -118,7 +122,8 @@ pub(crate) fn plan(
     saving: Option<&str>,
 ) -> Result<Plan, Error> {
     let mut p = Planner {
-        ix,
+        ix: snap.indexes(),
+        suppressed: &|name| snap.suppressed(name).map(|b| b & snap.indexes().live()),
         segments,
         limits,
         at,
@@ -152,6 +157,8 @@ fn number(node: &mut Node, next: &mut usize) {
 
 struct Planner<'a> {
     ix: &'a Indexes,
+    /// Live profiles on any suppression list (`None`) or on a named one.
+    suppressed: &'a dyn Fn(Option<&str>) -> Option<RoaringBitmap>,
     segments: &'a dyn SegmentSource,
     limits: &'a Limits,
     at: Millis,
@@ -252,11 +259,20 @@ impl Planner<'_> {
                 "identifier type",
             )?)))),
             Predicate::Source(n) => Ok(Node::new(Op::Term(Term::Source(name_arg(n, "source")?)))),
-            Predicate::Suppressed(None) => Ok(Node::new(Op::Empty)),
-            Predicate::Suppressed(Some(n)) => Err(err(
-                ErrorKind::UnknownSuppressionList(n.text.clone()),
-                n.span,
-            )),
+            Predicate::Suppressed(None) => Ok(Node::new(Op::Bitmap {
+                what: "suppressed()".into(),
+                bits: (self.suppressed)(None).unwrap_or_default(),
+            })),
+            Predicate::Suppressed(Some(n)) => match (self.suppressed)(Some(&n.text)) {
+                Some(bits) => Ok(Node::new(Op::Bitmap {
+                    what: format!("suppressed({:?})", n.text),
+                    bits,
+                })),
+                None => Err(err(
+                    ErrorKind::UnknownSuppressionList(n.text.clone()),
+                    n.span,
+                )),
+            },
             Predicate::Event { kind, options } => self.event(kind, options),
             Predicate::Segment(n) => self.segment(n),
         }
@@ -640,6 +656,7 @@ impl Planner<'_> {
                 ix.numeric(key).map_or(0, |b| b.exists().len())
             }
             Op::Event(q) => ix.events().series.get(&q.key).map_or(0, |s| s.any.len()),
+            Op::Bitmap { bits, .. } => bits.len(),
             _ => unreachable!("leaf() is only called with leaves"),
         };
         if estimate == 0 {

@@ -8,7 +8,7 @@ use crate::parser::{parse, Expr, Limits};
 use crate::plan::{plan, Plan};
 use crate::results::{self, Breakdown, Overlap, Segment};
 use crate::saved::{self, valid_name, CatalogSource, SavedSegment};
-use engine::{now_millis, Engine, Indexes, Millis, ValueKind};
+use engine::{now_millis, Engine, Indexes, Millis, Snapshot, ValueKind};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -38,7 +38,7 @@ pub struct Segments<'e> {
 /// Plans `src` on the snapshot `ix`, locating errors in `src`.
 fn plan_in(
     engine: &Engine,
-    ix: &Indexes,
+    snap: &Snapshot<'_>,
     limits: &Limits,
     at: Millis,
     src: &str,
@@ -49,7 +49,7 @@ fn plan_in(
         engine,
         overlay: saving,
     };
-    plan(ix, &source, limits, at, expr, saving.map(|(n, _)| n)).map_err(|e| match e {
+    plan(snap, &source, limits, at, expr, saving.map(|(n, _)| n)).map_err(|e| match e {
         Error::Query(q) => Error::Query(q.locate(src)),
         other => other,
     })
@@ -96,7 +96,15 @@ impl<'e> Segments<'e> {
         let expr = self.parse(src)?;
         let snap = self.engine.snapshot();
         let ix = snap.indexes();
-        let plan = plan_in(self.engine, ix, &self.limits, self.now(), src, &expr, None)?;
+        let plan = plan_in(
+            self.engine,
+            &snap,
+            &self.limits,
+            self.now(),
+            src,
+            &expr,
+            None,
+        )?;
         f(&expr, ix, &plan)
     }
 
@@ -167,7 +175,7 @@ impl<'e> Segments<'e> {
         let ix = snap.indexes();
         let mut sets = Vec::with_capacity(srcs.len());
         for (src, expr) in srcs.iter().zip(&exprs) {
-            let plan = plan_in(self.engine, ix, &self.limits, at, src, expr, None)?;
+            let plan = plan_in(self.engine, &snap, &self.limits, at, src, expr, None)?;
             sets.push(Evaluator::new(ix).eval(&plan.root).into_owned());
         }
         Ok(results::overlap(&sets))
@@ -185,7 +193,7 @@ impl<'e> Segments<'e> {
             let snap = self.engine.snapshot();
             plan_in(
                 self.engine,
-                snap.indexes(),
+                &snap,
                 &self.limits,
                 self.now(),
                 src,

@@ -45,12 +45,14 @@ pub(crate) fn open(
         .map_err(|_| corrupted("authentication failed (wrong key or damaged bytes)"))
 }
 
-/// Keyed hash of an identifier: HMAC-SHA-256(secret, `kind 0x00 value`).
-pub(crate) fn identifier_hash(secret: &Key, kind: &str, value: &str) -> [u8; 32] {
+/// Keyed hash of an identifier form: HMAC-SHA-256(secret, `tag 0x00 sha256(value)`). Keyed
+/// over the plain SHA-256 digest so that a suppression list of digests can be matched to
+/// profiles without the values.
+pub(crate) fn identifier_hash(secret: &Key, tag: &str, digest: &[u8; 32]) -> [u8; 32] {
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes any key length");
-    mac.update(kind.as_bytes());
+    mac.update(tag.as_bytes());
     mac.update(&[0]);
-    mac.update(value.as_bytes());
+    mac.update(digest);
     mac.finalize().into_bytes().into()
 }
 

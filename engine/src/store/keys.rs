@@ -10,6 +10,7 @@
 //! | `L` pid:u32 BE seq:u64 BE | nonce:24 ciphertext of codec(`MergeLogEntry`) — merges into this profile |
 //! | `D` batch:u64 BE | roaring bitmap (portable format) of the profiles a batch changed since the index checkpoint |
 //! | `C` name | codec(catalog entry) — saved segments and other catalog items |
+//! | `S` list 0x00 digest:32 | entry kind (1 email, 2 phone, 3 hashed) — suppression list entry |
 
 pub(crate) const META: u8 = b'M';
 pub(crate) const PROFILE: u8 = b'P';
@@ -18,6 +19,7 @@ pub(crate) const EVENTS: u8 = b'E';
 pub(crate) const MERGE_LOG: u8 = b'L';
 pub(crate) const DIRTY: u8 = b'D';
 pub(crate) const CATALOG: u8 = b'C';
+pub(crate) const SUPPRESSION: u8 = b'S';
 
 /// Profile slot tags.
 pub(crate) const SLOT_LIVE: u8 = 1;
@@ -69,4 +71,20 @@ pub(crate) fn pid_of(key: &[u8]) -> Option<u32> {
 pub(crate) fn seq_of(key: &[u8]) -> Option<u64> {
     key.get(5..13)
         .map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes")))
+}
+
+/// Prefix of a suppression list's entries.
+pub(crate) fn suppression_prefix(list: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(list.len() + 34);
+    k.push(SUPPRESSION);
+    k.extend_from_slice(list.as_bytes());
+    k.push(0);
+    k
+}
+
+/// A suppression entry key.
+pub(crate) fn suppression(list: &str, digest: &[u8; 32]) -> Vec<u8> {
+    let mut k = suppression_prefix(list);
+    k.extend_from_slice(digest);
+    k
 }

@@ -140,10 +140,25 @@ impl Store {
         &self.dir
     }
 
-    /// The link key of an identifier: its keyed hash, truncated to 128 bits.
+    /// The link key of an identifier's canonical form (what resolution matches on).
     pub(crate) fn identifier_key(&self, id: &Identifier) -> LinkKey {
+        self.link_key(&id.kind, &crate::export::hash::sha256(&id.value))
+    }
+
+    /// Every link key of an identifier: the canonical one first, then its aliases (the
+    /// other forms ad platforms hash, see `identity::forms`).
+    pub(crate) fn link_keys(&self, id: &Identifier) -> Vec<LinkKey> {
+        crate::identity::forms(id)
+            .iter()
+            .map(|(tag, digest)| self.link_key(tag, digest))
+            .collect()
+    }
+
+    /// The link key of one identifier form: the keyed hash of its SHA-256 digest,
+    /// truncated to 128 bits.
+    pub(crate) fn link_key(&self, tag: &str, digest: &[u8; 32]) -> LinkKey {
         let keys = self.keys.read().expect("key file lock");
-        let hash = crypto::identifier_hash(keys.secret(), &id.kind, &id.value);
+        let hash = crypto::identifier_hash(keys.secret(), tag, digest);
         hash[..16].try_into().expect("16 of 32 bytes")
     }
 
@@ -302,6 +317,54 @@ impl Store {
             out.push((String::from_utf8_lossy(&k[1..]).into_owned(), v.to_vec()));
         }
         Ok(out)
+    }
+
+    /// Adds suppression entries `(digest, kind byte)` to `list` atomically and durably.
+    pub(crate) fn suppression_add(
+        &self,
+        list: &str,
+        entries: &[([u8; 32], u8)],
+    ) -> Result<(), StorageError> {
+        let mut batch = sled::Batch::default();
+        for (digest, kind) in entries {
+            batch.insert(keys::suppression(list, digest), &[*kind][..]);
+        }
+        self.db.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Removes a whole suppression list atomically and durably.
+    pub(crate) fn suppression_remove(&self, list: &str) -> Result<(), StorageError> {
+        let mut batch = sled::Batch::default();
+        for item in self.db.scan_prefix(keys::suppression_prefix(list)) {
+            batch.remove(item?.0);
+        }
+        self.db.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Every suppression entry: (list, digest, kind byte).
+    pub(crate) fn suppression_entries(
+        &self,
+    ) -> impl Iterator<Item = Result<(String, [u8; 32], u8), StorageError>> + '_ {
+        self.db.scan_prefix([keys::SUPPRESSION]).map(|item| {
+            let (k, v) = item?;
+            let corrupted = || StorageError::Corrupted {
+                what: "suppression entry",
+                key: k.to_vec(),
+                detail: "malformed key".into(),
+            };
+            let rest = &k[1..];
+            let split = rest.len().checked_sub(33).ok_or_else(corrupted)?;
+            if rest[split] != 0 {
+                return Err(corrupted());
+            }
+            let name = String::from_utf8(rest[..split].to_vec()).map_err(|_| corrupted())?;
+            let digest: [u8; 32] = rest[split + 1..].try_into().map_err(|_| corrupted())?;
+            Ok((name, digest, v.first().copied().unwrap_or(3)))
+        })
     }
 
     /// Bytes used on disk by sled.

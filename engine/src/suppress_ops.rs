@@ -1,0 +1,139 @@
+//! Suppression list operations on an open engine: import, list, delete, and loading the
+//! lists (with the profiles they match) on open.
+
+use crate::engine::Engine;
+use crate::error::{Error, StorageError};
+use crate::identity::{Links, SUPPRESSIBLE_TAGS};
+use crate::store::Store;
+use crate::suppression::{
+    parse_entry, valid_list_name, EntryKind, List, SuppressionListInfo, SuppressionLists,
+    SuppressionReport,
+};
+use std::io::BufRead;
+
+/// The first this many invalid lines are listed in a report (all are counted).
+const MAX_LISTED_INVALID: usize = 1000;
+
+/// Profiles a digest matches: every link of an email or phone form keyed over it.
+fn profiles_of(store: &Store, links: &Links, digest: &[u8; 32], list: &mut List) {
+    for tag in SUPPRESSIBLE_TAGS {
+        if let Some(pid) = links.get(&store.link_key(tag, digest)) {
+            list.members.insert(pid);
+        }
+    }
+}
+
+/// Reads every list from the store and matches it against the links.
+pub(crate) fn load_lists(store: &Store, links: &Links) -> Result<SuppressionLists, StorageError> {
+    let mut lists = SuppressionLists::default();
+    for entry in store.suppression_entries() {
+        let (name, digest, kind) = entry?;
+        let list = lists.lists.entry(name).or_default();
+        if list.digests.insert(digest) {
+            list.kinds[usize::from(kind.clamp(1, 3) - 1)] += 1;
+            profiles_of(store, links, &digest, list);
+        }
+    }
+    lists.recompute_any();
+    Ok(lists)
+}
+
+impl Engine {
+    /// Imports one entry a line into suppression list `name` (created if new): raw emails
+    /// and phones are normalized (phones with `region` when they have no country code)
+    /// and SHA-256 hashed; 64-hex digests are taken as they are. Invalid lines are
+    /// reported by line number and skipped; the valid ones are added in one atomic write.
+    pub fn suppress_import<R: BufRead>(
+        &self,
+        name: &str,
+        input: R,
+        region: Option<&str>,
+    ) -> Result<SuppressionReport, Error> {
+        if !valid_list_name(name) {
+            return Err(Error::InvalidArgument(format!(
+                "invalid suppression list name {name:?}: use 1-64 of a-z, 0-9, _ and -"
+            )));
+        }
+        let mut report = SuppressionReport {
+            list: name.to_string(),
+            ..Default::default()
+        };
+        let mut parsed: Vec<([u8; 32], EntryKind)> = Vec::new();
+        for (i, line) in input.lines().enumerate() {
+            let line_no = i as u64 + 1;
+            let line = line
+                .map_err(|e| Error::InvalidArgument(format!("line {line_no}: cannot read: {e}")))?;
+            report.lines += 1;
+            match parse_entry(&line, region) {
+                Ok(Some((kind, digests))) => parsed.extend(digests.into_iter().map(|d| (d, kind))),
+                Ok(None) => report.blank += 1,
+                Err(reason) => {
+                    report.invalid_count += 1;
+                    if report.invalid.len() < MAX_LISTED_INVALID {
+                        report.invalid.push((line_no, reason.to_string()));
+                    }
+                }
+            }
+        }
+        let _writer = self.writer.lock().expect("writer lock");
+        let mut fresh: Vec<([u8; 32], u8)> = Vec::new();
+        {
+            let state = self.state.read().expect("state lock");
+            let existing = state.suppression.lists.get(name);
+            let mut seen = std::collections::HashSet::new();
+            for (digest, kind) in parsed {
+                if existing.is_some_and(|l| l.digests.contains(&digest)) || !seen.insert(digest) {
+                    report.already_present += 1;
+                } else {
+                    fresh.push((digest, kind.to_byte()));
+                }
+            }
+        }
+        self.store.suppression_add(name, &fresh)?;
+        let mut state = self.state.write().expect("state lock");
+        let crate::engine::State {
+            suppression, links, ..
+        } = &mut *state;
+        let list = suppression.lists.entry(name.to_string()).or_default();
+        for (digest, kind) in &fresh {
+            list.digests.insert(*digest);
+            list.kinds[usize::from(kind - 1)] += 1;
+            profiles_of(&self.store, links, digest, list);
+        }
+        report.added = fresh.len() as u64;
+        report.profiles = list.members.len();
+        suppression.recompute_any();
+        tracing::info!(
+            list = name,
+            added = report.added,
+            "suppression list imported"
+        );
+        Ok(report)
+    }
+
+    /// Every suppression list with its counts.
+    pub fn suppression_lists(&self) -> Vec<SuppressionListInfo> {
+        self.state.read().expect("state lock").suppression.infos()
+    }
+
+    /// Deletes a suppression list; `false` when there was none of that name.
+    pub fn suppress_delete(&self, name: &str) -> Result<bool, Error> {
+        let _writer = self.writer.lock().expect("writer lock");
+        if !self
+            .state
+            .read()
+            .expect("state lock")
+            .suppression
+            .lists
+            .contains_key(name)
+        {
+            return Ok(false);
+        }
+        self.store.suppression_remove(name)?;
+        let mut state = self.state.write().expect("state lock");
+        state.suppression.lists.remove(name);
+        state.suppression.recompute_any();
+        tracing::info!(list = name, "suppression list deleted");
+        Ok(true)
+    }
+}

@@ -35,6 +35,9 @@ impl EntryKind {
     }
 }
 
+/// An entry's kind and the digests it adds.
+pub type ParsedEntry = (EntryKind, Vec<[u8; 32]>);
+
 /// Turns one line of a suppression file into digests: a 64-hex digest is taken as is; a
 /// value with `@` is an email; anything else is a phone (read with `region`, or with its
 /// country code). Returns the entry kind and its digests (a Gmail address also yields its
@@ -42,7 +45,7 @@ impl EntryKind {
 pub fn parse_entry(
     raw: &str,
     region: Option<&str>,
-) -> Result<Option<(EntryKind, Vec<[u8; 32]>)>, &'static str> {
+) -> Result<Option<ParsedEntry>, &'static str> {
     let Some(value) = clean(raw) else {
         return Ok(None);
     };

@@ -112,6 +112,9 @@ pub enum Error {
     /// A caller-supplied argument is invalid.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// Writing an export's output failed.
+    #[error("writing the export output: {0}")]
+    Output(#[source] std::io::Error),
 }
 
 impl From<sled::Error> for StorageError {

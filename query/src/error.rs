@@ -204,6 +204,9 @@ pub enum Error {
     /// A request outside the documented limits (sample size, overlap width, ...).
     #[error("{0}")]
     Limit(String),
+    /// The engine refused or failed (export, sync, destinations).
+    #[error(transparent)]
+    Engine(#[from] engine::Error),
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 mod age;
+mod audience;
 mod error;
 mod eval;
 mod explain;
@@ -34,6 +35,7 @@ mod schema;
 mod segments;
 
 pub use age::age_at;
+pub use audience::{segment_or_expr, DestinationSpec, DEFAULT_POLICY};
 pub use error::{Error, ErrorKind, Position, QueryError};
 pub use explain::{Explain, ExplainNode};
 pub use parser::{

@@ -9,6 +9,7 @@ use crate::plan::{plan, Plan};
 use crate::results::{self, Breakdown, Overlap, Segment};
 use crate::saved::{self, valid_name, CatalogSource, SavedSegment};
 use engine::{now_millis, Engine, Indexes, Millis, Snapshot, ValueKind};
+use roaring::RoaringBitmap;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -166,6 +167,12 @@ impl<'e> Segments<'e> {
                 srcs.len()
             )));
         }
+        let sets = self.evaluate_all(srcs)?;
+        Ok(results::overlap(&sets))
+    }
+
+    /// Evaluates several expressions on one snapshot, at one evaluation time.
+    pub fn evaluate_all(&self, srcs: &[&str]) -> Result<Vec<RoaringBitmap>, Error> {
         let exprs = srcs
             .iter()
             .map(|s| self.parse(s))
@@ -178,7 +185,12 @@ impl<'e> Segments<'e> {
             let plan = plan_in(self.engine, &snap, &self.limits, at, src, expr, None)?;
             sets.push(Evaluator::new(ix).eval(&plan.root).into_owned());
         }
-        Ok(results::overlap(&sets))
+        Ok(sets)
+    }
+
+    /// The engine these segments evaluate on.
+    pub(crate) fn engine(&self) -> &'e Engine {
+        self.engine
     }
 
     /// Creates or replaces a saved segment. The expression must be valid now (fields,

@@ -1,10 +1,32 @@
 //! The export stage: a segment's members become hashed audience rows for Meta and Google
 //! (`../shared/spec/export.md`).
+//!
+//! - `normalize`, `dates`, `geo`: per-platform normalization of one value;
+//! - `hash`: SHA-256 hex;
+//! - `rows`: one profile → one row of hashes for a platform, with per-field counts;
+//! - `pipeline`: parallel, ordered, bounded row building over a bitmap of members;
+//! - `formats`: the five output formats as streaming writers;
+//! - `run`: `Engine::export` (selection, pipeline, writer, report);
+//! - `sync`: destinations and incremental sync (adds and removes, acknowledgement);
+//! - `tool`: `cidb normalize`, one JSON line at a time.
 
 mod dates;
+mod formats;
 mod geo;
 pub mod hash;
 mod normalize;
+mod pipeline;
+mod rows;
+mod run;
+mod sync;
+mod tool;
 
 pub use dates::BirthDate;
+pub use formats::{
+    Format, GOOGLE_MAX_IDENTIFIERS, GOOGLE_MAX_OPERATIONS, META_MAX_ROWS, META_SCHEMA,
+};
 pub use normalize::{clean, e164, is_sha256_hex, normalize, Field, Normalized, Platform};
+pub use rows::{FieldCounts, FieldStats, ProfileRow};
+pub use run::{ExportOptions, ExportReport, DEFAULT_MIN_AUDIENCE};
+pub use tool::normalize_line;
+pub use sync::{valid_destination_name, AckReport, Destination, SyncReport};

@@ -1,5 +1,6 @@
 //! Command-line interface: argument definitions and dispatch.
 
+mod audience;
 mod data;
 mod output;
 mod segments;
@@ -55,6 +56,21 @@ pub enum Command {
     /// Time segment counts for benchmark suites: opens the database once, runs each query
     /// of a JSON file N times, prints count, p50, p99 and min in microseconds.
     Bench(segments::BenchArgs),
+    /// Export a segment as a hashed audience file (consent policy and suppression lists
+    /// applied; raw emails and phones never leave).
+    Export(audience::ExportArgs),
+    /// Manage destinations (platform format, segment, policy, mode) for incremental sync.
+    #[command(subcommand)]
+    Destination(audience::DestinationCommand),
+    /// Write a destination's adds and removes since the last acknowledged sync
+    /// (`--out DIR`), or acknowledge the pending sync after uploading it (`--ack`).
+    Sync(audience::SyncArgs),
+    /// Manage suppression (objection) lists: suppressed people never appear in exports.
+    #[command(subcommand)]
+    Suppress(audience::SuppressCommand),
+    /// Show how each platform normalizes and hashes values: JSON Lines
+    /// {"field", "raw", "country"} in, each line with "valid", "meta" and "google" out.
+    Normalize(audience::NormalizeArgs),
 }
 
 /// Runs a parsed command line.
@@ -68,6 +84,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Query(args) => segments::query(&cli.global, args),
         Command::Segment(cmd) => segments::segment(&cli.global, cmd),
         Command::Bench(args) => segments::bench(&cli.global, args),
+        Command::Export(args) => audience::export(&cli.global, args),
+        Command::Destination(cmd) => audience::destination(&cli.global, cmd),
+        Command::Sync(args) => audience::sync(&cli.global, args),
+        Command::Suppress(cmd) => audience::suppress(&cli.global, cmd),
+        Command::Normalize(args) => audience::normalize(&cli.global, args),
     }
 }
 

@@ -129,7 +129,7 @@ impl ExprError {
 }
 
 /// Turns a query error into an anyhow error, keeping expression errors typed.
-fn lift(engine: &Engine, src: &str, e: Error) -> anyhow::Error {
+pub(super) fn lift(engine: &Engine, src: &str, e: Error) -> anyhow::Error {
     match e {
         Error::Query(error) => {
             let source = match &error.segment {
@@ -150,7 +150,7 @@ fn parse_at(at: Option<&str>) -> anyhow::Result<Option<Millis>> {
         .transpose()
 }
 
-fn segments<'e>(engine: &'e Engine, at: Option<Millis>) -> Segments<'e> {
+pub(super) fn segments<'e>(engine: &'e Engine, at: Option<Millis>) -> Segments<'e> {
     let s = Segments::new(engine);
     match at {
         Some(t) => s.at(t),

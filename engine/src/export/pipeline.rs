@@ -1,0 +1,114 @@
+//! The export pipeline: member ids in order → parallel workers read each profile,
+//! normalize and hash it (crossbeam channels, bounded) → rows put back in profile-id
+//! order → one consumer. Memory is bounded by the channel depth whatever the segment size.
+
+use super::rows::{FieldStats, ProfileRow, RowBuilder};
+use crate::error::StorageError;
+use crate::profile::ProfileId;
+use crate::store::{Slot, Store};
+use crossbeam_channel::bounded;
+use roaring::RoaringBitmap;
+use std::collections::BTreeMap;
+
+/// Profiles per work item.
+const CHUNK: usize = 512;
+
+/// What a worker sends back for one chunk.
+type Done = (u64, Result<(Vec<ProfileRow>, FieldStats, u64), StorageError>);
+
+/// Builds the rows of `pids` with `threads` workers and hands them to `sink` in id order.
+/// Returns the per-field counts and the number of profiles no longer live (merged or
+/// erased since the members were selected).
+pub(crate) fn rows_in_order(
+    store: &Store,
+    builder: &RowBuilder<'_>,
+    pids: &RoaringBitmap,
+    threads: usize,
+    sink: &mut dyn FnMut(ProfileRow) -> std::io::Result<()>,
+) -> Result<Result<(FieldStats, u64), std::io::Error>, StorageError> {
+    let threads = threads.max(1);
+    let mut stats = FieldStats::new();
+    let mut vanished = 0u64;
+    let mut sink_error = None;
+    std::thread::scope(|scope| -> Result<(), StorageError> {
+        let (work_tx, work_rx) = bounded::<(u64, Vec<ProfileId>)>(threads * 2);
+        let (done_tx, done_rx) = bounded::<Done>(threads * 2);
+        scope.spawn(move || {
+            let mut chunk = Vec::with_capacity(CHUNK);
+            let mut seq = 0u64;
+            for pid in pids {
+                chunk.push(pid);
+                if chunk.len() == CHUNK {
+                    if work_tx.send((seq, std::mem::take(&mut chunk))).is_err() {
+                        return;
+                    }
+                    seq += 1;
+                }
+            }
+            if !chunk.is_empty() {
+                let _ = work_tx.send((seq, chunk));
+            }
+        });
+        for _ in 0..threads {
+            let (rx, tx) = (work_rx.clone(), done_tx.clone());
+            scope.spawn(move || {
+                for (seq, chunk) in rx {
+                    let result = build_chunk(store, builder, &chunk);
+                    if tx.send((seq, result)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(done_tx);
+        drop(work_rx);
+        let mut pending: BTreeMap<u64, (Vec<ProfileRow>, FieldStats, u64)> = BTreeMap::new();
+        let mut next = 0u64;
+        for (seq, result) in &done_rx {
+            pending.insert(seq, result?);
+            while let Some((rows, chunk_stats, gone)) = pending.remove(&next) {
+                next += 1;
+                vanished += gone;
+                for (field, c) in chunk_stats {
+                    let total = stats.entry(field).or_default();
+                    total.valid += c.valid;
+                    total.invalid += c.invalid;
+                }
+                if sink_error.is_none() {
+                    for row in rows {
+                        if let Err(e) = sink(row) {
+                            sink_error = Some(e);
+                            break;
+                        }
+                    }
+                }
+            }
+            if sink_error.is_some() {
+                // Dropping the receiver stops the workers and the producer.
+                break;
+            }
+        }
+        Ok(())
+    })?;
+    Ok(match sink_error {
+        Some(e) => Err(e),
+        None => Ok((stats, vanished)),
+    })
+}
+
+fn build_chunk(
+    store: &Store,
+    builder: &RowBuilder<'_>,
+    chunk: &[ProfileId],
+) -> Result<(Vec<ProfileRow>, FieldStats, u64), StorageError> {
+    let mut rows = Vec::with_capacity(chunk.len());
+    let mut stats = FieldStats::new();
+    let mut vanished = 0;
+    for &pid in chunk {
+        match store.slot(pid)? {
+            Some(Slot::Live(profile)) => rows.push(builder.row(&profile, &mut stats)),
+            _ => vanished += 1,
+        }
+    }
+    Ok((rows, stats, vanished))
+}

@@ -1,0 +1,185 @@
+//! One profile → one hashed audience row for a platform: every field normalized by the
+//! platform's rules (`normalize`), hashed where the platform wants hashes, and counted
+//! (valid, invalid, missing) for the report.
+
+use super::hash::sha256_hex;
+use super::normalize::{normalize, Field, Normalized, Platform};
+use crate::profile::{Attribute, Profile, ProfileId};
+use crate::record::Value;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// A profile's exportable values for one platform: hashes (64 lower-case hex) or, for
+/// the platform's plain-text fields, normalized text.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProfileRow {
+    /// The profile.
+    pub pid: ProfileId,
+    /// Email hashes, most recently observed first.
+    pub emails: Vec<String>,
+    /// Phone hashes, most recently observed first.
+    pub phones: Vec<String>,
+    /// First name hash.
+    pub first_name: Option<String>,
+    /// Last name hash.
+    pub last_name: Option<String>,
+    /// Gender hash (Meta).
+    pub gender: Option<String>,
+    /// Birth year, month and day hashes (Meta).
+    pub dob: Option<[String; 3]>,
+    /// City hash (Meta).
+    pub city: Option<String>,
+    /// State hash (Meta).
+    pub state: Option<String>,
+    /// Zip: hash (Meta) or national format (Google).
+    pub zip: Option<String>,
+    /// Country: hash (Meta) or upper-case alpha-2 (Google).
+    pub country: Option<String>,
+    /// External id, never hashed.
+    pub external_id: Option<String>,
+}
+
+impl ProfileRow {
+    /// Whether the row carries a match key (an email or a phone).
+    pub fn has_identifier(&self) -> bool {
+        !self.emails.is_empty() || !self.phones.is_empty()
+    }
+
+    /// The identifier hashes of the row (emails, then phones).
+    pub fn identifier_hashes(&self) -> impl Iterator<Item = &String> {
+        self.emails.iter().chain(&self.phones)
+    }
+}
+
+/// Valid, invalid and missing values of one field.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct FieldCounts {
+    /// Values normalized and sent.
+    pub valid: u64,
+    /// Values present but not acceptable (never sent).
+    pub invalid: u64,
+}
+
+/// Per-field counts, by field name.
+pub type FieldStats = BTreeMap<&'static str, FieldCounts>;
+
+/// Builds rows for one platform.
+pub(crate) struct RowBuilder<'a> {
+    pub(crate) platform: Platform,
+    pub(crate) default_region: Option<&'a str>,
+    pub(crate) today: i32,
+}
+
+impl RowBuilder<'_> {
+    /// The row of `profile`, counting every value into `stats`.
+    pub(crate) fn row(&self, profile: &Profile, stats: &mut FieldStats) -> ProfileRow {
+        let region = text_attr(profile, "country")
+            .and_then(crate::normalize::country)
+            .or(self.default_region);
+        let mut row = ProfileRow {
+            pid: profile.id,
+            ..ProfileRow::default()
+        };
+        let mut ids: Vec<_> = profile.identifiers.iter().enumerate().collect();
+        // Most recently observed first; ties keep the order of attachment.
+        ids.sort_by_key(|(i, sid)| (std::cmp::Reverse(sid.provenance.observed_at), *i));
+        for (_, sid) in ids {
+            let (field, out) = match sid.id.kind.as_str() {
+                "email" => (Field::Email, &mut row.emails),
+                "phone" => (Field::Phone, &mut row.phones),
+                "crm_id" if row.external_id.is_none() => {
+                    row.external_id = self.value(Field::ExternalId, &sid.id.value, region, stats);
+                    continue;
+                }
+                _ => continue,
+            };
+            if let Some(h) = self.value(field, &sid.id.value, region, stats) {
+                if !out.contains(&h) {
+                    out.push(h);
+                }
+            }
+        }
+        let attr = |name| text_attr(profile, name);
+        if self.platform == Platform::Meta {
+            row.gender = attr("gender").and_then(|v| self.value(Field::Gender, v, region, stats));
+            row.city = attr("city").and_then(|v| self.value(Field::City, v, region, stats));
+            row.state = attr("state").and_then(|v| self.value(Field::State, v, region, stats));
+            row.dob = birth_date(profile).and_then(|v| self.dob(&v, region, stats));
+        }
+        row.first_name =
+            attr("first_name").and_then(|v| self.value(Field::FirstName, v, region, stats));
+        row.last_name =
+            attr("last_name").and_then(|v| self.value(Field::LastName, v, region, stats));
+        row.zip = attr("zip").and_then(|v| self.value(Field::Zip, v, region, stats));
+        row.country = attr("country").and_then(|v| self.value(Field::Country, v, region, stats));
+        row
+    }
+
+    /// Normalizes (and where the platform wants it, hashes) one value.
+    fn value(
+        &self,
+        field: Field,
+        raw: &str,
+        region: Option<&str>,
+        stats: &mut FieldStats,
+    ) -> Option<String> {
+        let counts = stats.entry(field.name()).or_default();
+        match normalize(field, self.platform, raw, region, self.today) {
+            Normalized::Value(v) => {
+                counts.valid += 1;
+                Some(if field.hashed_for(self.platform) {
+                    sha256_hex(&v)
+                } else {
+                    v
+                })
+            }
+            Normalized::Prehashed(h) => {
+                counts.valid += 1;
+                Some(h)
+            }
+            Normalized::Invalid(_) | Normalized::Date(_) => {
+                counts.invalid += 1;
+                None
+            }
+            Normalized::Missing => None,
+        }
+    }
+
+    fn dob(&self, raw: &str, region: Option<&str>, stats: &mut FieldStats) -> Option<[String; 3]> {
+        let counts = stats.entry(Field::BirthDate.name()).or_default();
+        match normalize(Field::BirthDate, self.platform, raw, region, self.today) {
+            Normalized::Date(d) => {
+                counts.valid += 1;
+                Some([sha256_hex(&d.doby()), sha256_hex(&d.dobm()), sha256_hex(&d.dobd())])
+            }
+            Normalized::Missing => None,
+            _ => {
+                counts.invalid += 1;
+                None
+            }
+        }
+    }
+}
+
+/// A scalar text attribute.
+fn text_attr<'p>(profile: &'p Profile, name: &str) -> Option<&'p str> {
+    match profile.attributes.get(name) {
+        Some(Attribute::Scalar(s)) => match &s.value {
+            Value::Text(t) => Some(t.as_str()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The birth date as `YYYY-MM-DD` (stored as a date, or as text when it was not one).
+fn birth_date(profile: &Profile) -> Option<String> {
+    match profile.attributes.get("birth_date") {
+        Some(Attribute::Scalar(s)) => match &s.value {
+            Value::Date(day) => Some(crate::time::format_date(*day)),
+            Value::Text(t) => Some(t.clone()),
+            _ => None,
+        },
+        _ => None,
+    }
+}

@@ -1,4 +1,5 @@
 //! cidb integration tests: real databases in temp dirs, one binary with a module per area.
 
 mod engine;
+mod export;
 mod query;

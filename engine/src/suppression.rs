@@ -42,10 +42,7 @@ pub type ParsedEntry = (EntryKind, Vec<[u8; 32]>);
 /// value with `@` is an email; anything else is a phone (read with `region`, or with its
 /// country code). Returns the entry kind and its digests (a Gmail address also yields its
 /// Google form, so both spellings are covered).
-pub fn parse_entry(
-    raw: &str,
-    region: Option<&str>,
-) -> Result<Option<ParsedEntry>, &'static str> {
+pub fn parse_entry(raw: &str, region: Option<&str>) -> Result<Option<ParsedEntry>, &'static str> {
     let Some(value) = clean(raw) else {
         return Ok(None);
     };

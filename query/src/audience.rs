@@ -57,7 +57,10 @@ impl Segments<'_> {
 
     /// Creates (or replaces) a destination after checking its segment and policy.
     pub fn create_destination(&self, spec: &DestinationSpec) -> Result<Destination, Error> {
-        let policy = spec.policy.clone().unwrap_or_else(|| DEFAULT_POLICY.to_string());
+        let policy = spec
+            .policy
+            .clone()
+            .unwrap_or_else(|| DEFAULT_POLICY.to_string());
         let segment = segment_or_expr(self, &spec.segment)?;
         self.evaluate_all(&[&segment, &policy])?;
         let destination = Destination {
@@ -76,12 +79,13 @@ impl Segments<'_> {
     /// Syncs a destination into `out_dir` (`adds.*`, `removes.*`); acknowledge with
     /// [`engine::Engine::sync_ack`] once uploaded.
     pub fn sync(&self, destination: &str, out_dir: &Path) -> Result<SyncReport, Error> {
-        let dest = self
-            .engine()
-            .destination(destination)?
-            .ok_or_else(|| engine::Error::InvalidArgument(format!("no destination named {destination:?}")))?;
+        let dest = self.engine().destination(destination)?.ok_or_else(|| {
+            engine::Error::InvalidArgument(format!("no destination named {destination:?}"))
+        })?;
         let segment = segment_or_expr(self, &dest.segment)?;
         let sets = self.evaluate_all(&[&segment, &dest.policy])?;
-        Ok(self.engine().sync(destination, &sets[0], &sets[1], out_dir)?)
+        Ok(self
+            .engine()
+            .sync(destination, &sets[0], &sets[1], out_dir)?)
     }
 }

@@ -18,7 +18,18 @@ const META_CSV_SLOTS: usize = 3;
 
 /// Meta's schema for `meta-api` rows.
 pub const META_SCHEMA: [&str; 13] = [
-    "EMAIL", "PHONE", "FN", "LN", "GEN", "DOBY", "DOBM", "DOBD", "CT", "ST", "ZIP", "COUNTRY",
+    "EMAIL",
+    "PHONE",
+    "FN",
+    "LN",
+    "GEN",
+    "DOBY",
+    "DOBM",
+    "DOBD",
+    "CT",
+    "ST",
+    "ZIP",
+    "COUNTRY",
     "EXTERN_ID",
 ];
 
@@ -322,8 +333,23 @@ struct MetaCsvLayout;
 impl CsvLayout for MetaCsvLayout {
     fn header(&self) -> Vec<&'static str> {
         vec![
-            "email", "email", "email", "phone", "phone", "phone", "fn", "ln", "gen", "doby",
-            "dobm", "dobd", "ct", "st", "zip", "country", "extern_id",
+            "email",
+            "email",
+            "email",
+            "phone",
+            "phone",
+            "phone",
+            "fn",
+            "ln",
+            "gen",
+            "doby",
+            "dobm",
+            "dobd",
+            "ct",
+            "st",
+            "zip",
+            "country",
+            "extern_id",
         ]
     }
 
@@ -353,7 +379,14 @@ struct GoogleCsvLayout;
 
 impl CsvLayout for GoogleCsvLayout {
     fn header(&self) -> Vec<&'static str> {
-        vec!["Email", "Phone", "First Name", "Last Name", "Country", "Zip"]
+        vec![
+            "Email",
+            "Phone",
+            "First Name",
+            "Last Name",
+            "Country",
+            "Zip",
+        ]
     }
 
     fn rows(&self, r: &ProfileRow) -> Vec<Vec<String>> {
@@ -367,10 +400,24 @@ impl CsvLayout for GoogleCsvLayout {
         ]];
         // Further identifiers of the same person: one row each, holding only it.
         for e in r.emails.iter().skip(1) {
-            rows.push(vec![e.clone(), String::new(), String::new(), String::new(), String::new(), String::new()]);
+            rows.push(vec![
+                e.clone(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+            ]);
         }
         for p in r.phones.iter().skip(1) {
-            rows.push(vec![String::new(), p.clone(), String::new(), String::new(), String::new(), String::new()]);
+            rows.push(vec![
+                String::new(),
+                p.clone(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+            ]);
         }
         rows
     }

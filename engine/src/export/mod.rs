@@ -28,5 +28,5 @@ pub use formats::{
 pub use normalize::{clean, e164, is_sha256_hex, normalize, Field, Normalized, Platform};
 pub use rows::{FieldCounts, FieldStats, ProfileRow};
 pub use run::{ExportOptions, ExportReport, DEFAULT_MIN_AUDIENCE};
-pub use tool::normalize_line;
 pub use sync::{valid_destination_name, AckReport, Destination, SyncReport};
+pub use tool::normalize_line;

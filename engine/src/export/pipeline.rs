@@ -14,7 +14,10 @@ use std::collections::BTreeMap;
 const CHUNK: usize = 512;
 
 /// What a worker sends back for one chunk.
-type Done = (u64, Result<(Vec<ProfileRow>, FieldStats, u64), StorageError>);
+type Done = (
+    u64,
+    Result<(Vec<ProfileRow>, FieldStats, u64), StorageError>,
+);
 
 /// Builds the rows of `pids` with `threads` workers and hands them to `sink` in id order.
 /// Returns the per-field counts and the number of profiles no longer live (merged or

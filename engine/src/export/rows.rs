@@ -123,36 +123,37 @@ impl RowBuilder<'_> {
         region: Option<&str>,
         stats: &mut FieldStats,
     ) -> Option<String> {
+        let (valid, value) = match normalize(field, self.platform, raw, region, self.today) {
+            Normalized::Value(v) if field.hashed_for(self.platform) => (true, sha256_hex(&v)),
+            Normalized::Value(v) | Normalized::Prehashed(v) => (true, v),
+            Normalized::Invalid(_) | Normalized::Date(_) => (false, String::new()),
+            Normalized::Missing => return None,
+        };
         let counts = stats.entry(field.name()).or_default();
-        match normalize(field, self.platform, raw, region, self.today) {
-            Normalized::Value(v) => {
-                counts.valid += 1;
-                Some(if field.hashed_for(self.platform) {
-                    sha256_hex(&v)
-                } else {
-                    v
-                })
-            }
-            Normalized::Prehashed(h) => {
-                counts.valid += 1;
-                Some(h)
-            }
-            Normalized::Invalid(_) | Normalized::Date(_) => {
-                counts.invalid += 1;
-                None
-            }
-            Normalized::Missing => None,
+        if valid {
+            counts.valid += 1;
+            Some(value)
+        } else {
+            counts.invalid += 1;
+            None
         }
     }
 
     fn dob(&self, raw: &str, region: Option<&str>, stats: &mut FieldStats) -> Option<[String; 3]> {
+        let result = normalize(Field::BirthDate, self.platform, raw, region, self.today);
+        if result == Normalized::Missing {
+            return None;
+        }
         let counts = stats.entry(Field::BirthDate.name()).or_default();
-        match normalize(Field::BirthDate, self.platform, raw, region, self.today) {
+        match result {
             Normalized::Date(d) => {
                 counts.valid += 1;
-                Some([sha256_hex(&d.doby()), sha256_hex(&d.dobm()), sha256_hex(&d.dobd())])
+                Some([
+                    sha256_hex(&d.doby()),
+                    sha256_hex(&d.dobm()),
+                    sha256_hex(&d.dobd()),
+                ])
             }
-            Normalized::Missing => None,
             _ => {
                 counts.invalid += 1;
                 None

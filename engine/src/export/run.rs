@@ -204,12 +204,7 @@ impl Engine {
                 options.min_audience
             ));
         }
-        tracing::info!(
-            format = report.format,
-            profiles,
-            rows,
-            "export written"
-        );
+        tracing::info!(format = report.format, profiles, rows, "export written");
         Ok(report)
     }
 }

@@ -183,7 +183,11 @@ fn row_digests(row: &ProfileRow) -> Vec<(u8, [u8; 32])> {
         .emails
         .iter()
         .filter_map(|h| parse_hex(h).map(|d| (1, d)))
-        .chain(row.phones.iter().filter_map(|h| parse_hex(h).map(|d| (2, d))))
+        .chain(
+            row.phones
+                .iter()
+                .filter_map(|h| parse_hex(h).map(|d| (2, d))),
+        )
         .collect();
     v.sort_unstable();
     v
@@ -209,20 +213,24 @@ impl Engine {
     }
 
     fn state_path(&self, name: &str, pending: bool) -> PathBuf {
-        self.sync_dir()
-            .join(format!("{name}.{}", if pending { "pending" } else { "sent" }))
+        self.sync_dir().join(format!(
+            "{name}.{}",
+            if pending { "pending" } else { "sent" }
+        ))
     }
 
     fn read_state(&self, name: &str, pending: bool) -> Result<Option<SentState>, StorageError> {
         let path = self.state_path(name, pending);
         match std::fs::read(&path) {
-            Ok(bytes) => SentState::decode(&bytes)
-                .map(Some)
-                .map_err(|detail| StorageError::Corrupted {
-                    what: "sync state",
-                    key: path.display().to_string().into_bytes(),
-                    detail,
-                }),
+            Ok(bytes) => {
+                SentState::decode(&bytes)
+                    .map(Some)
+                    .map_err(|detail| StorageError::Corrupted {
+                        what: "sync state",
+                        key: path.display().to_string().into_bytes(),
+                        detail,
+                    })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(StorageError::io(path, e)),
         }
@@ -253,7 +261,10 @@ impl Engine {
         }
         let mut value = vec![DESTINATION_LAYOUT];
         serde_json::to_writer(&mut value, destination).expect("serializing to a Vec");
-        self.catalog_put(&format!("{CATALOG_PREFIX}{}", destination.name), Some(&value))?;
+        self.catalog_put(
+            &format!("{CATALOG_PREFIX}{}", destination.name),
+            Some(&value),
+        )?;
         Ok(())
     }
 
@@ -335,14 +346,19 @@ impl Engine {
             ..Default::default()
         };
 
-        let create = |p: &Path| File::create(p).map(BufWriter::new).map_err(|e| StorageError::io(p, e));
+        let create = |p: &Path| {
+            File::create(p)
+                .map(BufWriter::new)
+                .map_err(|e| StorageError::io(p, e))
+        };
         let mut adds_out = create(&adds_file)?;
         let options = |direction| BatchOptions {
             direction,
             session_id: generation,
             estimated_total: selection.exported.len(),
         };
-        let mut w = writer(dest.format, &mut adds_out, options(Direction::Add)).map_err(Error::Output)?;
+        let mut w =
+            writer(dest.format, &mut adds_out, options(Direction::Add)).map_err(Error::Output)?;
         let mut current = SentState {
             generation,
             profiles: BTreeMap::new(),
@@ -350,24 +366,30 @@ impl Engine {
         let mut seen: HashSet<String> = HashSet::new();
         let builder = self.row_builder(platform);
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let (fields, _) = rows_in_order(&self.store, &builder, &selection.exported, threads, &mut |mut row| {
-            row.emails.retain(|h| seen.insert(h.clone()));
-            row.phones.retain(|h| seen.insert(h.clone()));
-            if !row.has_identifier() {
-                report.skipped_no_identifier += 1;
-                return Ok(());
-            }
-            report.members += 1;
-            let digests = row_digests(&row);
-            let known = sent.profiles.get(&row.pid);
-            let is_new = known.is_none_or(|k| digests.iter().any(|d| !k.contains(d)));
-            current.profiles.insert(row.pid, digests);
-            if is_new {
-                report.adds += 1;
-                w.push(&row)?;
-            }
-            Ok(())
-        })?
+        let (fields, _) = rows_in_order(
+            &self.store,
+            &builder,
+            &selection.exported,
+            threads,
+            &mut |mut row| {
+                row.emails.retain(|h| seen.insert(h.clone()));
+                row.phones.retain(|h| seen.insert(h.clone()));
+                if !row.has_identifier() {
+                    report.skipped_no_identifier += 1;
+                    return Ok(());
+                }
+                report.members += 1;
+                let digests = row_digests(&row);
+                let known = sent.profiles.get(&row.pid);
+                let is_new = known.is_none_or(|k| digests.iter().any(|d| !k.contains(d)));
+                current.profiles.insert(row.pid, digests);
+                if is_new {
+                    report.adds += 1;
+                    w.push(&row)?;
+                }
+                Ok(())
+            },
+        )?
         .map_err(Error::Output)?;
         report.fields = fields;
         let Written { rows, batches } = w.finish().map_err(Error::Output)?;
@@ -395,8 +417,16 @@ impl Engine {
                 report.removes += gone.len() as u64;
                 let row = ProfileRow {
                     pid: *pid,
-                    emails: gone.iter().filter(|(k, _)| *k == 1).map(|(_, d)| to_hex(d)).collect(),
-                    phones: gone.iter().filter(|(k, _)| *k == 2).map(|(_, d)| to_hex(d)).collect(),
+                    emails: gone
+                        .iter()
+                        .filter(|(k, _)| *k == 1)
+                        .map(|(_, d)| to_hex(d))
+                        .collect(),
+                    phones: gone
+                        .iter()
+                        .filter(|(k, _)| *k == 2)
+                        .map(|(_, d)| to_hex(d))
+                        .collect(),
                     ..ProfileRow::default()
                 };
                 w.push(&row).map_err(Error::Output)?;
@@ -418,7 +448,9 @@ impl Engine {
     /// Records the pending sync of a destination as sent.
     pub fn sync_ack(&self, name: &str) -> Result<AckReport, Error> {
         if self.destination(name)?.is_none() {
-            return Err(Error::InvalidArgument(format!("no destination named {name:?}")));
+            return Err(Error::InvalidArgument(format!(
+                "no destination named {name:?}"
+            )));
         }
         let Some(pending) = self.read_state(name, true)? else {
             return Err(Error::InvalidArgument(format!(

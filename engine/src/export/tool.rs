@@ -7,7 +7,11 @@ use serde_json::{json, Map, Value as Json};
 
 /// Normalizes one input line `{"field", "raw", "country"?, ...}` (other keys are kept)
 /// and returns it with `valid`, `meta` and `google` (and `reason` when invalid).
-pub fn normalize_line(line: &str, default_region: Option<&str>, today: i32) -> Result<Json, String> {
+pub fn normalize_line(
+    line: &str,
+    default_region: Option<&str>,
+    today: i32,
+) -> Result<Json, String> {
     let mut obj: Map<String, Json> = match serde_json::from_str(line) {
         Ok(Json::Object(o)) => o,
         Ok(_) => return Err("expected a JSON object".into()),
@@ -37,7 +41,10 @@ pub fn normalize_line(line: &str, default_region: Option<&str>, today: i32) -> R
             (Some(raw), true) => normalize(field, platform, raw, region, today),
             (None, true) => Normalized::Missing,
             (_, false) => {
-                obj.insert(platform.name().into(), json!({"normalized": null, "sha256": null}));
+                obj.insert(
+                    platform.name().into(),
+                    json!({"normalized": null, "sha256": null}),
+                );
                 continue;
             }
         };
@@ -104,15 +111,30 @@ mod tests {
         let out = normalize_line(r#"{"field": "email", "raw": null}"#, None, TODAY).unwrap();
         assert_eq!(out["valid"], false);
         assert_eq!(out["meta"]["sha256"], Json::Null);
-        let out = normalize_line(r#"{"field": "zip", "raw": 2134, "country": "US"}"#, None, TODAY).unwrap();
+        let out = normalize_line(
+            r#"{"field": "zip", "raw": 2134, "country": "US"}"#,
+            None,
+            TODAY,
+        )
+        .unwrap();
         assert_eq!(out["meta"]["normalized"], "02134");
         assert_eq!(out["google"]["normalized"], "02134");
         assert_eq!(out["google"]["sha256"], Json::Null, "plain text for Google");
-        let out = normalize_line(r#"{"field": "birth_date", "raw": "1985-03-07"}"#, None, TODAY).unwrap();
+        let out = normalize_line(
+            r#"{"field": "birth_date", "raw": "1985-03-07"}"#,
+            None,
+            TODAY,
+        )
+        .unwrap();
         assert_eq!(out["meta"]["normalized"]["DOBM"], "03");
         assert_eq!(out["meta"]["sha256"]["DOBY"], sha256_hex("1985"));
         assert_eq!(out["google"]["normalized"], Json::Null);
-        let out = normalize_line(r#"{"field": "phone", "raw": "12345", "country": "US"}"#, None, TODAY).unwrap();
+        let out = normalize_line(
+            r#"{"field": "phone", "raw": "12345", "country": "US"}"#,
+            None,
+            TODAY,
+        )
+        .unwrap();
         assert_eq!(out["valid"], false);
         assert!(out["reason"].is_string());
     }

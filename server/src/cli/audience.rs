@@ -109,8 +109,8 @@ fn create_out(path: &PathBuf) -> anyhow::Result<Box<dyn Write>> {
     if path.as_os_str() == "-" {
         return Ok(Box::new(BufWriter::new(std::io::stdout().lock())));
     }
-    let f = std::fs::File::create(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
+    let f =
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     Ok(Box::new(BufWriter::with_capacity(1 << 20, f)))
 }
 
@@ -132,7 +132,8 @@ fn check_expr(db: &Engine, s: &Segments<'_>, src: &str) -> anyhow::Result<()> {
 pub fn export(global: &Global, args: ExportArgs) -> anyhow::Result<()> {
     let db = global.open()?;
     let s = segments(&db, None);
-    let segment = segment_or_expr(&s, &args.segment_or_expr).map_err(|e| lift(&db, &args.segment_or_expr, e))?;
+    let segment = segment_or_expr(&s, &args.segment_or_expr)
+        .map_err(|e| lift(&db, &args.segment_or_expr, e))?;
     check_expr(&db, &s, &segment)?;
     check_expr(&db, &s, &args.policy)?;
     let mut options = ExportOptions::new(args.format)
@@ -165,7 +166,10 @@ pub fn export(global: &Global, args: ExportArgs) -> anyhow::Result<()> {
             report.skipped_no_identifier
         );
         for (field, c) in &report.fields {
-            eprintln!("  {field:<12} valid {:>9}  invalid {:>9}", c.valid, c.invalid);
+            eprintln!(
+                "  {field:<12} valid {:>9}  invalid {:>9}",
+                c.valid, c.invalid
+            );
         }
         Ok(())
     }
@@ -219,7 +223,11 @@ pub fn destination(global: &Global, cmd: DestinationCommand) -> anyhow::Result<(
                         d.format.name(),
                         d.segment,
                         d.policy,
-                        if d.additive_only { "\tadditive-only" } else { "" }
+                        if d.additive_only {
+                            "\tadditive-only"
+                        } else {
+                            ""
+                        }
                     );
                 }
                 Ok(())

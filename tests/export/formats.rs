@@ -1,0 +1,187 @@
+//! Format layouts, batch limits and the export report.
+
+use super::{export, identifier_hashes, person};
+use cidb::export::{
+    hash::sha256_hex, ExportOptions, Format, GOOGLE_MAX_OPERATIONS, META_MAX_ROWS, META_SCHEMA,
+};
+use cidb::Engine;
+
+#[test]
+fn api_formats_split_into_bodies_at_the_platform_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Engine::open(dir.path()).unwrap();
+    let n = META_MAX_ROWS + 500;
+    let records: Vec<String> = (0..n).map(|i| person(i, "NL", Some(true), false)).collect();
+    for chunk in records.chunks(5_000) {
+        db.ingest_json(chunk).unwrap();
+    }
+    let (report, out) = export(&db, "ALL", &ExportOptions::new(Format::MetaApi));
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!((report.rows, report.batches), (n as u64, 2));
+    for (k, line) in lines.iter().enumerate() {
+        let data = line["payload"]["data"].as_array().unwrap();
+        assert!(data.len() <= META_MAX_ROWS);
+        assert_eq!(line["payload"]["schema"], serde_json::json!(META_SCHEMA));
+        assert_eq!(line["session"]["batch_seq"], k as u64 + 1);
+        assert_eq!(line["session"]["last_batch_flag"], k == 1);
+        assert_eq!(line["session"]["estimated_num_total"], n as u64);
+    }
+    assert_eq!(
+        lines[0]["payload"]["data"].as_array().unwrap().len(),
+        META_MAX_ROWS
+    );
+
+    let (report, out) = export(&db, "ALL", &ExportOptions::new(Format::GoogleApi));
+    let sizes: Vec<usize> = out
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["operations"]
+                .as_array()
+                .unwrap()
+                .len()
+        })
+        .collect();
+    assert_eq!(
+        sizes,
+        vec![GOOGLE_MAX_OPERATIONS, n - GOOGLE_MAX_OPERATIONS]
+    );
+    assert_eq!(report.batches, 2);
+}
+
+#[test]
+fn rows_follow_the_spec_layouts() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Engine::open(dir.path()).unwrap();
+    db.ingest_json(&[
+        r#"{"source":"crm","observed_at":"2026-01-01T00:00:00Z","identifiers":{"email":"Old.Mail@Gmail.com","phone":"+31 6 12345678","crm_id":"CRM-7"},"attributes":{"first_name":"José","last_name":"Van Der Berg","gender":"Mrs.","birth_date":"1985-03-07","city":"Zürich","zip":"1012 AB","country":"NL"},"consent":{"custom_audiences":true}}"#,
+        r#"{"source":"web","observed_at":"2026-06-01T00:00:00Z","identifiers":{"email":"new@example.com","crm_id":"CRM-7"}}"#,
+        r#"{"source":"web","identifiers":{"crm_id":"CRM-8"},"attributes":{"first_name":"Nomail"},"consent":{"custom_audiences":true}}"#,
+    ])
+    .unwrap();
+
+    let (report, out) = export(
+        &db,
+        "ALL",
+        &ExportOptions::new(Format::MetaApi).with_min_audience(10),
+    );
+    let line: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    let data = line["payload"]["data"].as_array().unwrap();
+    // Most recent email first with everything else; the older email on a row of its own.
+    assert_eq!(data.len(), 2);
+    let row = data[0].as_array().unwrap();
+    let cell = |i: usize| row[i].as_str().unwrap().to_string();
+    assert_eq!(cell(0), sha256_hex("new@example.com"));
+    assert_eq!(cell(1), sha256_hex("31612345678"));
+    assert_eq!(cell(2), sha256_hex("josé"));
+    assert_eq!(cell(3), sha256_hex("vanderberg"));
+    assert_eq!(cell(4), sha256_hex("f"));
+    assert_eq!(
+        (cell(5), cell(6), cell(7)),
+        (sha256_hex("1985"), sha256_hex("03"), sha256_hex("07"))
+    );
+    assert_eq!(cell(8), sha256_hex("zurich"));
+    assert_eq!(cell(10), sha256_hex("1012ab"));
+    assert_eq!(cell(11), sha256_hex("nl"));
+    assert_eq!(cell(12), "crm-7", "EXTERN_ID is lower-cased, not hashed");
+    assert_eq!(data[1][0], sha256_hex("old.mail@gmail.com"));
+    assert!(data[1].as_array().unwrap()[1..].iter().all(|c| c == ""));
+    assert_eq!(
+        report.skipped_no_identifier, 1,
+        "the profile with only a crm_id"
+    );
+    assert_eq!(report.profiles, 1);
+    assert_eq!(
+        report.warnings.len(),
+        1,
+        "below the minimum audience: {:?}",
+        report.warnings
+    );
+
+    let (_, out) = export(&db, "ALL", &ExportOptions::new(Format::GoogleApi));
+    let v: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    let ids = &v["operations"][0]["create"]["userIdentifiers"];
+    assert_eq!(ids[0]["hashedEmail"], sha256_hex("new@example.com"));
+    assert_eq!(
+        ids[1]["hashedEmail"],
+        sha256_hex("oldmail@gmail.com"),
+        "Google's Gmail form"
+    );
+    assert_eq!(ids[2]["hashedPhoneNumber"], sha256_hex("+31612345678"));
+    assert_eq!(
+        ids[3]["addressInfo"],
+        serde_json::json!({"hashedFirstName": sha256_hex("josé"), "hashedLastName": sha256_hex("van der berg"), "countryCode": "NL", "postalCode": "1012 AB"})
+    );
+
+    let (_, out) = export(&db, "ALL", &ExportOptions::new(Format::MetaCsv));
+    let mut lines = out.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "email,email,email,phone,phone,phone,fn,ln,gen,doby,dobm,dobd,ct,st,zip,country,extern_id"
+    );
+    let cells: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(cells.len(), 17);
+    assert_eq!(cells[0], sha256_hex("new@example.com"));
+    assert_eq!(cells[1], sha256_hex("old.mail@gmail.com"));
+    assert_eq!(lines.next(), None, "one row per profile");
+
+    let (_, out) = export(&db, "ALL", &ExportOptions::new(Format::GoogleCsv));
+    let mut lines = out.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "Email,Phone,First Name,Last Name,Country,Zip"
+    );
+    let first: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(
+        &first[4..],
+        ["NL", "1012 AB"],
+        "country and zip in plain text"
+    );
+
+    let (_, out) = export(&db, "ALL", &ExportOptions::new(Format::Hashes));
+    let hashes: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        hashes,
+        [
+            sha256_hex("new@example.com"),
+            sha256_hex("old.mail@gmail.com"),
+            sha256_hex("31612345678")
+        ],
+        "emails, then phones"
+    );
+    assert_eq!(identifier_hashes(Format::Hashes, &out).len(), 3);
+}
+
+#[test]
+fn report_counts_invalid_values_per_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Engine::open(dir.path()).unwrap();
+    db.ingest_json(&[
+        r#"{"source":"crm","identifiers":{"email":"a@example.com"},"attributes":{"gender":"x","zip":"1","country":"US","first_name":"n/a"},"consent":{"custom_audiences":true}}"#,
+        r#"{"source":"crm","identifiers":{"email":"b@example.com"},"attributes":{"gender":"male","zip":"94043","country":"US"},"consent":{"custom_audiences":true}}"#,
+        r#"{"source":"crm","identifiers":{"email":"c@example.com"},"consent":{"custom_audiences":false}}"#,
+    ])
+    .unwrap();
+    let (report, _) = export(&db, "ALL", &ExportOptions::new(Format::MetaApi));
+    assert_eq!(report.members, 3);
+    assert_eq!(report.removed_by_policy, 1);
+    assert_eq!(report.profiles, 2);
+    assert_eq!(
+        (
+            report.fields["gender"].valid,
+            report.fields["gender"].invalid
+        ),
+        (1, 1)
+    );
+    assert_eq!(
+        (report.fields["zip"].valid, report.fields["zip"].invalid),
+        (1, 1)
+    );
+    assert!(
+        !report.fields.contains_key("first_name"),
+        "a placeholder is missing, not invalid"
+    );
+}

@@ -1,0 +1,154 @@
+//! Incremental sync: adds and removes after joins, leaves, consent withdrawal,
+//! suppression and merges; an unacknowledged sync reruns identically; additive-only
+//! emits no removes.
+
+use super::{identifier_hashes, person, person_hashes, set};
+use cidb::export::{hash::sha256_hex, Format, SyncReport};
+use cidb::query::{DestinationSpec, Segments};
+use cidb::Engine;
+use std::collections::BTreeSet;
+use std::path::Path;
+
+fn create(db: &Engine, name: &str, format: Format, additive_only: bool) {
+    Segments::new(db)
+        .create_destination(&DestinationSpec {
+            name: name.into(),
+            format,
+            platform: None,
+            segment: r#"country = "NL""#.into(),
+            policy: None,
+            additive_only,
+        })
+        .unwrap();
+}
+
+/// Syncs into a fresh directory; returns the report and the adds/removes hashes.
+fn sync(db: &Engine, name: &str, out: &Path) -> (SyncReport, BTreeSet<String>, BTreeSet<String>) {
+    let report = Segments::new(db).sync(name, out).unwrap();
+    let format = db.destination(name).unwrap().unwrap().format;
+    let read = |p: &Path| {
+        set(identifier_hashes(
+            format,
+            &std::fs::read_to_string(p).unwrap(),
+        ))
+    };
+    let adds = read(&report.adds_file);
+    let removes = read(&report.removes_file);
+    (report, adds, removes)
+}
+
+#[test]
+fn adds_and_removes_follow_every_kind_of_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let db = Engine::open(dir.path()).unwrap();
+    db.ingest_json(
+        &(0..5)
+            .map(|i| person(i, "NL", Some(true), true))
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    create(&db, "meta", Format::MetaApi, false);
+    let (first, adds, removes) = sync(&db, "meta", &out.path().join("1"));
+    assert_eq!(first.adds, 5);
+    assert_eq!(
+        adds,
+        set((0..5).flat_map(|i| person_hashes(i, true, false)))
+    );
+    assert!(removes.is_empty());
+    db.sync_ack("meta").unwrap();
+    assert_eq!(db.destination_sent("meta").unwrap().len(), 5);
+
+    // 0 moves away (leaves the segment), 1 withdraws consent, 2 objects (suppressed),
+    // 5 joins; 3 merges with a new record that brings a second email.
+    db.ingest_json(&[
+        r#"{"source":"crm","identifiers":{"email":"person.0@example.com"},"attributes":{"country":"BE"}}"#,
+        r#"{"source":"crm","identifiers":{"email":"person.1@example.com"},"consent":{"custom_audiences":false}}"#,
+        &person(5, "NL", Some(true), false),
+        r#"{"source":"app","identifiers":{"email":"person.3@example.com","device_id":"d3"}}"#,
+        r#"{"source":"app","identifiers":{"device_id":"d3","email":"second.3@example.com"},"consent":{"custom_audiences":true}}"#,
+    ])
+    .unwrap();
+    db.suppress_import("optout", &b"person.2@example.com\n"[..], None)
+        .unwrap();
+
+    let (second, adds, removes) = sync(&db, "meta", &out.path().join("2"));
+    let gone: BTreeSet<String> = [0, 1, 2]
+        .iter()
+        .flat_map(|&i| person_hashes(i, true, false))
+        .collect();
+    assert_eq!(removes, gone);
+    assert!(adds.contains(&sha256_hex("person.5@example.com")));
+    assert!(
+        adds.contains(&sha256_hex("second.3@example.com")),
+        "a new email of a sent person is added"
+    );
+    assert!(
+        !adds.contains(&sha256_hex("person.4@example.com")),
+        "unchanged people are not re-sent"
+    );
+    assert_eq!(second.adds, 2);
+    assert_eq!(second.removes, 6);
+
+    // Not acknowledged: a rerun writes the same bytes.
+    let (_, _, _) = sync(&db, "meta", &out.path().join("3"));
+    for file in ["adds.jsonl", "removes.jsonl"] {
+        assert_eq!(
+            std::fs::read(out.path().join("2").join(file)).unwrap(),
+            std::fs::read(out.path().join("3").join(file)).unwrap(),
+            "{file}"
+        );
+    }
+    db.sync_ack("meta").unwrap();
+    let (third, adds, removes) = sync(&db, "meta", &out.path().join("4"));
+    assert!(adds.is_empty() && removes.is_empty(), "{third:?}");
+    assert!(db.sync_ack("meta").is_ok());
+    assert!(db.sync_ack("meta").is_err(), "nothing pending");
+}
+
+#[test]
+fn a_merge_of_two_sent_people_removes_nothing_they_still_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let db = Engine::open(dir.path()).unwrap();
+    db.ingest_json(&[
+        person(0, "NL", Some(true), false),
+        person(1, "NL", Some(true), false),
+    ])
+    .unwrap();
+    create(&db, "google", Format::GoogleApi, false);
+    sync(&db, "google", &out.path().join("1"));
+    db.sync_ack("google").unwrap();
+    db.ingest_json(&[r#"{"source":"crm","identifiers":{"email":["person.0@example.com","person.1@example.com"]}}"#])
+        .unwrap();
+    let (_, _, removes) = sync(&db, "google", &out.path().join("2"));
+    assert!(removes.is_empty(), "{removes:?}");
+}
+
+#[test]
+fn additive_only_never_removes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let db = Engine::open(dir.path()).unwrap();
+    db.ingest_json(&[
+        person(0, "NL", Some(true), true),
+        person(1, "NL", Some(true), true),
+    ])
+    .unwrap();
+    create(&db, "adds", Format::MetaCsv, true);
+    sync(&db, "adds", &out.path().join("1"));
+    db.sync_ack("adds").unwrap();
+    db.ingest_json(&[r#"{"source":"crm","identifiers":{"email":"person.0@example.com"},"consent":{"custom_audiences":false}}"#])
+        .unwrap();
+    let (report, adds, removes) = sync(&db, "adds", &out.path().join("2"));
+    assert_eq!((report.removes, report.remove_rows), (0, 0));
+    assert!(adds.is_empty() && removes.is_empty());
+    db.sync_ack("adds").unwrap();
+    assert_eq!(
+        db.destination_sent("adds").unwrap().len(),
+        2,
+        "who was sent stays sent"
+    );
+    assert!(db.destination_delete("adds").unwrap());
+    assert!(db.destination("adds").unwrap().is_none());
+}

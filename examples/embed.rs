@@ -9,7 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::temp_dir().join(format!("cidb-embed-example-{}", std::process::id()));
     let db = Engine::open(&dir)?;
     let report = db.ingest_json(&[
-        r#"{"source":"crm","observed_at":"2026-01-01T00:00:00Z","identifiers":{"email":"Jane.Doe@Example.com","crm_id":"C-1"},"attributes":{"first_name":"Jane","country":"NL"},"consent":{"marketing":true}}"#,
+        r#"{"source":"crm","observed_at":"2026-01-01T00:00:00Z","identifiers":{"email":"Jane.Doe@Example.com","crm_id":"C-1"},"attributes":{"first_name":"Jane","country":"NL"},"consent":{"marketing":true,"custom_audiences":true}}"#,
         r#"{"source":"web_form","observed_at":"2026-02-01T00:00:00Z","identifiers":{"email":" jane.doe@example.com ","phone":"06 12345678"},"attributes":{"country":"NL","interests":["running"]}}"#,
     ])?;
     println!(
@@ -39,6 +39,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .segments()
         .explain(r#"segment("nl_runners") AND NOT identifier("phone")"#)?;
     print!("{plan}");
+
+    // A hashed audience for Meta: consent("custom_audiences") and suppression lists apply.
+    db.suppress_import("objections", &b"someone@example.com\n"[..], Some("NL"))?;
+    let mut audience = Vec::new();
+    let report = db.segments().export(
+        "nl_runners",
+        None,
+        &cidb::export::ExportOptions::new(cidb::export::Format::MetaApi).with_min_audience(1),
+        &mut audience,
+    )?;
+    println!(
+        "exported {} profiles ({} rows); {} removed by policy, {} suppressed",
+        report.profiles, report.rows, report.removed_by_policy, report.removed_by_suppression
+    );
     drop(db);
     std::fs::remove_dir_all(&dir)?;
     Ok(())

@@ -201,13 +201,25 @@ impl Engine {
             .iter()
             .enumerate()
             .map(|(i, r)| {
-                (
-                    i as u64 + 1,
-                    parse_json_record(r.as_ref(), &self.config, now),
-                )
+                let mut parsed = parse_json_record(r.as_ref(), &self.config, now);
+                if let Ok(p) = &mut parsed {
+                    self.compute_link_keys(p);
+                }
+                (i as u64 + 1, parsed)
             })
             .collect();
         self.ingest_parsed(parsed)
+    }
+
+    /// Computes a parsed record's link keys (keyed hashes of its identifiers' forms), so
+    /// that callers with spare threads take that work off the single writer.
+    pub(crate) fn compute_link_keys(&self, parsed: &mut ParsedRecord) {
+        parsed.link_keys = parsed
+            .record
+            .identifiers
+            .iter()
+            .map(|id| self.store.link_keys(id))
+            .collect();
     }
 
     /// Ingests already-parsed records (with their line numbers) as one atomic batch.

@@ -182,7 +182,15 @@ impl<'a> BatchPlan<'a> {
             record,
             warnings,
             dropped_by_scope,
+            mut link_keys,
         } = parsed;
+        if link_keys.len() != record.identifiers.len() {
+            link_keys = record
+                .identifiers
+                .iter()
+                .map(|id| self.store.link_keys(id))
+                .collect();
+        }
         self.report.records += 1;
         self.report.accepted += 1;
         for w in warnings {
@@ -206,20 +214,13 @@ impl<'a> BatchPlan<'a> {
             .identifiers
             .iter()
             .enumerate()
-            .map(|(i, id)| {
-                (
-                    self.config.identity.rank(&id.kind),
-                    i,
-                    id,
-                    self.store.identifier_key(id),
-                )
-            })
+            .map(|(i, id)| (self.config.identity.rank(&id.kind), i, id, link_keys[i][0]))
             .collect();
         ids.sort_by_key(|(rank, i, _, _)| (*rank, *i));
-        let mut matched: Vec<(Option<ProfileId>, &Identifier, LinkKey)> =
+        let mut matched: Vec<(Option<ProfileId>, &Identifier, usize)> =
             Vec::with_capacity(ids.len());
-        for (_, _, id, key) in ids {
-            matched.push((self.linked_profile(&key)?, id, key));
+        for (_, i, id, key) in ids {
+            matched.push((self.linked_profile(&key)?, id, i));
         }
 
         let target = match matched.iter().find_map(|(p, _, _)| *p) {
@@ -230,7 +231,7 @@ impl<'a> BatchPlan<'a> {
             source: record.source.clone(),
             observed_at: record.observed_at,
         };
-        for (pid, id, _) in &matched {
+        for (pid, id, index) in &matched {
             match pid {
                 Some(pid) => {
                     let current = self.canonical(*pid)?.expect("matched profiles are live");
@@ -263,8 +264,8 @@ impl<'a> BatchPlan<'a> {
                     }
                     self.profile_mut(target)
                         .attach((*id).clone(), provenance.clone());
-                    for key in self.store.link_keys(id) {
-                        self.links.insert(key, target);
+                    for key in &link_keys[*index] {
+                        self.links.insert(*key, target);
                     }
                 }
             }

@@ -19,7 +19,7 @@ pub(crate) fn forms(id: &Identifier) -> Vec<(&str, [u8; 32])> {
                 out.push((PHONE_DIGITS, sha256(digits)));
             }
         }
-        "email" => {
+        "email" if id.value.ends_with("@gmail.com") || id.value.ends_with("@googlemail.com") => {
             if let Normalized::Value(google) =
                 normalize(Field::Email, Platform::Google, &id.value, None, 0)
             {

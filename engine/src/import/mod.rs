@@ -168,7 +168,12 @@ impl Engine {
                 let (rx, tx): (Receiver<(u64, Input)>, Sender<_>) = (in_rx.clone(), out_tx.clone());
                 scope.spawn(move || {
                     for (seq, input) in rx {
-                        let parsed = parse_chunk(input, config, now, default_source);
+                        let mut parsed = parse_chunk(input, config, now, default_source);
+                        for (_, item) in &mut parsed {
+                            if let Ok(p) = item {
+                                self.compute_link_keys(p);
+                            }
+                        }
                         if tx.send((seq, parsed)).is_err() {
                             break;
                         }

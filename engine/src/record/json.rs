@@ -148,6 +148,7 @@ pub(crate) fn parse_json_value(
         },
         warnings: builder.warnings,
         dropped_by_scope: builder.dropped,
+        link_keys: Vec::new(),
     })
 }
 

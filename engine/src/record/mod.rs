@@ -88,6 +88,9 @@ pub struct ParsedRecord {
     pub warnings: Vec<FieldWarning>,
     /// Fields dropped by the source's scope policy.
     pub dropped_by_scope: Vec<String>,
+    /// Link keys of each identifier (canonical first), computed before the writer when
+    /// the caller can (parser threads); empty when not computed yet.
+    pub(crate) link_keys: Vec<Vec<crate::identity::LinkKey>>,
 }
 
 /// Whether `s` matches `[a-z0-9_]{1,max}`.

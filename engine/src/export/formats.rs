@@ -140,6 +140,7 @@ pub(crate) fn writer<'w>(
             out,
             options,
             batch: Vec::new(),
+            batch_rows: 0,
             held: None,
             seq: 0,
             written: Written::default(),
@@ -161,99 +162,135 @@ pub(crate) fn writer<'w>(
 }
 
 fn cell(v: &Option<String>) -> String {
+    // Only the CSV layouts need owned cells.
     v.clone().unwrap_or_default()
 }
 
 /// `meta-api`: each body holds at most [`META_MAX_ROWS`] rows; a body is held back until
-/// the next row arrives, so the last one can carry `last_batch_flag: true`.
+/// the next row arrives, so the last one can carry `last_batch_flag: true`. Rows are
+/// written as JSON directly (hashes need no escaping; other cells are escaped by
+/// `serde_json`).
 struct MetaApi<'w> {
     out: &'w mut dyn Write,
     options: BatchOptions,
-    batch: Vec<Json>,
-    held: Option<Vec<Json>>,
+    /// The rows of the body being filled, as `[..],[..]`.
+    batch: Vec<u8>,
+    batch_rows: usize,
+    /// A full body waiting for the next row (or the end).
+    held: Option<(Vec<u8>, usize)>,
     seq: u64,
     written: Written,
 }
 
 impl MetaApi<'_> {
-    fn row(&mut self, cells: Json) -> io::Result<()> {
-        if self.batch.len() == META_MAX_ROWS {
-            let full = std::mem::take(&mut self.batch);
-            if let Some(prev) = self.held.replace(full) {
-                self.emit(prev, false)?;
+    fn row(&mut self, cells: [&str; 13]) -> io::Result<()> {
+        if self.batch_rows == META_MAX_ROWS {
+            let full = (std::mem::take(&mut self.batch), self.batch_rows);
+            self.batch_rows = 0;
+            if let Some((prev, rows)) = self.held.replace(full) {
+                self.emit(&prev, rows, false)?;
             }
         }
-        self.batch.push(cells);
+        if self.batch_rows > 0 {
+            self.batch.push(b',');
+        }
+        self.batch.push(b'[');
+        for (i, c) in cells.iter().enumerate() {
+            if i > 0 {
+                self.batch.push(b',');
+            }
+            json_string(&mut self.batch, c);
+        }
+        self.batch.push(b']');
+        self.batch_rows += 1;
         Ok(())
     }
 
-    fn emit(&mut self, data: Vec<Json>, last: bool) -> io::Result<()> {
+    fn emit(&mut self, data: &[u8], rows: usize, last: bool) -> io::Result<()> {
         self.seq += 1;
-        self.written.rows += data.len() as u64;
+        self.written.rows += rows as u64;
         self.written.batches += 1;
-        let body = json!({
-            "payload": {"schema": META_SCHEMA, "is_raw": true, "data": data},
-            "session": {
-                "session_id": self.options.session_id,
-                "batch_seq": self.seq,
-                "last_batch_flag": last,
-                "estimated_num_total": self.options.estimated_total,
-            }
-        });
-        serde_json::to_writer(&mut *self.out, &body)?;
-        self.out.write_all(b"\n")
+        let schema = serde_json::to_string(&META_SCHEMA).expect("strings serialize");
+        write!(
+            self.out,
+            r#"{{"payload":{{"schema":{schema},"is_raw":true,"data":["#
+        )?;
+        self.out.write_all(data)?;
+        writeln!(
+            self.out,
+            r#"]}},"session":{{"session_id":{},"batch_seq":{},"last_batch_flag":{last},"estimated_num_total":{}}}}}"#,
+            self.options.session_id, self.seq, self.options.estimated_total
+        )
+    }
+}
+
+/// Appends `s` as a JSON string.
+fn json_string(out: &mut Vec<u8>, s: &str) {
+    if s.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'+' || b == b' ')
+    {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        serde_json::to_writer(&mut *out, s).expect("writing to a Vec cannot fail");
     }
 }
 
 impl AudienceWriter for MetaApi<'_> {
     fn push(&mut self, r: &ProfileRow) -> io::Result<()> {
-        let (email, phone) = (r.emails.first().cloned(), r.phones.first().cloned());
-        let dob = r.dob.clone().map(|[y, m, d]| (y, m, d));
-        let full = match self.options.direction {
-            Direction::Add => vec![
-                cell(&email),
-                cell(&phone),
-                cell(&r.first_name),
-                cell(&r.last_name),
-                cell(&r.gender),
-                dob.as_ref().map(|d| d.0.clone()).unwrap_or_default(),
-                dob.as_ref().map(|d| d.1.clone()).unwrap_or_default(),
-                dob.as_ref().map(|d| d.2.clone()).unwrap_or_default(),
-                cell(&r.city),
-                cell(&r.state),
-                cell(&r.zip),
-                cell(&r.country),
-                cell(&r.external_id),
-            ],
+        fn c(v: &Option<String>) -> &str {
+            v.as_deref().unwrap_or("")
+        }
+        let email = r.emails.first().map_or("", String::as_str);
+        let phone = r.phones.first().map_or("", String::as_str);
+        let cells = match self.options.direction {
+            Direction::Add => {
+                let dob = |i: usize| r.dob.as_ref().map_or("", |d| d[i].as_str());
+                [
+                    email,
+                    phone,
+                    c(&r.first_name),
+                    c(&r.last_name),
+                    c(&r.gender),
+                    dob(0),
+                    dob(1),
+                    dob(2),
+                    c(&r.city),
+                    c(&r.state),
+                    c(&r.zip),
+                    c(&r.country),
+                    c(&r.external_id),
+                ]
+            }
             // Removals carry only the identifiers.
             Direction::Remove => {
-                let mut v = vec![String::new(); META_SCHEMA.len()];
-                v[0] = cell(&email);
-                v[1] = cell(&phone);
+                let mut v = [""; 13];
+                (v[0], v[1]) = (email, phone);
                 v
             }
         };
-        self.row(json!(full))?;
+        self.row(cells)?;
         for e in r.emails.iter().skip(1) {
-            let mut v = vec![String::new(); META_SCHEMA.len()];
-            v[0] = e.clone();
-            self.row(json!(v))?;
+            let mut v = [""; 13];
+            v[0] = e;
+            self.row(v)?;
         }
         for p in r.phones.iter().skip(1) {
-            let mut v = vec![String::new(); META_SCHEMA.len()];
-            v[1] = p.clone();
-            self.row(json!(v))?;
+            let mut v = [""; 13];
+            v[1] = p;
+            self.row(v)?;
         }
         Ok(())
     }
 
     fn finish(mut self: Box<Self>) -> io::Result<Written> {
-        let batch = std::mem::take(&mut self.batch);
-        if let Some(prev) = self.held.take() {
-            self.emit(prev, batch.is_empty())?;
+        let (batch, rows) = (std::mem::take(&mut self.batch), self.batch_rows);
+        if let Some((prev, prev_rows)) = self.held.take() {
+            self.emit(&prev, prev_rows, rows == 0)?;
         }
-        if !batch.is_empty() {
-            self.emit(batch, true)?;
+        if rows > 0 {
+            self.emit(&batch, rows, true)?;
         }
         self.out.flush()?;
         Ok(self.written)

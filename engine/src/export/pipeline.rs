@@ -12,6 +12,9 @@ use std::collections::BTreeMap;
 
 /// Profiles per work item.
 const CHUNK: usize = 512;
+/// A chunk is read with a range scan when its id range is at most this many times its
+/// length (a scan reads the unwanted slots in between too).
+const DENSE_FACTOR: usize = 4;
 
 /// What a worker sends back for one chunk.
 type Done = (
@@ -106,12 +109,28 @@ fn build_chunk(
 ) -> Result<(Vec<ProfileRow>, FieldStats, u64), StorageError> {
     let mut rows = Vec::with_capacity(chunk.len());
     let mut stats = FieldStats::new();
-    let mut vanished = 0;
-    for &pid in chunk {
-        match store.slot(pid)? {
-            Some(Slot::Live(profile)) => rows.push(builder.row(&profile, &mut stats)),
-            _ => vanished += 1,
+    let (Some(&first), Some(&last)) = (chunk.first(), chunk.last()) else {
+        return Ok((rows, stats, 0));
+    };
+    // Dense chunks (most ids of their range wanted) are read with one range scan.
+    if (last - first) as usize + 1 <= chunk.len() * DENSE_FACTOR {
+        let mut wanted = chunk.iter().peekable();
+        for item in store.slots_in(first, last) {
+            let (pid, slot) = item?;
+            while wanted.next_if(|&&w| w < pid).is_some() {}
+            if wanted.next_if(|&&w| w == pid).is_some() {
+                if let Slot::Live(profile) = slot {
+                    rows.push(builder.row(&profile, &mut stats));
+                }
+            }
+        }
+    } else {
+        for &pid in chunk {
+            if let Some(Slot::Live(profile)) = store.slot(pid)? {
+                rows.push(builder.row(&profile, &mut stats));
+            }
         }
     }
+    let vanished = (chunk.len() - rows.len()) as u64;
     Ok((rows, stats, vanished))
 }

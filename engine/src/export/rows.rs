@@ -93,7 +93,12 @@ impl RowBuilder<'_> {
                 }
                 _ => continue,
             };
-            if let Some(h) = self.value(field, &sid.id.value, region, stats) {
+            let value = if field == Field::Phone {
+                self.stored_phone(&sid.id.value, region, stats)
+            } else {
+                self.value(field, &sid.id.value, region, stats)
+            };
+            if let Some(h) = value {
                 if !out.contains(&h) {
                     out.push(h);
                 }
@@ -113,6 +118,28 @@ impl RowBuilder<'_> {
         row.zip = attr("zip").and_then(|v| self.value(Field::Zip, v, region, stats));
         row.country = attr("country").and_then(|v| self.value(Field::Country, v, region, stats));
         row
+    }
+
+    /// A stored phone is already a validated E.164 number (ingest normalized it with the
+    /// same library), so only the platform's form is left to make; anything else takes
+    /// the full rules.
+    fn stored_phone(
+        &self,
+        e164: &str,
+        region: Option<&str>,
+        stats: &mut FieldStats,
+    ) -> Option<String> {
+        let digits = e164
+            .strip_prefix('+')
+            .filter(|d| (8..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()));
+        let Some(digits) = digits else {
+            return self.value(Field::Phone, e164, region, stats);
+        };
+        stats.entry(Field::Phone.name()).or_default().valid += 1;
+        Some(match self.platform {
+            Platform::Meta => sha256_hex(digits),
+            Platform::Google => sha256_hex(e164),
+        })
     }
 
     /// Normalizes (and where the platform wants it, hashes) one value.

@@ -113,6 +113,27 @@ pub struct ExportReport {
     pub warnings: Vec<String>,
 }
 
+/// Identifier hashes already written to a file (by their first 128 bits), so each
+/// appears once.
+#[derive(Default)]
+pub(crate) struct SeenHashes(HashSet<u128>);
+
+impl SeenHashes {
+    /// Drops from `row` the email and phone hashes written before.
+    pub(crate) fn dedupe(&mut self, row: &mut ProfileRow) {
+        let seen = &mut self.0;
+        let mut first = |h: &String| {
+            let key = h
+                .get(..32)
+                .and_then(|p| u128::from_str_radix(p, 16).ok())
+                .unwrap_or_default();
+            seen.insert(key)
+        };
+        row.emails.retain(&mut first);
+        row.phones.retain(&mut first);
+    }
+}
+
 /// The members left after policy and suppression, with the counts removed.
 pub(crate) struct Selection {
     pub(crate) members: u64,
@@ -171,7 +192,7 @@ impl Engine {
             estimated_total: selection.exported.len(),
         };
         let mut w = writer(options.format, out, batch).map_err(Error::Output)?;
-        let mut seen: HashSet<String> = HashSet::new();
+        let mut seen = SeenHashes::default();
         let (mut profiles, mut skipped) = (0u64, 0u64);
         let builder = self.row_builder(platform);
         let (fields, vanished) = rows_in_order(
@@ -180,8 +201,7 @@ impl Engine {
             &selection.exported,
             options.worker_threads(),
             &mut |mut row: ProfileRow| {
-                row.emails.retain(|h| seen.insert(h.clone()));
-                row.phones.retain(|h| seen.insert(h.clone()));
+                seen.dedupe(&mut row);
                 if !row.has_identifier() {
                     skipped += 1;
                     return Ok(());

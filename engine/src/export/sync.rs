@@ -363,7 +363,7 @@ impl Engine {
             generation,
             profiles: BTreeMap::new(),
         };
-        let mut seen: HashSet<String> = HashSet::new();
+        let mut seen = super::run::SeenHashes::default();
         let builder = self.row_builder(platform);
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
         let (fields, _) = rows_in_order(
@@ -372,8 +372,7 @@ impl Engine {
             &selection.exported,
             threads,
             &mut |mut row| {
-                row.emails.retain(|h| seen.insert(h.clone()));
-                row.phones.retain(|h| seen.insert(h.clone()));
+                seen.dedupe(&mut row);
                 if !row.has_identifier() {
                     report.skipped_no_identifier += 1;
                     return Ok(());

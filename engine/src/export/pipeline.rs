@@ -113,7 +113,7 @@ fn build_chunk(
         return Ok((rows, stats, 0));
     };
     // Dense chunks (most ids of their range wanted) are read with one range scan.
-    if (last - first) as usize + 1 <= chunk.len() * DENSE_FACTOR {
+    if ((last - first) as usize) < chunk.len() * DENSE_FACTOR {
         let mut wanted = chunk.iter().peekable();
         for item in store.slots_in(first, last) {
             let (pid, slot) = item?;

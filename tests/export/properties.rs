@@ -5,7 +5,10 @@
 //! for every thread count.
 
 use super::{export, identifier_hashes, is_hash, person, person_hashes, set};
-use cidb::export::{hash::sha256_hex, ExportOptions, Format, Platform};
+use cidb::export::{
+    hash::sha256_hex, ExportOptions, Format, Platform, GOOGLE_MAX_IDENTIFIERS,
+    GOOGLE_MAX_OPERATIONS, META_MAX_ROWS,
+};
 use cidb::Engine;
 use proptest::prelude::*;
 use std::collections::BTreeSet;
@@ -117,6 +120,14 @@ proptest! {
             let nl = people.iter().filter(|(p, _)| p.nl).count() as u64;
             prop_assert_eq!(report.members, nl);
             prop_assert_eq!(report.members - report.removed_by_policy - report.removed_by_suppression, report.profiles);
+            for (kind, size) in body_sizes(format, &one) {
+                let limit = match kind {
+                    "rows" => META_MAX_ROWS,
+                    "operations" => GOOGLE_MAX_OPERATIONS,
+                    _ => GOOGLE_MAX_IDENTIFIERS,
+                };
+                prop_assert!(size <= limit, "{}: {size} {kind} over {limit}", format.name());
+            }
             for hash in hashed_cells(format, &one) {
                 prop_assert!(is_hash(&hash), "{} wrote {hash:?}", format.name());
             }
@@ -146,4 +157,31 @@ fn hashed_cells(format: Format, output: &str) -> Vec<String> {
         }
     }
     cells
+}
+
+/// The size of every API body (Meta rows, Google operations) and of every Google
+/// operation (identifiers), labelled.
+fn body_sizes(format: Format, output: &str) -> Vec<(&'static str, usize)> {
+    let mut out = Vec::new();
+    for line in output.lines() {
+        match format {
+            Format::MetaApi => {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                out.push(("rows", v["payload"]["data"].as_array().unwrap().len()));
+            }
+            Format::GoogleApi => {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                let ops = v["operations"].as_array().unwrap();
+                out.push(("operations", ops.len()));
+                for op in ops {
+                    out.push((
+                        "identifiers",
+                        op["create"]["userIdentifiers"].as_array().unwrap().len(),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
 }

@@ -185,7 +185,11 @@ struct MetaApi<'w> {
 impl MetaApi<'_> {
     fn row(&mut self, cells: [&str; 13]) -> io::Result<()> {
         if self.batch_rows == META_MAX_ROWS {
-            let full = (std::mem::take(&mut self.batch), self.batch_rows);
+            let capacity = self.batch.len();
+            let full = (
+                std::mem::replace(&mut self.batch, Vec::with_capacity(capacity)),
+                self.batch_rows,
+            );
             self.batch_rows = 0;
             if let Some((prev, rows)) = self.held.replace(full) {
                 self.emit(&prev, rows, false)?;

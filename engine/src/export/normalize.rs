@@ -176,7 +176,12 @@ const INVISIBLE: [char; 6] = [
 /// The cleaning every field gets first: NFC, invisible characters deleted, Unicode
 /// whitespace trimmed. `None` when nothing (or a placeholder) is left.
 pub fn clean(raw: &str) -> Option<String> {
-    let s: String = raw.nfc().filter(|c| !INVISIBLE.contains(c)).collect();
+    // ASCII is already NFC and holds none of the invisible characters.
+    let s: String = if raw.is_ascii() {
+        raw.to_string()
+    } else {
+        raw.nfc().filter(|c| !INVISIBLE.contains(c)).collect()
+    };
     let s = s.trim();
     if s.is_empty() || is_placeholder(s) {
         None
@@ -324,6 +329,10 @@ fn name(s: &str, platform: Platform) -> Normalized {
 }
 
 fn is_punctuation_or_symbol(c: char) -> bool {
+    if c.is_ascii() {
+        // ASCII punctuation and symbols are exactly `is_ascii_punctuation`.
+        return c.is_ascii_punctuation();
+    }
     matches!(
         c.general_category_group(),
         GeneralCategoryGroup::Punctuation | GeneralCategoryGroup::Symbol

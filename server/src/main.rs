@@ -1,7 +1,10 @@
-//! The `cidb` command: data generation, import, statistics, integrity check and lookups
-//! (and, as they land, queries and the HTTP query server).
+//! The `cidb` command: data generation, import, statistics, integrity check, lookups,
+//! segments, hashed exports, and the HTTP/JSON query server.
 
 mod cli;
+mod http;
+mod keys;
+mod render;
 
 /// sled allocates heavily on every write; mimalloc makes ingest markedly faster than the
 /// system allocator.

@@ -4,6 +4,7 @@ mod audience;
 mod data;
 mod output;
 mod segments;
+mod serve;
 
 pub use segments::ExprError;
 
@@ -71,6 +72,14 @@ pub enum Command {
     /// Show how each platform normalizes and hashes values: JSON Lines
     /// {"field", "raw", "country"} in, each line with "valid", "meta" and "google" out.
     Normalize(audience::NormalizeArgs),
+    /// Serve the HTTP/JSON API (see the README's route table) until SIGINT or SIGTERM.
+    Serve(serve::ServeArgs),
+    /// Manage API keys for the server (kept hashed; a key is shown only when created).
+    #[command(subcommand)]
+    Keys(serve::KeysCommand),
+    /// First run: generate and import a realistic database; then print an admin key and
+    /// example curl commands, and serve.
+    Demo(serve::DemoArgs),
 }
 
 /// Runs a parsed command line.
@@ -89,6 +98,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sync(args) => audience::sync(&cli.global, args),
         Command::Suppress(cmd) => audience::suppress(&cli.global, cmd),
         Command::Normalize(args) => audience::normalize(&cli.global, args),
+        Command::Serve(args) => serve::serve(&cli.global, args),
+        Command::Keys(cmd) => serve::keys(&cli.global, cmd),
+        Command::Demo(args) => serve::demo(&cli.global, args),
     }
 }
 

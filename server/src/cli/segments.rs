@@ -4,7 +4,7 @@ use super::{output, Global};
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use engine::{format_rfc3339, parse_rfc3339, Engine, Millis};
-use query::{Error, Explain, ExplainNode, QueryError, Segments};
+use query::{Error, Explain, QueryError, Segments};
 use serde::Serialize;
 use serde_json::json;
 use std::path::PathBuf;
@@ -110,16 +110,7 @@ impl std::error::Error for ExprError {}
 impl ExprError {
     /// The error as the `--json` error object.
     pub fn to_json(&self) -> serde_json::Value {
-        json!({"error": {
-            "code": "invalid_expression",
-            "message": self.error.kind.to_string(),
-            "position": {
-                "line": self.error.position.line,
-                "column": self.error.position.column,
-                "offset": self.error.span.start,
-            },
-            "segment": self.error.segment,
-        }})
+        crate::render::expression_error(&self.error)
     }
 
     /// The message with the offending line underlined.
@@ -176,11 +167,7 @@ pub fn query(global: &Global, args: QueryArgs) -> anyhow::Result<()> {
     if let Some(field) = &args.breakdown {
         let b = s.breakdown(src, field, args.top).map_err(lift)?;
         if global.json {
-            return output::json(&json!({
-                "count": b.members, "at": at_text, "field": b.field, "missing": b.missing,
-                "distinct": b.distinct,
-                "values": b.values.iter().map(|v| json!({"value": v.value, "count": v.count})).collect::<Vec<_>>(),
-            }));
+            return output::json(&crate::render::breakdown(&b, at));
         }
         println!(
             "{} members, {} without {}, {} distinct values",
@@ -233,28 +220,15 @@ pub fn query(global: &Global, args: QueryArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn node_json(n: &ExplainNode) -> serde_json::Value {
-    json!({
-        "label": n.label, "estimate": n.estimate, "actual": n.actual, "micros": n.micros,
-        "children": n.children.iter().map(node_json).collect::<Vec<_>>(),
-    })
-}
-
 /// The `--json` form of an explain.
 pub fn explain_json(e: &Explain) -> serde_json::Value {
-    json!({
-        "count": e.count, "expr": e.expr, "at": format_rfc3339(e.at),
-        "plan_us": e.plan_micros, "eval_us": e.eval_micros, "plan": node_json(&e.root),
-    })
+    crate::render::explain(e)
 }
 
 pub fn segment(global: &Global, cmd: SegmentCommand) -> anyhow::Result<()> {
     let db = global.open()?;
     let s = Segments::new(&db);
-    let saved_json = |seg: &query::SavedSegment| {
-        json!({"name": seg.name, "expr": seg.expr,
-            "created_at": format_rfc3339(seg.created_at), "updated_at": format_rfc3339(seg.updated_at)})
-    };
+    let saved_json = crate::render::saved;
     match cmd {
         SegmentCommand::Save { name, expr } => {
             let saved = s.save(&name, &expr).map_err(|e| lift(&db, &expr, e))?;

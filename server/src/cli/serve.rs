@@ -1,0 +1,186 @@
+//! `cidb serve`, `cidb keys`, `cidb demo`.
+
+use super::{data, output, Global};
+use crate::http::{self, ServeOptions};
+use crate::keys::{self, Role};
+use clap::{Args, Subcommand};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0: any free port; the address is printed).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// Largest request body in bytes.
+    #[arg(long, default_value_t = 32 << 20)]
+    pub max_body_bytes: usize,
+    /// Longest time a request may take, in milliseconds.
+    #[arg(long, default_value_t = 30_000)]
+    pub request_timeout_ms: u64,
+    /// Segment evaluations, exports and ingest batches running at once (0: 4 per core).
+    #[arg(long, default_value_t = 0)]
+    pub max_evaluations: usize,
+    /// Milliseconds a request waits for an evaluation slot before a 503.
+    #[arg(long, default_value_t = 2_000)]
+    pub queue_wait_ms: u64,
+    /// Longest segment expression in bytes.
+    #[arg(long, default_value_t = query::MAX_EXPR_BYTES)]
+    pub max_expr_bytes: usize,
+    /// Deepest nesting of parentheses and NOT in an expression.
+    #[arg(long, default_value_t = query::MAX_EXPR_DEPTH)]
+    pub max_expr_depth: usize,
+}
+
+impl ServeArgs {
+    fn options(&self) -> ServeOptions {
+        let defaults = ServeOptions::default();
+        let mut limits = query::Limits::default();
+        limits.max_bytes = self.max_expr_bytes;
+        limits.max_depth = self.max_expr_depth;
+        ServeOptions {
+            addr: self.addr,
+            max_body_bytes: self.max_body_bytes,
+            request_timeout: Duration::from_millis(self.request_timeout_ms),
+            max_evaluations: match self.max_evaluations {
+                0 => defaults.max_evaluations,
+                n => n,
+            },
+            queue_wait: Duration::from_millis(self.queue_wait_ms),
+            expr_limits: limits,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create an API key; the key is shown only now (the database keeps its hash).
+    Create {
+        /// admin (everything), ingest (POST /v1/records only) or analyst (segments and
+        /// hashed exports, never raw personal data).
+        #[arg(long)]
+        role: Role,
+    },
+    /// List API keys (ids and roles; never the keys).
+    List,
+    /// Revoke an API key by id.
+    Revoke {
+        /// The key's id.
+        id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Persons to generate on first run.
+    #[arg(long, default_value_t = 100_000)]
+    pub persons: u64,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+pub fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
+    let db = global.open()?;
+    http::serve(db, args.options())
+}
+
+pub fn keys(global: &Global, cmd: KeysCommand) -> anyhow::Result<()> {
+    let db = global.open()?;
+    match cmd {
+        KeysCommand::Create { role } => {
+            let key = keys::create(&db, role)?;
+            if global.json {
+                output::json(&key)
+            } else {
+                println!("{}", key.key);
+                eprintln!(
+                    "id {} role {:?}: store the key now, it is not shown again",
+                    key.id, key.role
+                );
+                Ok(())
+            }
+        }
+        KeysCommand::List => {
+            let all = keys::list(&db)?;
+            if global.json {
+                let rows: Vec<_> = all
+                    .iter()
+                    .map(|k| serde_json::json!({"id": k.id, "role": k.role, "created_at": engine::format_rfc3339(k.created_at)}))
+                    .collect();
+                output::json(&serde_json::json!({ "keys": rows }))
+            } else {
+                for k in all {
+                    println!(
+                        "{}\t{:?}\t{}",
+                        k.id,
+                        k.role,
+                        engine::format_rfc3339(k.created_at)
+                    );
+                }
+                Ok(())
+            }
+        }
+        KeysCommand::Revoke { id } => {
+            keys::revoke(&db, &id)?;
+            if global.json {
+                output::json(&serde_json::json!({ "revoked": id }))
+            } else {
+                println!("key {id} revoked");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Generates and imports a realistic database on first run, prints an admin key and
+/// example requests, and serves.
+pub fn demo(global: &Global, args: DemoArgs) -> anyhow::Result<()> {
+    let fresh = !global.data.join("keys.bin").exists();
+    if fresh {
+        let file = global.data.with_extension("demo.jsonl");
+        eprintln!(
+            "generating {} persons into {}",
+            args.persons,
+            file.display()
+        );
+        data::generate(
+            global,
+            data::GenerateArgs {
+                persons: args.persons,
+                seed: 1,
+                out: Some(file.clone()),
+            },
+        )?;
+        data::import(
+            global,
+            data::ImportArgs {
+                file,
+                source: None,
+                format: None,
+                maps: Vec::new(),
+            },
+        )?;
+    }
+    let db = global.open()?;
+    let key = keys::create(&db, Role::Admin)?;
+    let addr = args.serve.addr;
+    println!("admin key: {}", key.key);
+    println!("try:");
+    println!(
+        "  curl -s -H 'Authorization: Bearer {k}' http://{addr}/v1/segments/count -d '{{\"expr\": \"country = \\\"NL\\\" AND consent(\\\"marketing\\\")\"}}'",
+        k = key.key
+    );
+    println!(
+        "  curl -s -H 'Authorization: Bearer {k}' http://{addr}/v1/segments/breakdown -d '{{\"expr\": \"ALL\", \"field\": \"country\"}}'",
+        k = key.key
+    );
+    println!(
+        "  curl -s -X PUT -H 'Authorization: Bearer {k}' http://{addr}/v1/segments/nl -d '{{\"expr\": \"country = \\\"NL\\\"\"}}'",
+        k = key.key
+    );
+    println!(
+        "  curl -s -H 'Authorization: Bearer {k}' http://{addr}/v1/segments/nl/export -d '{{\"format\": \"meta-api\"}}' | head -c 300",
+        k = key.key
+    );
+    http::serve(db, args.serve.options())
+}

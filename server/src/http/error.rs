@@ -1,0 +1,121 @@
+//! API errors: `{"error": {"code", "message", "position"?}}` with a fitting status code.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    /// Extra members of the error object (`position`, `segment`).
+    pub extra: Option<Value>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            extra: None,
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    pub fn unauthorized() -> Self {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid API key is required (Authorization: Bearer <key>)",
+        )
+    }
+
+    pub fn forbidden() -> Self {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this API key's role may not use this route",
+        )
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        // The message of a storage error names no personal data (keys are ids or hashes).
+        tracing::error!(error = %e, "request failed");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+    }
+
+    pub fn overloaded() -> Self {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "too many evaluations are running; retry shortly",
+        )
+    }
+}
+
+impl From<query::Error> for ApiError {
+    fn from(e: query::Error) -> Self {
+        use query::Error as E;
+        match e {
+            E::Query(q) => {
+                let body = crate::render::expression_error(&q);
+                let mut err = ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_expression",
+                    q.kind.to_string(),
+                );
+                err.extra = Some(json!({
+                    "position": body["error"]["position"],
+                    "segment": body["error"]["segment"],
+                }));
+                err
+            }
+            E::SegmentNotFound(n) => ApiError::not_found(format!("saved segment `{n}` not found")),
+            E::SegmentInUse { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
+            }
+            E::InvalidSegmentName(_) | E::InvalidField(_) => ApiError::bad_request(e.to_string()),
+            E::Limit(m) => ApiError::new(StatusCode::BAD_REQUEST, "limit", m),
+            E::Engine(engine::Error::InvalidArgument(m)) => ApiError::bad_request(m),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<engine::Error> for ApiError {
+    fn from(e: engine::Error) -> Self {
+        match e {
+            engine::Error::InvalidArgument(m) => ApiError::bad_request(m),
+            engine::Error::Ingest(engine::IngestError::BatchTooLarge { got, limit }) => {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "limit",
+                    format!("{got} records in one request; at most {limit}"),
+                )
+            }
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut error = json!({"code": self.code, "message": self.message});
+        if let Some(Value::Object(extra)) = self.extra {
+            for (k, v) in extra {
+                error[k] = v;
+            }
+        }
+        (self.status, axum::Json(json!({ "error": error }))).into_response()
+    }
+}

@@ -1,0 +1,94 @@
+//! Prometheus metrics (`GET /metrics`): requests and latencies by route, ingest totals,
+//! profiles, segment evaluation time. Labels are route templates, never values.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub method: String,
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: String,
+}
+
+/// Every metric the server exports.
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub latency: Family<RouteLabels, Histogram>,
+    pub ingested_records: Counter,
+    pub rejected_records: Counter,
+    pub profiles: Gauge,
+    pub evaluation: Histogram,
+}
+
+fn seconds_buckets() -> impl Iterator<Item = f64> {
+    // 50 µs to about 1.6 s.
+    exponential_buckets(0.000_05, 2.0, 16)
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("cidb");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(seconds_buckets())
+        });
+        let ingested_records = Counter::default();
+        let rejected_records = Counter::default();
+        let profiles = Gauge::default();
+        let evaluation = Histogram::new(seconds_buckets());
+        registry.register(
+            "http_requests",
+            "HTTP requests by route and status",
+            requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by route",
+            latency.clone(),
+        );
+        registry.register(
+            "ingested_records",
+            "Records accepted by POST /v1/records",
+            ingested_records.clone(),
+        );
+        registry.register(
+            "rejected_records",
+            "Records rejected by POST /v1/records",
+            rejected_records.clone(),
+        );
+        registry.register("profiles", "Live unified profiles", profiles.clone());
+        registry.register(
+            "segment_evaluation_seconds",
+            "Time to plan and evaluate a segment expression",
+            evaluation.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            latency,
+            ingested_records,
+            rejected_records,
+            profiles,
+            evaluation,
+        }
+    }
+
+    /// The text exposition format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}

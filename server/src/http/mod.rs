@@ -1,0 +1,225 @@
+//! The HTTP/JSON query server (`cidb serve`): axum on tokio, versioned under `/v1`.
+//!
+//! - `routes`: the handlers;
+//! - `error`: JSON errors with fitting status codes;
+//! - `metrics`: Prometheus metrics;
+//! - `stream`: a `Write` that feeds a streamed response body (exports).
+//!
+//! Evaluations (segments, exports, ingest) run on tokio's blocking pool behind a
+//! semaphore (`max_evaluations`); a request that cannot get a slot within
+//! `queue_wait` is answered 503, so `/healthz` stays responsive under any load.
+
+mod error;
+mod metrics;
+mod routes;
+mod stream;
+
+pub use error::ApiError;
+
+use crate::keys::{self, Role, StoredKey};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::HeaderMap;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use engine::Engine;
+use metrics::Metrics;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+
+/// Server limits and address.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Address to listen on (port 0 picks a free port; the chosen address is printed).
+    pub addr: SocketAddr,
+    /// Largest request body in bytes.
+    pub max_body_bytes: usize,
+    /// Longest time a request may take (streamed exports: until the body starts).
+    pub request_timeout: Duration,
+    /// Evaluations (segments, exports, ingest batches) running at once.
+    pub max_evaluations: usize,
+    /// How long a request waits for an evaluation slot before a 503.
+    pub queue_wait: Duration,
+    /// Expression limits (length, depth, saved-segment nesting).
+    pub expr_limits: query::Limits,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        ServeOptions {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body_bytes: 32 << 20,
+            request_timeout: Duration::from_secs(30),
+            max_evaluations: cores * 4,
+            queue_wait: Duration::from_secs(2),
+            expr_limits: query::Limits::default(),
+        }
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) options: Arc<ServeOptions>,
+    pub(crate) slots: Arc<Semaphore>,
+    pub(crate) metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    /// The key in `Authorization: Bearer`, if it is valid and its role is `admin` or one
+    /// of `allowed`.
+    pub(crate) fn authorize(
+        &self,
+        headers: &HeaderMap,
+        allowed: &[Role],
+    ) -> Result<StoredKey, ApiError> {
+        let presented = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(ApiError::unauthorized)?;
+        let key = keys::verify(&self.engine, presented.trim())
+            .map_err(ApiError::internal)?
+            .ok_or_else(ApiError::unauthorized)?;
+        if key.role == Role::Admin || allowed.contains(&key.role) {
+            Ok(key)
+        } else {
+            Err(ApiError::forbidden())
+        }
+    }
+
+    /// Runs blocking engine work in an evaluation slot, with the request timeout.
+    pub(crate) async fn run<T, F>(&self, work: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Engine) -> Result<T, ApiError> + Send + 'static,
+    {
+        let permit =
+            tokio::time::timeout(self.options.queue_wait, self.slots.clone().acquire_owned())
+                .await
+                .map_err(|_| ApiError::overloaded())?
+                .map_err(ApiError::internal)?;
+        let engine = self.engine.clone();
+        let started = Instant::now();
+        let task = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work(&engine)
+        });
+        let result = tokio::time::timeout(self.options.request_timeout, task)
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    axum::http::StatusCode::GATEWAY_TIMEOUT,
+                    "timeout",
+                    "the request took longer than the server's request timeout",
+                )
+            })?
+            .map_err(ApiError::internal)?;
+        self.metrics
+            .evaluation
+            .observe(started.elapsed().as_secs_f64());
+        result
+    }
+
+    /// Segments with the server's limits, evaluated at `at` (default now).
+    pub(crate) fn segments<'e>(
+        engine: &'e Engine,
+        limits: &query::Limits,
+        at: i64,
+    ) -> query::Segments<'e> {
+        query::Segments::new(engine)
+            .with_limits(*limits)
+            .at(at)
+    }
+}
+
+/// Counts and times every request by route template and status.
+async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let method = request.method().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let labels = metrics::RequestLabels {
+        method,
+        route: route.clone(),
+        status: response.status().as_u16(),
+    };
+    state.metrics.requests.get_or_create(&labels).inc();
+    state
+        .metrics
+        .latency
+        .get_or_create(&metrics::RouteLabels { route })
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
+
+/// The application, for `serve` and tests.
+pub(crate) fn app(state: AppState) -> axum::Router {
+    routes::router()
+        .layer(axum::middleware::from_fn_with_state(state.clone(), track))
+        .fallback(|| async { ApiError::not_found("no such route").into_response() })
+        .with_state(state)
+}
+
+/// Serves until SIGINT or SIGTERM, then stops accepting, finishes running requests and
+/// closes the database (index checkpoint and flush).
+pub fn serve(engine: Engine, options: ServeOptions) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let engine = Arc::new(engine);
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(options.addr).await?;
+        let addr = listener.local_addr()?;
+        let state = AppState {
+            engine: engine.clone(),
+            slots: Arc::new(Semaphore::new(options.max_evaluations.max(1))),
+            options: Arc::new(options),
+            metrics: Arc::new(Metrics::new()),
+        };
+        {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "listening on http://{addr}")?;
+            out.flush()?;
+        }
+        tracing::info!(%addr, "serving");
+        axum::serve(listener, app(state))
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
+        anyhow::Ok(())
+    })?;
+    // Running blocking tasks hold clones of the engine; wait for them before closing.
+    runtime.shutdown_timeout(Duration::from_secs(30));
+    match Arc::try_unwrap(engine) {
+        Ok(engine) => engine.close()?,
+        Err(_) => tracing::warn!("engine still in use at shutdown; it closes when released"),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,542 @@
+//! Route handlers. Every body is read with the server's size limit and parsed here, so
+//! malformed JSON gets a JSON error with its line and column.
+
+use super::{stream, ApiError, AppState};
+use crate::keys::Role;
+use crate::render;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use engine::export::{ExportOptions, Format, Platform};
+use engine::{format_rfc3339, parse_rfc3339, Lookup};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// Largest `size` of a sample.
+const MAX_SAMPLE: usize = 100_000;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/v1/records", post(records))
+        .route("/v1/segments", get(list_segments))
+        .route("/v1/segments/count", post(count))
+        .route("/v1/segments/sample", post(sample))
+        .route("/v1/segments/breakdown", post(breakdown))
+        .route("/v1/segments/overlap", post(overlap))
+        .route("/v1/segments/explain", post(explain))
+        .route(
+            "/v1/segments/{name}",
+            get(get_segment).put(put_segment).delete(delete_segment),
+        )
+        .route("/v1/segments/{name}/export", post(export))
+        .route("/v1/segments/{name}/export/ack", post(export_ack))
+        .route("/v1/profiles/lookup", get(lookup))
+        .route("/v1/profiles/{id}", get(profile))
+}
+
+const ANALYST: &[Role] = &[Role::Analyst];
+const INGEST: &[Role] = &[Role::Ingest];
+const ADMIN: &[Role] = &[];
+
+/// Reads the body within the size limit.
+async fn read_body(state: &AppState, body: Body) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::to_bytes(body, state.options.max_body_bytes)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!(
+                    "request body over the limit of {} bytes",
+                    state.options.max_body_bytes
+                ),
+            )
+        })
+}
+
+/// Parses a JSON body, locating syntax errors.
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        let mut err = ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("invalid request body: {e}"),
+        );
+        err.extra = Some(json!({"position": {"line": e.line(), "column": e.column()}}));
+        err
+    })
+}
+
+fn parse_at(at: Option<&str>) -> Result<i64, ApiError> {
+    match at {
+        Some(t) => parse_rfc3339(t)
+            .ok_or_else(|| ApiError::bad_request(format!("`at`: not an RFC 3339 time: {t}"))),
+        None => Ok(engine::now_millis()),
+    }
+}
+
+async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    state
+        .metrics
+        .profiles
+        .set(state.engine.stats().profiles as i64);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+        .into_response()
+}
+
+/// `POST /v1/records`: a JSON array of records or JSON Lines, as one atomic batch.
+async fn records(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    state.authorize(&headers, INGEST)?;
+    let bytes = read_body(&state, body).await?;
+    let text = std::str::from_utf8(&bytes).map_err(|e| {
+        ApiError::bad_request(format!(
+            "request body is not UTF-8 (byte offset {})",
+            e.valid_up_to()
+        ))
+    })?;
+    let lines: Vec<String> = if text.trim_start().starts_with('[') {
+        let items: Vec<Value> = parse_json(text.as_bytes())?;
+        items.iter().map(Value::to_string).collect()
+    } else {
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let metrics = state.metrics.clone();
+    let report = state
+        .run(move |db| {
+            db.ingest_json(&lines)
+                .map_err(|e| engine::Error::from(e).into())
+        })
+        .await?;
+    metrics.ingested_records.inc_by(report.accepted);
+    metrics
+        .rejected_records
+        .inc_by(report.records - report.accepted);
+    Ok(Json(
+        serde_json::to_value(report).map_err(ApiError::internal)?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExprBody {
+    expr: String,
+    at: Option<String>,
+    /// Sample size.
+    size: Option<usize>,
+    /// Sample seed.
+    seed: Option<u64>,
+    /// Breakdown field.
+    field: Option<String>,
+    /// Breakdown: values to return.
+    top: Option<usize>,
+}
+
+/// Reads an expression body and the evaluation time.
+async fn expr_body(state: &AppState, body: Body) -> Result<(ExprBody, i64), ApiError> {
+    let bytes = read_body(state, body).await?;
+    let b: ExprBody = parse_json(&bytes)?;
+    let at = parse_at(b.at.as_deref())?;
+    Ok((b, at))
+}
+
+async fn count(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    state.authorize(&headers, ANALYST)?;
+    let (b, at) = expr_body(&state, body).await?;
+    let limits = state.options.expr_limits;
+    let n = state
+        .run(move |db| Ok(AppState::segments(db, &limits, at).count(&b.expr)?))
+        .await?;
+    Ok(Json(json!({"count": n, "at": format_rfc3339(at)})))
+}
+
+async fn sample(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    state.authorize(&headers, ANALYST)?;
+    let (b, at) = expr_body(&state, body).await?;
+    let size = b.size.unwrap_or(100);
+    if size > MAX_SAMPLE {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "limit",
+            format!("`size`: at most {MAX_SAMPLE}"),
+        ));
+    }
+    let limits = state.options.expr_limits;
+    let (count, ids) = state
+        .run(move |db| {
+            let seg = AppState::segments(db, &limits, at).evaluate(&b.expr)?;
+            Ok((seg.count(), seg.sample(size, b.seed.unwrap_or(0))))
+        })
+        .await?;
+    Ok(Json(
+        json!({"count": count, "sample": ids, "at": format_rfc3339(at)}),
+    ))
+}
+
+async fn breakdown(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    state.authorize(&headers, ANALYST)?;
+    let (b, at) = expr_body(&state, body).await?;
+    let field = b
+        .field
+        .clone()
+        .ok_or_else(|| ApiError::bad_request("`field` is required"))?;
+    let limits = state.options.expr_limits;
+    let result = state
+        .run(move |db| {
+            Ok(AppState::segments(db, &limits, at).breakdown(
+                &b.expr,
+                &field,
+                b.top.unwrap_or(10),
+            )?)
+        })
+        .await?;
+    Ok(Json(render::breakdown(&result, at)))
+}
+
+async fn explain(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    state.authorize(&headers, ANALYST)?;
+    let (b, at) = expr_body(&state, body).await?;
+    let limits = state.options.expr_limits;
+    let e = state
+        .run(move |db| Ok(AppState::segments(db, &limits, at).explain(&b.expr)?))
+        .await?;
+    Ok(Json(render::explain(&e)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OverlapBody {
+    exprs: Vec<String>,
+    at: Option<String>,
+}
+
+async fn overlap(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    state.authorize(&headers, ANALYST)?;
+    let bytes = read_body(&state, body).await?;
+    let b: OverlapBody = parse_json(&bytes)?;
+    let at = parse_at(b.at.as_deref())?;
+    let limits = state.options.expr_limits;
+    let o = state
+        .run(move |db| {
+            let srcs: Vec<&str> = b.exprs.iter().map(String::as_str).collect();
+            Ok(AppState::segments(db, &limits, at).overlap(&srcs)?)
+        })
+        .await?;
+    Ok(Json(render::overlap(&o, at)))
+}
+
+async fn list_segments(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    state.authorize(&headers, ANALYST)?;
+    let all = state.run(|db| Ok(query::Segments::new(db).list()?)).await?;
+    Ok(Json(
+        json!({"segments": all.iter().map(render::saved).collect::<Vec<_>>()}),
+    ))
+}
+
+async fn get_segment(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    state.authorize(&headers, ANALYST)?;
+    let limits = state.options.expr_limits;
+    let (saved, count) = state
+        .run(move |db| {
+            let s = AppState::segments(db, &limits, engine::now_millis());
+            let saved = s.get(&name)?;
+            let count = s.count(&saved.expr)?;
+            Ok((saved, count))
+        })
+        .await?;
+    let mut v = render::saved(&saved);
+    v["count"] = json!(count);
+    Ok(Json(v))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SaveBody {
+    expr: String,
+}
+
+async fn put_segment(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    state.authorize(&headers, ANALYST)?;
+    let bytes = read_body(&state, body).await?;
+    let b: SaveBody = parse_json(&bytes)?;
+    let limits = state.options.expr_limits;
+    let saved = state
+        .run(move |db| {
+            Ok(query::Segments::new(db)
+                .with_limits(limits)
+                .save(&name, &b.expr)?)
+        })
+        .await?;
+    Ok(Json(render::saved(&saved)))
+}
+
+async fn delete_segment(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    state.authorize(&headers, ANALYST)?;
+    let deleted = name.clone();
+    state
+        .run(move |db| Ok(query::Segments::new(db).delete(&name)?))
+        .await?;
+    Ok(Json(json!({ "deleted": deleted })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportBody {
+    format: String,
+    platform: Option<String>,
+    policy: Option<String>,
+    /// `full` (default): the whole audience; `adds` / `removes`: a diff sync against
+    /// what was acknowledged for this segment and format.
+    mode: Option<String>,
+}
+
+/// The destination a segment's diff sync in `format` uses.
+fn destination_name(segment: &str, format: Format) -> Result<String, ApiError> {
+    let name = format!("{}-{}", segment.to_ascii_lowercase(), format.name()).replace('.', "_");
+    if engine::export::valid_destination_name(&name) {
+        Ok(name)
+    } else {
+        Err(ApiError::bad_request(format!(
+            "segment name {segment:?} cannot name a sync destination"
+        )))
+    }
+}
+
+/// `POST /v1/segments/{name}/export`: the hashed audience, streamed.
+async fn export(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    state.authorize(&headers, ANALYST)?;
+    let bytes = read_body(&state, body).await?;
+    let b: ExportBody = parse_json(&bytes)?;
+    let format: Format = b.format.parse().map_err(ApiError::bad_request)?;
+    let platform: Option<Platform> = b
+        .platform
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(ApiError::bad_request)?;
+    let mode = b.mode.clone().unwrap_or_else(|| "full".into());
+    if !matches!(mode.as_str(), "full" | "adds" | "removes") {
+        return Err(ApiError::bad_request("`mode`: full, adds or removes"));
+    }
+    let policy = b
+        .policy
+        .clone()
+        .unwrap_or_else(|| query::DEFAULT_POLICY.into());
+    let limits = state.options.expr_limits;
+    // Check everything before the response starts.
+    {
+        let (name, policy, limits) = (name.clone(), policy.clone(), limits);
+        state
+            .run(move |db| {
+                let s = AppState::segments(db, &limits, engine::now_millis());
+                s.get(&name)?;
+                s.count(&policy)?;
+                Ok(())
+            })
+            .await?;
+    }
+    let content_type = match format {
+        Format::MetaApi | Format::GoogleApi => "application/x-ndjson",
+        Format::MetaCsv | Format::GoogleCsv => "text/csv; charset=utf-8",
+        Format::Hashes => "text/plain; charset=utf-8",
+    };
+    let (mut writer, response_body) = stream::channel();
+    let permit = state
+        .slots
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::overloaded())?;
+    let engine = state.engine.clone();
+    let dest = destination_name(&name, format)?;
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let s = AppState::segments(&engine, &limits, engine::now_millis());
+        let segment = format!("segment(\"{name}\")");
+        let result: Result<(), String> = (|| {
+            if mode == "full" {
+                let mut options = ExportOptions::new(format);
+                if let Some(p) = platform {
+                    options = options.with_platform(p);
+                }
+                let report = s
+                    .export(&segment, Some(&policy), &options, &mut writer)
+                    .map_err(|e| e.to_string())?;
+                tracing::info!(
+                    profiles = report.profiles,
+                    rows = report.rows,
+                    "export streamed"
+                );
+            } else {
+                if engine
+                    .destination(&dest)
+                    .map_err(|e| e.to_string())?
+                    .is_none()
+                {
+                    s.create_destination(&query::DestinationSpec {
+                        name: dest.clone(),
+                        format,
+                        platform,
+                        segment: name.clone(),
+                        policy: Some(policy.clone()),
+                        additive_only: false,
+                    })
+                    .map_err(|e| e.to_string())?;
+                }
+                let dir = sync_scratch_dir();
+                let report = s.sync(&dest, &dir).map_err(|e| e.to_string())?;
+                let file = if mode == "adds" {
+                    &report.adds_file
+                } else {
+                    &report.removes_file
+                };
+                let mut f = std::fs::File::open(file).map_err(|e| e.to_string())?;
+                std::io::copy(&mut f, &mut writer).map_err(|e| e.to_string())?;
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+            std::io::Write::flush(&mut writer).map_err(|e| e.to_string())
+        })();
+        if let Err(e) = result {
+            tracing::error!(error = %e, "export failed while streaming");
+            writer.fail(e);
+        }
+    });
+    Ok(([(header::CONTENT_TYPE, content_type)], response_body).into_response())
+}
+
+/// A fresh scratch directory for a sync's files (removed once streamed).
+fn sync_scratch_dir() -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::env::temp_dir().join(format!("cidb-sync-{}-{n}", std::process::id()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AckBody {
+    format: String,
+}
+
+/// `POST /v1/segments/{name}/export/ack`: records the pending diff sync as sent.
+async fn export_ack(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    state.authorize(&headers, ANALYST)?;
+    let bytes = read_body(&state, body).await?;
+    let b: AckBody = parse_json(&bytes)?;
+    let format: Format = b.format.parse().map_err(ApiError::bad_request)?;
+    let dest = destination_name(&name, format)?;
+    let report = state.run(move |db| Ok(db.sync_ack(&dest)?)).await?;
+    Ok(Json(
+        serde_json::to_value(report).map_err(ApiError::internal)?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LookupQuery {
+    email: Option<String>,
+    phone: Option<String>,
+    id: Option<u32>,
+}
+
+/// Profiles hold raw personal data: admin keys only.
+async fn lookup(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<LookupQuery>,
+) -> Result<Json<Value>, ApiError> {
+    state.authorize(&headers, ADMIN)?;
+    let how = match (q.email, q.phone, q.id) {
+        (Some(e), None, None) => Lookup::Email(e),
+        (None, Some(p), None) => Lookup::Phone(p),
+        (None, None, Some(id)) => Lookup::Id(id),
+        _ => {
+            return Err(ApiError::bad_request(
+                "give exactly one of email, phone or id",
+            ))
+        }
+    };
+    found(state.run(move |db| Ok(db.lookup(&how)?)).await?)
+}
+
+async fn profile(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<u32>,
+) -> Result<Json<Value>, ApiError> {
+    state.authorize(&headers, ADMIN)?;
+    found(state.run(move |db| Ok(db.lookup(&Lookup::Id(id))?)).await?)
+}
+
+fn found(view: Option<engine::ProfileView>) -> Result<Json<Value>, ApiError> {
+    match view {
+        Some(v) => Ok(Json(serde_json::to_value(v).map_err(ApiError::internal)?)),
+        None => Err(ApiError::not_found("no such profile")),
+    }
+}

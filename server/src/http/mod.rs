@@ -130,9 +130,7 @@ impl AppState {
         limits: &query::Limits,
         at: i64,
     ) -> query::Segments<'e> {
-        query::Segments::new(engine)
-            .with_limits(*limits)
-            .at(at)
+        query::Segments::new(engine).with_limits(*limits).at(at)
     }
 }
 

@@ -1,0 +1,641 @@
+//! The real server (`cidb serve` on an ephemeral loopback port) driven by a real HTTP
+//! client: every route, every role boundary, malformed input, limits, concurrent ingest
+//! while queries run, and graceful shutdown.
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+struct Server {
+    child: Child,
+    base: String,
+    data: PathBuf,
+    _dir: tempfile::TempDir,
+    admin: String,
+    analyst: String,
+    ingest: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn cidb(data: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_cidb"))
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .output()
+        .expect("run cidb")
+}
+
+fn key(data: &Path, role: &str) -> String {
+    let out = cidb(data, &["keys", "create", "--role", role, "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["role"], role);
+    assert!(v["id"].is_string());
+    v["key"].as_str().unwrap().to_string()
+}
+
+const RECORDS: &str = r#"{"source":"crm","identifiers":{"email":"a@example.com","phone":"+31612345678"},"attributes":{"country":"NL","first_name":"Anna","interests":["running"]},"consent":{"custom_audiences":true,"marketing":true}}
+{"source":"crm","identifiers":{"email":"b@example.com"},"attributes":{"country":"NL"},"consent":{"custom_audiences":true}}
+{"source":"shop","identifiers":{"email":"c@example.com"},"attributes":{"country":"DE"}}
+"#;
+
+/// Starts a server on a fresh database holding `RECORDS`, with keys of every role.
+fn start(extra: &[&str]) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let file = dir.path().join("records.jsonl");
+    std::fs::write(&file, RECORDS).unwrap();
+    assert!(cidb(&data, &["import", file.to_str().unwrap(), "--json"])
+        .status
+        .success());
+    let (admin, analyst, ingest) = (
+        key(&data, "admin"),
+        key(&data, "analyst"),
+        key(&data, "ingest"),
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cidb"))
+        .arg("--data")
+        .arg(&data)
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    Server {
+        child,
+        base,
+        data,
+        _dir: dir,
+        admin,
+        analyst,
+        ingest,
+    }
+}
+
+impl Server {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&str>,
+    ) -> (StatusCode, String) {
+        let client = reqwest::Client::new();
+        let mut req = client.request(method.parse().unwrap(), format!("{}{path}", self.base));
+        if let Some(k) = key {
+            req = req.header("Authorization", format!("Bearer {k}"));
+        }
+        if let Some(b) = body {
+            req = req.body(b.to_string());
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        (status, resp.text().await.unwrap())
+    }
+
+    async fn json(&self, method: &str, path: &str, key: &str, body: Value) -> Value {
+        let (status, text) = self
+            .call(method, path, Some(key), Some(&body.to_string()))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{method} {path}: {text}");
+        serde_json::from_str(&text).unwrap()
+    }
+}
+
+fn error_code(text: &str) -> String {
+    let v: Value = serde_json::from_str(text).unwrap_or_else(|_| panic!("not JSON: {text}"));
+    v["error"]["code"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_answers() {
+    let s = start(&[]);
+    let (status, text) = s.call("GET", "/healthz", None, None).await;
+    assert_eq!(
+        (status, text.as_str()),
+        (StatusCode::OK, r#"{"status":"ok"}"#)
+    );
+
+    let ing = s
+        .json("POST", "/v1/records", &s.ingest, json!([
+            {"source": "web", "identifiers": {"email": "d@example.com"}, "attributes": {"country": "NL"}, "consent": {"custom_audiences": true}}
+        ]))
+        .await;
+    assert_eq!(ing["new_profiles"], 1);
+    let (status, text) = s
+        .call("POST", "/v1/records", Some(&s.admin), Some("{\"source\":\"web\",\"identifiers\":{\"email\":\"e@example.com\"}}\n{\"source\":\"web\"}\n"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        (v["accepted"].as_u64(), v["rejected_count"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(
+        v["rejected"][0]["line"], 2,
+        "JSON Lines rejections name their line"
+    );
+
+    let a = &s.analyst;
+    assert_eq!(
+        s.json(
+            "POST",
+            "/v1/segments/count",
+            a,
+            json!({"expr": "country = \"NL\""})
+        )
+        .await["count"],
+        3
+    );
+    let at = s
+        .json(
+            "POST",
+            "/v1/segments/count",
+            a,
+            json!({"expr": "ALL", "at": "2026-01-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(at["at"], "2026-01-01T00:00:00Z");
+    let sample = s
+        .json(
+            "POST",
+            "/v1/segments/sample",
+            a,
+            json!({"expr": "ALL", "size": 2, "seed": 7}),
+        )
+        .await;
+    assert_eq!(sample["sample"].as_array().unwrap().len(), 2);
+    assert_eq!(sample["count"], 5);
+    let b = s
+        .json(
+            "POST",
+            "/v1/segments/breakdown",
+            a,
+            json!({"expr": "ALL", "field": "country"}),
+        )
+        .await;
+    assert_eq!(b["values"][0], json!({"value": "nl", "count": 3}));
+    let o = s
+        .json(
+            "POST",
+            "/v1/segments/overlap",
+            a,
+            json!({"exprs": ["country = \"NL\"", "consent(\"marketing\")"]}),
+        )
+        .await;
+    assert_eq!(o["matrix"][0][1], 1);
+    let e = s
+        .json(
+            "POST",
+            "/v1/segments/explain",
+            a,
+            json!({"expr": "country = \"NL\" AND NOT source(\"shop\")"}),
+        )
+        .await;
+    assert_eq!(e["count"], 3);
+    assert!(e["plan"]["label"].is_string());
+
+    let saved = s
+        .json(
+            "PUT",
+            "/v1/segments/nl",
+            a,
+            json!({"expr": "country = \"NL\""}),
+        )
+        .await;
+    assert_eq!(saved["name"], "nl");
+    assert_eq!(
+        s.json("GET", "/v1/segments/nl", a, json!({})).await["count"],
+        3
+    );
+    assert_eq!(
+        s.json("GET", "/v1/segments", a, json!({})).await["segments"][0]["name"],
+        "nl"
+    );
+
+    // Hashed export, streamed; then a diff sync and its acknowledgement.
+    let (status, text) = s
+        .call(
+            "POST",
+            "/v1/segments/nl/export",
+            Some(a),
+            Some(r#"{"format": "hashes"}"#),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert_eq!(
+        text.lines().count(),
+        4,
+        "3 consented NL emails and one phone: {text}"
+    );
+    assert!(!text.contains("example.com"));
+    let (status, adds) = s
+        .call(
+            "POST",
+            "/v1/segments/nl/export",
+            Some(a),
+            Some(r#"{"format": "google-api", "mode": "adds"}"#),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(adds.lines().count(), 1);
+    let ack = s
+        .json(
+            "POST",
+            "/v1/segments/nl/export/ack",
+            a,
+            json!({"format": "google-api"}),
+        )
+        .await;
+    assert_eq!(ack["profiles"], 3);
+    let (_, adds) = s
+        .call(
+            "POST",
+            "/v1/segments/nl/export",
+            Some(a),
+            Some(r#"{"format": "google-api", "mode": "adds"}"#),
+        )
+        .await;
+    assert_eq!(adds, "", "nothing new since the acknowledged sync");
+
+    let found = s
+        .json(
+            "GET",
+            "/v1/profiles/lookup?email=A@Example.com",
+            &s.admin,
+            json!({}),
+        )
+        .await;
+    let id = found["profile"]["id"].as_u64().unwrap();
+    let by_id = s
+        .json("GET", &format!("/v1/profiles/{id}"), &s.admin, json!({}))
+        .await;
+    assert_eq!(
+        by_id["profile"]["identifiers"][0]["provenance"]["source"],
+        "crm"
+    );
+    let (status, text) = s
+        .call("GET", "/v1/profiles/999999", Some(&s.admin), None)
+        .await;
+    assert_eq!(
+        (status, error_code(&text).as_str()),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
+
+    let deleted = s.json("DELETE", "/v1/segments/nl", a, json!({})).await;
+    assert_eq!(deleted["deleted"], "nl");
+    let (status, _) = s.call("GET", "/v1/segments/nl", Some(a), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let (status, metrics) = s.call("GET", "/metrics", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        metrics.contains(
+            r#"cidb_http_requests_total{method="POST",route="/v1/segments/count",status="200"}"#
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains("cidb_ingested_records_total 2"));
+    assert!(metrics.contains("cidb_profiles 5"));
+    assert!(metrics.contains("cidb_segment_evaluation_seconds_count"));
+    assert!(!metrics.contains("example.com"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_are_enforced_without_leaking_data() {
+    let s = start(&[]);
+    let count = r#"{"expr": "ALL"}"#;
+    let record = r#"[{"source":"web","identifiers":{"email":"x@example.com"}}]"#;
+    let cases: Vec<(&str, &str, Option<&str>, Option<&str>, StatusCode)> = vec![
+        (
+            "POST",
+            "/v1/segments/count",
+            None,
+            Some(count),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "POST",
+            "/v1/segments/count",
+            Some("cidb_000000000000_bad"),
+            Some(count),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "POST",
+            "/v1/segments/count",
+            Some("not-a-key"),
+            Some(count),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "POST",
+            "/v1/segments/count",
+            Some(&s.ingest),
+            Some(count),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "POST",
+            "/v1/records",
+            Some(&s.analyst),
+            Some(record),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "POST",
+            "/v1/records",
+            None,
+            Some(record),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "GET",
+            "/v1/profiles/lookup?email=a@example.com",
+            Some(&s.analyst),
+            None,
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "GET",
+            "/v1/profiles/0",
+            Some(&s.analyst),
+            None,
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "GET",
+            "/v1/profiles/0",
+            Some(&s.ingest),
+            None,
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "PUT",
+            "/v1/segments/x",
+            Some(&s.ingest),
+            Some(count),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "POST",
+            "/v1/segments/x/export",
+            Some(&s.ingest),
+            Some(r#"{"format":"hashes"}"#),
+            StatusCode::FORBIDDEN,
+        ),
+    ];
+    for (method, path, key, body, want) in cases {
+        let (status, text) = s.call(method, path, key, body).await;
+        assert_eq!(status, want, "{method} {path} with {key:?}: {text}");
+        assert!(
+            !text.contains("example.com") && !text.contains("count\""),
+            "{text}"
+        );
+        assert!(["unauthorized", "forbidden"].contains(&error_code(&text).as_str()));
+    }
+    // The refused write left nothing behind.
+    let n = s
+        .json(
+            "POST",
+            "/v1/segments/count",
+            &s.analyst,
+            json!({"expr": "ALL"}),
+        )
+        .await;
+    assert_eq!(n["count"], 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_input_and_limits_are_clear_errors() {
+    let s = start(&["--max-body-bytes", "2048", "--max-expr-bytes", "100"]);
+    let a = Some(s.analyst.as_str());
+    let (status, text) = s
+        .call(
+            "POST",
+            "/v1/segments/count",
+            a,
+            Some("{\"expr\": \n  nope}"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["error"]["code"], "malformed_json");
+    assert_eq!(v["error"]["position"]["line"], 2);
+
+    let expr = r#"country = "NL" AND (age >"#;
+    let (status, text) = s
+        .call(
+            "POST",
+            "/v1/segments/count",
+            a,
+            Some(&json!({"expr": expr}).to_string()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["error"]["code"], "invalid_expression");
+    assert_eq!(v["error"]["position"]["line"], 1);
+    assert_eq!(
+        v["error"]["position"]["column"],
+        expr.len() + 1,
+        "at the end, where a value is missing"
+    );
+
+    let (status, text) = s
+        .call(
+            "POST",
+            "/v1/segments/count",
+            a,
+            Some(r#"{"expr": "ALL", "colour": 1}"#),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&text).as_str()),
+        (StatusCode::BAD_REQUEST, "malformed_json"),
+        "unknown fields are refused"
+    );
+
+    let long = format!(r#"{{"expr": "{}ALL"}}"#, "NOT ".repeat(30));
+    let (status, text) = s.call("POST", "/v1/segments/count", a, Some(&long)).await;
+    assert_eq!(
+        (status, error_code(&text).as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_expression"),
+        "{text}"
+    );
+
+    let big = format!(
+        "[{}]",
+        vec![r#"{"source":"web","identifiers":{"email":"x@example.com"}}"#; 100].join(",")
+    );
+    let (status, text) = s
+        .call("POST", "/v1/records", Some(&s.ingest), Some(&big))
+        .await;
+    assert_eq!(
+        (status, error_code(&text).as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+    );
+
+    let (status, text) = s
+        .call(
+            "POST",
+            "/v1/segments/count",
+            a,
+            Some(r#"{"expr": "ALL", "at": "yesterday"}"#),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&text).as_str()),
+        (StatusCode::BAD_REQUEST, "bad_request")
+    );
+    let (status, text) = s
+        .call(
+            "POST",
+            "/v1/segments/sample",
+            a,
+            Some(r#"{"expr": "ALL", "size": 1000001}"#),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&text).as_str()),
+        (StatusCode::BAD_REQUEST, "limit")
+    );
+    let (status, text) = s
+        .call(
+            "POST",
+            "/v1/segments/nope/export",
+            a,
+            Some(r#"{"format": "hashes"}"#),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&text).as_str()),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
+    let (status, text) = s
+        .call(
+            "POST",
+            "/v1/segments/count/export",
+            a,
+            Some(r#"{"format": "tiktok"}"#),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&text).as_str()),
+        (StatusCode::BAD_REQUEST, "bad_request")
+    );
+    let (status, text) = s.call("GET", "/v2/anything", a, None).await;
+    assert_eq!(
+        (status, error_code(&text).as_str()),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_ingest_and_queries_stay_consistent() {
+    let s = std::sync::Arc::new(start(&[]));
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                for batch in 0..10 {
+                    let records: Vec<Value> = (0..20)
+                        .map(|i| json!({"source": "web", "identifiers": {"email": format!("w{w}b{batch}i{i}@example.com")}, "attributes": {"country": "NL"}}))
+                        .collect();
+                    let r = s.json("POST", "/v1/records", &s.ingest, Value::Array(records)).await;
+                    assert_eq!(r["new_profiles"], 20);
+                }
+            })
+        })
+        .collect();
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let mut last = 0;
+                for _ in 0..40 {
+                    let n = s
+                        .json(
+                            "POST",
+                            "/v1/segments/count",
+                            &s.analyst,
+                            json!({"expr": "country = \"NL\""}),
+                        )
+                        .await["count"]
+                        .as_u64()
+                        .unwrap();
+                    assert!(n >= last, "counts never go back: {n} after {last}");
+                    assert_eq!((n - 2) % 20, 0, "a count sees whole batches only: {n}");
+                    last = n;
+                }
+            })
+        })
+        .collect();
+    for t in writers.into_iter().chain(readers) {
+        t.await.unwrap();
+    }
+    let n = s
+        .json(
+            "POST",
+            "/v1/segments/count",
+            &s.analyst,
+            json!({"expr": "country = \"NL\""}),
+        )
+        .await;
+    assert_eq!(n["count"], 2 + 4 * 10 * 20);
+}
+
+#[test]
+fn sigterm_shuts_down_gracefully_and_keeps_the_data() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut s = start(&[]);
+    rt.block_on(async {
+        let r = s
+            .json(
+                "POST",
+                "/v1/records",
+                &s.ingest,
+                json!([{"source": "web", "identifiers": {"email": "late@example.com"}}]),
+            )
+            .await;
+        assert_eq!(r["new_profiles"], 1);
+    });
+    let pid = s.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = s.child.wait().unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    let out = cidb(&s.data, &["stats", "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["profiles"], 4);
+    assert_eq!(
+        v["dirty_profiles"], 0,
+        "the shutdown checkpointed the indexes"
+    );
+}

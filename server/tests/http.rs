@@ -329,7 +329,15 @@ async fn roles_are_enforced_without_leaking_data() {
     let s = start(&[]);
     let count = r#"{"expr": "ALL"}"#;
     let record = r#"[{"source":"web","identifiers":{"email":"x@example.com"}}]"#;
-    let cases: Vec<(&str, &str, Option<&str>, Option<&str>, StatusCode)> = vec![
+    // (method, path, key, body, expected status)
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        Option<&'a str>,
+        Option<&'a str>,
+        StatusCode,
+    );
+    let cases: Vec<Case> = vec![
         (
             "POST",
             "/v1/segments/count",

@@ -35,6 +35,8 @@ pub(crate) struct State {
     pub(crate) links: Links,
     /// Suppression lists and the profiles they match.
     pub(crate) suppression: SuppressionLists,
+    /// Bumped by every change a reader can see (caches key on it).
+    pub(crate) generation: u64,
     counters: Counters,
 }
 
@@ -53,6 +55,12 @@ impl Snapshot<'_> {
     /// The indexes.
     pub fn indexes(&self) -> &Indexes {
         &self.guard.indexes
+    }
+
+    /// A number that changes whenever the state a snapshot shows changes (within this
+    /// process), so results derived from a snapshot can be cached against it.
+    pub fn generation(&self) -> u64 {
+        self.guard.generation
     }
 
     /// Profiles with an identifier on any suppression list (`None`), or on the list
@@ -167,6 +175,7 @@ impl Engine {
             store,
             config,
             state: RwLock::new(State {
+                generation: 0,
                 suppression,
                 indexes,
                 links,
@@ -267,6 +276,7 @@ impl Engine {
             let State { indexes, links, .. } = &mut *state;
             rest.apply_derived(indexes, links);
             state.suppression.refresh_profiles(&rest.forms);
+            state.generation += 1;
             state.counters = rest.counters.clone();
         }
         w.counters = rest.counters.clone();

@@ -133,6 +133,7 @@ impl Engine {
         let mut state = self.state.write().expect("state lock");
         state.suppression.lists.remove(name);
         state.suppression.recompute_any();
+        state.generation += 1;
         tracing::info!(list = name, "suppression list deleted");
         Ok(true)
     }

@@ -93,7 +93,7 @@ impl<'a> Evaluator<'a> {
             Op::Empty => Cow::Owned(RoaringBitmap::new()),
             Op::All => Cow::Borrowed(ix.live()),
             Op::Term(t) => Cow::Borrowed(ix.term(t)),
-            Op::Bitmap { bits, .. } => Cow::Borrowed(bits),
+            Op::Bitmap { bits, .. } => Cow::Borrowed(&**bits),
             Op::Range { key, low, high } => Cow::Owned(self.range(key, *low, *high, None)),
             Op::NumericExists(key) => match ix.numeric(key) {
                 Some(b) => Cow::Borrowed(b.exists()),

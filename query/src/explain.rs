@@ -75,7 +75,7 @@ fn bound(kind: NumericKind, v: i64) -> String {
     }
 }
 
-fn label(op: &Op) -> String {
+pub(crate) fn label(op: &Op) -> String {
     match op {
         Op::Empty => "EMPTY".into(),
         Op::All => "ALL (live profiles)".into(),

@@ -24,6 +24,7 @@
 
 mod age;
 mod audience;
+mod cache;
 mod error;
 mod eval;
 mod explain;
@@ -36,6 +37,7 @@ mod segments;
 
 pub use age::age_at;
 pub use audience::{segment_or_expr, DestinationSpec, DEFAULT_POLICY};
+pub use cache::LeafCache;
 pub use error::{Error, ErrorKind, Position, QueryError};
 pub use explain::{Explain, ExplainNode};
 pub use parser::{

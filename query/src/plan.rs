@@ -74,8 +74,12 @@ pub(crate) enum Op {
     Not(Box<Node>),
     /// A saved segment, planned inline.
     Segment { name: String, inner: Box<Node> },
-    /// A bitmap resolved while planning (suppression list members), named for explain.
-    Bitmap { what: String, bits: RoaringBitmap },
+    /// A bitmap resolved while planning (suppression list members, cached leaves),
+    /// named for explain.
+    Bitmap {
+        what: String,
+        bits: std::sync::Arc<RoaringBitmap>,
+    },
 }
 
 /// A plan node: its operation, the estimated cardinality, and an id (preorder) that
@@ -120,6 +124,7 @@ pub(crate) fn plan(
     at: Millis,
     expr: &Expr,
     saving: Option<&str>,
+    cache: Option<&crate::cache::LeafCache>,
 ) -> Result<Plan, Error> {
     let mut p = Planner {
         ix: snap.indexes(),
@@ -131,6 +136,9 @@ pub(crate) fn plan(
     };
     let node = p.compile(expr)?;
     let mut root = p.optimize(node);
+    if let Some(cache) = cache {
+        cache.materialize(&mut root, snap.indexes(), snap.generation());
+    }
     let mut next = 0;
     number(&mut root, &mut next);
     Ok(Plan {
@@ -261,12 +269,12 @@ impl Planner<'_> {
             Predicate::Source(n) => Ok(Node::new(Op::Term(Term::Source(name_arg(n, "source")?)))),
             Predicate::Suppressed(None) => Ok(Node::new(Op::Bitmap {
                 what: "suppressed()".into(),
-                bits: (self.suppressed)(None).unwrap_or_default(),
+                bits: std::sync::Arc::new((self.suppressed)(None).unwrap_or_default()),
             })),
             Predicate::Suppressed(Some(n)) => match (self.suppressed)(Some(&n.text)) {
                 Some(bits) => Ok(Node::new(Op::Bitmap {
                     what: format!("suppressed({:?})", n.text),
-                    bits,
+                    bits: std::sync::Arc::new(bits),
                 })),
                 None => Err(err(
                     ErrorKind::UnknownSuppressionList(n.text.clone()),

@@ -1,6 +1,7 @@
 //! The query API over an [`Engine`]: evaluate, count, explain, break down, overlap, and
 //! manage saved segments. Every evaluation plans and runs on one consistent snapshot.
 
+use crate::cache::LeafCache;
 use crate::error::{Error, QueryError};
 use crate::eval::Evaluator;
 use crate::explain::{self, Explain};
@@ -34,26 +35,7 @@ pub struct Segments<'e> {
     engine: &'e Engine,
     limits: Limits,
     at: Option<Millis>,
-}
-
-/// Plans `src` on the snapshot `ix`, locating errors in `src`.
-fn plan_in(
-    engine: &Engine,
-    snap: &Snapshot<'_>,
-    limits: &Limits,
-    at: Millis,
-    src: &str,
-    expr: &Expr,
-    saving: Option<(&str, &str)>,
-) -> Result<Plan, Error> {
-    let source = CatalogSource {
-        engine,
-        overlay: saving,
-    };
-    plan(snap, &source, limits, at, expr, saving.map(|(n, _)| n)).map_err(|e| match e {
-        Error::Query(q) => Error::Query(q.locate(src)),
-        other => other,
-    })
+    cache: Option<&'e LeafCache>,
 }
 
 impl<'e> Segments<'e> {
@@ -63,12 +45,20 @@ impl<'e> Segments<'e> {
             engine,
             limits: Limits::default(),
             at: None,
+            cache: None,
         }
     }
 
     /// Pins the evaluation time (`age`, `within`), in ms since the epoch (UTC).
     pub fn at(mut self, at: Millis) -> Self {
         self.at = Some(at);
+        self
+    }
+
+    /// Reuses the results of range and event leaves across calls while the database is
+    /// unchanged (see [`LeafCache`]; one cache per engine).
+    pub fn with_cache(mut self, cache: &'e LeafCache) -> Self {
+        self.cache = Some(cache);
         self
     }
 
@@ -80,6 +70,36 @@ impl<'e> Segments<'e> {
 
     fn now(&self) -> Millis {
         self.at.unwrap_or_else(now_millis)
+    }
+
+    /// Plans `src` on `snap`, locating errors in `src`. `saving`: the segment being saved
+    /// and its text (validation only, so no cache).
+    fn plan_on(
+        &self,
+        snap: &Snapshot<'_>,
+        at: Millis,
+        src: &str,
+        expr: &Expr,
+        saving: Option<(&str, &str)>,
+    ) -> Result<Plan, Error> {
+        let source = CatalogSource {
+            engine: self.engine,
+            overlay: saving,
+        };
+        let cache = if saving.is_some() { None } else { self.cache };
+        plan(
+            snap,
+            &source,
+            &self.limits,
+            at,
+            expr,
+            saving.map(|(n, _)| n),
+            cache,
+        )
+        .map_err(|e| match e {
+            Error::Query(q) => Error::Query(q.locate(src)),
+            other => other,
+        })
     }
 
     /// Parses an expression (syntax only).
@@ -97,15 +117,7 @@ impl<'e> Segments<'e> {
         let expr = self.parse(src)?;
         let snap = self.engine.snapshot();
         let ix = snap.indexes();
-        let plan = plan_in(
-            self.engine,
-            &snap,
-            &self.limits,
-            self.now(),
-            src,
-            &expr,
-            None,
-        )?;
+        let plan = self.plan_on(&snap, self.now(), src, &expr, None)?;
         f(&expr, ix, &plan)
     }
 
@@ -182,7 +194,7 @@ impl<'e> Segments<'e> {
         let ix = snap.indexes();
         let mut sets = Vec::with_capacity(srcs.len());
         for (src, expr) in srcs.iter().zip(&exprs) {
-            let plan = plan_in(self.engine, &snap, &self.limits, at, src, expr, None)?;
+            let plan = self.plan_on(&snap, at, src, expr, None)?;
             sets.push(Evaluator::new(ix).eval(&plan.root).into_owned());
         }
         Ok(sets)
@@ -203,15 +215,7 @@ impl<'e> Segments<'e> {
         let _guard = CATALOG_WRITES.lock().unwrap_or_else(|e| e.into_inner());
         {
             let snap = self.engine.snapshot();
-            plan_in(
-                self.engine,
-                &snap,
-                &self.limits,
-                self.now(),
-                src,
-                &expr,
-                Some((name, src)),
-            )?;
+            self.plan_on(&snap, self.now(), src, &expr, Some((name, src)))?;
         }
         let now = now_millis();
         let created_at = saved::get(self.engine, name)?.map_or(now, |s| s.created_at);

@@ -297,9 +297,27 @@ fn run_case(seed: u64) {
         at,
         saved,
     };
+    let cache = cidb::query::LeafCache::new();
+    let cached = engine.segments().at(at).with_cache(&cache);
+    let members = |s: &cidb::query::Segments<'_>, expr: &str| -> BTreeSet<u32> {
+        s.evaluate(expr)
+            .unwrap_or_else(|e| panic!("seed {seed}: {expr}: {e}"))
+            .bitmap()
+            .iter()
+            .collect()
+    };
+    let mut exprs = Vec::new();
     for _ in 0..env_usize("CIDB_QUERY_EXPRS", 40) {
         let expr = expression(&mut rng, at, &saved_names, 4);
+        exprs.push(expr.clone());
         let want = reference.members(&expr);
+        for round in ["computed", "from the cache"] {
+            assert_eq!(
+                members(&cached, &expr),
+                want,
+                "cached plan ({round}), seed {seed}: {expr}"
+            );
+        }
         let got: BTreeSet<u32> = segments
             .evaluate(&expr)
             .unwrap_or_else(|e| panic!("seed {seed}: {expr}: {e}"))
@@ -318,6 +336,24 @@ fn run_case(seed: u64) {
         assert_eq!(count, want.len() as u64, "count path, seed {seed}: {expr}");
         let explained = segments.explain(&expr).unwrap();
         assert_eq!(explained.count, count, "explain, seed {seed}: {expr}");
+    }
+    // A change moves the snapshot generation on: cached leaves must not outlive it.
+    let more: Vec<String> = (0..rng.gen_range(5..30))
+        .map(|_| record(&mut rng, at, emails))
+        .collect();
+    engine.ingest_json(&more).unwrap();
+    let profiles = live_profiles(&engine);
+    let reference = Reference {
+        profiles: &profiles,
+        at,
+        saved: reference.saved.clone(),
+    };
+    for expr in &exprs {
+        assert_eq!(
+            members(&cached, expr),
+            reference.members(expr),
+            "cached plan after an ingest, seed {seed}: {expr}"
+        );
     }
 }
 

@@ -66,6 +66,8 @@ pub(crate) struct AppState {
     pub(crate) options: Arc<ServeOptions>,
     pub(crate) slots: Arc<Semaphore>,
     pub(crate) metrics: Arc<Metrics>,
+    /// Range and event results reused while the database is unchanged.
+    pub(crate) cache: Arc<query::LeafCache>,
 }
 
 impl AppState {
@@ -95,18 +97,18 @@ impl AppState {
     pub(crate) async fn run<T, F>(&self, work: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
-        F: FnOnce(&Engine) -> Result<T, ApiError> + Send + 'static,
+        F: FnOnce(&Engine, &query::LeafCache) -> Result<T, ApiError> + Send + 'static,
     {
         let permit =
             tokio::time::timeout(self.options.queue_wait, self.slots.clone().acquire_owned())
                 .await
                 .map_err(|_| ApiError::overloaded())?
                 .map_err(ApiError::internal)?;
-        let engine = self.engine.clone();
+        let (engine, cache) = (self.engine.clone(), self.cache.clone());
         let started = Instant::now();
         let task = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            work(&engine)
+            work(&engine, &cache)
         });
         let result = tokio::time::timeout(self.options.request_timeout, task)
             .await
@@ -124,13 +126,17 @@ impl AppState {
         result
     }
 
-    /// Segments with the server's limits, evaluated at `at` (default now).
+    /// Segments with the server's limits and leaf cache, evaluated at `at`.
     pub(crate) fn segments<'e>(
         engine: &'e Engine,
+        cache: &'e query::LeafCache,
         limits: &query::Limits,
         at: i64,
     ) -> query::Segments<'e> {
-        query::Segments::new(engine).with_limits(*limits).at(at)
+        query::Segments::new(engine)
+            .with_limits(*limits)
+            .with_cache(cache)
+            .at(at)
     }
 }
 
@@ -180,6 +186,7 @@ pub fn serve(engine: Engine, options: ServeOptions) -> anyhow::Result<()> {
             slots: Arc::new(Semaphore::new(options.max_evaluations.max(1))),
             options: Arc::new(options),
             metrics: Arc::new(Metrics::new()),
+            cache: Arc::new(query::LeafCache::new()),
         };
         {
             use std::io::Write;

@@ -125,7 +125,7 @@ async fn records(
     };
     let metrics = state.metrics.clone();
     let report = state
-        .run(move |db| {
+        .run(move |db, _| {
             db.ingest_json(&lines)
                 .map_err(|e| engine::Error::from(e).into())
         })
@@ -171,7 +171,7 @@ async fn count(
     let (b, at) = expr_body(&state, body).await?;
     let limits = state.options.expr_limits;
     let n = state
-        .run(move |db| Ok(AppState::segments(db, &limits, at).count(&b.expr)?))
+        .run(move |db, cache| Ok(AppState::segments(db, cache, &limits, at).count(&b.expr)?))
         .await?;
     Ok(Json(json!({"count": n, "at": format_rfc3339(at)})))
 }
@@ -193,8 +193,8 @@ async fn sample(
     }
     let limits = state.options.expr_limits;
     let (count, ids) = state
-        .run(move |db| {
-            let seg = AppState::segments(db, &limits, at).evaluate(&b.expr)?;
+        .run(move |db, cache| {
+            let seg = AppState::segments(db, cache, &limits, at).evaluate(&b.expr)?;
             Ok((seg.count(), seg.sample(size, b.seed.unwrap_or(0))))
         })
         .await?;
@@ -216,8 +216,8 @@ async fn breakdown(
         .ok_or_else(|| ApiError::bad_request("`field` is required"))?;
     let limits = state.options.expr_limits;
     let result = state
-        .run(move |db| {
-            Ok(AppState::segments(db, &limits, at).breakdown(
+        .run(move |db, cache| {
+            Ok(AppState::segments(db, cache, &limits, at).breakdown(
                 &b.expr,
                 &field,
                 b.top.unwrap_or(10),
@@ -236,7 +236,7 @@ async fn explain(
     let (b, at) = expr_body(&state, body).await?;
     let limits = state.options.expr_limits;
     let e = state
-        .run(move |db| Ok(AppState::segments(db, &limits, at).explain(&b.expr)?))
+        .run(move |db, cache| Ok(AppState::segments(db, cache, &limits, at).explain(&b.expr)?))
         .await?;
     Ok(Json(render::explain(&e)))
 }
@@ -259,9 +259,9 @@ async fn overlap(
     let at = parse_at(b.at.as_deref())?;
     let limits = state.options.expr_limits;
     let o = state
-        .run(move |db| {
+        .run(move |db, cache| {
             let srcs: Vec<&str> = b.exprs.iter().map(String::as_str).collect();
-            Ok(AppState::segments(db, &limits, at).overlap(&srcs)?)
+            Ok(AppState::segments(db, cache, &limits, at).overlap(&srcs)?)
         })
         .await?;
     Ok(Json(render::overlap(&o, at)))
@@ -272,7 +272,9 @@ async fn list_segments(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     state.authorize(&headers, ANALYST)?;
-    let all = state.run(|db| Ok(query::Segments::new(db).list()?)).await?;
+    let all = state
+        .run(|db, _| Ok(query::Segments::new(db).list()?))
+        .await?;
     Ok(Json(
         json!({"segments": all.iter().map(render::saved).collect::<Vec<_>>()}),
     ))
@@ -286,8 +288,8 @@ async fn get_segment(
     state.authorize(&headers, ANALYST)?;
     let limits = state.options.expr_limits;
     let (saved, count) = state
-        .run(move |db| {
-            let s = AppState::segments(db, &limits, engine::now_millis());
+        .run(move |db, cache| {
+            let s = AppState::segments(db, cache, &limits, engine::now_millis());
             let saved = s.get(&name)?;
             let count = s.count(&saved.expr)?;
             Ok((saved, count))
@@ -315,7 +317,7 @@ async fn put_segment(
     let b: SaveBody = parse_json(&bytes)?;
     let limits = state.options.expr_limits;
     let saved = state
-        .run(move |db| {
+        .run(move |db, _| {
             Ok(query::Segments::new(db)
                 .with_limits(limits)
                 .save(&name, &b.expr)?)
@@ -332,7 +334,7 @@ async fn delete_segment(
     state.authorize(&headers, ANALYST)?;
     let deleted = name.clone();
     state
-        .run(move |db| Ok(query::Segments::new(db).delete(&name)?))
+        .run(move |db, _| Ok(query::Segments::new(db).delete(&name)?))
         .await?;
     Ok(Json(json!({ "deleted": deleted })))
 }
@@ -390,8 +392,8 @@ async fn export(
     {
         let (name, policy, limits) = (name.clone(), policy.clone(), limits);
         state
-            .run(move |db| {
-                let s = AppState::segments(db, &limits, engine::now_millis());
+            .run(move |db, cache| {
+                let s = AppState::segments(db, cache, &limits, engine::now_millis());
                 s.get(&name)?;
                 s.count(&policy)?;
                 Ok(())
@@ -410,10 +412,11 @@ async fn export(
         .try_acquire_owned()
         .map_err(|_| ApiError::overloaded())?;
     let engine = state.engine.clone();
+    let cache = state.cache.clone();
     let dest = destination_name(&name, format)?;
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        let s = AppState::segments(&engine, &limits, engine::now_millis());
+        let s = AppState::segments(&engine, &cache, &limits, engine::now_millis());
         let segment = format!("segment(\"{name}\")");
         let result: Result<(), String> = (|| {
             if mode == "full" {
@@ -491,7 +494,7 @@ async fn export_ack(
     let b: AckBody = parse_json(&bytes)?;
     let format: Format = b.format.parse().map_err(ApiError::bad_request)?;
     let dest = destination_name(&name, format)?;
-    let report = state.run(move |db| Ok(db.sync_ack(&dest)?)).await?;
+    let report = state.run(move |db, _| Ok(db.sync_ack(&dest)?)).await?;
     Ok(Json(
         serde_json::to_value(report).map_err(ApiError::internal)?,
     ))
@@ -522,7 +525,7 @@ async fn lookup(
             ))
         }
     };
-    found(state.run(move |db| Ok(db.lookup(&how)?)).await?)
+    found(state.run(move |db, _| Ok(db.lookup(&how)?)).await?)
 }
 
 async fn profile(
@@ -531,7 +534,11 @@ async fn profile(
     Path(id): Path<u32>,
 ) -> Result<Json<Value>, ApiError> {
     state.authorize(&headers, ADMIN)?;
-    found(state.run(move |db| Ok(db.lookup(&Lookup::Id(id))?)).await?)
+    found(
+        state
+            .run(move |db, _| Ok(db.lookup(&Lookup::Id(id))?))
+            .await?,
+    )
 }
 
 fn found(view: Option<engine::ProfileView>) -> Result<Json<Value>, ApiError> {

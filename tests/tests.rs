@@ -2,4 +2,5 @@
 
 mod engine;
 mod export;
+mod privacy;
 mod query;

@@ -37,13 +37,13 @@ pub(crate) struct State {
     pub(crate) suppression: SuppressionLists,
     /// Bumped by every change a reader can see (caches key on it).
     pub(crate) generation: u64,
-    counters: Counters,
+    pub(crate) counters: Counters,
 }
 
 pub(crate) struct WriterState {
-    counters: Counters,
+    pub(crate) counters: Counters,
     /// Profiles changed since the last checkpoint.
-    dirty: RoaringBitmap,
+    pub(crate) dirty: RoaringBitmap,
 }
 
 /// A consistent read view of the indexes; writers wait while one is held, so keep it short.
@@ -299,7 +299,7 @@ impl Engine {
         self.checkpoint_locked(&mut w)
     }
 
-    fn checkpoint_locked(&self, w: &mut WriterState) -> Result<(), StorageError> {
+    pub(crate) fn checkpoint_locked(&self, w: &mut WriterState) -> Result<(), StorageError> {
         {
             let state = self.state.read().expect("state lock");
             write_checkpoint(
@@ -344,7 +344,7 @@ impl Engine {
         }))
     }
 
-    fn normalize_lookup(&self, how: &Lookup) -> Result<Identifier, Error> {
+    pub(crate) fn normalize_lookup(&self, how: &Lookup) -> Result<Identifier, Error> {
         let bad = |what: &str, p: normalize::IdentifierProblem| {
             Error::InvalidArgument(format!("{what}: {p}"))
         };

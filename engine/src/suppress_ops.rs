@@ -76,6 +76,23 @@ impl Engine {
             }
         }
         let _writer = self.writer.lock().expect("writer lock");
+        self.add_to_list_locked(name, parsed, &mut report)?;
+        tracing::info!(
+            list = name,
+            added = report.added,
+            "suppression list imported"
+        );
+        Ok(report)
+    }
+
+    /// Adds digests to list `name` (created if new); the caller holds the writer lock.
+    /// Counts new and already present digests into `report`.
+    pub(crate) fn add_to_list_locked(
+        &self,
+        name: &str,
+        parsed: Vec<([u8; 32], EntryKind)>,
+        report: &mut SuppressionReport,
+    ) -> Result<(), Error> {
         let mut fresh: Vec<([u8; 32], u8)> = Vec::new();
         {
             let state = self.state.read().expect("state lock");
@@ -100,15 +117,11 @@ impl Engine {
             list.kinds[usize::from(kind - 1)] += 1;
             profiles_of(&self.store, links, digest, list);
         }
-        report.added = fresh.len() as u64;
+        report.added += fresh.len() as u64;
         report.profiles = list.members.len();
         suppression.recompute_any();
-        tracing::info!(
-            list = name,
-            added = report.added,
-            "suppression list imported"
-        );
-        Ok(report)
+        state.generation += 1;
+        Ok(())
     }
 
     /// Every suppression list with its counts.

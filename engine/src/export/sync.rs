@@ -9,9 +9,18 @@
 //! `sync/NAME.pending` and becomes the sent state only when the caller acknowledges, so
 //! an unacknowledged sync can be rerun and gives the same files.
 //!
-//! State file: magic `CIDBSYN1`, version u32 LE (1), generation u64 LE, count u64 LE,
+//! State file: magic `CIDBSYN1`, version u32 LE (2), generation u64 LE, count u64 LE,
 //! then per profile: pid u32 LE, n u16 LE, n × (kind u8: 1 email 2 phone, digest 32);
-//! then CRC-32 of everything before it (u32 LE). Written to a temp file, synced, renamed.
+//! then (version 2) the hashes of erased profiles still to be removed, sealed
+//! (XChaCha20-Poly1305, key derived from the database secret, the destination name as
+//! associated data): length u64 LE and the sealed bytes of (count u64 LE, count × (kind
+//! u8, digest 32)); then CRC-32 of everything before it (u32 LE). Written to a
+//! temp file, synced, renamed. Version 1 files (no erased section) are read too.
+//!
+//! Erasure drops the person from this state; the hashes they were sent with move to the
+//! sealed erased section, so the next sync still removes them from the platform without
+//! any plain-text trace of them on disk, and they are gone once that sync is
+//! acknowledged.
 
 use super::formats::{writer, BatchOptions, Direction, Format, Written};
 use super::hash::{parse_hex, to_hex};
@@ -30,7 +39,9 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"CIDBSYN1";
-const STATE_VERSION: u32 = 1;
+const STATE_VERSION: u32 = 2;
+/// Purpose of the key that seals the erased section.
+const SEAL_PURPOSE: &str = "sync-erased-v1";
 const CATALOG_PREFIX: &str = "destination/";
 /// Catalog value layout version (a byte in front of the JSON).
 const DESTINATION_LAYOUT: u8 = 1;
@@ -107,6 +118,8 @@ struct SentState {
     generation: u64,
     /// pid → sorted (kind, digest); kind 1 = email, 2 = phone.
     profiles: BTreeMap<ProfileId, Vec<(u8, [u8; 32])>>,
+    /// Hashes of erased profiles, sent before, to remove at the next sync.
+    erased: Vec<(u8, [u8; 32])>,
 }
 
 impl SentState {
@@ -117,7 +130,7 @@ impl SentState {
             .collect()
     }
 
-    fn encode(&self) -> Vec<u8> {
+    fn encode(&self, seal: impl Fn(&[u8]) -> Vec<u8>) -> Vec<u8> {
         let mut out = Vec::new();
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&STATE_VERSION.to_le_bytes());
@@ -131,12 +144,24 @@ impl SentState {
                 out.extend_from_slice(digest);
             }
         }
+        let mut erased = Vec::with_capacity(8 + self.erased.len() * 33);
+        erased.extend_from_slice(&(self.erased.len() as u64).to_le_bytes());
+        for (kind, digest) in &self.erased {
+            erased.push(*kind);
+            erased.extend_from_slice(digest);
+        }
+        let sealed = seal(&erased);
+        out.extend_from_slice(&(sealed.len() as u64).to_le_bytes());
+        out.extend_from_slice(&sealed);
         let crc = crc32fast::hash(&out);
         out.extend_from_slice(&crc.to_le_bytes());
         out
     }
 
-    fn decode(bytes: &[u8]) -> Result<SentState, String> {
+    fn decode(
+        bytes: &[u8],
+        open: impl Fn(&[u8]) -> Result<Vec<u8>, String>,
+    ) -> Result<SentState, String> {
         let body_len = bytes.len().checked_sub(4).ok_or("too short")?;
         let (body, crc) = bytes.split_at(body_len);
         if crc32fast::hash(body).to_le_bytes() != crc {
@@ -155,7 +180,7 @@ impl SentState {
             return Err("bad magic".into());
         }
         let version = u32::from_le_bytes(take(4)?.try_into().expect("4"));
-        if version != STATE_VERSION {
+        if !(1..=STATE_VERSION).contains(&version) {
             return Err(format!("unknown version {version}"));
         }
         let generation = u64::from_le_bytes(take(8)?.try_into().expect("8"));
@@ -171,9 +196,25 @@ impl SentState {
             }
             profiles.insert(pid, ids);
         }
+        let mut erased = Vec::new();
+        if version >= 2 {
+            let len = u64::from_le_bytes(take(8)?.try_into().expect("8"));
+            let plain = open(take(usize::try_from(len).map_err(|_| "too long")?)?)?;
+            let (count, entries) = plain
+                .split_first_chunk::<8>()
+                .ok_or("erased section truncated")?;
+            let count = u64::from_le_bytes(*count);
+            if Some(entries.len() as u64) != count.checked_mul(33) {
+                return Err("erased section length mismatch".into());
+            }
+            for e in entries.chunks_exact(33) {
+                erased.push((e[0], e[1..].try_into().expect("32")));
+            }
+        }
         Ok(SentState {
             generation,
             profiles,
+            erased,
         })
     }
 }
@@ -222,28 +263,39 @@ impl Engine {
     fn read_state(&self, name: &str, pending: bool) -> Result<Option<SentState>, StorageError> {
         let path = self.state_path(name, pending);
         match std::fs::read(&path) {
-            Ok(bytes) => {
-                SentState::decode(&bytes)
-                    .map(Some)
-                    .map_err(|detail| StorageError::Corrupted {
-                        what: "sync state",
-                        key: path.display().to_string().into_bytes(),
-                        detail,
-                    })
-            }
+            Ok(bytes) => SentState::decode(&bytes, |sealed| {
+                self.store
+                    .open_with_secret(SEAL_PURPOSE, name.as_bytes(), sealed)
+                    .map_err(|e| e.to_string())
+            })
+            .map(Some)
+            .map_err(|detail| StorageError::Corrupted {
+                what: "sync state",
+                key: path.display().to_string().into_bytes(),
+                detail,
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(StorageError::io(path, e)),
         }
     }
 
-    fn write_state(&self, name: &str, state: &SentState) -> Result<(), StorageError> {
+    fn write_state(
+        &self,
+        name: &str,
+        state: &SentState,
+        pending: bool,
+    ) -> Result<(), StorageError> {
         let dir = self.sync_dir();
         std::fs::create_dir_all(&dir).map_err(|e| StorageError::io(&dir, e))?;
-        let path = self.state_path(name, true);
+        let path = self.state_path(name, pending);
         let tmp = path.with_extension("tmp");
         let io = |e| StorageError::io(&tmp, e);
         let mut f = File::create(&tmp).map_err(io)?;
-        f.write_all(&state.encode()).map_err(io)?;
+        let bytes = state.encode(|plain| {
+            self.store
+                .seal_with_secret(SEAL_PURPOSE, name.as_bytes(), plain)
+        });
+        f.write_all(&bytes).map_err(io)?;
         f.sync_all().map_err(io)?;
         std::fs::rename(&tmp, &path).map_err(|e| StorageError::io(&path, e))?;
         File::open(&dir)
@@ -362,6 +414,7 @@ impl Engine {
         let mut current = SentState {
             generation,
             profiles: BTreeMap::new(),
+            erased: Vec::new(),
         };
         let mut seen = super::run::SeenHashes::default();
         let builder = self.row_builder(platform);
@@ -407,7 +460,12 @@ impl Engine {
             }
         } else {
             let still = current.hashes();
-            for (pid, ids) in &sent.profiles {
+            let erased = (ProfileId::MAX, sent.erased.clone());
+            for (pid, ids) in sent
+                .profiles
+                .iter()
+                .chain(std::iter::once((&erased.0, &erased.1)))
+            {
                 let gone: Vec<&(u8, [u8; 32])> =
                     ids.iter().filter(|(_, d)| !still.contains(d)).collect();
                 if gone.is_empty() {
@@ -434,7 +492,7 @@ impl Engine {
         let Written { rows, batches } = w.finish().map_err(Error::Output)?;
         (report.remove_rows, report.remove_batches) = (rows, batches);
         removes_out.flush().map_err(Error::Output)?;
-        self.write_state(name, &current)?;
+        self.write_state(name, &current, true)?;
         tracing::info!(
             destination = name,
             adds = report.adds,
@@ -442,6 +500,28 @@ impl Engine {
             "sync written; pending acknowledgement"
         );
         Ok(report)
+    }
+
+    /// Drops an erased profile from every destination's sent and pending state (the files
+    /// are rewritten whole). Returns the number of destinations that had it.
+    pub(crate) fn forget_in_sync_states(&self, pid: ProfileId) -> Result<usize, Error> {
+        let mut touched = 0;
+        for dest in self.destinations()? {
+            let mut had = false;
+            for pending in [false, true] {
+                if let Some(mut state) = self.read_state(&dest.name, pending)? {
+                    if let Some(ids) = state.profiles.remove(&pid) {
+                        state.erased.extend(ids);
+                        state.erased.sort_unstable();
+                        state.erased.dedup();
+                        self.write_state(&dest.name, &state, pending)?;
+                        had = true;
+                    }
+                }
+            }
+            touched += usize::from(had);
+        }
+        Ok(touched)
     }
 
     /// Records the pending sync of a destination as sent.
@@ -495,13 +575,21 @@ mod tests {
             generation: 3,
             ..Default::default()
         };
+        s.erased.push((1, [9u8; 32]));
         s.profiles.insert(7, vec![(1, [1u8; 32]), (2, [2u8; 32])]);
         s.profiles.insert(9, vec![]);
-        let bytes = s.encode();
-        assert_eq!(SentState::decode(&bytes).unwrap(), s);
+        // A stand-in cipher: the test is about the layout.
+        let seal = |p: &[u8]| p.iter().map(|b| b ^ 0x5a).collect::<Vec<u8>>();
+        let open = |p: &[u8]| Ok(p.iter().map(|b| b ^ 0x5a).collect::<Vec<u8>>());
+        let bytes = s.encode(seal);
+        assert_eq!(SentState::decode(&bytes, open).unwrap(), s);
+        assert!(
+            !bytes.windows(32).any(|w| w == [9u8; 32]),
+            "the erased section is sealed"
+        );
         let mut bad = bytes.clone();
         bad[20] ^= 1;
-        assert!(SentState::decode(&bad).is_err());
-        assert!(SentState::decode(&bytes[..10]).is_err());
+        assert!(SentState::decode(&bad, open).is_err());
+        assert!(SentState::decode(&bytes[..10], open).is_err());
     }
 }

@@ -38,6 +38,11 @@ impl Links {
         self.map.insert(key, pid);
     }
 
+    /// Removes the link of `key`.
+    pub(crate) fn remove(&mut self, key: &LinkKey) {
+        self.map.remove(key);
+    }
+
     /// Number of links.
     pub(crate) fn len(&self) -> usize {
         self.map.len()

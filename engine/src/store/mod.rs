@@ -140,6 +140,30 @@ impl Store {
         &self.dir
     }
 
+    /// Seals `plain` with a key derived from the database secret for `purpose` (data that
+    /// must stay out of plain text but is not tied to one profile's key).
+    pub(crate) fn seal_with_secret(&self, purpose: &str, aad: &[u8], plain: &[u8]) -> Vec<u8> {
+        let key = self.purpose_key(purpose);
+        let mut out = Vec::with_capacity(plain.len() + 40);
+        crypto::seal(&key, aad, plain, &mut out);
+        out
+    }
+
+    /// Opens a value written by [`Store::seal_with_secret`].
+    pub(crate) fn open_with_secret(
+        &self,
+        purpose: &str,
+        aad: &[u8],
+        sealed: &[u8],
+    ) -> Result<Vec<u8>, StorageError> {
+        crypto::open("sealed value", &self.purpose_key(purpose), aad, sealed)
+    }
+
+    fn purpose_key(&self, purpose: &str) -> keyfile::Key {
+        let keys = self.keys.read().expect("key file lock");
+        crypto::identifier_hash(keys.secret(), purpose, &[0u8; 32])
+    }
+
     /// The link key of an identifier's canonical form (what resolution matches on).
     pub(crate) fn identifier_key(&self, id: &Identifier) -> LinkKey {
         self.link_key(&id.kind, &crate::export::hash::sha256(&id.value))
@@ -390,6 +414,35 @@ impl Store {
             let digest: [u8; 32] = rest[split + 1..].try_into().map_err(|_| corrupted())?;
             Ok((name, digest, v.first().copied().unwrap_or(3)))
         })
+    }
+
+    /// Removes a profile's slot, event chunks and merge-log entries in one atomic, durable
+    /// batch, recording it in dirty set `batch` (for index recovery) with `counters`.
+    /// Its key is destroyed afterwards by the caller, which makes every older version of
+    /// those values in sled's log unreadable.
+    pub(crate) fn erase_profile(
+        &self,
+        pid: ProfileId,
+        batch: u64,
+        counters: &Counters,
+    ) -> Result<(), StorageError> {
+        let mut b = sled::Batch::default();
+        b.remove(&keys::profile(pid)[..]);
+        for tag in [keys::EVENTS, keys::MERGE_LOG] {
+            for item in self.db.scan_prefix(keys::prefixed_pid(tag, pid)) {
+                b.remove(item?.0);
+            }
+        }
+        let dirty: RoaringBitmap = std::iter::once(pid).collect();
+        let mut value = Vec::new();
+        dirty
+            .serialize_into(&mut value)
+            .expect("writing to a Vec cannot fail");
+        b.insert(&keys::dirty(batch)[..], value);
+        b.insert(keys::meta("counters"), codec::encode(counters));
+        self.db.apply_batch(b)?;
+        self.db.flush()?;
+        Ok(())
     }
 
     /// Bytes used on disk by sled.

@@ -1,0 +1,164 @@
+//! Erasure (the right to be forgotten): a person's unified profile, identifiers,
+//! attributes, events, consent, provenance, merge log, index entries, identifier links and
+//! export snapshot entries go, and none of their values stays readable in any file of the
+//! data directory:
+//!
+//! - sled values were sealed with the profile's key; the key's slot in `keys.bin` is
+//!   overwritten with zeros, so every version still in sled's log is unreadable;
+//! - identifier links and index value dictionaries exist only in memory and in
+//!   `index.ckpt`, which is rewritten at once without them;
+//! - sync state files are rewritten without the profile (its sent hashes wait, as hashes,
+//!   for the next sync to remove them from the platforms).
+//!
+//! By default the person's identifiers are added, SHA-256 hashed, to the suppression list
+//! `erased`, so a stale CRM file cannot bring them back into an audience.
+
+use crate::engine::{Engine, Lookup, State};
+use crate::error::Error;
+use crate::index::Postings;
+use crate::profile::ProfileId;
+use crate::suppression::{EntryKind, SuppressionReport};
+use serde::Serialize;
+
+/// The suppression list erasure adds to by default.
+pub const ERASED_LIST: &str = "erased";
+
+/// How to erase.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ForgetOptions {
+    /// Add the person's hashed identifiers to a suppression list (default: `erased`);
+    /// `None` to not suppress them.
+    pub suppress_into: Option<String>,
+}
+
+impl Default for ForgetOptions {
+    fn default() -> Self {
+        ForgetOptions {
+            suppress_into: Some(ERASED_LIST.to_string()),
+        }
+    }
+}
+
+impl ForgetOptions {
+    /// Does not add the identifiers to any suppression list.
+    pub fn without_suppression(mut self) -> Self {
+        self.suppress_into = None;
+        self
+    }
+}
+
+/// What an erasure did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ForgetReport {
+    /// Whether a live profile was found (nothing is done otherwise).
+    pub found: bool,
+    /// The erased profile's id.
+    pub profile: Option<ProfileId>,
+    /// Identifiers removed.
+    pub identifiers: u64,
+    /// Events removed.
+    pub events: u64,
+    /// Hashed identifiers added to the suppression list.
+    pub suppressed: u64,
+    /// The suppression list they went to.
+    pub suppression_list: Option<String>,
+    /// Destinations whose sync state held the profile.
+    pub destinations: u64,
+}
+
+impl Engine {
+    /// Erases the person found by `how` (any identifier, or a profile id; merged ids
+    /// redirect). Returns when the erasure is durable and no file of the data directory
+    /// holds their values readably.
+    pub fn forget(&self, how: &Lookup, options: &ForgetOptions) -> Result<ForgetReport, Error> {
+        let mut w = self.writer.lock().expect("writer lock");
+        let pid = match how {
+            Lookup::Id(pid) => Some(*pid),
+            other => {
+                let id = self.normalize_lookup(other)?;
+                let key = self.store.identifier_key(&id);
+                self.state.read().expect("state lock").links.get(&key)
+            }
+        };
+        let Some(profile) = pid.map(|p| self.store.resolve(p)).transpose()?.flatten() else {
+            return Ok(ForgetReport::default());
+        };
+        let pid = profile.id;
+        let events = self.store.events(pid)?;
+        let mut report = ForgetReport {
+            found: true,
+            profile: Some(pid),
+            identifiers: profile.identifiers.len() as u64,
+            events: events.iter().map(|(_, c)| c.events.len() as u64).sum(),
+            ..Default::default()
+        };
+
+        // The objection first: a crash after it but before the erasure leaves the person
+        // suppressed, never the other way round.
+        if let Some(list) = &options.suppress_into {
+            let digests: Vec<([u8; 32], EntryKind)> = profile
+                .identifiers
+                .iter()
+                .filter(|i| i.id.kind == "email" || i.id.kind == "phone")
+                .flat_map(|i| {
+                    let kind = if i.id.kind == "email" {
+                        EntryKind::Email
+                    } else {
+                        EntryKind::Phone
+                    };
+                    crate::identity::forms(&i.id)
+                        .into_iter()
+                        .map(move |(_, d)| (d, kind))
+                })
+                .collect();
+            let mut added = SuppressionReport::default();
+            self.add_to_list_locked(list, digests, &mut added)?;
+            report.suppressed = added.added + added.already_present;
+            report.suppression_list = Some(list.clone());
+        }
+
+        // Stored data: one atomic batch, then the key.
+        let mut counters = w.counters.clone();
+        let batch = counters.batches;
+        counters.batches += 1;
+        self.store.erase_profile(pid, batch, &counters)?;
+        self.store.destroy_keys(&[pid])?;
+        w.counters = counters.clone();
+        w.dirty.insert(pid);
+
+        // Derived state.
+        {
+            let mut state = self.state.write().expect("state lock");
+            let State {
+                indexes,
+                links,
+                suppression,
+                ..
+            } = &mut *state;
+            indexes.update(pid, Some(&Postings::of(&profile)), None);
+            for (_, chunk) in &events {
+                indexes.remove_events(pid, &chunk.events);
+            }
+            for sid in &profile.identifiers {
+                for key in self.store.link_keys(&sid.id) {
+                    links.remove(&key);
+                }
+            }
+            suppression.refresh_profiles(&[(pid, None)]);
+            state.generation += 1;
+            state.counters = counters;
+        }
+
+        // Files that hold derived copies: rewritten now.
+        self.checkpoint_locked(&mut w)?;
+        report.destinations = self.forget_in_sync_states(pid)? as u64;
+        tracing::info!(
+            profile = pid,
+            identifiers = report.identifiers,
+            events = report.events,
+            "profile erased"
+        );
+        Ok(report)
+    }
+}

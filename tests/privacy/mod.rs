@@ -1,0 +1,3 @@
+//! Privacy: erasure that holds on disk.
+
+mod erasure;

@@ -176,3 +176,19 @@ fn bench_reports_percentiles_per_query() {
     let out = cidb(&data, &["bench", "--queries", queries.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn forget_erases_and_reports() {
+    let dir = database();
+    let data = dir.path().join("data");
+    let r = json_ok(&data, &["forget", "--email", "A@Example.com", "--json"]);
+    assert_eq!(r["found"], true);
+    assert_eq!(r["suppression_list"], "erased");
+    assert!(!cidb(&data, &["lookup", "--email", "a@example.com"])
+        .status
+        .success());
+    assert_eq!(json_ok(&data, &["stats", "--json"])["profiles"], 2);
+    let again = cidb(&data, &["forget", "--email", "a@example.com"]);
+    assert!(!again.status.success(), "nobody left to forget");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("no profile found"));
+}

@@ -305,6 +305,40 @@ async fn every_route_answers() {
         (StatusCode::NOT_FOUND, "not_found")
     );
 
+    let (status, _) = s
+        .call(
+            "POST",
+            "/v1/privacy/forget",
+            Some(a),
+            Some(r#"{"email": "b@example.com"}"#),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "erasure is admin only");
+    let erased = s
+        .json(
+            "POST",
+            "/v1/privacy/forget",
+            &s.admin,
+            json!({"email": "b@example.com"}),
+        )
+        .await;
+    assert_eq!(
+        (
+            erased["found"].as_bool(),
+            erased["suppression_list"].as_str()
+        ),
+        (Some(true), Some("erased"))
+    );
+    let (status, _) = s
+        .call(
+            "GET",
+            "/v1/profiles/lookup?email=b@example.com",
+            Some(&s.admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
     let deleted = s.json("DELETE", "/v1/segments/nl", a, json!({})).await;
     assert_eq!(deleted["deleted"], "nl");
     let (status, _) = s.call("GET", "/v1/segments/nl", Some(a), None).await;
@@ -319,7 +353,10 @@ async fn every_route_answers() {
         "{metrics}"
     );
     assert!(metrics.contains("cidb_ingested_records_total 2"));
-    assert!(metrics.contains("cidb_profiles 5"));
+    assert!(
+        metrics.contains("cidb_profiles 4"),
+        "five ingested, one erased"
+    );
     assert!(metrics.contains("cidb_segment_evaluation_seconds_count"));
     assert!(!metrics.contains("example.com"));
 }

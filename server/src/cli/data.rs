@@ -231,21 +231,28 @@ pub fn check(global: &Global) -> anyhow::Result<()> {
     Ok(())
 }
 
+impl LookupArgs {
+    /// The lookup these options describe.
+    pub fn lookup(&self) -> anyhow::Result<Lookup> {
+        Ok(if let Some(e) = &self.email {
+            Lookup::Email(e.clone())
+        } else if let Some(p) = &self.phone {
+            Lookup::Phone(p.clone())
+        } else if let Some(id) = self.id {
+            Lookup::Id(id)
+        } else if let Some(spec) = &self.identifier {
+            let Some((kind, value)) = spec.split_once('=') else {
+                bail!("--identifier {spec:?}: expected TYPE=VALUE");
+            };
+            Lookup::Identifier(kind.to_string(), value.to_string())
+        } else {
+            unreachable!("clap requires one lookup option")
+        })
+    }
+}
+
 pub fn lookup(global: &Global, args: LookupArgs) -> anyhow::Result<()> {
-    let how = if let Some(e) = args.email {
-        Lookup::Email(e)
-    } else if let Some(p) = args.phone {
-        Lookup::Phone(p)
-    } else if let Some(id) = args.id {
-        Lookup::Id(id)
-    } else if let Some(spec) = args.identifier {
-        let Some((kind, value)) = spec.split_once('=') else {
-            bail!("--identifier {spec:?}: expected TYPE=VALUE");
-        };
-        Lookup::Identifier(kind.to_string(), value.to_string())
-    } else {
-        unreachable!("clap requires one lookup option")
-    };
+    let how = args.lookup()?;
     let db = global.open()?;
     let Some(view) = db.lookup(&how)? else {
         bail!("no profile found");

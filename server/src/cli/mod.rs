@@ -3,6 +3,7 @@
 mod audience;
 mod data;
 mod output;
+mod privacy;
 mod segments;
 mod serve;
 
@@ -80,6 +81,10 @@ pub enum Command {
     /// First run: generate and import a realistic database; then print an admin key and
     /// example curl commands, and serve.
     Demo(serve::DemoArgs),
+    /// Erase a person (right to be forgotten): profile, identifiers, attributes, events,
+    /// consent, provenance, merge log, index entries and export state; their data becomes
+    /// unreadable in every file of the data directory.
+    Forget(privacy::ForgetArgs),
 }
 
 /// Runs a parsed command line.
@@ -101,6 +106,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve::serve(&cli.global, args),
         Command::Keys(cmd) => serve::keys(&cli.global, cmd),
         Command::Demo(args) => serve::demo(&cli.global, args),
+        Command::Forget(args) => privacy::forget(&cli.global, args),
     }
 }
 

@@ -38,6 +38,7 @@ pub(super) fn router() -> Router<AppState> {
         .route("/v1/segments/{name}/export/ack", post(export_ack))
         .route("/v1/profiles/lookup", get(lookup))
         .route("/v1/profiles/{id}", get(profile))
+        .route("/v1/privacy/forget", post(forget))
 }
 
 const ANALYST: &[Role] = &[Role::Analyst];
@@ -546,4 +547,48 @@ fn found(view: Option<engine::ProfileView>) -> Result<Json<Value>, ApiError> {
         Some(v) => Ok(Json(serde_json::to_value(v).map_err(ApiError::internal)?)),
         None => Err(ApiError::not_found("no such profile")),
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ForgetBody {
+    email: Option<String>,
+    phone: Option<String>,
+    id: Option<u32>,
+    /// Default true: add the hashed emails and phones to the `erased` suppression list.
+    suppress: Option<bool>,
+}
+
+/// `POST /v1/privacy/forget` (admin): erases a person.
+async fn forget(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    state.authorize(&headers, ADMIN)?;
+    let bytes = read_body(&state, body).await?;
+    let b: ForgetBody = parse_json(&bytes)?;
+    let how = match (b.email, b.phone, b.id) {
+        (Some(e), None, None) => Lookup::Email(e),
+        (None, Some(p), None) => Lookup::Phone(p),
+        (None, None, Some(id)) => Lookup::Id(id),
+        _ => {
+            return Err(ApiError::bad_request(
+                "give exactly one of email, phone or id",
+            ))
+        }
+    };
+    let mut options = engine::ForgetOptions::default();
+    if b.suppress == Some(false) {
+        options = options.without_suppression();
+    }
+    let report = state
+        .run(move |db, _| Ok(db.forget(&how, &options)?))
+        .await?;
+    if !report.found {
+        return Err(ApiError::not_found("no such profile"));
+    }
+    Ok(Json(
+        serde_json::to_value(report).map_err(ApiError::internal)?,
+    ))
 }

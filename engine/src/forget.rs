@@ -153,6 +153,16 @@ impl Engine {
         // Files that hold derived copies: rewritten now.
         self.checkpoint_locked(&mut w)?;
         report.destinations = self.forget_in_sync_states(pid)? as u64;
+        self.store.audit_forget(pid)?;
+        self.audit(
+            "forget",
+            serde_json::json!({
+                "profile": pid, "identifiers": report.identifiers, "events": report.events,
+                "suppressed": report.suppressed, "suppression_list": report.suppression_list,
+                "destinations": report.destinations,
+            }),
+            None,
+        )?;
         tracing::info!(
             profile = pid,
             identifiers = report.identifiers,

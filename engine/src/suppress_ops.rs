@@ -77,6 +77,13 @@ impl Engine {
         }
         let _writer = self.writer.lock().expect("writer lock");
         self.add_to_list_locked(name, parsed, &mut report)?;
+        self.audit(
+            "suppress_import",
+            serde_json::json!({"list": name, "lines": report.lines, "added": report.added,
+                "already_present": report.already_present, "invalid": report.invalid_count,
+                "profiles": report.profiles}),
+            None,
+        )?;
         tracing::info!(
             list = name,
             added = report.added,
@@ -147,6 +154,8 @@ impl Engine {
         state.suppression.lists.remove(name);
         state.suppression.recompute_any();
         state.generation += 1;
+        drop(state);
+        self.audit("suppress_delete", serde_json::json!({ "list": name }), None)?;
         tracing::info!(list = name, "suppression list deleted");
         Ok(true)
     }

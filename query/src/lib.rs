@@ -22,6 +22,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod access;
 mod age;
 mod audience;
 mod cache;
@@ -35,6 +36,7 @@ mod saved;
 mod schema;
 mod segments;
 
+pub use access::AccessReport;
 pub use age::age_at;
 pub use audience::{segment_or_expr, DestinationSpec, DEFAULT_POLICY};
 pub use cache::LeafCache;

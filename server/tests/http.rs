@@ -305,6 +305,24 @@ async fn every_route_answers() {
         (StatusCode::NOT_FOUND, "not_found")
     );
 
+    let access = s
+        .json(
+            "GET",
+            "/v1/privacy/access?email=a@example.com",
+            &s.admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(access["segments"], json!(["nl"]));
+    assert_eq!(access["exports"][0]["action"], "export");
+    assert!(access["exports"][0]["actor"]
+        .as_str()
+        .unwrap()
+        .starts_with("key:"));
+    for path in ["/v1/privacy/access?email=a@example.com", "/v1/audit"] {
+        let (status, _) = s.call("GET", path, Some(a), None).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path} is admin only");
+    }
     let (status, _) = s
         .call(
             "POST",
@@ -338,6 +356,14 @@ async fn every_route_answers() {
         )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    let audit = s.json("GET", "/v1/audit", &s.admin, json!({})).await;
+    let actions: Vec<&str> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["export", "sync", "sync_ack", "sync", "forget"]);
 
     let deleted = s.json("DELETE", "/v1/segments/nl", a, json!({})).await;
     assert_eq!(deleted["deleted"], "nl");

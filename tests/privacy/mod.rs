@@ -1,3 +1,4 @@
 //! Privacy: erasure that holds on disk.
 
+mod access;
 mod erasure;

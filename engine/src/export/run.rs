@@ -194,6 +194,7 @@ impl Engine {
         let mut w = writer(options.format, out, batch).map_err(Error::Output)?;
         let mut seen = SeenHashes::default();
         let (mut profiles, mut skipped) = (0u64, 0u64);
+        let mut included = RoaringBitmap::new();
         let builder = self.row_builder(platform);
         let (fields, vanished) = rows_in_order(
             &self.store,
@@ -207,6 +208,7 @@ impl Engine {
                     return Ok(());
                 }
                 profiles += 1;
+                included.insert(row.pid);
                 w.push(&row)
             },
         )?
@@ -224,6 +226,16 @@ impl Engine {
                 options.min_audience
             ));
         }
+        self.audit(
+            "export",
+            serde_json::json!({
+                "format": report.format, "platform": report.platform, "members": report.members,
+                "removed_by_policy": report.removed_by_policy,
+                "removed_by_suppression": report.removed_by_suppression,
+                "profiles": report.profiles, "rows": report.rows,
+            }),
+            Some(&included),
+        )?;
         tracing::info!(format = report.format, profiles, rows, "export written");
         Ok(report)
     }

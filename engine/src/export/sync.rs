@@ -417,6 +417,7 @@ impl Engine {
             erased: Vec::new(),
         };
         let mut seen = super::run::SeenHashes::default();
+        let mut added = RoaringBitmap::new();
         let builder = self.row_builder(platform);
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
         let (fields, _) = rows_in_order(
@@ -437,6 +438,7 @@ impl Engine {
                 current.profiles.insert(row.pid, digests);
                 if is_new {
                     report.adds += 1;
+                    added.insert(row.pid);
                     w.push(&row)?;
                 }
                 Ok(())
@@ -493,6 +495,14 @@ impl Engine {
         (report.remove_rows, report.remove_batches) = (rows, batches);
         removes_out.flush().map_err(Error::Output)?;
         self.write_state(name, &current, true)?;
+        self.audit(
+            "sync",
+            serde_json::json!({
+                "destination": name, "format": dest.format.name(), "generation": generation,
+                "adds": report.adds, "removes": report.removes, "members": report.members,
+            }),
+            Some(&added),
+        )?;
         tracing::info!(
             destination = name,
             adds = report.adds,
@@ -542,6 +552,12 @@ impl Engine {
         File::open(&dir)
             .and_then(|d| d.sync_all())
             .map_err(|e| StorageError::io(&dir, e))?;
+        self.audit(
+            "sync_ack",
+            serde_json::json!({"destination": name, "generation": pending.generation,
+                "profiles": pending.profiles.len()}),
+            None,
+        )?;
         Ok(AckReport {
             destination: name.to_string(),
             generation: pending.generation,

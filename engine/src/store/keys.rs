@@ -10,6 +10,8 @@
 //! | `L` pid:u32 BE seq:u64 BE | nonce:24 ciphertext of codec(`MergeLogEntry`) — merges into this profile |
 //! | `D` batch:u64 BE | roaring bitmap (portable format) of the profiles a batch changed since the index checkpoint |
 //! | `C` name | codec(catalog entry) — saved segments and other catalog items |
+//! | `A` seq:u64 BE | JSON audit entry (see `audit`) |
+//! | `B` seq:u64 BE | roaring bitmap of the profiles an audited export included |
 //! | `S` list 0x00 digest:32 | entry kind (1 email, 2 phone, 3 hashed) — suppression list entry |
 
 pub(crate) const META: u8 = b'M';
@@ -20,6 +22,8 @@ pub(crate) const MERGE_LOG: u8 = b'L';
 pub(crate) const DIRTY: u8 = b'D';
 pub(crate) const CATALOG: u8 = b'C';
 pub(crate) const SUPPRESSION: u8 = b'S';
+pub(crate) const AUDIT: u8 = b'A';
+pub(crate) const AUDIT_BITMAP: u8 = b'B';
 
 /// Profile slot tags.
 pub(crate) const SLOT_LIVE: u8 = 1;
@@ -86,5 +90,12 @@ pub(crate) fn suppression_prefix(list: &str) -> Vec<u8> {
 pub(crate) fn suppression(list: &str, digest: &[u8; 32]) -> Vec<u8> {
     let mut k = suppression_prefix(list);
     k.extend_from_slice(digest);
+    k
+}
+
+/// An audit key (`A` or `B`) for sequence `seq`.
+pub(crate) fn audit(tag: u8, seq: u64) -> [u8; 9] {
+    let mut k = [tag, 0, 0, 0, 0, 0, 0, 0, 0];
+    k[1..].copy_from_slice(&seq.to_be_bytes());
     k
 }

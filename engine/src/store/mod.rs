@@ -79,6 +79,8 @@ pub(crate) struct Store {
     dir: PathBuf,
     db: sled::Db,
     keys: RwLock<KeyFile>,
+    /// Serializes audit appends (sequence numbers).
+    audit_lock: std::sync::Mutex<()>,
 }
 
 /// Writes to apply atomically.
@@ -130,6 +132,7 @@ impl Store {
                 dir: dir.to_path_buf(),
                 db,
                 keys: RwLock::new(keys),
+                audit_lock: std::sync::Mutex::new(()),
             },
             counters,
         ))
@@ -442,6 +445,109 @@ impl Store {
         b.insert(keys::meta("counters"), codec::encode(counters));
         self.db.apply_batch(b)?;
         self.db.flush()?;
+        Ok(())
+    }
+
+    /// Appends an audit entry (its `seq` is assigned here) and, for an export, the
+    /// profiles it included; durable on return.
+    pub(crate) fn audit_append(
+        &self,
+        mut entry: crate::audit::AuditEntry,
+        included: Option<&RoaringBitmap>,
+    ) -> Result<(), StorageError> {
+        let _serial = self.audit_lock.lock().expect("audit lock");
+        let last = self
+            .db
+            .scan_prefix([keys::AUDIT])
+            .next_back()
+            .transpose()?
+            .and_then(|(k, _)| {
+                k.get(1..9)
+                    .map(|b| u64::from_be_bytes(b.try_into().expect("8")))
+            });
+        entry.seq = last.map_or(1, |s| s + 1);
+        let mut batch = sled::Batch::default();
+        batch.insert(
+            &keys::audit(keys::AUDIT, entry.seq)[..],
+            serde_json::to_vec(&entry).expect("an audit entry serializes"),
+        );
+        if let Some(pids) = included {
+            let mut value = Vec::with_capacity(pids.serialized_size());
+            pids.serialize_into(&mut value)
+                .expect("writing to a Vec cannot fail");
+            batch.insert(&keys::audit(keys::AUDIT_BITMAP, entry.seq)[..], value);
+        }
+        self.db.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Audit entries after `after`, oldest first.
+    pub(crate) fn audit_entries(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<crate::audit::AuditEntry>, StorageError> {
+        let start = keys::audit(keys::AUDIT, after.map_or(0, |a| a.saturating_add(1)));
+        let mut out = Vec::new();
+        for item in self.db.range(start..).take(limit) {
+            let (k, v) = item?;
+            if k.first() != Some(&keys::AUDIT) {
+                break;
+            }
+            out.push(self.decode_audit(&k, &v)?);
+        }
+        Ok(out)
+    }
+
+    fn decode_audit(&self, k: &[u8], v: &[u8]) -> Result<crate::audit::AuditEntry, StorageError> {
+        serde_json::from_slice(v).map_err(|e| StorageError::Corrupted {
+            what: "audit entry",
+            key: k.to_vec(),
+            detail: e.to_string(),
+        })
+    }
+
+    /// Audited exports whose included profiles contain `pid`.
+    pub(crate) fn audit_exports_including(
+        &self,
+        pid: ProfileId,
+    ) -> Result<Vec<crate::audit::AuditEntry>, StorageError> {
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix([keys::AUDIT_BITMAP]) {
+            let (k, v) = item?;
+            let pids =
+                RoaringBitmap::deserialize_from(&v[..]).map_err(|e| StorageError::Corrupted {
+                    what: "audit bitmap",
+                    key: k.to_vec(),
+                    detail: e.to_string(),
+                })?;
+            if pids.contains(pid) {
+                let seq = u64::from_be_bytes(k[1..9].try_into().expect("8"));
+                if let Some(v) = self.db.get(keys::audit(keys::AUDIT, seq))? {
+                    out.push(self.decode_audit(&k, &v)?);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes `pid` from every audited export's bitmap (erasure).
+    pub(crate) fn audit_forget(&self, pid: ProfileId) -> Result<(), StorageError> {
+        let mut batch = sled::Batch::default();
+        for item in self.db.scan_prefix([keys::AUDIT_BITMAP]) {
+            let (k, v) = item?;
+            let Ok(mut pids) = RoaringBitmap::deserialize_from(&v[..]) else {
+                continue;
+            };
+            if pids.remove(pid) {
+                let mut value = Vec::with_capacity(pids.serialized_size());
+                pids.serialize_into(&mut value)
+                    .expect("writing to a Vec cannot fail");
+                batch.insert(k, value);
+            }
+        }
+        self.db.apply_batch(batch)?;
         Ok(())
     }
 

@@ -85,10 +85,20 @@ pub enum Command {
     /// consent, provenance, merge log, index entries and export state; their data becomes
     /// unreadable in every file of the data directory.
     Forget(privacy::ForgetArgs),
+    /// Access request: everything held about a person (values with provenance, consent
+    /// history, events, segments they are in, exports that included them), as JSON.
+    Access(privacy::AccessArgs),
+    /// The audit trail: exports, syncs, erasures and suppression-list changes (who, when,
+    /// what, counts).
+    Audit(privacy::AuditArgs),
 }
 
-/// Runs a parsed command line.
+/// Runs a parsed command line (audited operations are recorded as done by `cli`).
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    engine::audit::with_actor("cli", || dispatch(cli))
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Generate(args) => data::generate(&cli.global, args),
         Command::Import(args) => data::import(&cli.global, args),
@@ -107,6 +117,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys(cmd) => serve::keys(&cli.global, cmd),
         Command::Demo(args) => serve::demo(&cli.global, args),
         Command::Forget(args) => privacy::forget(&cli.global, args),
+        Command::Access(args) => privacy::access(&cli.global, args),
+        Command::Audit(args) => privacy::audit(&cli.global, args),
     }
 }
 

@@ -94,7 +94,7 @@ impl AppState {
     }
 
     /// Runs blocking engine work in an evaluation slot, with the request timeout.
-    pub(crate) async fn run<T, F>(&self, work: F) -> Result<T, ApiError>
+    pub(crate) async fn run<T, F>(&self, who: &StoredKey, work: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce(&Engine, &query::LeafCache) -> Result<T, ApiError> + Send + 'static,
@@ -105,10 +105,11 @@ impl AppState {
                 .map_err(|_| ApiError::overloaded())?
                 .map_err(ApiError::internal)?;
         let (engine, cache) = (self.engine.clone(), self.cache.clone());
+        let actor = format!("key:{}", who.id);
         let started = Instant::now();
         let task = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            work(&engine, &cache)
+            engine::audit::with_actor(&actor, || work(&engine, &cache))
         });
         let result = tokio::time::timeout(self.options.request_timeout, task)
             .await

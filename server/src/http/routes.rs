@@ -39,6 +39,8 @@ pub(super) fn router() -> Router<AppState> {
         .route("/v1/profiles/lookup", get(lookup))
         .route("/v1/profiles/{id}", get(profile))
         .route("/v1/privacy/forget", post(forget))
+        .route("/v1/privacy/access", get(access))
+        .route("/v1/audit", get(audit))
 }
 
 const ANALYST: &[Role] = &[Role::Analyst];
@@ -107,7 +109,7 @@ async fn records(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    state.authorize(&headers, INGEST)?;
+    let who = state.authorize(&headers, INGEST)?;
     let bytes = read_body(&state, body).await?;
     let text = std::str::from_utf8(&bytes).map_err(|e| {
         ApiError::bad_request(format!(
@@ -126,7 +128,7 @@ async fn records(
     };
     let metrics = state.metrics.clone();
     let report = state
-        .run(move |db, _| {
+        .run(&who, move |db, _| {
             db.ingest_json(&lines)
                 .map_err(|e| engine::Error::from(e).into())
         })
@@ -168,11 +170,13 @@ async fn count(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    state.authorize(&headers, ANALYST)?;
+    let who = state.authorize(&headers, ANALYST)?;
     let (b, at) = expr_body(&state, body).await?;
     let limits = state.options.expr_limits;
     let n = state
-        .run(move |db, cache| Ok(AppState::segments(db, cache, &limits, at).count(&b.expr)?))
+        .run(&who, move |db, cache| {
+            Ok(AppState::segments(db, cache, &limits, at).count(&b.expr)?)
+        })
         .await?;
     Ok(Json(json!({"count": n, "at": format_rfc3339(at)})))
 }
@@ -182,7 +186,7 @@ async fn sample(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    state.authorize(&headers, ANALYST)?;
+    let who = state.authorize(&headers, ANALYST)?;
     let (b, at) = expr_body(&state, body).await?;
     let size = b.size.unwrap_or(100);
     if size > MAX_SAMPLE {
@@ -194,7 +198,7 @@ async fn sample(
     }
     let limits = state.options.expr_limits;
     let (count, ids) = state
-        .run(move |db, cache| {
+        .run(&who, move |db, cache| {
             let seg = AppState::segments(db, cache, &limits, at).evaluate(&b.expr)?;
             Ok((seg.count(), seg.sample(size, b.seed.unwrap_or(0))))
         })
@@ -209,7 +213,7 @@ async fn breakdown(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    state.authorize(&headers, ANALYST)?;
+    let who = state.authorize(&headers, ANALYST)?;
     let (b, at) = expr_body(&state, body).await?;
     let field = b
         .field
@@ -217,7 +221,7 @@ async fn breakdown(
         .ok_or_else(|| ApiError::bad_request("`field` is required"))?;
     let limits = state.options.expr_limits;
     let result = state
-        .run(move |db, cache| {
+        .run(&who, move |db, cache| {
             Ok(AppState::segments(db, cache, &limits, at).breakdown(
                 &b.expr,
                 &field,
@@ -233,11 +237,13 @@ async fn explain(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    state.authorize(&headers, ANALYST)?;
+    let who = state.authorize(&headers, ANALYST)?;
     let (b, at) = expr_body(&state, body).await?;
     let limits = state.options.expr_limits;
     let e = state
-        .run(move |db, cache| Ok(AppState::segments(db, cache, &limits, at).explain(&b.expr)?))
+        .run(&who, move |db, cache| {
+            Ok(AppState::segments(db, cache, &limits, at).explain(&b.expr)?)
+        })
         .await?;
     Ok(Json(render::explain(&e)))
 }
@@ -254,13 +260,13 @@ async fn overlap(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    state.authorize(&headers, ANALYST)?;
+    let who = state.authorize(&headers, ANALYST)?;
     let bytes = read_body(&state, body).await?;
     let b: OverlapBody = parse_json(&bytes)?;
     let at = parse_at(b.at.as_deref())?;
     let limits = state.options.expr_limits;
     let o = state
-        .run(move |db, cache| {
+        .run(&who, move |db, cache| {
             let srcs: Vec<&str> = b.exprs.iter().map(String::as_str).collect();
             Ok(AppState::segments(db, cache, &limits, at).overlap(&srcs)?)
         })
@@ -272,9 +278,9 @@ async fn list_segments(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    state.authorize(&headers, ANALYST)?;
+    let who = state.authorize(&headers, ANALYST)?;
     let all = state
-        .run(|db, _| Ok(query::Segments::new(db).list()?))
+        .run(&who, |db, _| Ok(query::Segments::new(db).list()?))
         .await?;
     Ok(Json(
         json!({"segments": all.iter().map(render::saved).collect::<Vec<_>>()}),
@@ -286,10 +292,10 @@ async fn get_segment(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    state.authorize(&headers, ANALYST)?;
+    let who = state.authorize(&headers, ANALYST)?;
     let limits = state.options.expr_limits;
     let (saved, count) = state
-        .run(move |db, cache| {
+        .run(&who, move |db, cache| {
             let s = AppState::segments(db, cache, &limits, engine::now_millis());
             let saved = s.get(&name)?;
             let count = s.count(&saved.expr)?;
@@ -313,12 +319,12 @@ async fn put_segment(
     Path(name): Path<String>,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    state.authorize(&headers, ANALYST)?;
+    let who = state.authorize(&headers, ANALYST)?;
     let bytes = read_body(&state, body).await?;
     let b: SaveBody = parse_json(&bytes)?;
     let limits = state.options.expr_limits;
     let saved = state
-        .run(move |db, _| {
+        .run(&who, move |db, _| {
             Ok(query::Segments::new(db)
                 .with_limits(limits)
                 .save(&name, &b.expr)?)
@@ -332,10 +338,12 @@ async fn delete_segment(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    state.authorize(&headers, ANALYST)?;
+    let who = state.authorize(&headers, ANALYST)?;
     let deleted = name.clone();
     state
-        .run(move |db, _| Ok(query::Segments::new(db).delete(&name)?))
+        .run(&who, move |db, _| {
+            Ok(query::Segments::new(db).delete(&name)?)
+        })
         .await?;
     Ok(Json(json!({ "deleted": deleted })))
 }
@@ -370,7 +378,7 @@ async fn export(
     Path(name): Path<String>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    state.authorize(&headers, ANALYST)?;
+    let who = state.authorize(&headers, ANALYST)?;
     let bytes = read_body(&state, body).await?;
     let b: ExportBody = parse_json(&bytes)?;
     let format: Format = b.format.parse().map_err(ApiError::bad_request)?;
@@ -393,7 +401,7 @@ async fn export(
     {
         let (name, policy, limits) = (name.clone(), policy.clone(), limits);
         state
-            .run(move |db, cache| {
+            .run(&who, move |db, cache| {
                 let s = AppState::segments(db, cache, &limits, engine::now_millis());
                 s.get(&name)?;
                 s.count(&policy)?;
@@ -406,7 +414,7 @@ async fn export(
         Format::MetaCsv | Format::GoogleCsv => "text/csv; charset=utf-8",
         Format::Hashes => "text/plain; charset=utf-8",
     };
-    let (mut writer, response_body) = stream::channel();
+    let (writer, response_body) = stream::channel();
     let permit = state
         .slots
         .clone()
@@ -415,59 +423,81 @@ async fn export(
     let engine = state.engine.clone();
     let cache = state.cache.clone();
     let dest = destination_name(&name, format)?;
+    let actor = format!("key:{}", who.id);
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        let s = AppState::segments(&engine, &cache, &limits, engine::now_millis());
-        let segment = format!("segment(\"{name}\")");
-        let result: Result<(), String> = (|| {
-            if mode == "full" {
-                let mut options = ExportOptions::new(format);
-                if let Some(p) = platform {
-                    options = options.with_platform(p);
-                }
-                let report = s
-                    .export(&segment, Some(&policy), &options, &mut writer)
-                    .map_err(|e| e.to_string())?;
-                tracing::info!(
-                    profiles = report.profiles,
-                    rows = report.rows,
-                    "export streamed"
-                );
-            } else {
-                if engine
-                    .destination(&dest)
-                    .map_err(|e| e.to_string())?
-                    .is_none()
-                {
-                    s.create_destination(&query::DestinationSpec {
-                        name: dest.clone(),
-                        format,
-                        platform,
-                        segment: name.clone(),
-                        policy: Some(policy.clone()),
-                        additive_only: false,
-                    })
-                    .map_err(|e| e.to_string())?;
-                }
-                let dir = sync_scratch_dir();
-                let report = s.sync(&dest, &dir).map_err(|e| e.to_string())?;
-                let file = if mode == "adds" {
-                    &report.adds_file
-                } else {
-                    &report.removes_file
-                };
-                let mut f = std::fs::File::open(file).map_err(|e| e.to_string())?;
-                std::io::copy(&mut f, &mut writer).map_err(|e| e.to_string())?;
-                let _ = std::fs::remove_dir_all(&dir);
-            }
-            std::io::Write::flush(&mut writer).map_err(|e| e.to_string())
-        })();
-        if let Err(e) = result {
-            tracing::error!(error = %e, "export failed while streaming");
-            writer.fail(e);
-        }
+        engine::audit::with_actor(&actor, || {
+            stream_export(
+                &engine, &cache, &limits, &name, &policy, format, platform, &mode, &dest, writer,
+            )
+        })
     });
     Ok(([(header::CONTENT_TYPE, content_type)], response_body).into_response())
+}
+
+/// Writes an export (or a diff sync's adds or removes) into a streamed body.
+#[allow(clippy::too_many_arguments)]
+fn stream_export(
+    engine: &engine::Engine,
+    cache: &query::LeafCache,
+    limits: &query::Limits,
+    name: &str,
+    policy: &str,
+    format: Format,
+    platform: Option<Platform>,
+    mode: &str,
+    dest: &str,
+    mut writer: stream::BodyWriter,
+) {
+    let s = AppState::segments(engine, cache, limits, engine::now_millis());
+    let segment = format!("segment(\"{name}\")");
+    let result: Result<(), String> = (|| {
+        if mode == "full" {
+            let mut options = ExportOptions::new(format);
+            if let Some(p) = platform {
+                options = options.with_platform(p);
+            }
+            let report = s
+                .export(&segment, Some(policy), &options, &mut writer)
+                .map_err(|e| e.to_string())?;
+            tracing::info!(
+                profiles = report.profiles,
+                rows = report.rows,
+                "export streamed"
+            );
+        } else {
+            if engine
+                .destination(dest)
+                .map_err(|e| e.to_string())?
+                .is_none()
+            {
+                s.create_destination(&query::DestinationSpec {
+                    name: dest.to_string(),
+                    format,
+                    platform,
+                    segment: name.to_string(),
+                    policy: Some(policy.to_string()),
+                    additive_only: false,
+                })
+                .map_err(|e| e.to_string())?;
+            }
+            let dir = sync_scratch_dir();
+            let report = s.sync(dest, &dir).map_err(|e| e.to_string())?;
+            let file = if mode == "adds" {
+                &report.adds_file
+            } else {
+                &report.removes_file
+            };
+            let mut f = std::fs::File::open(file).map_err(|e| e.to_string())?;
+            std::io::copy(&mut f, &mut writer).map_err(|e| e.to_string())?;
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        std::io::Write::flush(&mut writer).map_err(|e| e.to_string())
+    })();
+    if let Err(e) = result {
+        tracing::error!(error = %e, "export failed while streaming");
+        writer.fail(e);
+    }
 }
 
 /// A fresh scratch directory for a sync's files (removed once streamed).
@@ -490,12 +520,14 @@ async fn export_ack(
     Path(name): Path<String>,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    state.authorize(&headers, ANALYST)?;
+    let who = state.authorize(&headers, ANALYST)?;
     let bytes = read_body(&state, body).await?;
     let b: AckBody = parse_json(&bytes)?;
     let format: Format = b.format.parse().map_err(ApiError::bad_request)?;
     let dest = destination_name(&name, format)?;
-    let report = state.run(move |db, _| Ok(db.sync_ack(&dest)?)).await?;
+    let report = state
+        .run(&who, move |db, _| Ok(db.sync_ack(&dest)?))
+        .await?;
     Ok(Json(
         serde_json::to_value(report).map_err(ApiError::internal)?,
     ))
@@ -515,7 +547,7 @@ async fn lookup(
     headers: HeaderMap,
     Query(q): Query<LookupQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    state.authorize(&headers, ADMIN)?;
+    let who = state.authorize(&headers, ADMIN)?;
     let how = match (q.email, q.phone, q.id) {
         (Some(e), None, None) => Lookup::Email(e),
         (None, Some(p), None) => Lookup::Phone(p),
@@ -526,7 +558,7 @@ async fn lookup(
             ))
         }
     };
-    found(state.run(move |db, _| Ok(db.lookup(&how)?)).await?)
+    found(state.run(&who, move |db, _| Ok(db.lookup(&how)?)).await?)
 }
 
 async fn profile(
@@ -534,10 +566,10 @@ async fn profile(
     headers: HeaderMap,
     Path(id): Path<u32>,
 ) -> Result<Json<Value>, ApiError> {
-    state.authorize(&headers, ADMIN)?;
+    let who = state.authorize(&headers, ADMIN)?;
     found(
         state
-            .run(move |db, _| Ok(db.lookup(&Lookup::Id(id))?))
+            .run(&who, move |db, _| Ok(db.lookup(&Lookup::Id(id))?))
             .await?,
     )
 }
@@ -565,7 +597,7 @@ async fn forget(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    state.authorize(&headers, ADMIN)?;
+    let who = state.authorize(&headers, ADMIN)?;
     let bytes = read_body(&state, body).await?;
     let b: ForgetBody = parse_json(&bytes)?;
     let how = match (b.email, b.phone, b.id) {
@@ -583,7 +615,7 @@ async fn forget(
         options = options.without_suppression();
     }
     let report = state
-        .run(move |db, _| Ok(db.forget(&how, &options)?))
+        .run(&who, move |db, _| Ok(db.forget(&how, &options)?))
         .await?;
     if !report.found {
         return Err(ApiError::not_found("no such profile"));
@@ -591,4 +623,56 @@ async fn forget(
     Ok(Json(
         serde_json::to_value(report).map_err(ApiError::internal)?,
     ))
+}
+
+/// `GET /v1/privacy/access?email=…|phone=…|id=…` (admin): everything held about a person.
+async fn access(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<LookupQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let who = state.authorize(&headers, ADMIN)?;
+    let how = match (q.email, q.phone, q.id) {
+        (Some(e), None, None) => Lookup::Email(e),
+        (None, Some(p), None) => Lookup::Phone(p),
+        (None, None, Some(id)) => Lookup::Id(id),
+        _ => {
+            return Err(ApiError::bad_request(
+                "give exactly one of email, phone or id",
+            ))
+        }
+    };
+    let report = state
+        .run(
+            &who,
+            move |db, _| Ok(query::Segments::new(db).access(&how)?),
+        )
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such profile"))?;
+    Ok(Json(
+        serde_json::to_value(report).map_err(ApiError::internal)?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    after: Option<u64>,
+    limit: Option<usize>,
+}
+
+/// `GET /v1/audit?after=&limit=` (admin): the audit trail, oldest first.
+async fn audit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<AuditQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let who = state.authorize(&headers, ADMIN)?;
+    let limit = q.limit.unwrap_or(100).min(10_000);
+    let entries = state
+        .run(&who, move |db, _| {
+            db.audit_log(q.after, limit).map_err(ApiError::internal)
+        })
+        .await?;
+    Ok(Json(json!({ "entries": entries })))
 }

@@ -35,6 +35,7 @@ mod identity;
 mod import;
 mod index;
 mod normalize;
+mod objections;
 mod profile;
 mod record;
 mod report;
@@ -61,6 +62,7 @@ pub use normalize::{
     country as normalize_country, email as normalize_email, index_text, phone as normalize_phone,
     IdentifierProblem,
 };
+pub use objections::{Objection, OBJECTIONS_LIST};
 pub use profile::{
     Attribute, ConsentChange, ListItem, Profile, ProfileId, Provenance, Scalar, SourceSeen,
     StoredIdentifier,

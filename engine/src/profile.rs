@@ -133,6 +133,17 @@ impl Profile {
         self.consent.get(purpose)?.last().map(|c| c.granted)
     }
 
+    /// The consent for `purpose` as it stood at time `at` (ms since the epoch): the last
+    /// change observed at or before it; `None` when nothing was known yet.
+    pub fn consent_at(&self, purpose: &str, at: Millis) -> Option<bool> {
+        self.consent
+            .get(purpose)?
+            .iter()
+            .take_while(|c| c.provenance.observed_at <= at)
+            .last()
+            .map(|c| c.granted)
+    }
+
     /// Attaches an identifier (the caller has checked limits).
     pub fn attach(&mut self, id: Identifier, provenance: Provenance) {
         if !self.has_identifier(&id) {
@@ -324,6 +335,22 @@ mod tests {
             Attribute::Scalar(s) => s.value.clone(),
             Attribute::List(_) => panic!("list"),
         }
+    }
+
+    #[test]
+    fn consent_can_be_shown_at_any_past_time() {
+        let mut p = Profile::new(1);
+        p.apply_record(&record("crm", 100, vec![], vec![("marketing", true)]), 1);
+        p.apply_record(&record("web", 300, vec![], vec![("marketing", false)]), 2);
+        // Observed earlier but ingested later: it goes into the history in time order.
+        p.apply_record(&record("app", 200, vec![], vec![("marketing", true)]), 3);
+        assert_eq!(p.consent_at("marketing", 99), None);
+        assert_eq!(p.consent_at("marketing", 100), Some(true));
+        assert_eq!(p.consent_at("marketing", 250), Some(true));
+        assert_eq!(p.consent_at("marketing", 300), Some(false));
+        assert_eq!(p.consent_granted("marketing"), Some(false));
+        assert_eq!(p.consent["marketing"].len(), 3, "every change is kept");
+        assert_eq!(p.consent_at("newsletter", 1_000), None);
     }
 
     #[test]

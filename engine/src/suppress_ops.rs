@@ -131,6 +131,36 @@ impl Engine {
         Ok(())
     }
 
+    /// Removes digests from list `name` (the caller holds the writer lock) and re-derives
+    /// the profiles the list matches.
+    pub(crate) fn remove_from_list_locked(
+        &self,
+        name: &str,
+        digests: &[[u8; 32]],
+    ) -> Result<(), Error> {
+        self.store.suppression_remove_digests(name, digests)?;
+        let mut state = self.state.write().expect("state lock");
+        let crate::engine::State {
+            suppression, links, ..
+        } = &mut *state;
+        if let Some(list) = suppression.lists.get_mut(name) {
+            for d in digests {
+                list.digests.remove(d);
+            }
+            list.members.clear();
+            let all: Vec<[u8; 32]> = list.digests.iter().copied().collect();
+            for d in &all {
+                profiles_of(&self.store, links, d, list);
+            }
+            if list.digests.is_empty() {
+                suppression.lists.remove(name);
+            }
+        }
+        suppression.recompute_any();
+        state.generation += 1;
+        Ok(())
+    }
+
     /// Every suppression list with its counts.
     pub fn suppression_lists(&self) -> Vec<SuppressionListInfo> {
         self.state.read().expect("state lock").suppression.infos()

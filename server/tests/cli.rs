@@ -192,3 +192,45 @@ fn forget_erases_and_reports() {
     assert!(!again.status.success(), "nobody left to forget");
     assert!(String::from_utf8_lossy(&again.stderr).contains("no profile found"));
 }
+
+#[test]
+fn object_access_and_audit_commands() {
+    let dir = database();
+    let data = dir.path().join("data");
+    let o = json_ok(
+        &data,
+        &[
+            "object",
+            "--email",
+            "b@example.com",
+            "--channel",
+            "email",
+            "--json",
+        ],
+    );
+    assert_eq!(o["channel"], "email");
+    let listed = json_ok(&data, &["object", "--list", "--json"]);
+    assert_eq!(listed["objections"].as_array().unwrap().len(), 1);
+    let access = json_ok(
+        &data,
+        &[
+            "access",
+            "--email",
+            "a@example.com",
+            "--consent-at",
+            "2026-01-01T00:00:00Z",
+        ],
+    );
+    assert_eq!(
+        access["profile"]["consent"]["marketing"][0]["granted"],
+        true
+    );
+    assert!(access["consent_at"]["purposes"].is_object());
+    let id = o["id"].as_u64().unwrap().to_string();
+    json_ok(&data, &["object", "--withdraw", &id, "--json"]);
+    let audit = json_ok(&data, &["audit", "--json"]);
+    let entries = audit["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[0]["actor"], "cli");
+    assert_eq!(entries[1]["action"], "withdraw_objection");
+}

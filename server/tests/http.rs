@@ -356,6 +356,32 @@ async fn every_route_answers() {
         )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    let o = s
+        .json(
+            "POST",
+            "/v1/privacy/objections",
+            &s.admin,
+            json!({"email": "d@example.com", "channel": "web_form"}),
+        )
+        .await;
+    assert_eq!(o["channel"], "web_form");
+    let listed = s
+        .json("GET", "/v1/privacy/objections", &s.admin, json!({}))
+        .await;
+    assert_eq!(listed["objections"].as_array().unwrap().len(), 1);
+    let id = o["id"].as_u64().unwrap();
+    let w = s
+        .json(
+            "DELETE",
+            &format!("/v1/privacy/objections/{id}"),
+            &s.admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(w["withdrawn"], id);
+    let (status, _) = s.call("GET", "/v1/privacy/objections", Some(a), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
     let audit = s.json("GET", "/v1/audit", &s.admin, json!({})).await;
     let actions: Vec<&str> = audit["entries"]
         .as_array()
@@ -363,7 +389,18 @@ async fn every_route_answers() {
         .iter()
         .map(|e| e["action"].as_str().unwrap())
         .collect();
-    assert_eq!(actions, ["export", "sync", "sync_ack", "sync", "forget"]);
+    assert_eq!(
+        actions,
+        [
+            "export",
+            "sync",
+            "sync_ack",
+            "sync",
+            "forget",
+            "object",
+            "withdraw_objection"
+        ]
+    );
 
     let deleted = s.json("DELETE", "/v1/segments/nl", a, json!({})).await;
     assert_eq!(deleted["deleted"], "nl");

@@ -10,6 +10,7 @@
 //! | `L` pid:u32 BE seq:u64 BE | nonce:24 ciphertext of codec(`MergeLogEntry`) — merges into this profile |
 //! | `D` batch:u64 BE | roaring bitmap (portable format) of the profiles a batch changed since the index checkpoint |
 //! | `C` name | codec(catalog entry) — saved segments and other catalog items |
+//! | `O` id:u64 BE | JSON objection (digests, time, channel; see `objections`) |
 //! | `A` seq:u64 BE | JSON audit entry (see `audit`) |
 //! | `B` seq:u64 BE | roaring bitmap of the profiles an audited export included |
 //! | `S` list 0x00 digest:32 | entry kind (1 email, 2 phone, 3 hashed) — suppression list entry |
@@ -23,6 +24,7 @@ pub(crate) const DIRTY: u8 = b'D';
 pub(crate) const CATALOG: u8 = b'C';
 pub(crate) const SUPPRESSION: u8 = b'S';
 pub(crate) const AUDIT: u8 = b'A';
+pub(crate) const OBJECTION: u8 = b'O';
 pub(crate) const AUDIT_BITMAP: u8 = b'B';
 
 /// Profile slot tags.

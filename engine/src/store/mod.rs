@@ -551,6 +551,71 @@ impl Store {
         Ok(())
     }
 
+    /// The next objection id.
+    pub(crate) fn next_objection_id(&self) -> Result<u64, StorageError> {
+        let last = self
+            .db
+            .scan_prefix([keys::OBJECTION])
+            .next_back()
+            .transpose()?
+            .and_then(|(k, _)| {
+                k.get(1..9)
+                    .map(|b| u64::from_be_bytes(b.try_into().expect("8")))
+            });
+        Ok(last.map_or(1, |l| l + 1))
+    }
+
+    /// Stores an objection durably.
+    pub(crate) fn put_objection(
+        &self,
+        objection: &crate::objections::Objection,
+    ) -> Result<(), StorageError> {
+        self.db.insert(
+            keys::audit(keys::OBJECTION, objection.id),
+            serde_json::to_vec(objection).expect("an objection serializes"),
+        )?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Removes an objection durably.
+    pub(crate) fn remove_objection(&self, id: u64) -> Result<(), StorageError> {
+        self.db.remove(keys::audit(keys::OBJECTION, id))?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Every objection, oldest first.
+    pub(crate) fn objections(&self) -> Result<Vec<crate::objections::Objection>, StorageError> {
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix([keys::OBJECTION]) {
+            let (k, v) = item?;
+            out.push(
+                serde_json::from_slice(&v).map_err(|e| StorageError::Corrupted {
+                    what: "objection",
+                    key: k.to_vec(),
+                    detail: e.to_string(),
+                })?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Removes digests from a suppression list durably.
+    pub(crate) fn suppression_remove_digests(
+        &self,
+        list: &str,
+        digests: &[[u8; 32]],
+    ) -> Result<(), StorageError> {
+        let mut batch = sled::Batch::default();
+        for d in digests {
+            batch.remove(keys::suppression(list, d));
+        }
+        self.db.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
     /// Bytes used on disk by sled.
     pub(crate) fn size_on_disk(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)

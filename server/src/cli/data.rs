@@ -44,7 +44,7 @@ pub struct ImportArgs {
 }
 
 #[derive(Debug, Args)]
-#[group(required = true, multiple = false)]
+#[group(multiple = false)]
 pub struct LookupArgs {
     /// Find by email.
     #[arg(long)]
@@ -246,7 +246,7 @@ impl LookupArgs {
             };
             Lookup::Identifier(kind.to_string(), value.to_string())
         } else {
-            unreachable!("clap requires one lookup option")
+            bail!("give one of --email, --phone, --id or --identifier")
         })
     }
 }

@@ -91,6 +91,9 @@ pub enum Command {
     /// The audit trail: exports, syncs, erasures and suppression-list changes (who, when,
     /// what, counts).
     Audit(privacy::AuditArgs),
+    /// Record a person's objection to marketing use (hashed onto the `objections`
+    /// suppression list, with time and channel, without erasing), or list or withdraw.
+    Object(privacy::ObjectArgs),
 }
 
 /// Runs a parsed command line (audited operations are recorded as done by `cli`).
@@ -119,6 +122,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Forget(args) => privacy::forget(&cli.global, args),
         Command::Access(args) => privacy::access(&cli.global, args),
         Command::Audit(args) => privacy::audit(&cli.global, args),
+        Command::Object(args) => privacy::object(&cli.global, args),
     }
 }
 

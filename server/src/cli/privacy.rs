@@ -47,6 +47,24 @@ pub fn forget(global: &Global, args: ForgetArgs) -> anyhow::Result<()> {
 pub struct AccessArgs {
     #[command(flatten)]
     pub who: LookupArgs,
+    /// Also show each purpose's consent as it stood at this time (RFC 3339).
+    #[arg(long, value_name = "RFC3339")]
+    pub consent_at: Option<String>,
+}
+
+/// Each purpose's consent at `at`, as a JSON object (`null`: nothing known yet).
+pub fn consent_at(profile: &engine::Profile, at: i64) -> serde_json::Value {
+    profile
+        .consent
+        .keys()
+        .map(|purpose| {
+            (
+                purpose.clone(),
+                serde_json::json!(profile.consent_at(purpose, at)),
+            )
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }
 
 /// `cidb access`: everything held about a person, as one JSON object.
@@ -57,7 +75,16 @@ pub fn access(global: &Global, args: AccessArgs) -> anyhow::Result<()> {
         anyhow::bail!("no profile found");
     };
     // Always JSON: it is a data export for the person.
-    output::json(&report)
+    let mut value = serde_json::to_value(&report)?;
+    if let Some(t) = &args.consent_at {
+        let at = engine::parse_rfc3339(t)
+            .ok_or_else(|| anyhow::anyhow!("--consent-at: not an RFC 3339 time: {t}"))?;
+        value["consent_at"] = serde_json::json!({
+            "at": engine::format_rfc3339(at),
+            "purposes": consent_at(&report.view.profile, at),
+        });
+    }
+    output::json(&value)
 }
 
 #[derive(Debug, Args)]
@@ -88,4 +115,66 @@ pub fn audit(global: &Global, args: AuditArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct ObjectArgs {
+    #[command(flatten)]
+    pub who: Option<LookupArgs>,
+    /// The channel the objection came through (email, web_form, call_center, ...).
+    #[arg(long, default_value = "cli")]
+    pub channel: String,
+    /// List recorded objections instead.
+    #[arg(long, conflicts_with = "withdraw")]
+    pub list: bool,
+    /// Withdraw the objection with this id instead.
+    #[arg(long, value_name = "ID")]
+    pub withdraw: Option<u64>,
+}
+
+/// `cidb object`: record (by any identifier), list or withdraw objections.
+pub fn object(global: &Global, args: ObjectArgs) -> anyhow::Result<()> {
+    let db = global.open()?;
+    if args.list {
+        let all = db.objections()?;
+        if global.json {
+            return output::json(&serde_json::json!({ "objections": all }));
+        }
+        for o in all {
+            println!(
+                "{}\t{}\t{}\t{} hashed identifiers",
+                o.id,
+                engine::format_rfc3339(o.at),
+                o.channel,
+                o.digests.len()
+            );
+        }
+        return Ok(());
+    }
+    if let Some(id) = args.withdraw {
+        if !db.withdraw_objection(id)? {
+            anyhow::bail!("no objection with id {id}");
+        }
+        return if global.json {
+            output::json(&serde_json::json!({ "withdrawn": id }))
+        } else {
+            println!("objection {id} withdrawn");
+            Ok(())
+        };
+    }
+    let Some(who) = args.who else {
+        anyhow::bail!("give --email, --phone, --id or --identifier (or --list / --withdraw ID)");
+    };
+    let objection = db.object(&who.lookup()?, &args.channel)?;
+    if global.json {
+        output::json(&objection)
+    } else {
+        println!(
+            "objection {} recorded ({} hashed identifiers on list {})",
+            objection.id,
+            objection.digests.len(),
+            engine::OBJECTIONS_LIST
+        );
+        Ok(())
+    }
 }

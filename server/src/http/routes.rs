@@ -40,6 +40,11 @@ pub(super) fn router() -> Router<AppState> {
         .route("/v1/profiles/{id}", get(profile))
         .route("/v1/privacy/forget", post(forget))
         .route("/v1/privacy/access", get(access))
+        .route("/v1/privacy/objections", get(list_objections).post(object))
+        .route(
+            "/v1/privacy/objections/{id}",
+            axum::routing::delete(withdraw_objection),
+        )
         .route("/v1/audit", get(audit))
 }
 
@@ -675,4 +680,70 @@ async fn audit(
         })
         .await?;
     Ok(Json(json!({ "entries": entries })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ObjectBody {
+    email: Option<String>,
+    phone: Option<String>,
+    id: Option<u32>,
+    channel: String,
+}
+
+/// `POST /v1/privacy/objections` (admin): records an objection.
+async fn object(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let who = state.authorize(&headers, ADMIN)?;
+    let bytes = read_body(&state, body).await?;
+    let b: ObjectBody = parse_json(&bytes)?;
+    let how = match (b.email, b.phone, b.id) {
+        (Some(e), None, None) => Lookup::Email(e),
+        (None, Some(p), None) => Lookup::Phone(p),
+        (None, None, Some(id)) => Lookup::Id(id),
+        _ => {
+            return Err(ApiError::bad_request(
+                "give exactly one of email, phone or id",
+            ))
+        }
+    };
+    let channel = b.channel;
+    let objection = state
+        .run(&who, move |db, _| Ok(db.object(&how, &channel)?))
+        .await?;
+    Ok(Json(
+        serde_json::to_value(objection).map_err(ApiError::internal)?,
+    ))
+}
+
+/// `GET /v1/privacy/objections` (admin).
+async fn list_objections(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let who = state.authorize(&headers, ADMIN)?;
+    let all = state
+        .run(&who, |db, _| db.objections().map_err(ApiError::internal))
+        .await?;
+    Ok(Json(json!({ "objections": all })))
+}
+
+/// `DELETE /v1/privacy/objections/{id}` (admin): withdraws an objection.
+async fn withdraw_objection(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<u64>,
+) -> Result<Json<Value>, ApiError> {
+    let who = state.authorize(&headers, ADMIN)?;
+    let done = state
+        .run(&who, move |db, _| Ok(db.withdraw_objection(id)?))
+        .await?;
+    if done {
+        Ok(Json(json!({ "withdrawn": id })))
+    } else {
+        Err(ApiError::not_found("no such objection"))
+    }
 }

@@ -2,27 +2,10 @@
 //! import, stats, query, segment and bench, and exit codes.
 
 use serde_json::Value;
-use std::path::Path;
-use std::process::{Command, Output};
 
-fn cidb(data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cidb"))
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .output()
-        .expect("run cidb")
-}
+mod common;
 
-fn json_ok(data: &Path, args: &[&str]) -> Value {
-    let out = cidb(data, args);
-    assert!(
-        out.status.success(),
-        "cidb {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("one JSON object on stdout")
-}
+use common::{cidb, json_ok};
 
 const RECORDS: &str = r#"{"source":"crm","identifiers":{"email":"a@example.com"},"attributes":{"country":"NL","birth_date":"1990-04-12","interests":["running"]},"consent":{"marketing":true}}
 {"source":"shop","identifiers":{"email":"b@example.com"},"attributes":{"country":"DE","birth_date":"2001-01-01"},"events":[{"type":"purchase","at":"2026-10-01T10:00:00Z","category":"jeans","value":80}]}

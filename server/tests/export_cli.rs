@@ -2,27 +2,11 @@
 //! JSON contracts and exit codes.
 
 use serde_json::Value;
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-fn cidb(data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cidb"))
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .output()
-        .expect("run cidb")
-}
+mod common;
 
-fn json_ok(data: &Path, args: &[&str]) -> Value {
-    let out = cidb(data, args);
-    assert!(
-        out.status.success(),
-        "cidb {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("one JSON object on stdout")
-}
+use common::{cidb, json_ok};
 
 const RECORDS: &str = r#"{"source":"crm","identifiers":{"email":"A@Example.com","phone":"06 12345678"},"attributes":{"country":"NL","first_name":"Anna"},"consent":{"custom_audiences":true}}
 {"source":"crm","identifiers":{"email":"b@example.com"},"attributes":{"country":"NL"},"consent":{"custom_audiences":true}}

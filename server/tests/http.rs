@@ -25,14 +25,9 @@ impl Drop for Server {
     }
 }
 
-fn cidb(data: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_cidb"))
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .output()
-        .expect("run cidb")
-}
+mod common;
+
+use common::cidb;
 
 fn key(data: &Path, role: &str) -> String {
     let out = cidb(data, &["keys", "create", "--role", role, "--json"]);

@@ -553,16 +553,7 @@ async fn lookup(
     Query(q): Query<LookupQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let who = state.authorize(&headers, ADMIN)?;
-    let how = match (q.email, q.phone, q.id) {
-        (Some(e), None, None) => Lookup::Email(e),
-        (None, Some(p), None) => Lookup::Phone(p),
-        (None, None, Some(id)) => Lookup::Id(id),
-        _ => {
-            return Err(ApiError::bad_request(
-                "give exactly one of email, phone or id",
-            ))
-        }
-    };
+    let how = one_person(q.email, q.phone, q.id)?;
     found(state.run(&who, move |db, _| Ok(db.lookup(&how)?)).await?)
 }
 
@@ -605,16 +596,7 @@ async fn forget(
     let who = state.authorize(&headers, ADMIN)?;
     let bytes = read_body(&state, body).await?;
     let b: ForgetBody = parse_json(&bytes)?;
-    let how = match (b.email, b.phone, b.id) {
-        (Some(e), None, None) => Lookup::Email(e),
-        (None, Some(p), None) => Lookup::Phone(p),
-        (None, None, Some(id)) => Lookup::Id(id),
-        _ => {
-            return Err(ApiError::bad_request(
-                "give exactly one of email, phone or id",
-            ))
-        }
-    };
+    let how = one_person(b.email, b.phone, b.id)?;
     let mut options = engine::ForgetOptions::default();
     if b.suppress == Some(false) {
         options = options.without_suppression();
@@ -637,16 +619,7 @@ async fn access(
     Query(q): Query<LookupQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let who = state.authorize(&headers, ADMIN)?;
-    let how = match (q.email, q.phone, q.id) {
-        (Some(e), None, None) => Lookup::Email(e),
-        (None, Some(p), None) => Lookup::Phone(p),
-        (None, None, Some(id)) => Lookup::Id(id),
-        _ => {
-            return Err(ApiError::bad_request(
-                "give exactly one of email, phone or id",
-            ))
-        }
-    };
+    let how = one_person(q.email, q.phone, q.id)?;
     let report = state
         .run(
             &who,
@@ -700,16 +673,7 @@ async fn object(
     let who = state.authorize(&headers, ADMIN)?;
     let bytes = read_body(&state, body).await?;
     let b: ObjectBody = parse_json(&bytes)?;
-    let how = match (b.email, b.phone, b.id) {
-        (Some(e), None, None) => Lookup::Email(e),
-        (None, Some(p), None) => Lookup::Phone(p),
-        (None, None, Some(id)) => Lookup::Id(id),
-        _ => {
-            return Err(ApiError::bad_request(
-                "give exactly one of email, phone or id",
-            ))
-        }
-    };
+    let how = one_person(b.email, b.phone, b.id)?;
     let channel = b.channel;
     let objection = state
         .run(&who, move |db, _| Ok(db.object(&how, &channel)?))
@@ -745,5 +709,21 @@ async fn withdraw_objection(
         Ok(Json(json!({ "withdrawn": id })))
     } else {
         Err(ApiError::not_found("no such objection"))
+    }
+}
+
+/// The person named by exactly one of an email, a phone or a profile id.
+fn one_person(
+    email: Option<String>,
+    phone: Option<String>,
+    id: Option<u32>,
+) -> Result<Lookup, ApiError> {
+    match (email, phone, id) {
+        (Some(e), None, None) => Ok(Lookup::Email(e)),
+        (None, Some(p), None) => Ok(Lookup::Phone(p)),
+        (None, None, Some(id)) => Ok(Lookup::Id(id)),
+        _ => Err(ApiError::bad_request(
+            "give exactly one of email, phone or id",
+        )),
     }
 }

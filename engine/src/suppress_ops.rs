@@ -138,7 +138,7 @@ impl Engine {
         name: &str,
         digests: &[[u8; 32]],
     ) -> Result<(), Error> {
-        self.store.suppression_remove_digests(name, digests)?;
+        let kinds = self.store.suppression_remove_digests(name, digests)?;
         let mut state = self.state.write().expect("state lock");
         let crate::engine::State {
             suppression, links, ..
@@ -146,6 +146,10 @@ impl Engine {
         if let Some(list) = suppression.lists.get_mut(name) {
             for d in digests {
                 list.digests.remove(d);
+            }
+            for kind in kinds {
+                let slot = &mut list.kinds[usize::from(kind.clamp(1, 3) - 1)];
+                *slot = slot.saturating_sub(1);
             }
             list.members.clear();
             let all: Vec<[u8; 32]> = list.digests.iter().copied().collect();

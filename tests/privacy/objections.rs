@@ -57,6 +57,8 @@ fn objections_suppress_without_erasing_and_can_be_withdrawn() {
     assert_eq!(suppressed(&db), 2, "still covered by the other objection");
     assert!(db.withdraw_objection(again.id).unwrap());
     assert_eq!(suppressed(&db), 1, "only Carol now");
+    let lists = db.suppression_lists();
+    assert_eq!((lists[0].entries, lists[0].emails), (1, 1), "{lists:?}");
     assert!(!db.withdraw_objection(again.id).unwrap());
     let actions: Vec<String> = db
         .audit_log(None, 100)

@@ -601,19 +601,25 @@ impl Store {
         Ok(out)
     }
 
-    /// Removes digests from a suppression list durably.
+    /// Removes digests from a suppression list durably; returns the kind bytes of the
+    /// entries that were there.
     pub(crate) fn suppression_remove_digests(
         &self,
         list: &str,
         digests: &[[u8; 32]],
-    ) -> Result<(), StorageError> {
+    ) -> Result<Vec<u8>, StorageError> {
         let mut batch = sled::Batch::default();
+        let mut kinds = Vec::new();
         for d in digests {
-            batch.remove(keys::suppression(list, d));
+            let key = keys::suppression(list, d);
+            if let Some(v) = self.db.get(&key)? {
+                kinds.push(v.first().copied().unwrap_or(3));
+                batch.remove(key);
+            }
         }
         self.db.apply_batch(batch)?;
         self.db.flush()?;
-        Ok(())
+        Ok(kinds)
     }
 
     /// Bytes used on disk by sled.

@@ -742,3 +742,55 @@ fn sigterm_shuts_down_gracefully_and_keeps_the_data() {
         "the shutdown checkpointed the indexes"
     );
 }
+
+/// The README's first command: `cidb demo` generates, imports, prints an admin key and
+/// serves (here with fewer persons and any free port).
+#[test]
+fn demo_imports_prints_a_key_and_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("cidb-data");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cidb"))
+        .arg("--data")
+        .arg(&data)
+        .args(["demo", "--persons", "300", "--addr", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut key, mut base) = (None, None);
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(k) = line.strip_prefix("admin key: ") {
+            key = Some(k.to_string());
+        }
+        if let Some(b) = line.strip_prefix("listening on ") {
+            base = Some(b.to_string());
+            break;
+        }
+    }
+    let (key, base) = (key.expect("an admin key"), base.expect("the address"));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let count = rt.block_on(async {
+        reqwest::Client::new()
+            .post(format!("{base}/v1/segments/count"))
+            .header("Authorization", format!("Bearer {key}"))
+            .body(r#"{"expr": "ALL"}"#)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()["count"]
+            .as_u64()
+            .unwrap()
+    });
+    assert!(count > 250, "about 300 persons imported, got {count}");
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    assert!(child.wait().unwrap().success());
+}

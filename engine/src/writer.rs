@@ -378,6 +378,7 @@ impl<'a> BatchPlan<'a> {
         let mut changes = Vec::with_capacity(self.staged.len());
         let mut forms = Vec::new();
         let changed: roaring::RoaringBitmap = self.staged.keys().copied().collect();
+        let mut sealed = seal_in_parallel(self.store, &self.staged);
         for (pid, staged) in std::mem::take(&mut self.staged) {
             for q in &staged.moved_event_seqs {
                 writer.remove_events(pid, *q);
@@ -386,9 +387,11 @@ impl<'a> BatchPlan<'a> {
                 writer.remove_merge_log(pid, *q);
             }
             let after = match (&staged.profile, staged.redirect) {
-                (Some(profile), _) => {
-                    writer.put_profile(profile);
-                    Some(Postings::of(profile))
+                (Some(_), _) => {
+                    let (value, postings) =
+                        sealed.remove(&pid).expect("every live profile is sealed");
+                    writer.put_sealed_profile(pid, value);
+                    Some(postings)
                 }
                 (None, Some(into)) => {
                     writer.put_redirect(pid, into);
@@ -434,6 +437,34 @@ impl<'a> BatchPlan<'a> {
             report: self.report,
         })
     }
+}
+
+/// Below this many profiles a batch is sealed on the calling thread.
+const PARALLEL_SEAL_MIN: usize = 512;
+
+/// Encodes and seals every live staged profile and computes its postings, on two threads
+/// for large batches (the writer is the import's bottleneck; the parser threads leave
+/// spare CPU while they wait for it).
+fn seal_in_parallel(
+    store: &Store,
+    staged: &HashMap<ProfileId, Staged>,
+) -> HashMap<ProfileId, (Vec<u8>, Postings)> {
+    let live: Vec<&Profile> = staged.values().filter_map(|s| s.profile.as_ref()).collect();
+    let work = |part: &[&Profile]| -> Vec<(ProfileId, (Vec<u8>, Postings))> {
+        part.iter()
+            .map(|p| (p.id, (store.sealed_profile(p), Postings::of(p))))
+            .collect()
+    };
+    if live.len() < PARALLEL_SEAL_MIN {
+        return work(&live).into_iter().collect();
+    }
+    let (left, right) = live.split_at(live.len() / 2);
+    std::thread::scope(|scope| {
+        let other = scope.spawn(|| work(right));
+        let mut out: HashMap<ProfileId, (Vec<u8>, Postings)> = work(left).into_iter().collect();
+        out.extend(other.join().expect("sealing thread panicked"));
+        out
+    })
 }
 
 /// Removes and returns the entries of `pid` (keyed by sequence) from a batch-pending map.

@@ -653,6 +653,15 @@ impl Store {
         keys.sync()
     }
 
+    /// The stored value of a live profile: encoded and sealed with its key (which must be
+    /// issued). Safe to call from several threads.
+    pub(crate) fn sealed_profile(&self, profile: &Profile) -> Vec<u8> {
+        let key = keys::profile(profile.id);
+        let mut value = vec![keys::SLOT_LIVE];
+        self.seal_for(profile.id, &key, &codec::encode(profile), &mut value);
+        value
+    }
+
     /// Seals `plain` with `pid`'s key (issued in this batch or earlier).
     fn seal_for(&self, pid: ProfileId, aad: &[u8], plain: &[u8], out: &mut Vec<u8>) {
         let keys = self.keys.read().expect("key file lock");
@@ -738,13 +747,9 @@ impl<'a> BatchWriter<'a> {
         Ok(())
     }
 
-    /// Writes a live profile.
-    pub(crate) fn put_profile(&mut self, profile: &Profile) {
-        let key = keys::profile(profile.id);
-        let mut value = vec![keys::SLOT_LIVE];
-        self.store
-            .seal_for(profile.id, &key, &codec::encode(profile), &mut value);
-        self.batch.batch.insert(&key[..], value);
+    /// Writes a live profile sealed earlier with [`Store::sealed_profile`].
+    pub(crate) fn put_sealed_profile(&mut self, pid: ProfileId, value: Vec<u8>) {
+        self.batch.batch.insert(&keys::profile(pid)[..], value);
     }
 
     /// Turns a profile into a redirect to `into`.

@@ -25,6 +25,8 @@ pub const MAX_BATCH_RECORDS: usize = 100_000;
 pub struct Engine {
     pub(crate) store: Store,
     config: Config,
+    /// Packed rows of exported profiles (see `export::cache`).
+    pub(crate) export_cache: crate::export::RowCache,
     pub(crate) state: RwLock<State>,
     pub(crate) writer: Mutex<WriterState>,
 }
@@ -173,6 +175,7 @@ impl Engine {
         let suppression = crate::suppress_ops::load_lists(&store, &links)?;
         let engine = Engine {
             store,
+            export_cache: crate::export::RowCache::new(config.export_cache),
             config,
             state: RwLock::new(State {
                 generation: 0,
@@ -277,6 +280,7 @@ impl Engine {
             rest.apply_derived(indexes, links);
             state.suppression.refresh_profiles(&rest.forms);
             state.generation += 1;
+            self.export_cache.invalidate(changed.iter().copied());
             state.counters = rest.counters.clone();
         }
         w.counters = rest.counters.clone();

@@ -147,6 +147,7 @@ impl Engine {
             }
             suppression.refresh_profiles(&[(pid, None)]);
             state.generation += 1;
+            self.export_cache.invalidate([pid]);
             state.counters = counters;
         }
 

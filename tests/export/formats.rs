@@ -185,3 +185,42 @@ fn report_counts_invalid_values_per_field() {
         "a placeholder is missing, not invalid"
     );
 }
+
+#[test]
+fn the_row_cache_gives_the_same_bytes_and_never_a_changed_profile() {
+    let records: Vec<String> = (0..300)
+        .map(|i| person(i, "NL", Some(true), i % 2 == 0))
+        .collect();
+    let cached_dir = tempfile::tempdir().unwrap();
+    let plain_dir = tempfile::tempdir().unwrap();
+    let cached = Engine::open(cached_dir.path()).unwrap();
+    let plain = Engine::open_with(
+        plain_dir.path(),
+        cidb::Config::default().with_export_cache(false),
+    )
+    .unwrap();
+    let change = r#"{"source":"web","observed_at":"2030-01-01T00:00:00Z","identifiers":{"email":"person.7@example.com"},"attributes":{"first_name":"Renamed"}}"#;
+    for db in [&cached, &plain] {
+        db.ingest_json(&records).unwrap();
+    }
+    for format in Format::ALL {
+        let options = ExportOptions::new(format).with_min_audience(0);
+        let (_, reference) = export(&plain, "ALL", &options);
+        let (_, first) = export(&cached, "ALL", &options);
+        let (report, second) = export(&cached, "ALL", &options);
+        assert_eq!(first, reference, "{}", format.name());
+        assert_eq!(second, reference, "{} from the cache", format.name());
+        assert_eq!(report.profiles, 300);
+    }
+    for db in [&cached, &plain] {
+        db.ingest_json(&[change]).unwrap();
+    }
+    let options = ExportOptions::new(Format::MetaApi);
+    let (_, after) = export(&cached, "ALL", &options);
+    assert_eq!(after, export(&plain, "ALL", &options).1);
+    assert!(
+        after.contains(&sha256_hex("renamed")),
+        "the changed profile is rebuilt"
+    );
+    assert!(!after.contains(&sha256_hex("name7")));
+}

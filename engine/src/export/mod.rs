@@ -5,11 +5,13 @@
 //! - `hash`: SHA-256 hex;
 //! - `rows`: one profile → one row of hashes for a platform, with per-field counts;
 //! - `pipeline`: parallel, ordered, bounded row building over a bitmap of members;
+//! - `cache`: packed rows of exported profiles, kept until the profile changes;
 //! - `formats`: the five output formats as streaming writers;
 //! - `run`: `Engine::export` (selection, pipeline, writer, report);
 //! - `sync`: destinations and incremental sync (adds and removes, acknowledgement);
 //! - `tool`: `cidb normalize`, one JSON line at a time.
 
+mod cache;
 mod dates;
 mod formats;
 mod geo;
@@ -21,6 +23,7 @@ mod run;
 mod sync;
 mod tool;
 
+pub(crate) use cache::RowCache;
 pub use dates::BirthDate;
 pub use formats::{
     Format, GOOGLE_MAX_IDENTIFIERS, GOOGLE_MAX_OPERATIONS, META_MAX_ROWS, META_SCHEMA,

@@ -2,8 +2,10 @@
 //! normalize and hash it (crossbeam channels, bounded) → rows put back in profile-id
 //! order → one consumer. Memory is bounded by the channel depth whatever the segment size.
 
+use super::cache::{PackedRow, RowCache};
 use super::rows::{FieldStats, ProfileRow, RowBuilder};
 use crate::error::StorageError;
+use crate::profile::Profile;
 use crate::profile::ProfileId;
 use crate::store::{Slot, Store};
 use crossbeam_channel::bounded;
@@ -27,6 +29,7 @@ type Done = (
 /// erased since the members were selected).
 pub(crate) fn rows_in_order(
     store: &Store,
+    cache: &RowCache,
     builder: &RowBuilder<'_>,
     pids: &RoaringBitmap,
     threads: usize,
@@ -59,7 +62,7 @@ pub(crate) fn rows_in_order(
             let (rx, tx) = (work_rx.clone(), done_tx.clone());
             scope.spawn(move || {
                 for (seq, chunk) in rx {
-                    let result = build_chunk(store, builder, &chunk);
+                    let result = build_chunk(store, cache, builder, &chunk);
                     if tx.send((seq, result)).is_err() {
                         return;
                     }
@@ -104,33 +107,75 @@ pub(crate) fn rows_in_order(
 
 fn build_chunk(
     store: &Store,
+    cache: &RowCache,
     builder: &RowBuilder<'_>,
     chunk: &[ProfileId],
 ) -> Result<(Vec<ProfileRow>, FieldStats, u64), StorageError> {
-    let mut rows = Vec::with_capacity(chunk.len());
     let mut stats = FieldStats::new();
-    let (Some(&first), Some(&last)) = (chunk.first(), chunk.last()) else {
-        return Ok((rows, stats, 0));
+    let (cached, epoch) = cache.get(builder.platform, builder.today, chunk, &mut stats);
+    let missing: Vec<ProfileId> = chunk
+        .iter()
+        .zip(&cached)
+        .filter(|(_, c)| c.is_none())
+        .map(|(p, _)| *p)
+        .collect();
+    let mut built = Vec::with_capacity(missing.len());
+    let mut fresh = Vec::with_capacity(missing.len());
+    for profile in read_live(store, &missing)? {
+        let mut row_stats = FieldStats::new();
+        let row = builder.row(&profile, &mut row_stats);
+        if let Some(packed) = PackedRow::pack(&row, &row_stats) {
+            fresh.push((row.pid, packed));
+        }
+        for (field, c) in row_stats {
+            let total = stats.entry(field).or_default();
+            total.valid += c.valid;
+            total.invalid += c.invalid;
+        }
+        built.push(row);
+    }
+    cache.put(builder.platform, epoch, fresh);
+    let vanished = (missing.len() - built.len()) as u64;
+    // Merge in id order: cached rows where there were some, built ones elsewhere.
+    let mut built = built.into_iter().peekable();
+    let mut rows = Vec::with_capacity(chunk.len());
+    for (pid, c) in chunk.iter().zip(cached) {
+        match c {
+            Some(row) => rows.push(row),
+            None => {
+                if let Some(row) = built.next_if(|r| r.pid == *pid) {
+                    rows.push(row);
+                }
+            }
+        }
+    }
+    Ok((rows, stats, vanished))
+}
+
+/// The live profiles among `pids` (ascending), read with one range scan when they are
+/// dense, else one lookup each.
+fn read_live(store: &Store, pids: &[ProfileId]) -> Result<Vec<Profile>, StorageError> {
+    let mut out = Vec::with_capacity(pids.len());
+    let (Some(&first), Some(&last)) = (pids.first(), pids.last()) else {
+        return Ok(out);
     };
-    // Dense chunks (most ids of their range wanted) are read with one range scan.
-    if ((last - first) as usize) < chunk.len() * DENSE_FACTOR {
-        let mut wanted = chunk.iter().peekable();
+    if ((last - first) as usize) < pids.len() * DENSE_FACTOR {
+        let mut wanted = pids.iter().peekable();
         for item in store.slots_in(first, last) {
             let (pid, slot) = item?;
             while wanted.next_if(|&&w| w < pid).is_some() {}
             if wanted.next_if(|&&w| w == pid).is_some() {
                 if let Slot::Live(profile) = slot {
-                    rows.push(builder.row(&profile, &mut stats));
+                    out.push(profile);
                 }
             }
         }
     } else {
-        for &pid in chunk {
+        for &pid in pids {
             if let Some(Slot::Live(profile)) = store.slot(pid)? {
-                rows.push(builder.row(&profile, &mut stats));
+                out.push(profile);
             }
         }
     }
-    let vanished = (chunk.len() - rows.len()) as u64;
-    Ok((rows, stats, vanished))
+    Ok(out)
 }

@@ -198,6 +198,7 @@ impl Engine {
         let builder = self.row_builder(platform);
         let (fields, vanished) = rows_in_order(
             &self.store,
+            &self.export_cache,
             &builder,
             &selection.exported,
             options.worker_threads(),

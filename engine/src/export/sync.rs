@@ -422,6 +422,7 @@ impl Engine {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
         let (fields, _) = rows_in_order(
             &self.store,
+            &self.export_cache,
             &builder,
             &selection.exported,
             threads,

@@ -11,8 +11,8 @@
 //! bytes per cached profile per platform; `Config::with_export_cache(false)` turns it off.
 
 use super::hash::{parse_hex, to_hex};
-use super::normalize::{Field, Platform};
-use super::rows::{FieldCounts, FieldStats, ProfileRow};
+use super::normalize::Platform;
+use super::rows::{FieldStats, ProfileRow, RowCounts};
 use crate::profile::ProfileId;
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -30,8 +30,8 @@ pub(crate) struct PackedRow {
     hashed: u16,
     digests: Box<[[u8; 32]]>,
     plain: Box<[Box<str>]>,
-    /// (valid, invalid) per field, in `Field::ALL` order.
-    stats: [(u8, u8); 11],
+    /// The counts the row contributed.
+    stats: RowCounts,
 }
 
 fn is_lower_hex_digest(s: &str) -> bool {
@@ -59,7 +59,7 @@ impl PackedRow {
     }
 
     /// Packs a row and the per-field counts it contributed.
-    pub(crate) fn pack(row: &ProfileRow, stats: &FieldStats) -> Option<PackedRow> {
+    pub(crate) fn pack(row: &ProfileRow, stats: &RowCounts) -> Option<PackedRow> {
         let mut digests = Vec::new();
         for h in row.emails.iter().chain(&row.phones) {
             digests.push(parse_hex(h).filter(|_| is_lower_hex_digest(h))?);
@@ -75,12 +75,6 @@ impl PackedRow {
                 plain.push(Box::from(v));
             }
         }
-        let mut counts = [(0u8, 0u8); 11];
-        for (i, field) in Field::ALL.iter().enumerate() {
-            if let Some(c) = stats.get(field.name()) {
-                counts[i] = (u8::try_from(c.valid).ok()?, u8::try_from(c.invalid).ok()?);
-            }
-        }
         Some(PackedRow {
             emails: u8::try_from(row.emails.len()).ok()?,
             phones: u8::try_from(row.phones.len()).ok()?,
@@ -88,7 +82,7 @@ impl PackedRow {
             hashed,
             digests: digests.into_boxed_slice(),
             plain: plain.into_boxed_slice(),
-            stats: counts,
+            stats: *stats,
         })
     }
 
@@ -130,14 +124,7 @@ impl PackedRow {
         row.zip = zip;
         row.country = country;
         row.external_id = external_id;
-        for (i, field) in Field::ALL.iter().enumerate() {
-            let (valid, invalid) = self.stats[i];
-            if valid > 0 || invalid > 0 {
-                let c: &mut FieldCounts = stats.entry(field.name()).or_default();
-                c.valid += u64::from(valid);
-                c.invalid += u64::from(invalid);
-            }
-        }
+        self.stats.add_to(stats);
         row
     }
 }
@@ -173,6 +160,11 @@ impl RowCache {
             enabled,
             tables: RwLock::new(Tables::default()),
         }
+    }
+
+    /// Whether rows are cached at all.
+    pub(crate) fn enabled(&self) -> bool {
+        self.enabled
     }
 
     /// Forgets the rows of changed profiles.

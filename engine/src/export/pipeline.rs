@@ -3,7 +3,7 @@
 //! order → one consumer. Memory is bounded by the channel depth whatever the segment size.
 
 use super::cache::{PackedRow, RowCache};
-use super::rows::{FieldStats, ProfileRow, RowBuilder};
+use super::rows::{FieldStats, ProfileRow, RowBuilder, RowCounts};
 use crate::error::StorageError;
 use crate::profile::Profile;
 use crate::profile::ProfileId;
@@ -122,16 +122,14 @@ fn build_chunk(
     let mut built = Vec::with_capacity(missing.len());
     let mut fresh = Vec::with_capacity(missing.len());
     for profile in read_live(store, &missing)? {
-        let mut row_stats = FieldStats::new();
-        let row = builder.row(&profile, &mut row_stats);
-        if let Some(packed) = PackedRow::pack(&row, &row_stats) {
-            fresh.push((row.pid, packed));
+        let mut counts = RowCounts::default();
+        let row = builder.row(&profile, &mut counts);
+        if cache.enabled() {
+            if let Some(packed) = PackedRow::pack(&row, &counts) {
+                fresh.push((row.pid, packed));
+            }
         }
-        for (field, c) in row_stats {
-            let total = stats.entry(field).or_default();
-            total.valid += c.valid;
-            total.invalid += c.invalid;
-        }
+        counts.add_to(&mut stats);
         built.push(row);
     }
     cache.put(builder.platform, epoch, fresh);

@@ -63,6 +63,38 @@ pub struct FieldCounts {
 /// Per-field counts, by field name.
 pub type FieldStats = BTreeMap<&'static str, FieldCounts>;
 
+/// One row's counts per field (in `Field::ALL` order), kept on the stack while a row is
+/// built and added to a [`FieldStats`] afterwards.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct RowCounts(pub(crate) [(u8, u8); 11]);
+
+impl RowCounts {
+    fn count(&mut self, field: Field, valid: bool) {
+        let i = Field::ALL
+            .iter()
+            .position(|f| *f == field)
+            .expect("every field is in Field::ALL");
+        let c = &mut self.0[i];
+        if valid {
+            c.0 = c.0.saturating_add(1);
+        } else {
+            c.1 = c.1.saturating_add(1);
+        }
+    }
+
+    /// Adds these counts to `stats`.
+    pub(crate) fn add_to(&self, stats: &mut FieldStats) {
+        for (i, field) in Field::ALL.iter().enumerate() {
+            let (valid, invalid) = self.0[i];
+            if valid > 0 || invalid > 0 {
+                let c = stats.entry(field.name()).or_default();
+                c.valid += u64::from(valid);
+                c.invalid += u64::from(invalid);
+            }
+        }
+    }
+}
+
 /// Builds rows for one platform.
 pub(crate) struct RowBuilder<'a> {
     pub(crate) platform: Platform,
@@ -72,7 +104,7 @@ pub(crate) struct RowBuilder<'a> {
 
 impl RowBuilder<'_> {
     /// The row of `profile`, counting every value into `stats`.
-    pub(crate) fn row(&self, profile: &Profile, stats: &mut FieldStats) -> ProfileRow {
+    pub(crate) fn row(&self, profile: &Profile, stats: &mut RowCounts) -> ProfileRow {
         let region = text_attr(profile, "country")
             .and_then(crate::normalize::country)
             .or(self.default_region);
@@ -127,7 +159,7 @@ impl RowBuilder<'_> {
         &self,
         e164: &str,
         region: Option<&str>,
-        stats: &mut FieldStats,
+        stats: &mut RowCounts,
     ) -> Option<String> {
         let digits = e164
             .strip_prefix('+')
@@ -135,7 +167,7 @@ impl RowBuilder<'_> {
         let Some(digits) = digits else {
             return self.value(Field::Phone, e164, region, stats);
         };
-        stats.entry(Field::Phone.name()).or_default().valid += 1;
+        stats.count(Field::Phone, true);
         Some(match self.platform {
             Platform::Meta => sha256_hex(digits),
             Platform::Google => sha256_hex(e164),
@@ -148,7 +180,7 @@ impl RowBuilder<'_> {
         field: Field,
         raw: &str,
         region: Option<&str>,
-        stats: &mut FieldStats,
+        stats: &mut RowCounts,
     ) -> Option<String> {
         let (valid, value) = match normalize(field, self.platform, raw, region, self.today) {
             Normalized::Value(v) if field.hashed_for(self.platform) => (true, sha256_hex(&v)),
@@ -156,25 +188,18 @@ impl RowBuilder<'_> {
             Normalized::Invalid(_) | Normalized::Date(_) => (false, String::new()),
             Normalized::Missing => return None,
         };
-        let counts = stats.entry(field.name()).or_default();
-        if valid {
-            counts.valid += 1;
-            Some(value)
-        } else {
-            counts.invalid += 1;
-            None
-        }
+        stats.count(field, valid);
+        valid.then_some(value)
     }
 
-    fn dob(&self, raw: &str, region: Option<&str>, stats: &mut FieldStats) -> Option<[String; 3]> {
+    fn dob(&self, raw: &str, region: Option<&str>, stats: &mut RowCounts) -> Option<[String; 3]> {
         let result = normalize(Field::BirthDate, self.platform, raw, region, self.today);
         if result == Normalized::Missing {
             return None;
         }
-        let counts = stats.entry(Field::BirthDate.name()).or_default();
         match result {
             Normalized::Date(d) => {
-                counts.valid += 1;
+                stats.count(Field::BirthDate, true);
                 Some([
                     sha256_hex(&d.doby()),
                     sha256_hex(&d.dobm()),
@@ -182,7 +207,7 @@ impl RowBuilder<'_> {
                 ])
             }
             _ => {
-                counts.invalid += 1;
+                stats.count(Field::BirthDate, false);
                 None
             }
         }

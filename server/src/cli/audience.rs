@@ -130,7 +130,7 @@ fn check_expr(db: &Engine, s: &Segments<'_>, src: &str) -> anyhow::Result<()> {
 }
 
 pub fn export(global: &Global, args: ExportArgs) -> anyhow::Result<()> {
-    let db = global.open()?;
+    let db = global.open_for_one_export()?;
     let s = segments(&db, None);
     let segment = segment_or_expr(&s, &args.segment_or_expr)
         .map_err(|e| lift(&db, &args.segment_or_expr, e))?;
@@ -262,6 +262,8 @@ pub fn sync(global: &Global, args: SyncArgs) -> anyhow::Result<()> {
         };
     }
     let out = args.out.expect("clap requires --out or --ack");
+    drop(db);
+    let db = global.open_for_one_export()?;
     let s = segments(&db, None);
     let report = s
         .sync(&args.destination, &out)

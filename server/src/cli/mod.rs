@@ -129,7 +129,17 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
 impl Global {
     /// Opens the database with the global options.
     pub fn open(&self) -> anyhow::Result<engine::Engine> {
-        let mut config = engine::Config::default();
+        self.open_with(engine::Config::default())
+    }
+
+    /// Opens the database for one command that exports once: the export row cache
+    /// would only cost memory and time in a process that ends after one export.
+    pub fn open_for_one_export(&self) -> anyhow::Result<engine::Engine> {
+        self.open_with(engine::Config::default().with_export_cache(false))
+    }
+
+    fn open_with(&self, base: engine::Config) -> anyhow::Result<engine::Engine> {
+        let mut config = base;
         if let Some(r) = &self.default_region {
             config = config.with_default_region(r);
         }

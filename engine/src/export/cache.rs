@@ -86,8 +86,8 @@ impl PackedRow {
         })
     }
 
-    /// The row again, adding its counts to `stats`.
-    pub(crate) fn unpack(&self, pid: ProfileId, stats: &mut FieldStats) -> ProfileRow {
+    /// The row again, adding its counts to `totals` (per field, `Field::ALL` order).
+    pub(crate) fn unpack(&self, pid: ProfileId, totals: &mut [(u64, u64); 11]) -> ProfileRow {
         let (e, p) = (usize::from(self.emails), usize::from(self.phones));
         let mut row = ProfileRow {
             pid,
@@ -124,7 +124,10 @@ impl PackedRow {
         row.zip = zip;
         row.country = country;
         row.external_id = external_id;
-        self.stats.add_to(stats);
+        for (total, (valid, invalid)) in totals.iter_mut().zip(self.stats.0) {
+            total.0 += u64::from(valid);
+            total.1 += u64::from(invalid);
+        }
         row
     }
 }
@@ -196,10 +199,12 @@ impl RowCache {
                     Platform::Meta => &t.meta,
                     Platform::Google => &t.google,
                 };
+                let mut counts = [(0u64, 0u64); 11];
                 let rows = chunk
                     .iter()
-                    .map(|pid| table.get(pid).map(|r| r.unpack(*pid, stats)))
+                    .map(|pid| table.get(pid).map(|r| r.unpack(*pid, &mut counts)))
                     .collect();
+                RowCounts::add_totals(&counts, stats);
                 return (rows, t.epoch);
             }
             drop(t);

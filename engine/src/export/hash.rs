@@ -28,12 +28,12 @@ pub fn parse_hex(s: &str) -> Option<[u8; 32]> {
 
 /// Digest bytes → 64 lower-case hex characters.
 pub fn to_hex(digest: &[u8; 32]) -> String {
-    let mut out = String::with_capacity(64);
-    for b in digest {
-        out.push(HEX[(b >> 4) as usize] as char);
-        out.push(HEX[(b & 0xf) as usize] as char);
+    let mut out = [0u8; 64];
+    for (i, b) in digest.iter().enumerate() {
+        out[2 * i] = HEX[(b >> 4) as usize];
+        out[2 * i + 1] = HEX[(b & 0xf) as usize];
     }
-    out
+    String::from_utf8(out.to_vec()).expect("hex digits are ASCII")
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";

@@ -82,6 +82,18 @@ impl RowCounts {
         }
     }
 
+    /// Adds per-field totals (`Field::ALL` order) to `stats`.
+    pub(crate) fn add_totals(totals: &[(u64, u64); 11], stats: &mut FieldStats) {
+        for (i, field) in Field::ALL.iter().enumerate() {
+            let (valid, invalid) = totals[i];
+            if valid > 0 || invalid > 0 {
+                let c = stats.entry(field.name()).or_default();
+                c.valid += valid;
+                c.invalid += invalid;
+            }
+        }
+    }
+
     /// Adds these counts to `stats`.
     pub(crate) fn add_to(&self, stats: &mut FieldStats) {
         for (i, field) in Field::ALL.iter().enumerate() {

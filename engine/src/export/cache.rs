@@ -170,6 +170,20 @@ impl RowCache {
         self.enabled
     }
 
+    /// Whether at least half of `members` rows could be in the cache for `platform` today
+    /// (a size comparison, not a lookup of each).
+    pub(crate) fn mostly_cached(&self, platform: Platform, day: i32, members: u64) -> bool {
+        if !self.enabled || members == 0 {
+            return false;
+        }
+        let t = self.tables.read().expect("row cache lock");
+        let len = match platform {
+            Platform::Meta => t.meta.len(),
+            Platform::Google => t.google.len(),
+        };
+        t.day == day && len as u64 * 2 >= members
+    }
+
     /// Forgets the rows of changed profiles.
     pub(crate) fn invalidate(&self, pids: impl IntoIterator<Item = ProfileId>) {
         if !self.enabled {

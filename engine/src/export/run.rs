@@ -76,9 +76,19 @@ impl ExportOptions {
         }
     }
 
-    pub(crate) fn worker_threads(&self) -> usize {
+    /// Worker threads: as set, or by default one per core, but one fewer when most rows
+    /// come from the row cache (then the ordered consumer, formatting on its own thread,
+    /// is the bottleneck and needs a core of its own; measured on two cores).
+    pub(crate) fn worker_threads(&self, mostly_cached: bool) -> usize {
         match self.threads {
-            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            0 => {
+                let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+                if mostly_cached {
+                    (cores - 1).max(1)
+                } else {
+                    cores
+                }
+            }
             n => n,
         }
     }
@@ -201,7 +211,11 @@ impl Engine {
             &self.export_cache,
             &builder,
             &selection.exported,
-            options.worker_threads(),
+            options.worker_threads(self.export_cache.mostly_cached(
+                platform,
+                builder.today,
+                selection.exported.len(),
+            )),
             &mut |mut row: ProfileRow| {
                 seen.dedupe(&mut row);
                 if !row.has_identifier() {

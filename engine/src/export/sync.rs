@@ -419,7 +419,10 @@ impl Engine {
         let mut seen = super::run::SeenHashes::default();
         let mut added = RoaringBitmap::new();
         let builder = self.row_builder(platform);
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let threads = super::ExportOptions::new(dest.format).worker_threads(
+            self.export_cache
+                .mostly_cached(platform, builder.today, selection.exported.len()),
+        );
         let (fields, _) = rows_in_order(
             &self.store,
             &self.export_cache,

@@ -68,6 +68,18 @@ async fn read_body(state: &AppState, body: Body) -> Result<axum::body::Bytes, Ap
         })
 }
 
+/// Authorizes the request (before reading anything), then reads and parses its JSON body.
+async fn authorized_body<T: DeserializeOwned>(
+    state: &AppState,
+    headers: &HeaderMap,
+    roles: &[Role],
+    body: Body,
+) -> Result<(crate::keys::StoredKey, T), ApiError> {
+    let who = state.authorize(headers, roles)?;
+    let bytes = read_body(state, body).await?;
+    Ok((who, parse_json(&bytes)?))
+}
+
 /// Parses a JSON body, locating syntax errors.
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| {
@@ -265,9 +277,7 @@ async fn overlap(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let who = state.authorize(&headers, ANALYST)?;
-    let bytes = read_body(&state, body).await?;
-    let b: OverlapBody = parse_json(&bytes)?;
+    let (who, b): (_, OverlapBody) = authorized_body(&state, &headers, ANALYST, body).await?;
     let at = parse_at(b.at.as_deref())?;
     let limits = state.options.expr_limits;
     let o = state
@@ -324,9 +334,7 @@ async fn put_segment(
     Path(name): Path<String>,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let who = state.authorize(&headers, ANALYST)?;
-    let bytes = read_body(&state, body).await?;
-    let b: SaveBody = parse_json(&bytes)?;
+    let (who, b): (_, SaveBody) = authorized_body(&state, &headers, ANALYST, body).await?;
     let limits = state.options.expr_limits;
     let saved = state
         .run(&who, move |db, _| {
@@ -383,9 +391,7 @@ async fn export(
     Path(name): Path<String>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let who = state.authorize(&headers, ANALYST)?;
-    let bytes = read_body(&state, body).await?;
-    let b: ExportBody = parse_json(&bytes)?;
+    let (who, b): (_, ExportBody) = authorized_body(&state, &headers, ANALYST, body).await?;
     let format: Format = b.format.parse().map_err(ApiError::bad_request)?;
     let platform: Option<Platform> = b
         .platform
@@ -525,9 +531,7 @@ async fn export_ack(
     Path(name): Path<String>,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let who = state.authorize(&headers, ANALYST)?;
-    let bytes = read_body(&state, body).await?;
-    let b: AckBody = parse_json(&bytes)?;
+    let (who, b): (_, AckBody) = authorized_body(&state, &headers, ANALYST, body).await?;
     let format: Format = b.format.parse().map_err(ApiError::bad_request)?;
     let dest = destination_name(&name, format)?;
     let report = state
@@ -593,9 +597,7 @@ async fn forget(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let who = state.authorize(&headers, ADMIN)?;
-    let bytes = read_body(&state, body).await?;
-    let b: ForgetBody = parse_json(&bytes)?;
+    let (who, b): (_, ForgetBody) = authorized_body(&state, &headers, ADMIN, body).await?;
     let how = one_person(b.email, b.phone, b.id)?;
     let mut options = engine::ForgetOptions::default();
     if b.suppress == Some(false) {
@@ -670,9 +672,7 @@ async fn object(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let who = state.authorize(&headers, ADMIN)?;
-    let bytes = read_body(&state, body).await?;
-    let b: ObjectBody = parse_json(&bytes)?;
+    let (who, b): (_, ObjectBody) = authorized_body(&state, &headers, ADMIN, body).await?;
     let how = one_person(b.email, b.phone, b.id)?;
     let channel = b.channel;
     let objection = state

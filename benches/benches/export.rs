@@ -8,28 +8,12 @@
 //! `CIDB_BENCH_EXPORT_PERSONS` persons (default 20,000) are generated into a temp dir.
 
 use cidb::export::{ExportOptions, Format};
-use cidb::{Engine, EngineExt};
+use cidb::EngineExt;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::time::Duration;
 
-fn database() -> (Option<tempfile::TempDir>, Engine) {
-    if let Ok(dir) = std::env::var("CIDB_BENCH_DB") {
-        return (None, Engine::open(&dir).expect("open CIDB_BENCH_DB"));
-    }
-    let persons = std::env::var("CIDB_BENCH_EXPORT_PERSONS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20_000);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let db = Engine::open(dir.path()).expect("open");
-    for chunk in cidb_benches::records(persons, 4).chunks(50_000) {
-        db.ingest_json(chunk).expect("ingest");
-    }
-    (Some(dir), db)
-}
-
 fn export(c: &mut Criterion) {
-    let (_dir, db) = database();
+    let (_dir, db) = cidb_benches::database("CIDB_BENCH_EXPORT_PERSONS", 4);
     let all = db.segment("ALL").expect("ALL").into_bitmap();
     let mut group = c.benchmark_group("export");
     group

@@ -6,27 +6,11 @@
 //! `CIDB_BENCH_QUERY_PERSONS` persons (default 20,000) are generated into a temp dir.
 //! Evaluation time is pinned to the generator's reference time.
 
-use cidb::{Engine, EngineExt, REFERENCE_TIME};
+use cidb::{EngineExt, REFERENCE_TIME};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 
-fn database() -> (Option<tempfile::TempDir>, Engine) {
-    if let Ok(dir) = std::env::var("CIDB_BENCH_DB") {
-        return (None, Engine::open(&dir).expect("open CIDB_BENCH_DB"));
-    }
-    let persons = std::env::var("CIDB_BENCH_QUERY_PERSONS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20_000);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let db = Engine::open(dir.path()).expect("open");
-    for chunk in cidb_benches::records(persons, 3).chunks(50_000) {
-        db.ingest_json(chunk).expect("ingest");
-    }
-    (Some(dir), db)
-}
-
 fn segments(c: &mut Criterion) {
-    let (_dir, db) = database();
+    let (_dir, db) = cidb_benches::database("CIDB_BENCH_QUERY_PERSONS", 3);
     let file: serde_json::Value = serde_json::from_str(include_str!("../queries.json")).unwrap();
     let s = db.segments().at(REFERENCE_TIME);
     for (name, expr) in file["segments"].as_object().unwrap() {

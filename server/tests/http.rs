@@ -568,93 +568,112 @@ async fn malformed_input_and_limits_are_clear_errors() {
         "at the end, where a value is missing"
     );
 
-    let (status, text) = s
-        .call(
-            "POST",
-            "/v1/segments/count",
-            a,
-            Some(r#"{"expr": "ALL", "colour": 1}"#),
-        )
-        .await;
-    assert_eq!(
-        (status, error_code(&text).as_str()),
-        (StatusCode::BAD_REQUEST, "malformed_json"),
-        "unknown fields are refused"
-    );
-
     let long = format!(r#"{{"expr": "{}ALL"}}"#, "NOT ".repeat(30));
-    let (status, text) = s.call("POST", "/v1/segments/count", a, Some(&long)).await;
-    assert_eq!(
-        (status, error_code(&text).as_str()),
-        (StatusCode::BAD_REQUEST, "invalid_expression"),
-        "{text}"
-    );
-
     let big = format!(
         "[{}]",
         vec![r#"{"source":"web","identifiers":{"email":"x@example.com"}}"#; 100].join(",")
     );
-    let (status, text) = s
-        .call("POST", "/v1/records", Some(&s.ingest), Some(&big))
-        .await;
-    assert_eq!(
-        (status, error_code(&text).as_str()),
-        (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+    // (method, path, key, body, status, error code, what it shows)
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        Option<&'a str>,
+        Option<&'a str>,
+        StatusCode,
+        &'a str,
+        &'a str,
     );
-
-    let (status, text) = s
-        .call(
+    let cases: Vec<Case> = vec![
+        (
+            "POST",
+            "/v1/segments/count",
+            a,
+            Some(r#"{"expr": "ALL", "colour": 1}"#),
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            "unknown fields are refused",
+        ),
+        (
+            "POST",
+            "/v1/segments/count",
+            a,
+            Some(&long),
+            StatusCode::BAD_REQUEST,
+            "invalid_expression",
+            "an expression over --max-expr-bytes",
+        ),
+        (
+            "POST",
+            "/v1/records",
+            Some(&s.ingest),
+            Some(&big),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "a body over --max-body-bytes",
+        ),
+        (
             "POST",
             "/v1/segments/count",
             a,
             Some(r#"{"expr": "ALL", "at": "yesterday"}"#),
-        )
-        .await;
-    assert_eq!(
-        (status, error_code(&text).as_str()),
-        (StatusCode::BAD_REQUEST, "bad_request")
-    );
-    let (status, text) = s
-        .call(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "a bad `at`",
+        ),
+        (
             "POST",
             "/v1/segments/sample",
             a,
             Some(r#"{"expr": "ALL", "size": 1000001}"#),
-        )
-        .await;
-    assert_eq!(
-        (status, error_code(&text).as_str()),
-        (StatusCode::BAD_REQUEST, "limit")
-    );
-    let (status, text) = s
-        .call(
+            StatusCode::BAD_REQUEST,
+            "limit",
+            "a sample over the limit",
+        ),
+        (
+            "POST",
+            "/v1/segments/breakdown",
+            a,
+            Some(r#"{"expr": "ALL"}"#),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "a breakdown without a field",
+        ),
+        (
             "POST",
             "/v1/segments/nope/export",
             a,
             Some(r#"{"format": "hashes"}"#),
-        )
-        .await;
-    assert_eq!(
-        (status, error_code(&text).as_str()),
-        (StatusCode::NOT_FOUND, "not_found")
-    );
-    let (status, text) = s
-        .call(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "an unknown segment",
+        ),
+        (
             "POST",
             "/v1/segments/count/export",
             a,
             Some(r#"{"format": "tiktok"}"#),
-        )
-        .await;
-    assert_eq!(
-        (status, error_code(&text).as_str()),
-        (StatusCode::BAD_REQUEST, "bad_request")
-    );
-    let (status, text) = s.call("GET", "/v2/anything", a, None).await;
-    assert_eq!(
-        (status, error_code(&text).as_str()),
-        (StatusCode::NOT_FOUND, "not_found")
-    );
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "an unknown format",
+        ),
+        (
+            "GET",
+            "/v2/anything",
+            a,
+            None,
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "an unknown route",
+        ),
+    ];
+    for (method, path, key, body, status, code, what) in cases {
+        let (got, text) = s.call(method, path, key, body).await;
+        assert_eq!(
+            (got, error_code(&text).as_str()),
+            (status, code),
+            "{what}: {text}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -248,7 +248,8 @@ pub fn destination(global: &Global, cmd: DestinationCommand) -> anyhow::Result<(
 }
 
 pub fn sync(global: &Global, args: SyncArgs) -> anyhow::Result<()> {
-    let db = global.open()?;
+    // A sync runs in this process once: no row cache.
+    let db = global.open_for_one_export()?;
     if args.ack {
         let report = db.sync_ack(&args.destination)?;
         return if global.json {
@@ -262,8 +263,6 @@ pub fn sync(global: &Global, args: SyncArgs) -> anyhow::Result<()> {
         };
     }
     let out = args.out.expect("clap requires --out or --ack");
-    drop(db);
-    let db = global.open_for_one_export()?;
     let s = segments(&db, None);
     let report = s
         .sync(&args.destination, &out)

@@ -174,12 +174,27 @@ struct ExprBody {
     top: Option<usize>,
 }
 
-/// Reads an expression body and the evaluation time.
-async fn expr_body(state: &AppState, body: Body) -> Result<(ExprBody, i64), ApiError> {
-    let bytes = read_body(state, body).await?;
-    let b: ExprBody = parse_json(&bytes)?;
+/// The shape of every expression route: authorize an analyst, read `{"expr", "at"?, ..}`,
+/// and run `work` on the server's segments at that time in an evaluation slot.
+async fn on_expression<T, F>(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    work: F,
+) -> Result<(T, i64), ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&query::Segments<'_>, ExprBody) -> Result<T, ApiError> + Send + 'static,
+{
+    let (who, b): (_, ExprBody) = authorized_body(state, headers, ANALYST, body).await?;
     let at = parse_at(b.at.as_deref())?;
-    Ok((b, at))
+    let limits = state.options.expr_limits;
+    let result = state
+        .run(&who, move |db, cache| {
+            work(&AppState::segments(db, cache, &limits, at), b)
+        })
+        .await?;
+    Ok((result, at))
 }
 
 async fn count(
@@ -187,14 +202,7 @@ async fn count(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let who = state.authorize(&headers, ANALYST)?;
-    let (b, at) = expr_body(&state, body).await?;
-    let limits = state.options.expr_limits;
-    let n = state
-        .run(&who, move |db, cache| {
-            Ok(AppState::segments(db, cache, &limits, at).count(&b.expr)?)
-        })
-        .await?;
+    let (n, at) = on_expression(&state, &headers, body, |s, b| Ok(s.count(&b.expr)?)).await?;
     Ok(Json(json!({"count": n, "at": format_rfc3339(at)})))
 }
 
@@ -203,23 +211,19 @@ async fn sample(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let who = state.authorize(&headers, ANALYST)?;
-    let (b, at) = expr_body(&state, body).await?;
-    let size = b.size.unwrap_or(100);
-    if size > MAX_SAMPLE {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "limit",
-            format!("`size`: at most {MAX_SAMPLE}"),
-        ));
-    }
-    let limits = state.options.expr_limits;
-    let (count, ids) = state
-        .run(&who, move |db, cache| {
-            let seg = AppState::segments(db, cache, &limits, at).evaluate(&b.expr)?;
-            Ok((seg.count(), seg.sample(size, b.seed.unwrap_or(0))))
-        })
-        .await?;
+    let ((count, ids), at) = on_expression(&state, &headers, body, |s, b| {
+        let size = b.size.unwrap_or(100);
+        if size > MAX_SAMPLE {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "limit",
+                format!("`size`: at most {MAX_SAMPLE}"),
+            ));
+        }
+        let seg = s.evaluate(&b.expr)?;
+        Ok((seg.count(), seg.sample(size, b.seed.unwrap_or(0))))
+    })
+    .await?;
     Ok(Json(
         json!({"count": count, "sample": ids, "at": format_rfc3339(at)}),
     ))
@@ -230,22 +234,14 @@ async fn breakdown(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let who = state.authorize(&headers, ANALYST)?;
-    let (b, at) = expr_body(&state, body).await?;
-    let field = b
-        .field
-        .clone()
-        .ok_or_else(|| ApiError::bad_request("`field` is required"))?;
-    let limits = state.options.expr_limits;
-    let result = state
-        .run(&who, move |db, cache| {
-            Ok(AppState::segments(db, cache, &limits, at).breakdown(
-                &b.expr,
-                &field,
-                b.top.unwrap_or(10),
-            )?)
-        })
-        .await?;
+    let (result, at) = on_expression(&state, &headers, body, |s, b| {
+        let field = b
+            .field
+            .as_deref()
+            .ok_or_else(|| ApiError::bad_request("`field` is required"))?;
+        Ok(s.breakdown(&b.expr, field, b.top.unwrap_or(10))?)
+    })
+    .await?;
     Ok(Json(render::breakdown(&result, at)))
 }
 
@@ -254,14 +250,7 @@ async fn explain(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let who = state.authorize(&headers, ANALYST)?;
-    let (b, at) = expr_body(&state, body).await?;
-    let limits = state.options.expr_limits;
-    let e = state
-        .run(&who, move |db, cache| {
-            Ok(AppState::segments(db, cache, &limits, at).explain(&b.expr)?)
-        })
-        .await?;
+    let (e, _) = on_expression(&state, &headers, body, |s, b| Ok(s.explain(&b.expr)?)).await?;
     Ok(Json(render::explain(&e)))
 }
 

@@ -343,7 +343,11 @@ impl<'a> BatchPlan<'a> {
         if let Some(s) = self.staged.get_mut(&absorbed) {
             s.moved_log_seqs.extend(log.iter().map(|e| e.seq));
         }
-        log.extend(take_profile_entries(&mut self.new_log, absorbed).map(|(_, e)| e));
+        log.extend(
+            take_profile_entries(&mut self.new_log, absorbed)
+                .into_iter()
+                .map(|(_, e)| e),
+        );
         for entry in log {
             self.new_log.insert((survivor, entry.seq), entry);
         }
@@ -467,16 +471,20 @@ fn seal_in_parallel(
     })
 }
 
-/// Removes and returns the entries of `pid` (keyed by sequence) from a batch-pending map.
+/// Removes and returns the entries of `pid` (keyed by sequence) from a batch-pending map,
+/// in time proportional to their number (a merge must not cost work proportional to the
+/// whole batch).
 fn take_profile_entries<T>(
     map: &mut BTreeMap<(ProfileId, u64), T>,
     pid: ProfileId,
-) -> impl Iterator<Item = (u64, T)> {
-    let mut taken = map.split_off(&(pid, 0));
-    if let Some(next) = pid.checked_add(1) {
-        map.append(&mut taken.split_off(&(next, 0)));
-    }
-    taken.into_iter().map(|((_, q), v)| (q, v))
+) -> Vec<(u64, T)> {
+    let keys: Vec<(ProfileId, u64)> = map
+        .range((pid, 0)..=(pid, u64::MAX))
+        .map(|(key, _)| *key)
+        .collect();
+    keys.into_iter()
+        .filter_map(|key| Some((key.1, map.remove(&key)?)))
+        .collect()
 }
 
 /// A batch ready to apply: the sled writes and the matching index changes.

@@ -2,7 +2,10 @@
 //! parent kills it with SIGKILL at a random moment (often mid-batch), reopens the
 //! database, and checks that (1) `check` is clean, (2) every acknowledged batch is fully
 //! present, (3) the batch in flight is all-or-nothing. Rounds accumulate on one database,
-//! so later rounds recover from earlier crashes too.
+//! so later rounds recover from earlier crashes too. Even rounds ingest with
+//! `ingest_json`; odd rounds import JSON Lines, which resolves each batch while the one
+//! before commits, and acknowledge from the progress callback (called once a batch is
+//! durable).
 //!
 //! Rounds: `CIDB_CRASH_ROUNDS` (default 4). Seed: `CIDB_CRASH_SEED` (default: time).
 
@@ -46,24 +49,47 @@ fn batch_records(batch: u64) -> Vec<String> {
 }
 
 fn config() -> Config {
-    Config::default().with_checkpoint_min_dirty(500)
+    Config::default()
+        .with_checkpoint_min_dirty(500)
+        .with_import_batch_records(RECORDS_PER_BATCH as usize)
 }
 
-fn child(dir: &str, start: u64) {
-    let db = Engine::open_with(dir, config()).expect("child opens the database");
+/// Batches per import call in the importing child.
+const BATCHES_PER_IMPORT: u64 = 4;
+
+fn acknowledge(batch: u64) {
     let stdout = std::io::stdout();
-    for batch in start.. {
-        db.ingest_json(&batch_records(batch)).expect("child ingest");
-        let mut out = stdout.lock();
-        writeln!(out, "ack {batch}").unwrap();
-        out.flush().unwrap();
+    let mut out = stdout.lock();
+    writeln!(out, "ack {batch}").unwrap();
+    out.flush().unwrap();
+}
+
+fn child(dir: &str, start: u64, import: bool) {
+    let db = Engine::open_with(dir, config()).expect("child opens the database");
+    if !import {
+        for batch in start.. {
+            db.ingest_json(&batch_records(batch)).expect("child ingest");
+            acknowledge(batch);
+        }
+    }
+    for first in (start..).step_by(BATCHES_PER_IMPORT as usize) {
+        let lines: Vec<String> = (first..first + BATCHES_PER_IMPORT)
+            .flat_map(batch_records)
+            .collect();
+        let file = lines.join("\n");
+        db.import_jsonl(
+            file.as_bytes(),
+            &cidb::ImportOptions::default(),
+            &mut |progress| acknowledge(first + progress.records / RECORDS_PER_BATCH - 1),
+        )
+        .expect("child import");
     }
 }
 
 fn main() {
     if let Ok(dir) = std::env::var("CIDB_CRASH_CHILD") {
         let start = std::env::var("CIDB_CRASH_START").unwrap().parse().unwrap();
-        child(&dir, start);
+        child(&dir, start, std::env::var_os("CIDB_CRASH_IMPORT").is_some());
         return;
     }
     if std::env::args().any(|a| a == "--list") {
@@ -89,7 +115,11 @@ fn main() {
     let mut acked: Vec<u64> = Vec::new();
     let mut failed = 0;
     for round in 0..rounds {
-        let mut child = Command::new(std::env::current_exe().unwrap())
+        let mut command = Command::new(std::env::current_exe().unwrap());
+        if round % 2 == 1 {
+            command.env("CIDB_CRASH_IMPORT", "1");
+        }
+        let mut child = command
             .env("CIDB_CRASH_CHILD", dir.path())
             .env("CIDB_CRASH_START", next_batch.to_string())
             .stdout(Stdio::piped())

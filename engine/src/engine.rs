@@ -7,11 +7,10 @@ use crate::identity::Links;
 use crate::index::{read_checkpoint, write_checkpoint, IndexSizes, Indexes, Postings};
 use crate::normalize;
 use crate::profile::{Profile, ProfileId};
-use crate::record::{parse_json_record, Identifier, ParsedRecord, RejectReason};
+use crate::record::{parse_json_record, Identifier, ParsedRecord};
 use crate::report::IngestReport;
 use crate::store::{Counters, EventChunk, MergeLogEntry, Store};
 use crate::suppression::SuppressionLists;
-use crate::writer::BatchPlan;
 use roaring::RoaringBitmap;
 use serde::Serialize;
 use std::path::Path;
@@ -232,69 +231,6 @@ impl Engine {
             .iter()
             .map(|id| self.store.link_keys(id))
             .collect();
-    }
-
-    /// Ingests already-parsed records (with their line numbers) as one atomic batch.
-    pub fn ingest_parsed(
-        &self,
-        items: Vec<(u64, Result<ParsedRecord, RejectReason>)>,
-    ) -> Result<IngestReport, IngestError> {
-        if items.len() > MAX_BATCH_RECORDS {
-            return Err(IngestError::BatchTooLarge {
-                got: items.len(),
-                limit: MAX_BATCH_RECORDS,
-            });
-        }
-        let mut w = self.writer.lock().expect("writer lock");
-        let prepared = {
-            // Only this thread (holding the writer lock) changes the state, so the links
-            // read here stay current until the batch is applied below.
-            let state = self.state.read().expect("state lock");
-            let mut plan = BatchPlan::new(
-                &self.store,
-                &self.config,
-                &state.links,
-                !state.suppression.is_empty(),
-                w.counters.clone(),
-            );
-            for (line, item) in items {
-                match item {
-                    Ok(parsed) => plan.add(line, parsed)?,
-                    Err(reason) => {
-                        plan.report.records += 1;
-                        plan.report.reject(line, reason.field, reason.message);
-                    }
-                }
-            }
-            if plan.is_empty() {
-                return Ok(plan.report);
-            }
-            plan.prepare()?
-        };
-        let changed: Vec<ProfileId> = prepared.changed().collect();
-        let (batch, rest) = prepared.split();
-        {
-            let mut state = self.state.write().expect("state lock");
-            self.store.apply(batch)?;
-            let State { indexes, links, .. } = &mut *state;
-            rest.apply_derived(indexes, links);
-            state.suppression.refresh_profiles(&rest.forms);
-            state.generation += 1;
-            self.export_cache.invalidate(changed.iter().copied());
-            state.counters = rest.counters.clone();
-        }
-        w.counters = rest.counters.clone();
-        w.dirty.extend(changed);
-        self.store.flush()?;
-        self.store.destroy_keys(&rest.merged_away)?;
-        let threshold = self
-            .config
-            .checkpoint_min_dirty
-            .max((self.state.read().expect("state lock").indexes.live().len() / 2) as usize);
-        if w.dirty.len() as usize >= threshold {
-            self.checkpoint_locked(&mut w)?;
-        }
-        Ok(rest.report)
     }
 
     /// Writes an index checkpoint now (done automatically as profiles change and on drop).

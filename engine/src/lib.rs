@@ -34,6 +34,7 @@ mod generate;
 mod identity;
 mod import;
 mod index;
+mod ingest;
 mod normalize;
 mod objections;
 mod profile;

@@ -1,10 +1,13 @@
 //! Model-based property test: random streams of records, in random batches with reopens in
-//! between, against a naive model (union-find over identifiers, latest-wins per group).
-//! After every run the indexes must equal a rebuild from the stored profiles (`check`).
+//! between, against a naive model (union-find over identifiers, latest-wins per group,
+//! events following merges). Each batch is either one `ingest_json` call or a JSON Lines
+//! import cut into batches of two records, which the engine resolves while the previous
+//! batch commits. After every run the indexes must equal a rebuild from the stored
+//! profiles (`check`).
 //!
 //! Cases: `CIDB_MODEL_CASES` (default 24).
 
-use cidb::{Attribute, Config, Engine, IdentityRules, Lookup, Value};
+use cidb::{Attribute, Config, Engine, IdentityRules, ImportOptions, Lookup, Value};
 use proptest::prelude::*;
 use std::collections::HashMap;
 
@@ -133,17 +136,35 @@ fn unlimited() -> Config {
     Config::default()
         .with_identity_rules(rules)
         .with_checkpoint_min_dirty(3)
+        .with_import_batch_records(2)
 }
 
-fn run(batches: Vec<(Vec<Rec>, bool)>) -> Result<(), TestCaseError> {
+/// How a batch of the stream reaches the engine.
+#[derive(Debug, Clone, Copy)]
+enum Via {
+    /// One atomic `ingest_json` call.
+    Ingest,
+    /// A JSON Lines import (committed two records at a time, overlapped).
+    Import,
+}
+
+fn run(batches: Vec<(Vec<Rec>, bool, Via)>) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().unwrap();
     let mut db = Engine::open_with(dir.path(), unlimited()).unwrap();
     let mut groups = Groups(HashMap::new());
     let mut all: Vec<Rec> = Vec::new();
-    for (batch, reopen) in batches {
+    for (batch, reopen, via) in batches {
         let lines: Vec<String> = batch.iter().map(to_json).collect();
-        let report = db.ingest_json(&lines).unwrap();
+        let report = match via {
+            Via::Ingest => db.ingest_json(&lines).unwrap(),
+            Via::Import => {
+                let file = lines.join("\n");
+                db.import_jsonl(file.as_bytes(), &ImportOptions::default(), &mut |_| {})
+                    .unwrap()
+            }
+        };
         prop_assert_eq!(report.rejected_count, 0);
+        prop_assert_eq!(report.records, batch.len() as u64);
         for r in &batch {
             let key = |(k, v): &(&str, String)| format!("{k}={v}");
             for w in r.ids.windows(2) {
@@ -184,6 +205,17 @@ fn run(batches: Vec<(Vec<Rec>, bool)>) -> Result<(), TestCaseError> {
         }
     }
     prop_assert_eq!(db.stats().profiles, roots.len() as u64);
+    // Every event ends up with its group's profile, whatever merged when.
+    for (root, pid) in &roots {
+        let expected: usize = all
+            .iter()
+            .filter(|r| groups.find(&format!("{}={}", r.ids[0].0, r.ids[0].1)) == *root)
+            .map(|r| r.events.len())
+            .sum();
+        let view = db.lookup(&Lookup::Id(*pid)).unwrap().unwrap();
+        let stored: usize = view.events.iter().map(|c| c.events.len()).sum();
+        prop_assert_eq!(stored, expected, "events of group {}", root);
+    }
     // Latest observation wins per group (ties: later record).
     for (root, pid) in &roots {
         let winner = all
@@ -218,7 +250,14 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
     #[test]
     fn random_streams_match_the_model_and_a_rebuild(
-        batches in proptest::collection::vec((proptest::collection::vec(rec(), 1..8), any::<bool>()), 1..6)
+        batches in proptest::collection::vec(
+            (
+                proptest::collection::vec(rec(), 1..8),
+                any::<bool>(),
+                prop_oneof![Just(Via::Ingest), Just(Via::Import)],
+            ),
+            1..6,
+        )
     ) {
         run(batches)?;
     }

@@ -181,54 +181,60 @@ impl Engine {
                 });
             }
             drop(out_tx);
-            let mut report = IngestReport::default();
-            let mut pending: BTreeMap<u64, Vec<Parsed>> = BTreeMap::new();
-            let mut next = 0u64;
-            let mut batch: Vec<Parsed> = Vec::with_capacity(batch_records);
+            let mut ordered = InOrder {
+                chunks: out_rx.into_iter(),
+                pending: BTreeMap::new(),
+                next: 0,
+                current: Vec::new().into_iter(),
+            };
+            let mut batches = std::iter::from_fn(move || {
+                let batch: Vec<Parsed> = ordered.by_ref().take(batch_records).collect();
+                (!batch.is_empty()).then_some(batch)
+            });
             let mut applied = 0u64;
-            let mut flush = |batch: &mut Vec<Parsed>,
-                             report: &mut IngestReport,
-                             applied: &mut u64|
-             -> Result<(), ImportError> {
-                if batch.is_empty() {
-                    return Ok(());
-                }
-                *applied += batch.len() as u64;
-                report.absorb(self.ingest_parsed(std::mem::take(batch))?);
+            let report = self.ingest_batches(batches.by_ref(), &mut |committed| {
+                applied += committed.records;
                 progress(Progress {
-                    records: *applied,
+                    records: applied,
                     bytes: bytes.load(std::sync::atomic::Ordering::Relaxed),
                 });
-                Ok(())
-            };
-            let mut result = Ok(());
-            for (seq, parsed) in out_rx.iter() {
-                pending.insert(seq, parsed);
-                while let Some(chunk) = pending.remove(&next) {
-                    next += 1;
-                    for item in chunk {
-                        batch.push(item);
-                        if batch.len() >= batch_records {
-                            if let Err(e) = flush(&mut batch, &mut report, &mut applied) {
-                                result = Err(e);
-                                break;
-                            }
-                        }
-                    }
-                    if result.is_err() {
-                        break;
-                    }
-                }
-                if result.is_err() {
-                    break;
-                }
-            }
-            drop(out_rx);
-            result?;
-            flush(&mut batch, &mut report, &mut applied)?;
+            });
+            // Dropping the receiving end stops the parser threads if ingest failed early.
+            drop(batches);
+            let report = report?;
             reader.join().expect("reader thread panicked")?;
             Ok(report)
         })
+    }
+}
+
+/// Parsed records in input order, from chunks that parser threads finish in any order.
+struct InOrder<I> {
+    chunks: I,
+    pending: BTreeMap<u64, Vec<Parsed>>,
+    next: u64,
+    current: std::vec::IntoIter<Parsed>,
+}
+
+impl<I: Iterator<Item = (u64, Vec<Parsed>)>> Iterator for InOrder<I> {
+    type Item = Parsed;
+
+    fn next(&mut self) -> Option<Parsed> {
+        loop {
+            if let Some(item) = self.current.next() {
+                return Some(item);
+            }
+            match self.pending.remove(&self.next) {
+                Some(chunk) => {
+                    self.next += 1;
+                    self.current = chunk.into_iter();
+                }
+                None => {
+                    let (seq, chunk) = self.chunks.next()?;
+                    self.pending.insert(seq, chunk);
+                }
+            }
+        }
     }
 }
 

@@ -90,6 +90,14 @@ pub(crate) struct WriteBatch {
     issued_keys: bool,
 }
 
+impl WriteBatch {
+    /// Writes the counters (added at commit, which knows the checkpoint generation).
+    pub(crate) fn put_counters(&mut self, counters: &Counters) {
+        self.batch
+            .insert(keys::meta("counters"), codec::encode(counters));
+    }
+}
+
 impl Store {
     /// Opens (or creates) the store in `dir`; returns it with its counters.
     pub(crate) fn open(dir: &Path) -> Result<(Store, Counters), OpenError> {
@@ -796,13 +804,6 @@ impl<'a> BatchWriter<'a> {
         let mut value = Vec::with_capacity(plain.len() + 40);
         self.store.seal_for(pid, &key, plain, &mut value);
         self.batch.batch.insert(&key[..], value);
-    }
-
-    /// Writes the counters.
-    pub(crate) fn put_counters(&mut self, counters: &Counters) {
-        self.batch
-            .batch
-            .insert(keys::meta("counters"), codec::encode(counters));
     }
 
     /// Finishes the batch.

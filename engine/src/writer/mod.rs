@@ -4,8 +4,16 @@
 //! Nothing is written until [`BatchPlan::commit`]: records are folded into an in-memory
 //! overlay (staged profiles, links, events, merge-log entries), so a batch is applied
 //! all-or-nothing.
+//!
+//! The importer resolves one batch while the previous one commits: [`overlay`] holds what
+//! the previous batch left, which resolution reads before the store.
+
+mod overlay;
+
+pub(crate) use overlay::{InFlight, Overlay};
 
 use crate::config::Config;
+use crate::engine::State;
 use crate::error::StorageError;
 use crate::identity::{LinkKey, Links};
 use crate::index::{Indexes, Postings};
@@ -13,7 +21,9 @@ use crate::profile::{Profile, ProfileId, Provenance};
 use crate::record::{Event, Identifier, ParsedRecord};
 use crate::report::IngestReport;
 use crate::store::{BatchWriter, Counters, EventChunk, MergeLogEntry, Slot, Store, WriteBatch};
+use overlay::OverlaySlot;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::RwLock;
 
 /// A profile touched by the batch.
 struct Staged {
@@ -39,8 +49,12 @@ enum EventOp {
 pub(crate) struct BatchPlan<'a> {
     store: &'a Store,
     config: &'a Config,
-    /// Links as of the last committed batch.
-    stored_links: &'a Links,
+    /// The published state (its links: as of the last batch applied).
+    state: &'a RwLock<State>,
+    /// What the previous batch left, while it may still be committing.
+    previous: Overlay,
+    /// The previous batch, while it commits.
+    in_flight: Option<&'a InFlight>,
     /// Whether to collect the identifier forms of changed profiles (for suppression).
     track_forms: bool,
     counters: Counters,
@@ -59,14 +73,18 @@ impl<'a> BatchPlan<'a> {
     pub(crate) fn new(
         store: &'a Store,
         config: &'a Config,
-        stored_links: &'a Links,
-        track_forms: bool,
+        state: &'a RwLock<State>,
         counters: Counters,
+        previous: Overlay,
+        in_flight: Option<&'a InFlight>,
     ) -> Self {
+        let track_forms = !state.read().expect("state lock").suppression.is_empty();
         BatchPlan {
             store,
             config,
-            stored_links,
+            state,
+            previous,
+            in_flight,
             track_forms,
             counters,
             staged: HashMap::new(),
@@ -84,15 +102,38 @@ impl<'a> BatchPlan<'a> {
     fn linked_profile(&mut self, key: &LinkKey) -> Result<Option<ProfileId>, StorageError> {
         let pid = match self.links.get(key) {
             Some(p) => *p,
-            None => match self.stored_links.get(key) {
+            None => match self.previous.link(key) {
                 Some(p) => p,
-                None => return Ok(None),
+                None => match self.stored_link(key) {
+                    Some(p) => p,
+                    None => return Ok(None),
+                },
             },
         };
         self.canonical(pid)
     }
 
-    /// Follows redirects (staged and stored) to a live profile, staging it.
+    /// The published link of `key` (a short read lock: the committer publishes the previous
+    /// batch meanwhile, and its links are in `previous` anyway).
+    fn stored_link(&self, key: &LinkKey) -> Option<ProfileId> {
+        self.state.read().expect("state lock").links.get(key)
+    }
+
+    /// Stages a live profile read from the store or the previous batch.
+    fn stage_existing(&mut self, profile: Profile) {
+        self.staged.insert(
+            profile.id,
+            Staged {
+                before: Some(Postings::of(&profile)),
+                profile: Some(profile),
+                moved_event_seqs: Vec::new(),
+                moved_log_seqs: Vec::new(),
+                redirect: None,
+            },
+        );
+    }
+
+    /// Follows redirects (staged, previous batch, stored) to a live profile, staging it.
     fn canonical(&mut self, mut pid: ProfileId) -> Result<Option<ProfileId>, StorageError> {
         for _ in 0..64 {
             if let Some(s) = self.staged.get(&pid) {
@@ -102,18 +143,21 @@ impl<'a> BatchPlan<'a> {
                 }
                 continue;
             }
+            match self.previous.take(pid) {
+                Some(OverlaySlot::Live(profile)) => {
+                    self.stage_existing(profile);
+                    return Ok(Some(pid));
+                }
+                Some(OverlaySlot::Merged(into)) => {
+                    pid = into;
+                    continue;
+                }
+                Some(OverlaySlot::Gone) => return Ok(None),
+                None => {}
+            }
             match self.store.slot(pid)? {
                 Some(Slot::Live(profile)) => {
-                    self.staged.insert(
-                        pid,
-                        Staged {
-                            before: Some(Postings::of(&profile)),
-                            profile: Some(profile),
-                            moved_event_seqs: Vec::new(),
-                            moved_log_seqs: Vec::new(),
-                            redirect: None,
-                        },
-                    );
+                    self.stage_existing(profile);
                     return Ok(Some(pid));
                 }
                 Some(Slot::Merged(into)) => pid = into,
@@ -307,6 +351,11 @@ impl<'a> BatchPlan<'a> {
         let other = staged.profile.take().expect("absorbed profile is live");
         staged.redirect = Some(survivor);
         let stored_before = staged.before.is_some();
+        if stored_before {
+            if let Some(in_flight) = self.in_flight {
+                in_flight.before_reading(absorbed)?;
+            }
+        }
         for sid in &other.identifiers {
             for key in self.store.link_keys(&sid.id) {
                 self.links.insert(key, survivor);
@@ -374,9 +423,11 @@ impl<'a> BatchPlan<'a> {
         self.staged.is_empty()
     }
 
-    /// Builds the write batch (sealing every value) and the index changes. Nothing is
-    /// visible until the engine applies the result.
-    pub(crate) fn prepare(mut self) -> Result<PreparedBatch, StorageError> {
+    /// Builds the write batch (sealing every value) and the index changes, and the overlay
+    /// the next batch resolves against. Nothing is visible until the engine commits the
+    /// result.
+    pub(crate) fn prepare(mut self) -> Result<(PreparedBatch, Overlay), StorageError> {
+        let mut overlay = Overlay::default();
         let mut writer = BatchWriter::new(self.store);
         writer.issue_keys(&self.new_pids)?;
         let mut changes = Vec::with_capacity(self.staged.len());
@@ -419,6 +470,12 @@ impl<'a> BatchPlan<'a> {
                 _ => {}
             }
             changes.push((pid, staged.before, after));
+            let slot = match (staged.profile, staged.redirect) {
+                (Some(profile), _) => OverlaySlot::Live(profile),
+                (None, Some(into)) => OverlaySlot::Merged(into),
+                (None, None) => OverlaySlot::Gone,
+            };
+            overlay.slots.insert(pid, slot);
         }
         for ((pid, seq), chunk) in &self.new_events {
             writer.put_events(*pid, *seq, chunk);
@@ -428,18 +485,21 @@ impl<'a> BatchPlan<'a> {
         }
         writer.put_dirty(self.counters.batches, &changed);
         self.counters.batches += 1;
-        writer.put_counters(&self.counters);
         self.report.batches = 1;
-        Ok(PreparedBatch {
+        let links = self.links.iter().map(|(k, p)| (*k, *p)).collect();
+        overlay.links = self.links;
+        let prepared = PreparedBatch {
             batch: writer.finish(),
+            changed,
             changes,
-            links: self.links.into_iter().collect(),
+            links,
             forms,
             event_ops: self.event_ops,
             counters: self.counters,
             merged_away: self.merged_away,
             report: self.report,
-        })
+        };
+        Ok((prepared, overlay))
     }
 }
 
@@ -489,15 +549,17 @@ fn take_profile_entries<T>(
 
 /// A batch ready to apply: the sled writes and the matching index changes.
 pub(crate) struct PreparedBatch {
-    /// The sled writes.
+    /// The sled writes (all but the counters, which the commit adds).
     pub(crate) batch: WriteBatch,
+    /// Profiles the batch changes.
+    pub(crate) changed: roaring::RoaringBitmap,
     changes: Vec<(ProfileId, Option<Postings>, Option<Postings>)>,
     links: Vec<(LinkKey, ProfileId)>,
     /// Identifier form digests of changed profiles (`None`: no longer live); collected
     /// only when suppression lists exist.
     pub(crate) forms: Vec<(ProfileId, Option<Vec<[u8; 32]>>)>,
     event_ops: Vec<EventOp>,
-    /// Counters after the batch.
+    /// Counters after the batch (the commit sets the checkpoint generation).
     pub(crate) counters: Counters,
     /// Profiles merged away (their keys are destroyed once the batch is durable).
     pub(crate) merged_away: Vec<ProfileId>,
@@ -510,11 +572,6 @@ impl PreparedBatch {
     pub(crate) fn split(mut self) -> (WriteBatch, PreparedBatch) {
         let batch = std::mem::take(&mut self.batch);
         (batch, self)
-    }
-
-    /// Profiles the batch changes.
-    pub(crate) fn changed(&self) -> impl Iterator<Item = ProfileId> + '_ {
-        self.changes.iter().map(|(pid, _, _)| *pid)
     }
 
     /// Applies the index and link changes.

@@ -1,7 +1,10 @@
 //! Normalization of identifiers and indexed values (records.md "Identity resolution" and
 //! "Indexed values").
 
+mod phone;
+
 use std::str::FromStr;
+
 use unicode_normalization::UnicodeNormalization;
 
 /// Why an identifier could not be normalized.
@@ -53,31 +56,7 @@ pub fn phone(raw: &str, region: Option<&str>) -> Result<String, IdentifierProble
     if s.is_empty() {
         return Err(IdentifierProblem::Empty);
     }
-    enlarge_phone_regex_cache();
-    let region =
-        region.and_then(|r| phonenumber::country::Id::from_str(&r.to_ascii_uppercase()).ok());
-    let number = phonenumber::parse(region, s).map_err(|_| IdentifierProblem::NotAPhone)?;
-    if !number.is_valid() {
-        return Err(IdentifierProblem::NotAPhone);
-    }
-    Ok(number.format().mode(phonenumber::Mode::E164).to_string())
-}
-
-/// Compiled patterns kept by phonenumber's shared regex cache (see
-/// [`enlarge_phone_regex_cache`]); the whole metadata has a few thousand.
-const PHONE_REGEX_CACHE: usize = 8192;
-
-/// phonenumber keeps its compiled patterns in one LRU cache of 100 entries. Validating
-/// numbers of a handful of countries needs more than that, so the cache thrashed and
-/// recompiled regexes on nearly every call (measured: 44 µs per phone, 14% of an
-/// import's CPU). Swap in a cache that holds them all, once, before the first use.
-fn enlarge_phone_regex_cache() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let cache = phonenumber::metadata::DATABASE.cache();
-        let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
-        *cache = regex_cache::RegexCache::new(PHONE_REGEX_CACHE);
-    });
+    phone::to_e164(s, region).ok_or(IdentifierProblem::NotAPhone)
 }
 
 /// Opaque ids (crm_id, device_id, social ids, custom types): trimmed.

@@ -10,7 +10,7 @@ use crate::engine::{Engine, WriterState};
 use crate::error::{IngestError, StorageError};
 use crate::record::{ParsedRecord, RejectReason};
 use crate::report::IngestReport;
-use crate::writer::{BatchPlan, InFlight, Overlay, PreparedBatch};
+use crate::writer::{BatchPlan, InFlight, Overlay, PreparedBatch, ResolvedBatch, StoredLinks};
 use crate::MAX_BATCH_RECORDS;
 use crossbeam_channel::bounded;
 
@@ -21,14 +21,18 @@ impl Engine {
     /// Ingests already-parsed records (with their line numbers) as one atomic batch.
     pub fn ingest_parsed(
         &self,
-        items: Vec<(u64, Result<ParsedRecord, RejectReason>)>,
+        mut items: Vec<(u64, Result<ParsedRecord, RejectReason>)>,
     ) -> Result<IngestReport, IngestError> {
         check_batch_size(&items)?;
         let mut w = self.writer.lock().expect("writer lock");
         let counters = w.counters.clone();
-        match self.plan_batch(items, counters, Overlay::default(), None)? {
+        let stored = StoredLinks::read(&self.store, &self.state, &mut items);
+        match self.plan_batch(items, stored, counters, Overlay::default(), None)? {
             Planned::Nothing(report) => Ok(report),
-            Planned::Batch(prepared, _) => Ok(self.commit_prepared(&mut w, *prepared)?),
+            Planned::Batch(resolved, _) => {
+                let prepared = resolved.prepare(&self.store)?;
+                Ok(self.commit_prepared(&mut w, prepared)?)
+            }
         }
     }
 
@@ -37,7 +41,7 @@ impl Engine {
     /// batch's report once it is durable.
     pub(crate) fn ingest_batches(
         &self,
-        batches: impl Iterator<Item = ParsedBatch>,
+        mut batches: impl Iterator<Item = ParsedBatch>,
         on_committed: &mut dyn FnMut(&IngestReport),
     ) -> Result<IngestReport, IngestError> {
         let mut w = self.writer.lock().expect("writer lock");
@@ -47,7 +51,10 @@ impl Engine {
         std::thread::scope(|scope| {
             scope.spawn(move || {
                 for job in job_rx {
-                    let outcome = self.commit_prepared(w, job.batch);
+                    let outcome = job
+                        .batch
+                        .prepare(&self.store)
+                        .and_then(|prepared| self.commit_prepared(w, prepared));
                     let failed = outcome.is_err();
                     let _ = job.done.send(outcome);
                     if failed {
@@ -64,42 +71,45 @@ impl Engine {
             };
             let mut previous = Overlay::default();
             let mut in_flight: Option<InFlight> = None;
-            for items in batches {
-                check_batch_size(&items)?;
+            let mut next = self.next_batch(&mut batches)?;
+            while let Some((items, stored)) = next.take() {
                 let planned = self.plan_batch(
                     items,
+                    stored,
                     counters.clone(),
                     std::mem::take(&mut previous),
                     in_flight.as_ref(),
                 )?;
-                let (prepared, overlay) = match planned {
+                let (resolved, overlay) = match planned {
                     Planned::Nothing(report) => {
                         // Nothing to write; report it in order, after the batch before.
                         if let Some(f) = in_flight.take() {
                             done(f.finish()?);
                         }
                         done(report);
+                        next = self.next_batch(&mut batches)?;
                         continue;
                     }
-                    Planned::Batch(prepared, overlay) => (prepared, overlay),
+                    Planned::Batch(resolved, overlay) => (resolved, overlay),
                 };
-                counters = prepared.counters.clone();
+                counters = resolved.counters.clone();
                 if let Some(f) = in_flight.take() {
                     done(f.finish()?);
                 }
                 let (done_tx, done_rx) = bounded(1);
-                let changed = prepared.changed.clone();
-                if job_tx
-                    .send(Job {
-                        batch: *prepared,
-                        done: done_tx,
-                    })
-                    .is_err()
-                {
+                let changed = resolved.changed.clone();
+                let job = Job {
+                    batch: *resolved,
+                    done: done_tx,
+                };
+                if job_tx.send(job).is_err() {
                     return Err(StorageError::Sled("the commit thread stopped".into()).into());
                 }
                 in_flight = Some(InFlight::new(changed, done_rx));
                 previous = overlay;
+                // Read the next batch's links now, while the committer is still sealing
+                // (before it takes the state lock to publish).
+                next = self.next_batch(&mut batches)?;
             }
             if let Some(f) = in_flight.take() {
                 done(f.finish()?);
@@ -108,10 +118,24 @@ impl Engine {
         })
     }
 
-    /// Resolves one batch against the previous batch's overlay and the store.
+    /// The next batch of a stream, with its published links read.
+    fn next_batch(
+        &self,
+        batches: &mut impl Iterator<Item = ParsedBatch>,
+    ) -> Result<Option<(ParsedBatch, StoredLinks)>, IngestError> {
+        let Some(mut items) = batches.next() else {
+            return Ok(None);
+        };
+        check_batch_size(&items)?;
+        let stored = StoredLinks::read(&self.store, &self.state, &mut items);
+        Ok(Some((items, stored)))
+    }
+
+    /// Resolves one batch against the previous batch's overlay and the published links.
     fn plan_batch(
         &self,
         items: ParsedBatch,
+        stored: StoredLinks,
         counters: crate::store::Counters,
         previous: Overlay,
         in_flight: Option<&InFlight>,
@@ -119,7 +143,7 @@ impl Engine {
         let mut plan = BatchPlan::new(
             &self.store,
             self.config(),
-            &self.state,
+            stored,
             counters,
             previous,
             in_flight,
@@ -136,8 +160,8 @@ impl Engine {
         if plan.is_empty() {
             return Ok(Planned::Nothing(std::mem::take(&mut plan.report)));
         }
-        let (prepared, overlay) = plan.prepare()?;
-        Ok(Planned::Batch(Box::new(prepared), overlay))
+        let (resolved, overlay) = plan.resolve();
+        Ok(Planned::Batch(Box::new(resolved), overlay))
     }
 
     /// Commits a prepared batch: sled writes, then the indexes, links and counters readers
@@ -183,12 +207,12 @@ enum Planned {
     /// The batch changes nothing (every record rejected); its report.
     Nothing(IngestReport),
     /// The writes, and the overlay the next batch resolves against.
-    Batch(Box<PreparedBatch>, Overlay),
+    Batch(Box<ResolvedBatch>, Overlay),
 }
 
 /// A batch for the committer thread, with where to say how its commit went.
 struct Job {
-    batch: PreparedBatch,
+    batch: ResolvedBatch,
     done: crossbeam_channel::Sender<Result<IngestReport, StorageError>>,
 }
 

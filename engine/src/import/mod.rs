@@ -153,7 +153,12 @@ impl Engine {
         let default_source = options.source.as_deref();
         std::thread::scope(|scope| {
             let (in_tx, in_rx) = bounded::<(u64, Input)>(threads * 4);
-            let (out_tx, out_rx) = bounded::<(u64, Vec<Parsed>)>(threads * 4);
+            // Parsed chunks may run a batch and a half ahead of the writer: parsers keep
+            // working while it resolves a batch, and the next batch is ready when it asks.
+            let ahead = (batch_records * 3 / 2)
+                .div_ceil(CHUNK_LINES)
+                .max(threads * 4);
+            let (out_tx, out_rx) = bounded::<(u64, Vec<Parsed>)>(ahead);
             let (raw_tx, raw_rx) = bounded::<Input>(threads * 4);
             let bytes_ref = &bytes;
             let reader = scope.spawn(move || read(raw_tx, bytes_ref));

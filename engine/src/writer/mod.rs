@@ -23,7 +23,55 @@ use crate::report::IngestReport;
 use crate::store::{BatchWriter, Counters, EventChunk, MergeLogEntry, Slot, Store, WriteBatch};
 use overlay::OverlaySlot;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
+
+/// The published identifier links a batch's records look up, read in one short lock
+/// before resolution (the committer holds the state lock while it writes the previous
+/// batch; reading links one by one would wait for it). Links published later can only
+/// come from the previous batch, whose links resolution reads from its overlay first.
+#[derive(Default)]
+pub(crate) struct StoredLinks {
+    links: HashMap<LinkKey, ProfileId>,
+    /// Whether suppression lists exist (the batch then collects identifier forms).
+    track_forms: bool,
+}
+
+impl StoredLinks {
+    /// Computes the link keys of every record (where the parser threads have not) and
+    /// reads their published links.
+    pub(crate) fn read(
+        store: &Store,
+        state: &RwLock<State>,
+        items: &mut [(u64, Result<ParsedRecord, crate::record::RejectReason>)],
+    ) -> StoredLinks {
+        for (_, item) in items.iter_mut() {
+            if let Ok(parsed) = item {
+                if parsed.link_keys.len() != parsed.record.identifiers.len() {
+                    parsed.link_keys = parsed
+                        .record
+                        .identifiers
+                        .iter()
+                        .map(|id| store.link_keys(id))
+                        .collect();
+                }
+            }
+        }
+        let state = state.read().expect("state lock");
+        let mut links = HashMap::new();
+        for (_, item) in items.iter() {
+            let Ok(parsed) = item else { continue };
+            for keys in &parsed.link_keys {
+                if let Some(pid) = state.links.get(&keys[0]) {
+                    links.insert(keys[0], pid);
+                }
+            }
+        }
+        StoredLinks {
+            links,
+            track_forms: !state.suppression.is_empty(),
+        }
+    }
+}
 
 /// A profile touched by the batch.
 struct Staged {
@@ -49,8 +97,9 @@ enum EventOp {
 pub(crate) struct BatchPlan<'a> {
     store: &'a Store,
     config: &'a Config,
-    /// The published state (its links: as of the last batch applied).
-    state: &'a RwLock<State>,
+    /// Published links of this batch's identifiers, read before resolution started (see
+    /// [`StoredLinks`]).
+    stored_links: StoredLinks,
     /// What the previous batch left, while it may still be committing.
     previous: Overlay,
     /// The previous batch, while it commits.
@@ -73,16 +122,16 @@ impl<'a> BatchPlan<'a> {
     pub(crate) fn new(
         store: &'a Store,
         config: &'a Config,
-        state: &'a RwLock<State>,
+        stored_links: StoredLinks,
         counters: Counters,
         previous: Overlay,
         in_flight: Option<&'a InFlight>,
     ) -> Self {
-        let track_forms = !state.read().expect("state lock").suppression.is_empty();
+        let track_forms = stored_links.track_forms;
         BatchPlan {
             store,
             config,
-            state,
+            stored_links,
             previous,
             in_flight,
             track_forms,
@@ -104,19 +153,13 @@ impl<'a> BatchPlan<'a> {
             Some(p) => *p,
             None => match self.previous.link(key) {
                 Some(p) => p,
-                None => match self.stored_link(key) {
-                    Some(p) => p,
+                None => match self.stored_links.links.get(key) {
+                    Some(p) => *p,
                     None => return Ok(None),
                 },
             },
         };
         self.canonical(pid)
-    }
-
-    /// The published link of `key` (a short read lock: the committer publishes the previous
-    /// batch meanwhile, and its links are in `previous` anyway).
-    fn stored_link(&self, key: &LinkKey) -> Option<ProfileId> {
-        self.state.read().expect("state lock").links.get(key)
     }
 
     /// Stages a live profile read from the store or the previous batch.
@@ -145,6 +188,8 @@ impl<'a> BatchPlan<'a> {
             }
             match self.previous.take(pid) {
                 Some(OverlaySlot::Live(profile)) => {
+                    // Shared with the previous batch while it commits: copy it then.
+                    let profile = Arc::try_unwrap(profile).unwrap_or_else(|p| (*p).clone());
                     self.stage_existing(profile);
                     return Ok(Some(pid));
                 }
@@ -226,15 +271,8 @@ impl<'a> BatchPlan<'a> {
             record,
             warnings,
             dropped_by_scope,
-            mut link_keys,
+            link_keys,
         } = parsed;
-        if link_keys.len() != record.identifiers.len() {
-            link_keys = record
-                .identifiers
-                .iter()
-                .map(|id| self.store.link_keys(id))
-                .collect();
-        }
         self.report.records += 1;
         self.report.accepted += 1;
         for w in warnings {
@@ -423,17 +461,92 @@ impl<'a> BatchPlan<'a> {
         self.staged.is_empty()
     }
 
-    /// Builds the write batch (sealing every value) and the index changes, and the overlay
-    /// the next batch resolves against. Nothing is visible until the engine commits the
-    /// result.
-    pub(crate) fn prepare(mut self) -> Result<(PreparedBatch, Overlay), StorageError> {
+    /// Ends resolution: the batch's result, to prepare and commit, and the overlay the
+    /// next batch resolves against (sharing the profiles, so nothing is copied).
+    pub(crate) fn resolve(mut self) -> (ResolvedBatch, Overlay) {
         let mut overlay = Overlay::default();
-        let mut writer = BatchWriter::new(self.store);
+        let changed: roaring::RoaringBitmap = self.staged.keys().copied().collect();
+        let staged = std::mem::take(&mut self.staged)
+            .into_iter()
+            .map(|(pid, staged)| {
+                let profile = staged.profile.map(Arc::new);
+                let slot = match (&profile, staged.redirect) {
+                    (Some(profile), _) => OverlaySlot::Live(Arc::clone(profile)),
+                    (None, Some(into)) => OverlaySlot::Merged(into),
+                    (None, None) => OverlaySlot::Gone,
+                };
+                overlay.slots.insert(pid, slot);
+                let resolved = Resolved {
+                    profile,
+                    before: staged.before,
+                    moved_event_seqs: staged.moved_event_seqs,
+                    moved_log_seqs: staged.moved_log_seqs,
+                    redirect: staged.redirect,
+                };
+                (pid, resolved)
+            })
+            .collect();
+        let links = self.links.iter().map(|(k, p)| (*k, *p)).collect();
+        overlay.links = self.links;
+        let batch_number = self.counters.batches;
+        self.counters.batches += 1;
+        self.report.batches = 1;
+        let resolved = ResolvedBatch {
+            staged,
+            changed,
+            batch_number,
+            track_forms: self.track_forms,
+            new_pids: self.new_pids,
+            new_events: self.new_events,
+            new_log: self.new_log,
+            event_ops: self.event_ops,
+            links,
+            merged_away: self.merged_away,
+            counters: self.counters,
+            report: self.report,
+        };
+        (resolved, overlay)
+    }
+}
+
+/// A profile the batch touched, as the batch leaves it.
+struct Resolved {
+    /// Live profile (shared with the next batch's overlay), or `None` once merged away.
+    profile: Option<Arc<Profile>>,
+    before: Option<Postings>,
+    moved_event_seqs: Vec<u64>,
+    moved_log_seqs: Vec<u64>,
+    redirect: Option<ProfileId>,
+}
+
+/// A resolved batch, not yet encoded: [`ResolvedBatch::prepare`] turns it into writes
+/// (on the committer thread when importing, which balances the two threads' work).
+pub(crate) struct ResolvedBatch {
+    staged: HashMap<ProfileId, Resolved>,
+    /// Profiles the batch changes.
+    pub(crate) changed: roaring::RoaringBitmap,
+    batch_number: u64,
+    track_forms: bool,
+    new_pids: Vec<ProfileId>,
+    new_events: BTreeMap<(ProfileId, u64), EventChunk>,
+    new_log: BTreeMap<(ProfileId, u64), MergeLogEntry>,
+    event_ops: Vec<EventOp>,
+    links: Vec<(LinkKey, ProfileId)>,
+    merged_away: Vec<ProfileId>,
+    /// Counters after the batch (the commit sets the checkpoint generation).
+    pub(crate) counters: Counters,
+    report: IngestReport,
+}
+
+impl ResolvedBatch {
+    /// Builds the write batch (issuing keys of new profiles, sealing every value) and the
+    /// index changes. Nothing is visible until the engine commits the result.
+    pub(crate) fn prepare(mut self, store: &Store) -> Result<PreparedBatch, StorageError> {
+        let mut writer = BatchWriter::new(store);
         writer.issue_keys(&self.new_pids)?;
         let mut changes = Vec::with_capacity(self.staged.len());
         let mut forms = Vec::new();
-        let changed: roaring::RoaringBitmap = self.staged.keys().copied().collect();
-        let mut sealed = seal_in_parallel(self.store, &self.staged);
+        let mut sealed = seal_in_parallel(store, &self.staged);
         for (pid, staged) in std::mem::take(&mut self.staged) {
             for q in &staged.moved_event_seqs {
                 writer.remove_events(pid, *q);
@@ -470,12 +583,6 @@ impl<'a> BatchPlan<'a> {
                 _ => {}
             }
             changes.push((pid, staged.before, after));
-            let slot = match (staged.profile, staged.redirect) {
-                (Some(profile), _) => OverlaySlot::Live(profile),
-                (None, Some(into)) => OverlaySlot::Merged(into),
-                (None, None) => OverlaySlot::Gone,
-            };
-            overlay.slots.insert(pid, slot);
         }
         for ((pid, seq), chunk) in &self.new_events {
             writer.put_events(*pid, *seq, chunk);
@@ -483,23 +590,18 @@ impl<'a> BatchPlan<'a> {
         for ((pid, seq), entry) in &self.new_log {
             writer.put_merge_log(*pid, *seq, entry);
         }
-        writer.put_dirty(self.counters.batches, &changed);
-        self.counters.batches += 1;
-        self.report.batches = 1;
-        let links = self.links.iter().map(|(k, p)| (*k, *p)).collect();
-        overlay.links = self.links;
-        let prepared = PreparedBatch {
+        writer.put_dirty(self.batch_number, &self.changed);
+        Ok(PreparedBatch {
             batch: writer.finish(),
-            changed,
+            changed: self.changed,
             changes,
-            links,
+            links: self.links,
             forms,
             event_ops: self.event_ops,
             counters: self.counters,
             merged_away: self.merged_away,
             report: self.report,
-        };
-        Ok((prepared, overlay))
+        })
     }
 }
 
@@ -511,9 +613,12 @@ const PARALLEL_SEAL_MIN: usize = 512;
 /// spare CPU while they wait for it).
 fn seal_in_parallel(
     store: &Store,
-    staged: &HashMap<ProfileId, Staged>,
+    staged: &HashMap<ProfileId, Resolved>,
 ) -> HashMap<ProfileId, (Vec<u8>, Postings)> {
-    let live: Vec<&Profile> = staged.values().filter_map(|s| s.profile.as_ref()).collect();
+    let live: Vec<&Profile> = staged
+        .values()
+        .filter_map(|s| s.profile.as_deref())
+        .collect();
     let work = |part: &[&Profile]| -> Vec<(ProfileId, (Vec<u8>, Postings))> {
         part.iter()
             .map(|p| (p.id, (store.sealed_profile(p), Postings::of(p))))

@@ -15,11 +15,12 @@ use crossbeam_channel::Receiver;
 use roaring::RoaringBitmap;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// A profile slot as a batch left it.
 pub(crate) enum OverlaySlot {
-    /// Live, with its data after the batch.
-    Live(Profile),
+    /// Live, with its data after the batch (shared with the batch being committed).
+    Live(Arc<Profile>),
     /// Merged into another profile.
     Merged(ProfileId),
     /// No longer stored.

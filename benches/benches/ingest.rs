@@ -3,6 +3,9 @@
 //! - `ingest/batch`: records per second of `Engine::ingest_json` on generated data
 //!   (`Generator`, seed 1), one atomic, durable batch per 20,000 records, into a fresh
 //!   database in a temp dir. Dataset size: `CIDB_BENCH_PERSONS` (default 20,000 persons).
+//! - `ingest/import`: the same records as JSON Lines through `Engine::import_jsonl`, the
+//!   importers' path: parsing on parser threads, each batch resolved while the one
+//!   before commits (what `cidb import` does, minus reading the file).
 //! - `reopen`: time to open a database of `CIDB_BENCH_REOPEN_PERSONS` persons (default
 //!   20,000; the README figure uses 1,000,000), built once before measuring. Reopening
 //!   loads the index checkpoint; it does not rebuild.
@@ -34,6 +37,19 @@ fn ingest(c: &mut Criterion) {
                 for chunk in records.chunks(20_000) {
                     db.ingest_json(chunk).expect("ingest");
                 }
+                drop(db);
+                dir
+            },
+        )
+    });
+    let lines = records.join("\n");
+    group.bench_with_input(BenchmarkId::new("import", n), &lines, |b, lines| {
+        b.iter_with_setup(
+            || tempfile::tempdir().expect("temp dir"),
+            |dir| {
+                let db = Engine::open(dir.path()).expect("open");
+                db.import_jsonl(lines.as_bytes(), &Default::default(), &mut |_| {})
+                    .expect("import");
                 drop(db);
                 dir
             },

@@ -7,7 +7,7 @@ use crate::identity::Links;
 use crate::index::{read_checkpoint, write_checkpoint, IndexSizes, Indexes, Postings};
 use crate::normalize;
 use crate::profile::{Profile, ProfileId};
-use crate::record::{parse_json_record, Identifier, ParsedRecord};
+use crate::record::{parse_json_record, Identifier};
 use crate::report::IngestReport;
 use crate::store::{Counters, EventChunk, MergeLogEntry, Store};
 use crate::suppression::SuppressionLists;
@@ -214,23 +214,12 @@ impl Engine {
             .map(|(i, r)| {
                 let mut parsed = parse_json_record(r.as_ref(), &self.config, now);
                 if let Ok(p) = &mut parsed {
-                    self.compute_link_keys(p);
+                    self.store.fill_link_keys(p);
                 }
                 (i as u64 + 1, parsed)
             })
             .collect();
         self.ingest_parsed(parsed)
-    }
-
-    /// Computes a parsed record's link keys (keyed hashes of its identifiers' forms), so
-    /// that callers with spare threads take that work off the single writer.
-    pub(crate) fn compute_link_keys(&self, parsed: &mut ParsedRecord) {
-        parsed.link_keys = parsed
-            .record
-            .identifiers
-            .iter()
-            .map(|id| self.store.link_keys(id))
-            .collect();
     }
 
     /// Writes an index checkpoint now (done automatically as profiles change and on drop).

@@ -176,7 +176,7 @@ impl Engine {
                         let mut parsed = parse_chunk(input, config, now, default_source);
                         for (_, item) in &mut parsed {
                             if let Ok(p) = item {
-                                self.compute_link_keys(p);
+                                self.store.fill_link_keys(p);
                             }
                         }
                         if tx.send((seq, parsed)).is_err() {

@@ -189,6 +189,18 @@ impl Store {
             .collect()
     }
 
+    /// Computes a parsed record's link keys, unless a parser thread already did.
+    pub(crate) fn fill_link_keys(&self, parsed: &mut crate::record::ParsedRecord) {
+        if parsed.link_keys.len() != parsed.record.identifiers.len() {
+            parsed.link_keys = parsed
+                .record
+                .identifiers
+                .iter()
+                .map(|id| self.link_keys(id))
+                .collect();
+        }
+    }
+
     /// The link key of one identifier form: the keyed hash of its SHA-256 digest,
     /// truncated to 128 bits.
     pub(crate) fn link_key(&self, tag: &str, digest: &[u8; 32]) -> LinkKey {

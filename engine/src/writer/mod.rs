@@ -1,9 +1,10 @@
 //! Applies a batch of parsed records: identity resolution against the stored graph, merges,
 //! conflict rules, then one atomic commit of everything the batch changed.
 //!
-//! Nothing is written until [`BatchPlan::commit`]: records are folded into an in-memory
-//! overlay (staged profiles, links, events, merge-log entries), so a batch is applied
-//! all-or-nothing.
+//! Nothing is written until the batch commits: records are folded into staged profiles,
+//! links, events and merge-log entries in memory, [`ResolvedBatch::prepare`] turns them
+//! into one sled batch plus index changes, and the engine applies both at once, so a
+//! batch is applied all-or-nothing.
 //!
 //! The importer resolves one batch while the previous one commits: [`overlay`] holds what
 //! the previous batch left, which resolution reads before the store.
@@ -46,14 +47,7 @@ impl StoredLinks {
     ) -> StoredLinks {
         for (_, item) in items.iter_mut() {
             if let Ok(parsed) = item {
-                if parsed.link_keys.len() != parsed.record.identifiers.len() {
-                    parsed.link_keys = parsed
-                        .record
-                        .identifiers
-                        .iter()
-                        .map(|id| store.link_keys(id))
-                        .collect();
-                }
+                store.fill_link_keys(parsed);
             }
         }
         let state = state.read().expect("state lock");

@@ -10,9 +10,9 @@ use crate::engine::{Engine, WriterState};
 use crate::error::{IngestError, StorageError};
 use crate::record::{ParsedRecord, RejectReason};
 use crate::report::IngestReport;
-use crate::writer::{BatchPlan, InFlight, Overlay, PreparedBatch, ResolvedBatch, StoredLinks};
+use crate::writer::{BatchPlan, Overlay, PreparedBatch, ResolvedBatch, StoredLinks};
 use crate::MAX_BATCH_RECORDS;
-use crossbeam_channel::bounded;
+use crossbeam_channel::{bounded, Receiver};
 
 /// One batch of parsed records with their line numbers.
 pub(crate) type ParsedBatch = Vec<(u64, Result<ParsedRecord, RejectReason>)>;
@@ -27,7 +27,7 @@ impl Engine {
         let mut w = self.writer.lock().expect("writer lock");
         let counters = w.counters.clone();
         let stored = StoredLinks::read(&self.store, &self.state, &mut items);
-        match self.plan_batch(items, stored, counters, Overlay::default(), None)? {
+        match self.plan_batch(items, stored, counters, Overlay::default())? {
             Planned::Nothing(report) => Ok(report),
             Planned::Batch(resolved, _) => {
                 let prepared = resolved.prepare(&self.store)?;
@@ -70,7 +70,8 @@ impl Engine {
                 total.absorb(report);
             };
             let mut previous = Overlay::default();
-            let mut in_flight: Option<InFlight> = None;
+            // The batch the committer is writing: its outcome arrives here.
+            let mut in_flight: Option<Receiver<Commit>> = None;
             let mut next = self.next_batch(&mut batches)?;
             while let Some((items, stored)) = next.take() {
                 let planned = self.plan_batch(
@@ -78,13 +79,12 @@ impl Engine {
                     stored,
                     counters.clone(),
                     std::mem::take(&mut previous),
-                    in_flight.as_ref(),
                 )?;
                 let (resolved, overlay) = match planned {
                     Planned::Nothing(report) => {
                         // Nothing to write; report it in order, after the batch before.
                         if let Some(f) = in_flight.take() {
-                            done(f.finish()?);
+                            done(finish(f)?);
                         }
                         done(report);
                         next = self.next_batch(&mut batches)?;
@@ -94,10 +94,9 @@ impl Engine {
                 };
                 counters = resolved.counters.clone();
                 if let Some(f) = in_flight.take() {
-                    done(f.finish()?);
+                    done(finish(f)?);
                 }
                 let (done_tx, done_rx) = bounded(1);
-                let changed = resolved.changed.clone();
                 let job = Job {
                     batch: *resolved,
                     done: done_tx,
@@ -105,14 +104,14 @@ impl Engine {
                 if job_tx.send(job).is_err() {
                     return Err(StorageError::Sled("the commit thread stopped".into()).into());
                 }
-                in_flight = Some(InFlight::new(changed, done_rx));
+                in_flight = Some(done_rx);
                 previous = overlay;
                 // Read the next batch's links now, while the committer is still sealing
                 // (before it takes the state lock to publish).
                 next = self.next_batch(&mut batches)?;
             }
             if let Some(f) = in_flight.take() {
-                done(f.finish()?);
+                done(finish(f)?);
             }
             Ok(total)
         })
@@ -138,16 +137,8 @@ impl Engine {
         stored: StoredLinks,
         counters: crate::store::Counters,
         previous: Overlay,
-        in_flight: Option<&InFlight>,
     ) -> Result<Planned, StorageError> {
-        let mut plan = BatchPlan::new(
-            &self.store,
-            self.config(),
-            stored,
-            counters,
-            previous,
-            in_flight,
-        );
+        let mut plan = BatchPlan::new(&self.store, self.config(), stored, counters, previous);
         for (line, item) in items {
             match item {
                 Ok(parsed) => plan.add(line, parsed)?,
@@ -210,10 +201,20 @@ enum Planned {
     Batch(Box<ResolvedBatch>, Overlay),
 }
 
+/// How a commit went: the batch's report once it is durable.
+type Commit = Result<IngestReport, StorageError>;
+
 /// A batch for the committer thread, with where to say how its commit went.
 struct Job {
     batch: ResolvedBatch,
-    done: crossbeam_channel::Sender<Result<IngestReport, StorageError>>,
+    done: crossbeam_channel::Sender<Commit>,
+}
+
+/// Waits for a batch handed to the committer to be durable.
+fn finish(commit: Receiver<Commit>) -> Result<IngestReport, StorageError> {
+    commit
+        .recv()
+        .unwrap_or_else(|_| Err(StorageError::Sled("the commit thread stopped".into())))
 }
 
 fn check_batch_size(items: &ParsedBatch) -> Result<(), IngestError> {

@@ -11,7 +11,7 @@
 
 mod overlay;
 
-pub(crate) use overlay::{InFlight, Overlay};
+pub(crate) use overlay::Overlay;
 
 use crate::config::Config;
 use crate::engine::State;
@@ -73,11 +73,8 @@ struct Staged {
     profile: Option<Profile>,
     /// Postings before the batch (`None` for a profile created in it).
     before: Option<Postings>,
-    /// Stored event chunks (seq) that must move away (merged).
-    moved_event_seqs: Vec<u64>,
-    /// Stored merge-log entries (seq) that must move away (merged).
-    moved_log_seqs: Vec<u64>,
-    /// Merged into this profile during the batch.
+    /// Merged into this profile during the batch (its stored events and merge log follow
+    /// at prepare time).
     redirect: Option<ProfileId>,
 }
 
@@ -96,8 +93,6 @@ pub(crate) struct BatchPlan<'a> {
     stored_links: StoredLinks,
     /// What the previous batch left, while it may still be committing.
     previous: Overlay,
-    /// The previous batch, while it commits.
-    in_flight: Option<&'a InFlight>,
     /// Whether to collect the identifier forms of changed profiles (for suppression).
     track_forms: bool,
     counters: Counters,
@@ -119,7 +114,6 @@ impl<'a> BatchPlan<'a> {
         stored_links: StoredLinks,
         counters: Counters,
         previous: Overlay,
-        in_flight: Option<&'a InFlight>,
     ) -> Self {
         let track_forms = stored_links.track_forms;
         BatchPlan {
@@ -127,7 +121,6 @@ impl<'a> BatchPlan<'a> {
             config,
             stored_links,
             previous,
-            in_flight,
             track_forms,
             counters,
             staged: HashMap::new(),
@@ -163,8 +156,6 @@ impl<'a> BatchPlan<'a> {
             Staged {
                 before: Some(Postings::of(&profile)),
                 profile: Some(profile),
-                moved_event_seqs: Vec::new(),
-                moved_log_seqs: Vec::new(),
                 redirect: None,
             },
         );
@@ -229,8 +220,6 @@ impl<'a> BatchPlan<'a> {
             Staged {
                 profile: Some(Profile::new(pid)),
                 before: None,
-                moved_event_seqs: Vec::new(),
-                moved_log_seqs: Vec::new(),
                 redirect: None,
             },
         );
@@ -366,7 +355,9 @@ impl<'a> BatchPlan<'a> {
 
     /// Merges `absorbed` into `survivor`: profile data, identifier links, events and merge
     /// log follow; the absorbed id redirects. Work is proportional to the absorbed
-    /// profile's own data.
+    /// profile's own data. Entries added earlier in this batch move here; stored ones move
+    /// when the batch is prepared (the store is current then even while the previous batch
+    /// was still committing during resolution).
     fn merge(
         &mut self,
         survivor: ProfileId,
@@ -382,27 +373,13 @@ impl<'a> BatchPlan<'a> {
             .expect("absorbed profile is staged");
         let other = staged.profile.take().expect("absorbed profile is live");
         staged.redirect = Some(survivor);
-        let stored_before = staged.before.is_some();
-        if stored_before {
-            if let Some(in_flight) = self.in_flight {
-                in_flight.before_reading(absorbed)?;
-            }
-        }
         for sid in &other.identifiers {
             for key in self.store.link_keys(&sid.id) {
                 self.links.insert(key, survivor);
             }
         }
-        // Events: stored chunks and chunks added earlier in this batch move to the survivor.
-        let mut moved: Vec<(u64, EventChunk)> = if stored_before {
-            self.store.events(absorbed)?
-        } else {
-            Vec::new()
-        };
-        if let Some(s) = self.staged.get_mut(&absorbed) {
-            s.moved_event_seqs.extend(moved.iter().map(|(q, _)| *q));
-        }
-        moved.extend(take_profile_entries(&mut self.new_events, absorbed));
+        // Events added earlier in this batch move to the survivor.
+        let moved = take_profile_entries(&mut self.new_events, absorbed);
         let events: Vec<Event> = moved
             .iter()
             .flat_map(|(_, c)| c.events.iter().cloned())
@@ -415,22 +392,9 @@ impl<'a> BatchPlan<'a> {
         for (q, chunk) in moved {
             self.new_events.insert((survivor, q), chunk);
         }
-        // Merge log: the absorbed profile's history moves too.
-        let mut log: Vec<MergeLogEntry> = if stored_before {
-            self.store.merge_log(absorbed)?
-        } else {
-            Vec::new()
-        };
-        if let Some(s) = self.staged.get_mut(&absorbed) {
-            s.moved_log_seqs.extend(log.iter().map(|e| e.seq));
-        }
-        log.extend(
-            take_profile_entries(&mut self.new_log, absorbed)
-                .into_iter()
-                .map(|(_, e)| e),
-        );
-        for entry in log {
-            self.new_log.insert((survivor, entry.seq), entry);
+        // Merge log entries added earlier in this batch move too.
+        for (q, entry) in take_profile_entries(&mut self.new_log, absorbed) {
+            self.new_log.insert((survivor, q), entry);
         }
         self.new_log.insert(
             (survivor, seq),
@@ -473,8 +437,6 @@ impl<'a> BatchPlan<'a> {
                 let resolved = Resolved {
                     profile,
                     before: staged.before,
-                    moved_event_seqs: staged.moved_event_seqs,
-                    moved_log_seqs: staged.moved_log_seqs,
                     redirect: staged.redirect,
                 };
                 (pid, resolved)
@@ -508,8 +470,6 @@ struct Resolved {
     /// Live profile (shared with the next batch's overlay), or `None` once merged away.
     profile: Option<Arc<Profile>>,
     before: Option<Postings>,
-    moved_event_seqs: Vec<u64>,
-    moved_log_seqs: Vec<u64>,
     redirect: Option<ProfileId>,
 }
 
@@ -533,6 +493,51 @@ pub(crate) struct ResolvedBatch {
 }
 
 impl ResolvedBatch {
+    /// Moves the stored event chunks and merge-log entries of every stored profile merged
+    /// away in this batch to the live profile it ended in.
+    fn move_stored_entries(
+        &mut self,
+        store: &Store,
+        writer: &mut BatchWriter<'_>,
+    ) -> Result<(), StorageError> {
+        let absorbed: Vec<(ProfileId, ProfileId)> = self
+            .staged
+            .iter()
+            .filter(|(_, s)| s.profile.is_none() && s.before.is_some())
+            .filter_map(|(pid, s)| Some((*pid, self.live_target(s.redirect?))))
+            .collect();
+        for (pid, target) in absorbed {
+            let mut events = Vec::new();
+            for (q, chunk) in store.events(pid)? {
+                writer.remove_events(pid, q);
+                events.extend(chunk.events.iter().cloned());
+                self.new_events.insert((target, q), chunk);
+            }
+            if !events.is_empty() {
+                self.event_ops.push(EventOp::Remove(pid, events.clone()));
+                self.event_ops.push(EventOp::Add(target, events));
+            }
+            for entry in store.merge_log(pid)? {
+                writer.remove_merge_log(pid, entry.seq);
+                self.new_log.insert((target, entry.seq), entry);
+            }
+        }
+        Ok(())
+    }
+
+    /// The live profile `pid` ended in, following this batch's redirects.
+    fn live_target(&self, mut pid: ProfileId) -> ProfileId {
+        while let Some(Resolved {
+            profile: None,
+            redirect: Some(into),
+            ..
+        }) = self.staged.get(&pid)
+        {
+            pid = *into;
+        }
+        pid
+    }
+
     /// Builds the write batch (issuing keys of new profiles, sealing every value) and the
     /// index changes. Nothing is visible until the engine commits the result.
     pub(crate) fn prepare(mut self, store: &Store) -> Result<PreparedBatch, StorageError> {
@@ -540,14 +545,9 @@ impl ResolvedBatch {
         writer.issue_keys(&self.new_pids)?;
         let mut changes = Vec::with_capacity(self.staged.len());
         let mut forms = Vec::new();
+        self.move_stored_entries(store, &mut writer)?;
         let mut sealed = seal_in_parallel(store, &self.staged);
         for (pid, staged) in std::mem::take(&mut self.staged) {
-            for q in &staged.moved_event_seqs {
-                writer.remove_events(pid, *q);
-            }
-            for q in &staged.moved_log_seqs {
-                writer.remove_merge_log(pid, *q);
-            }
             let after = match (&staged.profile, staged.redirect) {
                 (Some(_), _) => {
                     let (value, postings) =

@@ -427,6 +427,9 @@ impl<'a> BatchPlan<'a> {
         let staged = std::mem::take(&mut self.staged)
             .into_iter()
             .map(|(pid, staged)| {
+                // Postings here: the resolver has time to spare while the committer
+                // seals and writes the previous batch.
+                let after = staged.profile.as_ref().map(Postings::of);
                 let profile = staged.profile.map(Arc::new);
                 let slot = match (&profile, staged.redirect) {
                     (Some(profile), _) => OverlaySlot::Live(Arc::clone(profile)),
@@ -437,6 +440,7 @@ impl<'a> BatchPlan<'a> {
                 let resolved = Resolved {
                     profile,
                     before: staged.before,
+                    after,
                     redirect: staged.redirect,
                 };
                 (pid, resolved)
@@ -470,6 +474,8 @@ struct Resolved {
     /// Live profile (shared with the next batch's overlay), or `None` once merged away.
     profile: Option<Arc<Profile>>,
     before: Option<Postings>,
+    /// Postings after the batch (live profiles).
+    after: Option<Postings>,
     redirect: Option<ProfileId>,
 }
 
@@ -550,10 +556,9 @@ impl ResolvedBatch {
         for (pid, staged) in std::mem::take(&mut self.staged) {
             let after = match (&staged.profile, staged.redirect) {
                 (Some(_), _) => {
-                    let (value, postings) =
-                        sealed.remove(&pid).expect("every live profile is sealed");
+                    let value = sealed.remove(&pid).expect("every live profile is sealed");
                     writer.put_sealed_profile(pid, value);
-                    Some(postings)
+                    staged.after
                 }
                 (None, Some(into)) => {
                     writer.put_redirect(pid, into);
@@ -602,20 +607,20 @@ impl ResolvedBatch {
 /// Below this many profiles a batch is sealed on the calling thread.
 const PARALLEL_SEAL_MIN: usize = 512;
 
-/// Encodes and seals every live staged profile and computes its postings, on two threads
-/// for large batches (the writer is the import's bottleneck; the parser threads leave
-/// spare CPU while they wait for it).
+/// Encodes and seals every live staged profile, on two threads for large batches
+/// (committing is the import's bottleneck; the parser threads leave spare CPU while they
+/// wait for it).
 fn seal_in_parallel(
     store: &Store,
     staged: &HashMap<ProfileId, Resolved>,
-) -> HashMap<ProfileId, (Vec<u8>, Postings)> {
+) -> HashMap<ProfileId, Vec<u8>> {
     let live: Vec<&Profile> = staged
         .values()
         .filter_map(|s| s.profile.as_deref())
         .collect();
-    let work = |part: &[&Profile]| -> Vec<(ProfileId, (Vec<u8>, Postings))> {
+    let work = |part: &[&Profile]| -> Vec<(ProfileId, Vec<u8>)> {
         part.iter()
-            .map(|p| (p.id, (store.sealed_profile(p), Postings::of(p))))
+            .map(|p| (p.id, store.sealed_profile(p)))
             .collect()
     };
     if live.len() < PARALLEL_SEAL_MIN {
@@ -624,7 +629,7 @@ fn seal_in_parallel(
     let (left, right) = live.split_at(live.len() / 2);
     std::thread::scope(|scope| {
         let other = scope.spawn(|| work(right));
-        let mut out: HashMap<ProfileId, (Vec<u8>, Postings)> = work(left).into_iter().collect();
+        let mut out: HashMap<ProfileId, Vec<u8>> = work(left).into_iter().collect();
         out.extend(other.join().expect("sealing thread panicked"));
         out
     })

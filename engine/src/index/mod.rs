@@ -104,7 +104,16 @@ impl Indexes {
             }
         }
         for term in sorted_minus(&new.terms, &old.terms) {
-            self.terms.entry(term.clone()).or_default().insert(pid);
+            // Look up before inserting: most terms exist, and cloning a key allocates.
+            match self.terms.get_mut(term) {
+                Some(bitmap) => {
+                    bitmap.insert(pid);
+                }
+                None => {
+                    self.terms
+                        .insert(term.clone(), RoaringBitmap::from_iter([pid]));
+                }
+            }
         }
         for (key, _) in sorted_minus(&old.numbers, &new.numbers) {
             if !new.numbers.iter().any(|(k, _)| k == key) {
@@ -121,10 +130,14 @@ impl Indexes {
                 NumericKind::Number => NUMBER_FLOOR.min(*value),
                 NumericKind::Date => DATE_FLOOR.min(*value),
             };
-            self.numbers
-                .entry(key.clone())
-                .or_insert_with(|| Bsi::new(floor))
-                .insert(pid, *value);
+            match self.numbers.get_mut(key) {
+                Some(bsi) => bsi.insert(pid, *value),
+                None => {
+                    let mut bsi = Bsi::new(floor);
+                    bsi.insert(pid, *value);
+                    self.numbers.insert(key.clone(), bsi);
+                }
+            }
         }
     }
 

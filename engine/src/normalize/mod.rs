@@ -142,7 +142,6 @@ mod tests {
         assert_eq!(country("Atlantis"), None);
     }
 
-    #[test]
     proptest::proptest! {
         /// The ASCII fast path gives what the general path gives.
         #[test]

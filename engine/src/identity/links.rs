@@ -91,12 +91,16 @@ impl Links {
     /// Appends the links to `out`: count (u64 LE), then entries sorted by key, so equal
     /// tables give equal bytes.
     pub(crate) fn write_to(&self, out: &mut Vec<u8>) {
-        let mut entries: Vec<(&LinkKey, &ProfileId)> = self.map.iter().collect();
-        entries.sort_unstable();
+        // Sorted by value, not through references: comparing in place is several times
+        // faster than chasing a pointer per comparison into the hash table (millions of
+        // entries, on the committer's critical path).
+        let mut entries: Vec<(LinkKey, ProfileId)> =
+            self.map.iter().map(|(key, pid)| (*key, *pid)).collect();
+        entries.sort_unstable_by_key(|(key, _)| *key);
         out.reserve(8 + entries.len() * ENTRY_LEN);
         out.extend_from_slice(&(entries.len() as u64).to_le_bytes());
         for (key, pid) in entries {
-            out.extend_from_slice(key);
+            out.extend_from_slice(&key);
             out.extend_from_slice(&pid.to_le_bytes());
         }
     }

@@ -110,3 +110,48 @@ fn oversized_batches_are_refused_whole() {
     assert!(err.to_string().contains("exceeds the limit"));
     assert_eq!(db.stats().profiles, 0);
 }
+
+/// An import whose batches are cut small, with a batch of rejected lines only between
+/// batches that merge across it: the overlapped import reports every batch in order,
+/// and a later batch still resolves against the earlier ones.
+#[test]
+fn a_batch_of_rejected_lines_between_merging_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = cidb::Engine::open_with(
+        dir.path(),
+        cidb::Config::default().with_import_batch_records(2),
+    )
+    .unwrap();
+    let file = [
+        r#"{"source":"crm","identifiers":{"email":"a@x.com","crm_id":"A"},"events":[{"type":"buy","at":"2026-01-01T00:00:00Z"}]}"#,
+        r#"{"source":"crm","identifiers":{"email":"b@x.com"},"events":[{"type":"buy","at":"2026-01-02T00:00:00Z"}]}"#,
+        r#"{"source":"crm""#,
+        r#"[]"#,
+        r#"{"source":"app","identifiers":{"email":"b@x.com","device_id":"D"}}"#,
+        r#"{"source":"app","identifiers":{"device_id":"D","crm_id":"A"}}"#,
+    ]
+    .join("\n");
+    let mut committed = Vec::new();
+    let report = db
+        .import_jsonl(file.as_bytes(), &ImportOptions::default(), &mut |p| {
+            committed.push(p.records)
+        })
+        .unwrap();
+    assert_eq!(
+        committed,
+        vec![2, 4, 6],
+        "one progress call per batch, in order"
+    );
+    assert_eq!(report.records, 6);
+    assert_eq!(report.accepted, 4);
+    let lines: Vec<u64> = report.rejected.iter().map(|r| r.line).collect();
+    assert_eq!(lines, vec![3, 4]);
+    assert_eq!(report.merged_profiles, 1);
+    let a = by_email(&db, "a@x.com");
+    assert_eq!(a.profile.id, by_email(&db, "b@x.com").profile.id);
+    let events: usize = a.events.iter().map(|c| c.events.len()).sum();
+    assert_eq!(events, 2, "both people's events follow the merge");
+    assert_eq!(a.merges.len(), 1);
+    assert_eq!(db.stats().profiles, 1);
+    assert_clean(&db);
+}

@@ -171,7 +171,7 @@ fn personal_data_is_not_stored_in_plain_text() {
     }
     // sled's files must never hold identifiers or values in plain text (the index
     // checkpoint holds indexed values by design; erasure rewrites it).
-    for entry in walk(&dir.path().join("sled")) {
+    for entry in crate::files_under(&dir.path().join("sled")) {
         let bytes = std::fs::read(&entry).unwrap();
         for needle in [
             "zyxwvut@uniq.example",
@@ -187,19 +187,6 @@ fn personal_data_is_not_stored_in_plain_text() {
             );
         }
     }
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[test]

@@ -9,7 +9,7 @@ use cidb::query::{DestinationSpec, Segments};
 use cidb::{Engine, ForgetOptions, Generator, Lookup};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 const EMAIL: &str = "Zebulon.Quixote.7731@UniqueMail.example";
 const PHONE: &str = "06 4477 1193";
@@ -22,19 +22,6 @@ fn person() -> String {
     format!(
         r#"{{"source":"crm","identifiers":{{"email":"{EMAIL}","phone":"{PHONE}","crm_id":"CRM-ZQ-7731"}},"attributes":{{"first_name":"{FIRST}","last_name":"{LAST}","country":"NL","interests":["{INTEREST}","running"]}},"consent":{{"custom_audiences":true}},"events":[{{"type":"purchase","at":"2026-10-01T10:00:00Z","category":"{CATEGORY}","value":12.5}}]}}"#
     )
-}
-
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(files(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }
 
 /// Every byte string the person's data could appear as.
@@ -121,7 +108,7 @@ fn erased_values_are_in_no_file_of_the_data_directory() {
         let needles = needles(&data);
         // The needles are really there before (the test can find them).
         db.checkpoint().unwrap();
-        let before: Vec<u8> = files(&data)
+        let before: Vec<u8> = crate::files_under(&data)
             .iter()
             .flat_map(|f| std::fs::read(f).unwrap())
             .collect();
@@ -159,7 +146,7 @@ fn erased_values_are_in_no_file_of_the_data_directory() {
         (others, needles)
     };
     // Closed: search every byte of every file.
-    for file in files(&data) {
+    for file in crate::files_under(&data) {
         let bytes = std::fs::read(&file).unwrap();
         for (what, needle) in &needles {
             assert!(!find(&bytes, needle), "{what} found in {}", file.display());

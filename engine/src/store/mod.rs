@@ -345,13 +345,7 @@ impl Store {
         let mut out = RoaringBitmap::new();
         for item in self.db.scan_prefix([keys::DIRTY]) {
             let (k, v) = item?;
-            let pids =
-                RoaringBitmap::deserialize_from(&v[..]).map_err(|e| StorageError::Corrupted {
-                    what: "dirty set",
-                    key: k.to_vec(),
-                    detail: e.to_string(),
-                })?;
-            out |= pids;
+            out |= stored_bitmap("dirty set", &k, &v)?;
         }
         Ok(out)
     }
@@ -536,12 +530,7 @@ impl Store {
         let mut out = Vec::new();
         for item in self.db.scan_prefix([keys::AUDIT_BITMAP]) {
             let (k, v) = item?;
-            let pids =
-                RoaringBitmap::deserialize_from(&v[..]).map_err(|e| StorageError::Corrupted {
-                    what: "audit bitmap",
-                    key: k.to_vec(),
-                    detail: e.to_string(),
-                })?;
+            let pids = stored_bitmap("audit bitmap", &k, &v)?;
             if pids.contains(pid) {
                 let seq = u64::from_be_bytes(k[1..9].try_into().expect("8"));
                 if let Some(v) = self.db.get(keys::audit(keys::AUDIT, seq))? {
@@ -690,6 +679,19 @@ impl Store {
             .expect("a profile written in a batch has a key issued earlier or in the batch");
         crypto::seal(key, aad, plain, out);
     }
+}
+
+/// Decodes a roaring bitmap stored under `key`, naming `what` if it is corrupt.
+fn stored_bitmap(
+    what: &'static str,
+    key: &[u8],
+    value: &[u8],
+) -> Result<RoaringBitmap, StorageError> {
+    RoaringBitmap::deserialize_from(value).map_err(|e| StorageError::Corrupted {
+        what,
+        key: key.to_vec(),
+        detail: e.to_string(),
+    })
 }
 
 /// Format 1 kept identifier links in sled (`I` keys); format 2 keeps them in the index

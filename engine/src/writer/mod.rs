@@ -93,8 +93,6 @@ pub(crate) struct BatchPlan<'a> {
     stored_links: StoredLinks,
     /// What the previous batch left, while it may still be committing.
     previous: Overlay,
-    /// Whether to collect the identifier forms of changed profiles (for suppression).
-    track_forms: bool,
     counters: Counters,
     staged: HashMap<ProfileId, Staged>,
     /// Links made by this batch.
@@ -115,13 +113,11 @@ impl<'a> BatchPlan<'a> {
         counters: Counters,
         previous: Overlay,
     ) -> Self {
-        let track_forms = stored_links.track_forms;
         BatchPlan {
             store,
             config,
             stored_links,
             previous,
-            track_forms,
             counters,
             staged: HashMap::new(),
             links: HashMap::new(),
@@ -455,7 +451,7 @@ impl<'a> BatchPlan<'a> {
             staged,
             changed,
             batch_number,
-            track_forms: self.track_forms,
+            track_forms: self.stored_links.track_forms,
             new_pids: self.new_pids,
             new_events: self.new_events,
             new_log: self.new_log,

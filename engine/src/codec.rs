@@ -29,10 +29,16 @@ fn config() -> impl bincode::config::Config {
 
 /// Encodes `value` with the value tag in front.
 pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    let mut out = vec![VALUE_TAG_V1];
-    bincode::serde::encode_into_std_write(value, &mut out, config())
-        .expect("encoding into a Vec cannot fail");
+    let mut out = Vec::new();
+    encode_into(value, &mut out);
     out
+}
+
+/// Appends `value`, encoded with the value tag in front, to `out`.
+pub(crate) fn encode_into<T: Serialize>(value: &T, out: &mut Vec<u8>) {
+    out.push(VALUE_TAG_V1);
+    bincode::serde::encode_into_std_write(value, out, config())
+        .expect("encoding into a Vec cannot fail");
 }
 
 /// Decodes a value written by [`encode`], naming `what` in the error.

@@ -4,24 +4,40 @@
 
 use super::keyfile::Key;
 use crate::error::StorageError;
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
 
 const NONCE_LEN: usize = 24;
+/// Length of the Poly1305 tag after the ciphertext.
+const TAG_LEN: usize = 16;
 
-/// Encrypts `plain` for the sled key `aad`: `nonce || ciphertext`.
+/// Appends `plain` encrypted for the sled key `aad`: `nonce || ciphertext`.
 pub(crate) fn seal(key: &Key, aad: &[u8], plain: &[u8], out: &mut Vec<u8>) {
+    out.reserve(NONCE_LEN + plain.len() + TAG_LEN);
+    seal_with(key, aad, out, |buf| buf.extend_from_slice(plain));
+}
+
+/// Appends `nonce || ciphertext` of the plaintext that `write` appends to `out`,
+/// encrypting it where it was written (the same bytes as [`seal`], without a copy of the
+/// plaintext).
+pub(crate) fn seal_with(
+    key: &Key,
+    aad: &[u8],
+    out: &mut Vec<u8>,
+    write: impl FnOnce(&mut Vec<u8>),
+) {
     let mut nonce = [0u8; NONCE_LEN];
     rand::thread_rng().fill_bytes(&mut nonce);
-    let cipher = XChaCha20Poly1305::new(key.into());
-    let sealed = cipher
-        .encrypt(XNonce::from_slice(&nonce), Payload { msg: plain, aad })
-        .expect("encryption of an in-memory buffer cannot fail");
     out.extend_from_slice(&nonce);
-    out.extend_from_slice(&sealed);
+    let body = out.len();
+    write(out);
+    let tag = XChaCha20Poly1305::new(key.into())
+        .encrypt_in_place_detached(XNonce::from_slice(&nonce), aad, &mut out[body..])
+        .expect("encryption of an in-memory buffer cannot fail");
+    out.extend_from_slice(&tag);
 }
 
 /// Decrypts a value written by [`seal`].
@@ -68,6 +84,19 @@ mod tests {
         assert_eq!(open("t", &key, b"P1", &sealed).unwrap(), b"jane");
         assert!(open("t", &key, b"P2", &sealed).is_err());
         assert!(open("t", &[8u8; 32], b"P1", &sealed).is_err());
+        assert!(!sealed.windows(4).any(|w| w == b"jane"));
+    }
+
+    #[test]
+    fn sealing_in_place_opens_like_a_copy() {
+        let key = [9u8; 32];
+        let mut sealed = b"prefix".to_vec();
+        seal_with(&key, b"P7", &mut sealed, |buf| {
+            buf.extend_from_slice(b"jane doe")
+        });
+        assert_eq!(&sealed[..6], b"prefix");
+        assert_eq!(sealed.len(), 6 + NONCE_LEN + 8 + TAG_LEN);
+        assert_eq!(open("t", &key, b"P7", &sealed[6..]).unwrap(), b"jane doe");
         assert!(!sealed.windows(4).any(|w| w == b"jane"));
     }
 }

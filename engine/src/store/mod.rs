@@ -666,20 +666,36 @@ impl Store {
     /// issued). Safe to call from several threads.
     pub(crate) fn sealed_profile(&self, profile: &Profile) -> Vec<u8> {
         let key = keys::profile(profile.id);
-        let mut value = vec![keys::SLOT_LIVE];
-        self.seal_for(profile.id, &key, &codec::encode(profile), &mut value);
+        let mut value = Vec::with_capacity(SEALED_PROFILE_CAPACITY);
+        value.push(keys::SLOT_LIVE);
+        self.seal_for(profile.id, &key, &mut value, |buf| {
+            codec::encode_into(profile, buf)
+        });
         value
     }
 
-    /// Seals `plain` with `pid`'s key (issued in this batch or earlier).
-    fn seal_for(&self, pid: ProfileId, aad: &[u8], plain: &[u8], out: &mut Vec<u8>) {
+    /// Appends what `write` appends to `out`, sealed with `pid`'s key (issued in this batch
+    /// or earlier).
+    fn seal_for(
+        &self,
+        pid: ProfileId,
+        aad: &[u8],
+        out: &mut Vec<u8>,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) {
         let keys = self.keys.read().expect("key file lock");
         let key = keys
             .get(pid)
             .expect("a profile written in a batch has a key issued earlier or in the batch");
-        crypto::seal(key, aad, plain, out);
+        crypto::seal_with(key, aad, out, write);
     }
 }
+
+/// Starting capacity of a sealed profile value: most encoded profiles fit, so the
+/// buffer rarely grows (growing copies it).
+const SEALED_PROFILE_CAPACITY: usize = 1024;
+/// Starting capacity of a sealed event chunk or merge log entry.
+const SEALED_ENTRY_CAPACITY: usize = 256;
 
 /// Decodes a roaring bitmap stored under `key`, naming `what` if it is corrupt.
 fn stored_bitmap(
@@ -791,7 +807,7 @@ impl<'a> BatchWriter<'a> {
 
     /// Stores one record's events under `pid` at `seq`.
     pub(crate) fn put_events(&mut self, pid: ProfileId, seq: u64, chunk: &EventChunk) {
-        self.put_sealed(keys::EVENTS, pid, seq, &codec::encode(chunk));
+        self.put_sealed(keys::EVENTS, pid, seq, chunk);
     }
 
     /// Removes an event chunk.
@@ -803,7 +819,7 @@ impl<'a> BatchWriter<'a> {
 
     /// Appends a merge log entry under `pid`.
     pub(crate) fn put_merge_log(&mut self, pid: ProfileId, seq: u64, entry: &MergeLogEntry) {
-        self.put_sealed(keys::MERGE_LOG, pid, seq, &codec::encode(entry));
+        self.put_sealed(keys::MERGE_LOG, pid, seq, entry);
     }
 
     /// Removes a merge log entry.
@@ -813,11 +829,12 @@ impl<'a> BatchWriter<'a> {
             .remove(&keys::pid_seq(keys::MERGE_LOG, pid, seq)[..]);
     }
 
-    fn put_sealed(&mut self, tag: u8, pid: ProfileId, seq: u64, plain: &[u8]) {
+    fn put_sealed<T: serde::Serialize>(&mut self, tag: u8, pid: ProfileId, seq: u64, value: &T) {
         let key = keys::pid_seq(tag, pid, seq);
-        let mut value = Vec::with_capacity(plain.len() + 40);
-        self.store.seal_for(pid, &key, plain, &mut value);
-        self.batch.batch.insert(&key[..], value);
+        let mut sealed = Vec::with_capacity(SEALED_ENTRY_CAPACITY);
+        self.store
+            .seal_for(pid, &key, &mut sealed, |buf| codec::encode_into(value, buf));
+        self.batch.batch.insert(&key[..], sealed);
     }
 
     /// Finishes the batch.

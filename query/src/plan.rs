@@ -184,7 +184,7 @@ fn mismatch(message: String, span: Span) -> Error {
 
 fn numeric(field: &str, kind: NumericKind) -> NumericKey {
     NumericKey {
-        field: field.to_string(),
+        field: field.into(),
         kind,
     }
 }
@@ -257,16 +257,19 @@ impl Planner<'_> {
             } => self.has(field, *mode, values),
             Predicate::Exists { field } => Ok(match schema::resolve(self.ix, field)? {
                 Field::Age => Node::new(Op::NumericExists(numeric(BIRTH_DATE, NumericKind::Date))),
-                Field::Attribute(_) => Node::new(Op::Term(Term::Exists(field.text.clone()))),
+                Field::Attribute(_) => {
+                    Node::new(Op::Term(Term::Exists(field.text.as_str().into())))
+                }
             }),
-            Predicate::Consent(n) => {
-                Ok(Node::new(Op::Term(Term::Consent(name_arg(n, "purpose")?))))
-            }
-            Predicate::Identifier(n) => Ok(Node::new(Op::Term(Term::IdentifierType(name_arg(
-                n,
-                "identifier type",
-            )?)))),
-            Predicate::Source(n) => Ok(Node::new(Op::Term(Term::Source(name_arg(n, "source")?)))),
+            Predicate::Consent(n) => Ok(Node::new(Op::Term(Term::Consent(
+                name_arg(n, "purpose")?.into(),
+            )))),
+            Predicate::Identifier(n) => Ok(Node::new(Op::Term(Term::IdentifierType(
+                name_arg(n, "identifier type")?.into(),
+            )))),
+            Predicate::Source(n) => Ok(Node::new(Op::Term(Term::Source(
+                name_arg(n, "source")?.into(),
+            )))),
             Predicate::Suppressed(None) => Ok(Node::new(Op::Bitmap {
                 what: "suppressed()".into(),
                 bits: std::sync::Arc::new((self.suppressed)(None).unwrap_or_default()),
@@ -315,7 +318,7 @@ impl Planner<'_> {
             Field::Attribute(kinds) => match op {
                 CmpOp::Eq => self.equal(field, &kinds, value),
                 CmpOp::Ne => Ok(Node::new(Op::And(vec![
-                    Node::new(Op::Term(Term::Exists(field.text.clone()))),
+                    Node::new(Op::Term(Term::Exists(field.text.as_str().into()))),
                     Node::new(Op::Not(Box::new(self.equal(field, &kinds, value)?))),
                 ]))),
                 _ => self.ordered(field, &kinds, op, value),
@@ -343,7 +346,10 @@ impl Planner<'_> {
                     }
                 }
                 if kinds.contains(&ValueKind::Text) || kinds.contains(&ValueKind::List) {
-                    alternatives.push(Node::new(Op::Term(Term::Eq(f.clone(), indexed_text(f, s)))));
+                    alternatives.push(Node::new(Op::Term(Term::Eq(
+                        f.as_str().into(),
+                        indexed_text(f, s).into(),
+                    ))));
                 }
             }
             LiteralValue::Num(x) if kinds.contains(&ValueKind::Number) => {
@@ -352,7 +358,7 @@ impl Planner<'_> {
             }
             LiteralValue::Bool(b) if kinds.contains(&ValueKind::Bool) => {
                 alternatives.push(Node::new(Op::Term(Term::Eq(
-                    f.clone(),
+                    f.as_str().into(),
                     bool_text(*b).into(),
                 ))));
             }
@@ -431,8 +437,8 @@ impl Planner<'_> {
             .iter()
             .map(|v| match &v.value {
                 LiteralValue::Str(s) => Ok(Node::new(Op::Term(Term::Eq(
-                    field.text.clone(),
-                    indexed_text(&field.text, s),
+                    field.text.as_str().into(),
+                    indexed_text(&field.text, s).into(),
                 )))),
                 other => Err(mismatch(
                     format!(

@@ -110,7 +110,7 @@ pub(crate) fn breakdown(
     values.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
     let distinct = values.len();
     values.truncate(top);
-    let with_value = members.intersection_len(ix.term(&Term::Exists(field.to_string())));
+    let with_value = members.intersection_len(ix.term(&Term::Exists(field.into())));
     Breakdown {
         field: field.to_string(),
         members: members.len(),

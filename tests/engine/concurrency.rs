@@ -51,7 +51,8 @@ fn snapshots_never_show_half_a_merge() {
                     let bridged = idx.term(&Term::Source("bridge".into()));
                     let mut total = 0;
                     for k in 0..PAIRS {
-                        let members = idx.term(&Term::Eq("pair".into(), format!("p{k}"))) & live;
+                        let members =
+                            idx.term(&Term::Eq("pair".into(), format!("p{k}").into())) & live;
                         let merged = !(&members & bridged).is_empty();
                         match (members.len(), merged) {
                             (0, false) | (2, false) | (1, true) => {}

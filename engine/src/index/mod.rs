@@ -67,7 +67,7 @@ impl Indexes {
             ValueKind::List,
         ]
         .into_iter()
-        .filter(|k| self.terms.contains_key(&Term::Kind(field.to_string(), *k)))
+        .filter(|k| self.terms.contains_key(&Term::Kind(field.into(), *k)))
         .collect()
     }
 

@@ -9,26 +9,32 @@ use serde::{Deserialize, Serialize};
 /// Numbers are indexed at this fixed precision: `round(x * NUMBER_SCALE)`.
 pub const NUMBER_SCALE: f64 = 1000.0;
 
+/// Text inside index keys: names and normalized values, nearly all short enough to be
+/// stored inline (up to 24 bytes) instead of in a heap allocation. Postings build one per
+/// term of every changed profile, so this keeps the allocator out of that path. It
+/// serializes exactly like a `String`.
+pub type KeyText = compact_str::CompactString;
+
 /// A key of an equality bitmap.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Term {
     /// Every live profile.
     Live,
     /// Profiles that have any value for an attribute.
-    Exists(String),
+    Exists(KeyText),
     /// Attribute (text, boolean, list element) equals a normalized value.
-    Eq(String, String),
+    Eq(KeyText, KeyText),
     /// Latest consent for the purpose is granted.
-    Consent(String),
+    Consent(KeyText),
     /// Profiles with at least one consent record (granted or not) for the purpose.
-    ConsentKnown(String),
+    ConsentKnown(KeyText),
     /// Profiles with an identifier of this type.
-    IdentifierType(String),
+    IdentifierType(KeyText),
     /// Profiles with a record from this source.
-    Source(String),
+    Source(KeyText),
     /// Profiles whose attribute holds a value of this kind (the field catalog that the
     /// query planner type-checks against).
-    Kind(String, ValueKind),
+    Kind(KeyText, ValueKind),
 }
 
 /// The kind of an attribute value, as the field catalog records it.
@@ -72,7 +78,7 @@ pub enum NumericKind {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct NumericKey {
     /// Attribute name.
-    pub field: String,
+    pub field: KeyText,
     /// Number or date.
     pub kind: NumericKind,
 }
@@ -103,37 +109,56 @@ pub fn bool_text(b: bool) -> &'static str {
 impl Postings {
     /// The postings of a live profile.
     pub fn of(profile: &Profile) -> Postings {
-        let mut terms = vec![Term::Live];
+        let list_items: usize = profile
+            .attributes
+            .values()
+            .map(|a| match a {
+                Attribute::List(items) => items.len(),
+                Attribute::Scalar(_) => 1,
+            })
+            .sum();
+        let mut terms = Vec::with_capacity(
+            1 + profile.identifiers.len()
+                + profile.sources.len()
+                + 2 * profile.consent.len()
+                + 2 * profile.attributes.len()
+                + list_items,
+        );
+        terms.push(Term::Live);
         let mut numbers = Vec::new();
         for sid in &profile.identifiers {
-            terms.push(Term::IdentifierType(sid.id.kind.clone()));
+            terms.push(Term::IdentifierType(sid.id.kind.as_str().into()));
         }
         for source in profile.sources.keys() {
-            terms.push(Term::Source(source.clone()));
+            terms.push(Term::Source(source.as_str().into()));
         }
         for (purpose, history) in &profile.consent {
-            terms.push(Term::ConsentKnown(purpose.clone()));
+            terms.push(Term::ConsentKnown(purpose.as_str().into()));
             if history.last().is_some_and(|c| c.granted) {
-                terms.push(Term::Consent(purpose.clone()));
+                terms.push(Term::Consent(purpose.as_str().into()));
             }
         }
         for (name, attr) in &profile.attributes {
             match attr {
                 Attribute::List(items) => {
                     for item in items {
-                        terms.push(Term::Eq(name.clone(), index_text(&item.value)));
+                        terms.push(Term::Eq(name.as_str().into(), indexed_text(&item.value)));
                     }
                     if !items.is_empty() {
-                        terms.push(Term::Exists(name.clone()));
-                        terms.push(Term::Kind(name.clone(), ValueKind::List));
+                        terms.push(Term::Exists(name.as_str().into()));
+                        terms.push(Term::Kind(name.as_str().into(), ValueKind::List));
                     }
                 }
                 Attribute::Scalar(s) => {
-                    terms.push(Term::Exists(name.clone()));
-                    terms.push(Term::Kind(name.clone(), ValueKind::of(&s.value)));
+                    terms.push(Term::Exists(name.as_str().into()));
+                    terms.push(Term::Kind(name.as_str().into(), ValueKind::of(&s.value)));
                     match &s.value {
-                        Value::Text(t) => terms.push(Term::Eq(name.clone(), index_text(t))),
-                        Value::Bool(b) => terms.push(Term::Eq(name.clone(), bool_text(*b).into())),
+                        Value::Text(t) => {
+                            terms.push(Term::Eq(name.as_str().into(), indexed_text(t)))
+                        }
+                        Value::Bool(b) => {
+                            terms.push(Term::Eq(name.as_str().into(), bool_text(*b).into()))
+                        }
                         Value::Number(x) => {
                             numbers.push((numeric(name, NumericKind::Number), scale_number(*x)))
                         }
@@ -145,16 +170,27 @@ impl Postings {
                 }
             }
         }
-        terms.sort();
+        terms.sort_unstable();
         terms.dedup();
-        numbers.sort();
+        numbers.sort_unstable();
         Postings { terms, numbers }
     }
 }
 
+/// [`index_text`] as key text, without a heap allocation for short ASCII values.
+fn indexed_text(raw: &str) -> KeyText {
+    let trimmed = raw.trim();
+    if trimmed.is_ascii() {
+        let mut text = KeyText::from(trimmed);
+        text.make_ascii_lowercase();
+        return text;
+    }
+    index_text(trimmed).into()
+}
+
 fn numeric(field: &str, kind: NumericKind) -> NumericKey {
     NumericKey {
-        field: field.to_string(),
+        field: field.into(),
         kind,
     }
 }
@@ -182,6 +218,14 @@ mod tests {
     fn sorted_difference() {
         assert_eq!(sorted_minus(&[1, 2, 3, 5], &[2, 5, 6]), vec![&1, &3]);
         assert!(sorted_minus::<i32>(&[], &[1]).is_empty());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn key_text_is_the_indexed_text(raw in "\\PC{0,40}") {
+            let key = indexed_text(&raw);
+            proptest::prop_assert_eq!(key.as_str(), index_text(&raw));
+        }
     }
 
     #[test]

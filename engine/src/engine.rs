@@ -295,7 +295,7 @@ impl Engine {
                 }
                 .map_err(|p| bad(kind, p))?;
                 Identifier {
-                    kind: kind.clone(),
+                    kind: kind.as_str().into(),
                     value,
                 }
             }

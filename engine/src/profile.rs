@@ -2,7 +2,7 @@
 //! (records.md "Identity resolution"): latest `observed_at` wins for scalars (ties: the
 //! later ingest), lists union, consent latest per purpose with its history kept.
 
-use crate::record::{Identifier, Record, Value};
+use crate::record::{Identifier, Record, ShortText, Value};
 use crate::time::Millis;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -14,7 +14,7 @@ pub type ProfileId = u32;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Provenance {
     /// The record's source.
-    pub source: String,
+    pub source: ShortText,
     /// The record's `observed_at`.
     pub observed_at: Millis,
 }
@@ -43,7 +43,7 @@ pub struct Scalar {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ListItem {
     /// The element as first given.
-    pub value: String,
+    pub value: ShortText,
     /// One entry per source (the latest observation from it).
     pub provenance: Vec<Provenance>,
 }
@@ -87,11 +87,11 @@ pub struct Profile {
     /// Identifiers, in the order they were attached.
     pub identifiers: Vec<StoredIdentifier>,
     /// Attributes by name.
-    pub attributes: BTreeMap<String, Attribute>,
+    pub attributes: BTreeMap<ShortText, Attribute>,
     /// Consent history per purpose, ordered by (`observed_at`, seq).
-    pub consent: BTreeMap<String, Vec<ConsentChange>>,
+    pub consent: BTreeMap<ShortText, Vec<ConsentChange>>,
     /// Sources that contributed.
-    pub sources: BTreeMap<String, SourceSeen>,
+    pub sources: BTreeMap<ShortText, SourceSeen>,
     /// Profiles merged into this one (directly).
     pub merged_from: Vec<ProfileId>,
     /// Records folded into this profile.
@@ -164,7 +164,7 @@ impl Profile {
                     items
                         .iter()
                         .map(|v| ListItem {
-                            value: v.clone(),
+                            value: v.as_str().into(),
                             provenance: vec![provenance.clone()],
                         })
                         .collect(),
@@ -238,9 +238,9 @@ impl Profile {
         self.events += other.events;
     }
 
-    fn fold_attribute(&mut self, name: &str, incoming: Attribute, seq: u64) {
+    fn fold_attribute(&mut self, name: &ShortText, incoming: Attribute, seq: u64) {
         let Some(existing) = self.attributes.get_mut(name) else {
-            self.attributes.insert(name.to_string(), incoming);
+            self.attributes.insert(name.clone(), incoming);
             return;
         };
         match (existing, incoming) {
@@ -275,10 +275,9 @@ fn order_key(attr: &Attribute, list_seq: u64) -> (Millis, u64) {
 }
 
 fn union_item(items: &mut Vec<ListItem>, item: ListItem) {
-    let key = crate::normalize::index_text(&item.value);
     match items
         .iter_mut()
-        .find(|i| crate::normalize::index_text(&i.value) == key)
+        .find(|i| crate::normalize::same_index_text(&i.value, &item.value))
     {
         Some(existing) => {
             for p in item.provenance {
@@ -321,11 +320,8 @@ mod tests {
             source: source.into(),
             observed_at: at,
             identifiers: vec![],
-            attributes: attrs.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
-            consent: consent
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect(),
+            attributes: attrs.into_iter().map(|(k, v)| (k.into(), v)).collect(),
+            consent: consent.into_iter().map(|(k, v)| (k.into(), v)).collect(),
             events: vec![],
         }
     }

@@ -499,8 +499,8 @@ impl Planner<'_> {
         };
         Ok(Node::new(Op::Event(EventQuery {
             key: EventKey {
-                kind: event_type,
-                category,
+                kind: event_type.into(),
+                category: category.map(Into::into),
             },
             range: TimeRange {
                 from,

@@ -77,7 +77,7 @@ impl Reference<'_> {
                     };
                     return op.holds(age as f64, x);
                 }
-                let attr = prof.attributes.get(&field.text);
+                let attr = prof.attributes.get(field.text.as_str());
                 match op {
                     CmpOp::Eq => attr.is_some_and(|a| equals(&field.text, a, value)),
                     CmpOp::Ne => {
@@ -113,7 +113,7 @@ impl Reference<'_> {
                 mode,
                 values,
             } => {
-                let Some(Attribute::List(items)) = prof.attributes.get(&field.text) else {
+                let Some(Attribute::List(items)) = prof.attributes.get(field.text.as_str()) else {
                     return false;
                 };
                 let contains = |v: &Literal| {
@@ -128,14 +128,17 @@ impl Reference<'_> {
                 }
             }
             Predicate::Exists { field } if field.text == "age" => self.age(prof).is_some(),
-            Predicate::Exists { field } => prof.attributes.get(&field.text).is_some_and(has_value),
+            Predicate::Exists { field } => prof
+                .attributes
+                .get(field.text.as_str())
+                .is_some_and(has_value),
             Predicate::Consent(n) => prof
                 .consent
-                .get(&n.text)
+                .get(n.text.as_str())
                 .and_then(|h| h.last())
                 .is_some_and(|c| c.granted),
             Predicate::Identifier(n) => prof.identifiers.iter().any(|i| i.id.kind == n.text),
-            Predicate::Source(n) => prof.sources.contains_key(&n.text),
+            Predicate::Source(n) => prof.sources.contains_key(n.text.as_str()),
             Predicate::Suppressed(_) => false,
             Predicate::Segment(n) => {
                 let expr = parse(&self.saved[&n.text], &Limits::default()).expect("saved parses");

@@ -14,9 +14,9 @@ use std::collections::{BTreeMap, HashMap};
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct EventKey {
     /// Event type (normalized).
-    pub kind: String,
+    pub kind: crate::record::ShortText,
     /// Category (normalized), or `None` for all categories of the type.
-    pub category: Option<String>,
+    pub category: Option<crate::record::ShortText>,
 }
 
 /// One event as indexed.

@@ -3,17 +3,15 @@
 
 use crate::normalize::index_text;
 use crate::profile::{Attribute, Profile};
-use crate::record::Value;
+use crate::record::{ShortText, Value};
 use serde::{Deserialize, Serialize};
 
 /// Numbers are indexed at this fixed precision: `round(x * NUMBER_SCALE)`.
 pub const NUMBER_SCALE: f64 = 1000.0;
 
-/// Text inside index keys: names and normalized values, nearly all short enough to be
-/// stored inline (up to 24 bytes) instead of in a heap allocation. Postings build one per
-/// term of every changed profile, so this keeps the allocator out of that path. It
-/// serializes exactly like a `String`.
-pub type KeyText = compact_str::CompactString;
+/// Text inside index keys (see [`ShortText`]): postings build one per term of every
+/// changed profile, so inline names and values keep the allocator out of that path.
+pub type KeyText = ShortText;
 
 /// A key of an equality bitmap.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

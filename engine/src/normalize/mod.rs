@@ -79,6 +79,15 @@ pub fn index_text(raw: &str) -> String {
     trimmed.nfc().collect::<String>().to_lowercase()
 }
 
+/// Whether two strings have the same [`index_text`], without building either for ASCII.
+pub fn same_index_text(a: &str, b: &str) -> bool {
+    let (a, b) = (a.trim(), b.trim());
+    if a.is_ascii() && b.is_ascii() {
+        return a.eq_ignore_ascii_case(b);
+    }
+    index_text(a) == index_text(b)
+}
+
 /// ISO 3166-1 alpha-2 (upper-case) for a code, alpha-3, numeric code or English name.
 pub fn country(raw: &str) -> Option<&'static str> {
     let key: String = raw
@@ -148,6 +157,28 @@ mod tests {
         fn index_text_matches_the_general_rule(raw in "[ -~\u{e9}\u{301}\u{130}\u{3a3}\t]{0,24}") {
             let general = raw.trim().nfc().collect::<String>().to_lowercase();
             proptest::prop_assert_eq!(index_text(&raw), general);
+        }
+
+        /// Comparing without building the texts agrees with comparing the texts, for
+        /// variants of one string (case, padding) and for unrelated strings.
+        #[test]
+        fn same_index_text_compares_the_indexed_texts(
+            a in "[ -~\u{e9}\u{301}\u{130}\u{212a}\t]{0,12}",
+            other in "[ -~\u{e9}\u{212a}]{0,12}",
+            flips in proptest::collection::vec(proptest::bool::ANY, 12),
+            variant in proptest::bool::ANY,
+        ) {
+            let b: String = if variant {
+                let flipped: String = a
+                    .chars()
+                    .zip(flips.iter().cycle())
+                    .map(|(c, f)| if *f { c.to_ascii_uppercase() } else { c })
+                    .collect();
+                format!(" {flipped}\t")
+            } else {
+                other
+            };
+            proptest::prop_assert_eq!(same_index_text(&a, &b), index_text(&a) == index_text(&b));
         }
     }
 

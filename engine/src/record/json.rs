@@ -1,7 +1,8 @@
 //! JSON record parsing with per-field errors.
 
 use super::{
-    is_name, Event, FieldWarning, Identifier, ParsedRecord, Record, Value, MAX_ABS_NUMBER,
+    is_name, Event, FieldWarning, Identifier, ParsedRecord, Record, ShortText, Value,
+    MAX_ABS_NUMBER,
 };
 use crate::config::Config;
 use crate::normalize;
@@ -139,7 +140,7 @@ pub(crate) fn parse_json_value(
     }
     Ok(ParsedRecord {
         record: Record {
-            source,
+            source: source.into(),
             observed_at,
             identifiers,
             attributes,
@@ -229,7 +230,7 @@ impl RecordBuilder<'_> {
                 match normalized {
                     Ok(value) => {
                         let id = Identifier {
-                            kind: kind.clone(),
+                            kind: kind.as_str().into(),
                             value,
                         };
                         if !out.contains(&id) {
@@ -249,7 +250,7 @@ impl RecordBuilder<'_> {
     fn attributes(
         &mut self,
         map: impl Iterator<Item = (String, Json)>,
-    ) -> Result<BTreeMap<String, Value>, RejectReason> {
+    ) -> Result<BTreeMap<ShortText, Value>, RejectReason> {
         let mut out = BTreeMap::new();
         for (name, value) in map {
             let path = format!("attributes.{name}");
@@ -305,7 +306,7 @@ impl RecordBuilder<'_> {
                 },
                 (_, v) => v,
             };
-            out.insert(name, value);
+            out.insert(name.into(), value);
         }
         Ok(out)
     }
@@ -313,7 +314,7 @@ impl RecordBuilder<'_> {
 
 fn parse_consent(
     map: serde_json::Map<String, Json>,
-) -> Result<BTreeMap<String, bool>, RejectReason> {
+) -> Result<BTreeMap<ShortText, bool>, RejectReason> {
     map.into_iter()
         .map(|(purpose, v)| {
             let path = format!("consent.{purpose}");
@@ -321,7 +322,7 @@ fn parse_consent(
                 return Err(RejectReason::at(path, "purpose must match [a-z0-9_]{1,32}"));
             }
             match v {
-                Json::Bool(b) => Ok((purpose, b)),
+                Json::Bool(b) => Ok((purpose.into(), b)),
                 _ => Err(RejectReason::at(path, "expected true or false")),
             }
         })
@@ -337,7 +338,7 @@ fn parse_event(index: usize, json: Json) -> Result<Event, RejectReason> {
         ));
     };
     let kind = match obj.remove("type") {
-        Some(Json::String(s)) if !s.trim().is_empty() => normalize::index_text(&s),
+        Some(Json::String(s)) if !s.trim().is_empty() => normalize::index_text(&s).into(),
         _ => return Err(RejectReason::at(path("type"), "required string")),
     };
     let at = match obj.remove("at") {
@@ -348,7 +349,7 @@ fn parse_event(index: usize, json: Json) -> Result<Event, RejectReason> {
     };
     let category = match obj.remove("category") {
         None | Some(Json::Null) => None,
-        Some(Json::String(s)) => Some(normalize::index_text(&s)),
+        Some(Json::String(s)) => Some(normalize::index_text(&s).into()),
         Some(_) => return Err(RejectReason::at(path("category"), "expected a string")),
     };
     let value = match obj.remove("value") {

@@ -12,6 +12,12 @@ use crate::time::{DayNumber, Millis};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// Short text inside records, profiles and index keys (names, identifier types, sources,
+/// list values): stored inline up to 24 bytes instead of in its own heap allocation, and
+/// serialized exactly like a `String`. Profiles hold hundreds of these, so this keeps
+/// decoding, copying and dropping them cheap.
+pub type ShortText = compact_str::CompactString;
+
 /// Largest accepted magnitude of a number attribute or event value (so fixed-precision
 /// indexing cannot overflow).
 pub const MAX_ABS_NUMBER: f64 = 1e12;
@@ -35,7 +41,7 @@ pub enum Value {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Identifier {
     /// Identifier type (`email`, `phone`, `crm_id`, ...).
-    pub kind: String,
+    pub kind: ShortText,
     /// Normalized value.
     pub value: String,
 }
@@ -44,11 +50,11 @@ pub struct Identifier {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     /// Event type (`purchase`, `visit`, ...), lower-cased.
-    pub kind: String,
+    pub kind: ShortText,
     /// When it happened.
     pub at: Millis,
     /// Optional category, lower-cased.
-    pub category: Option<String>,
+    pub category: Option<ShortText>,
     /// Optional value (amount).
     pub value: Option<f64>,
 }
@@ -57,15 +63,15 @@ pub struct Event {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
     /// Where the observation came from.
-    pub source: String,
+    pub source: ShortText,
     /// When it was observed.
     pub observed_at: Millis,
     /// Normalized, non-blocked identifiers (at least one).
     pub identifiers: Vec<Identifier>,
     /// Attributes after scope policy.
-    pub attributes: BTreeMap<String, Value>,
+    pub attributes: BTreeMap<ShortText, Value>,
     /// Consent per purpose.
-    pub consent: BTreeMap<String, bool>,
+    pub consent: BTreeMap<ShortText, bool>,
     /// Events.
     pub events: Vec<Event>,
 }

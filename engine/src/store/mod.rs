@@ -41,7 +41,7 @@ pub struct Counters {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventChunk {
     /// The record's source.
-    pub source: String,
+    pub source: crate::record::ShortText,
     /// The record's `observed_at`.
     pub observed_at: Millis,
     /// The events.

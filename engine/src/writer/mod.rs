@@ -261,7 +261,7 @@ impl<'a> BatchPlan<'a> {
             *self
                 .report
                 .dropped_by_scope
-                .entry(record.source.clone())
+                .entry(record.source.to_string())
                 .or_default()
                 .entry(field)
                 .or_default() += 1;

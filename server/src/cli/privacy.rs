@@ -59,7 +59,7 @@ pub fn consent_at(profile: &engine::Profile, at: i64) -> serde_json::Value {
         .keys()
         .map(|purpose| {
             (
-                purpose.clone(),
+                purpose.to_string(),
                 serde_json::json!(profile.consent_at(purpose, at)),
             )
         })

@@ -164,7 +164,7 @@ impl Profile {
                     items
                         .iter()
                         .map(|v| ListItem {
-                            value: v.as_str().into(),
+                            value: v.clone(),
                             provenance: vec![provenance.clone()],
                         })
                         .collect(),
@@ -386,7 +386,7 @@ mod tests {
     #[test]
     fn lists_union_case_insensitively_with_provenance() {
         let mut p = Profile::new(1);
-        let l = |v: &[&str]| Value::List(v.iter().map(|s| s.to_string()).collect());
+        let l = |v: &[&str]| Value::List(v.iter().map(|s| (*s).into()).collect());
         p.apply_record(
             &record(
                 "facebook",

@@ -242,7 +242,7 @@ fn birth_date(profile: &Profile) -> Option<String> {
     match profile.attributes.get("birth_date") {
         Some(Attribute::Scalar(s)) => match &s.value {
             Value::Date(day) => Some(crate::time::format_date(*day)),
-            Value::Text(t) => Some(t.clone()),
+            Value::Text(t) => Some(t.to_string()),
             _ => None,
         },
         _ => None,

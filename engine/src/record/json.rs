@@ -110,11 +110,11 @@ pub(crate) fn parse_json_value(
         Some(_) => return Err(RejectReason::at("attributes", "expected an object")),
     };
     let region = match attributes.get("country") {
-        Some(Value::Text(c)) => Some(c.clone()),
-        _ => config.default_region.clone(),
+        Some(Value::Text(c)) => Some(c.as_str()),
+        _ => config.default_region.as_deref(),
     };
     let identifiers = match obj.remove("identifiers") {
-        Some(Json::Object(map)) => builder.identifiers(map, region.as_deref())?,
+        Some(Json::Object(map)) => builder.identifiers(map, region)?,
         Some(_) => return Err(RejectReason::at("identifiers", "expected an object")),
         None => return Err(RejectReason::at("identifiers", "missing")),
     };
@@ -278,13 +278,13 @@ impl RecordBuilder<'_> {
                     None if name == "birth_date" => {
                         return Err(RejectReason::at(path, "expected a YYYY-MM-DD date"));
                     }
-                    None => Value::Text(s),
+                    None => Value::Text(s.into()),
                 },
                 Json::Array(items) => Value::List(
                     items
                         .into_iter()
                         .map(|v| match v {
-                            Json::String(s) => Ok(s),
+                            Json::String(s) => Ok(s.into()),
                             _ => Err(RejectReason::at(path.clone(), "expected a list of strings")),
                         })
                         .collect::<Result<_, _>>()?,
@@ -298,7 +298,7 @@ impl RecordBuilder<'_> {
             }
             let value = match (name.as_str(), value) {
                 ("country", Value::Text(c)) => match normalize::country(&c) {
-                    Some(code) => Value::Text(code.to_string()),
+                    Some(code) => Value::Text(code.into()),
                     None => {
                         self.warn(path, "unknown country ignored");
                         continue;

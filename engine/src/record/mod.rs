@@ -26,7 +26,7 @@ pub const MAX_ABS_NUMBER: f64 = 1e12;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Value {
     /// Text, stored as given.
-    Text(String),
+    Text(ShortText),
     /// A number (f64 in JSON; indexed at 1/1000 precision).
     Number(f64),
     /// A boolean.
@@ -34,7 +34,7 @@ pub enum Value {
     /// A `YYYY-MM-DD` date.
     Date(DayNumber),
     /// A list of strings.
-    List(Vec<String>),
+    List(Vec<ShortText>),
 }
 
 /// One normalized identifier.

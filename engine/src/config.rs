@@ -17,7 +17,8 @@ pub struct Config {
     /// Write an index checkpoint once this many profiles changed since the last one
     /// (or half the live profiles, whichever is larger). Bounds crash-recovery work.
     pub checkpoint_min_dirty: usize,
-    /// Records per committed batch in the file importers.
+    /// Records per committed batch in the file importers (from 2,048 up, the first three
+    /// batches of an import ramp up: 1/8, 1/4, 1/2 of it).
     pub import_batch_records: usize,
     /// Parser threads in the importers (0 = number of cores).
     pub import_threads: usize,

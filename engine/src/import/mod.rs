@@ -1,8 +1,8 @@
 //! Streaming importers for JSON Lines and CSV. A reader thread cuts the input into chunks,
 //! parser threads parse and normalize them in parallel (crossbeam channels), and the
 //! calling thread applies them in input order, one atomic batch per
-//! `Config::import_batch_records` records. Memory stays bounded by the channel depth
-//! whatever the file size.
+//! `Config::import_batch_records` records (the first few smaller, see `batch_sizes`).
+//! Memory stays bounded by the channel depth whatever the file size.
 
 use crate::engine::Engine;
 use crate::error::ImportError;
@@ -192,8 +192,10 @@ impl Engine {
                 next: 0,
                 current: Vec::new().into_iter(),
             };
+            let mut sizes = batch_sizes(batch_records);
             let mut batches = std::iter::from_fn(move || {
-                let batch: Vec<Parsed> = ordered.by_ref().take(batch_records).collect();
+                let size = sizes.next().expect("endless");
+                let batch: Vec<Parsed> = ordered.by_ref().take(size).collect();
                 (!batch.is_empty()).then_some(batch)
             });
             let mut applied = 0u64;
@@ -211,6 +213,23 @@ impl Engine {
             Ok(report)
         })
     }
+}
+
+/// Batch sizes large enough to ramp up from (smaller batch sizes are kept exactly).
+const RAMP_MIN_BATCH: usize = 4 * CHUNK_LINES;
+
+/// The sizes of an import's batches: `batch_records` each, except that a large batch size
+/// ramps up over the first three batches (1/8, 1/4, 1/2 of it). The committer cannot start
+/// before the first batch is parsed and resolved, and nothing overlaps the last commit, so a
+/// small first batch gets the pipeline going sooner; a batch still never exceeds
+/// `batch_records`.
+fn batch_sizes(batch_records: usize) -> impl Iterator<Item = usize> {
+    let ramp = if batch_records >= RAMP_MIN_BATCH {
+        [batch_records / 8, batch_records / 4, batch_records / 2]
+    } else {
+        [batch_records; 3]
+    };
+    ramp.into_iter().chain(std::iter::repeat(batch_records))
 }
 
 /// Parsed records in input order, from chunks that parser threads finish in any order.
@@ -351,5 +370,19 @@ fn parse_chunk(
                 )
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_batches_ramp_up_and_small_ones_stay_exact() {
+        let sizes: Vec<usize> = batch_sizes(20_000).take(5).collect();
+        assert_eq!(sizes, [2_500, 5_000, 10_000, 20_000, 20_000]);
+        let sizes: Vec<usize> = batch_sizes(2).take(4).collect();
+        assert_eq!(sizes, [2, 2, 2, 2]);
+        assert!(batch_sizes(RAMP_MIN_BATCH).take(3).all(|n| n >= 1));
     }
 }

@@ -79,6 +79,8 @@ pub(crate) struct Store {
     dir: PathBuf,
     db: sled::Db,
     keys: RwLock<KeyFile>,
+    /// Keyed hash of identifier forms (the key file's secret, which never changes).
+    identifier_hasher: crypto::IdentifierHasher,
     /// Serializes audit appends (sequence numbers).
     audit_lock: std::sync::Mutex<()>,
 }
@@ -139,6 +141,7 @@ impl Store {
             Store {
                 dir: dir.to_path_buf(),
                 db,
+                identifier_hasher: crypto::IdentifierHasher::new(keys.secret()),
                 keys: RwLock::new(keys),
                 audit_lock: std::sync::Mutex::new(()),
             },
@@ -171,8 +174,7 @@ impl Store {
     }
 
     fn purpose_key(&self, purpose: &str) -> keyfile::Key {
-        let keys = self.keys.read().expect("key file lock");
-        crypto::identifier_hash(keys.secret(), purpose, &[0u8; 32])
+        self.identifier_hasher.hash(purpose, &[0u8; 32])
     }
 
     /// The link key of an identifier's canonical form (what resolution matches on).
@@ -204,8 +206,7 @@ impl Store {
     /// The link key of one identifier form: the keyed hash of its SHA-256 digest,
     /// truncated to 128 bits.
     pub(crate) fn link_key(&self, tag: &str, digest: &[u8; 32]) -> LinkKey {
-        let keys = self.keys.read().expect("key file lock");
-        let hash = crypto::identifier_hash(keys.secret(), tag, digest);
+        let hash = self.identifier_hasher.hash(tag, digest);
         hash[..16].try_into().expect("16 of 32 bytes")
     }
 

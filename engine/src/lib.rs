@@ -65,8 +65,8 @@ pub use normalize::{
 };
 pub use objections::{Objection, OBJECTIONS_LIST};
 pub use profile::{
-    Attribute, ConsentChange, ListItem, Profile, ProfileId, Provenance, Scalar, SourceSeen,
-    StoredIdentifier,
+    Attribute, ConsentChange, ListItem, Profile, ProfileId, Provenance, ProvenanceList, Scalar,
+    SourceSeen, StoredIdentifier,
 };
 pub use record::{
     parse_json_record, Event, FieldWarning, Identifier, ParsedRecord, Record, RejectReason, Value,

@@ -10,6 +10,10 @@ use std::collections::BTreeMap;
 /// Dense profile id; roaring bitmaps hold these.
 pub type ProfileId = u32;
 
+/// The sources of one list value. Nearly every value has one, kept inline (no allocation
+/// per list value); serialized like a `Vec`.
+pub type ProvenanceList = smallvec::SmallVec<[Provenance; 1]>;
+
 /// Where a value came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Provenance {
@@ -45,7 +49,7 @@ pub struct ListItem {
     /// The element as first given.
     pub value: ShortText,
     /// One entry per source (the latest observation from it).
-    pub provenance: Vec<Provenance>,
+    pub provenance: ProvenanceList,
 }
 
 /// A stored attribute.
@@ -165,7 +169,7 @@ impl Profile {
                         .iter()
                         .map(|v| ListItem {
                             value: v.clone(),
-                            provenance: vec![provenance.clone()],
+                            provenance: smallvec::smallvec![provenance.clone()],
                         })
                         .collect(),
                 ),

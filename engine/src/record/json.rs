@@ -161,10 +161,10 @@ struct RecordBuilder<'a> {
 }
 
 impl RecordBuilder<'_> {
-    fn allowed(&mut self, field: &str, path: String) -> bool {
+    fn allowed(&mut self, field: &str, path: impl FnOnce() -> String) -> bool {
         match &self.covered {
             Some(set) if !set.contains(field) => {
-                self.dropped.push(path);
+                self.dropped.push(path());
                 false
             }
             _ => true,
@@ -185,10 +185,10 @@ impl RecordBuilder<'_> {
     ) -> Result<Vec<Identifier>, RejectReason> {
         let mut out: Vec<Identifier> = Vec::new();
         for (kind, value) in map {
-            let path = format!("identifiers.{kind}");
+            let path = || format!("identifiers.{kind}");
             if !is_name(&kind, 32) {
                 return Err(RejectReason::at(
-                    path,
+                    path(),
                     "identifier type must match [a-z0-9_]{1,32}",
                 ));
             }
@@ -202,24 +202,24 @@ impl RecordBuilder<'_> {
                         Json::String(s) => Ok(s),
                         Json::Number(n) => Ok(n.to_string()),
                         _ => Err(RejectReason::at(
-                            path.clone(),
+                            path(),
                             "expected a string or a list of strings",
                         )),
                     })
                     .collect::<Result<_, _>>()?,
                 _ => {
                     return Err(RejectReason::at(
-                        path,
+                        path(),
                         "expected a string or a list of strings",
                     ))
                 }
             };
-            if !self.allowed(&kind, path.clone()) {
+            if !self.allowed(&kind, path) {
                 continue;
             }
             for raw in raws {
                 if self.config.identity.is_blocked(&kind, &raw) {
-                    self.warn(path.clone(), "blocked value ignored");
+                    self.warn(path(), "blocked value ignored");
                     continue;
                 }
                 let normalized = match kind.as_str() {
@@ -237,7 +237,7 @@ impl RecordBuilder<'_> {
                             out.push(id);
                         }
                     }
-                    Err(problem) => self.warn(path.clone(), problem.to_string()),
+                    Err(problem) => self.warn(path(), problem.to_string()),
                 }
             }
         }
@@ -253,10 +253,10 @@ impl RecordBuilder<'_> {
     ) -> Result<BTreeMap<ShortText, Value>, RejectReason> {
         let mut out = BTreeMap::new();
         for (name, value) in map {
-            let path = format!("attributes.{name}");
+            let path = || format!("attributes.{name}");
             if !is_name(&name, 64) {
                 return Err(RejectReason::at(
-                    path,
+                    path(),
                     "attribute name must match [a-z0-9_]{1,64}",
                 ));
             }
@@ -267,7 +267,7 @@ impl RecordBuilder<'_> {
                     let v = n.as_f64().unwrap_or(f64::NAN);
                     if !v.is_finite() || v.abs() > MAX_ABS_NUMBER {
                         return Err(RejectReason::at(
-                            path,
+                            path(),
                             format!("number out of range (|x| <= {MAX_ABS_NUMBER:e})"),
                         ));
                     }
@@ -276,7 +276,7 @@ impl RecordBuilder<'_> {
                 Json::String(s) => match parse_date(s.trim()) {
                     Some(day) => Value::Date(day),
                     None if name == "birth_date" => {
-                        return Err(RejectReason::at(path, "expected a YYYY-MM-DD date"));
+                        return Err(RejectReason::at(path(), "expected a YYYY-MM-DD date"));
                     }
                     None => Value::Text(s.into()),
                 },
@@ -285,22 +285,22 @@ impl RecordBuilder<'_> {
                         .into_iter()
                         .map(|v| match v {
                             Json::String(s) => Ok(s.into()),
-                            _ => Err(RejectReason::at(path.clone(), "expected a list of strings")),
+                            _ => Err(RejectReason::at(path(), "expected a list of strings")),
                         })
                         .collect::<Result<_, _>>()?,
                 ),
                 Json::Object(_) => {
-                    return Err(RejectReason::at(path, "objects are not attribute values"))
+                    return Err(RejectReason::at(path(), "objects are not attribute values"))
                 }
             };
-            if !self.allowed(&name, path.clone()) {
+            if !self.allowed(&name, path) {
                 continue;
             }
             let value = match (name.as_str(), value) {
                 ("country", Value::Text(c)) => match normalize::country(&c) {
                     Some(code) => Value::Text(code.into()),
                     None => {
-                        self.warn(path, "unknown country ignored");
+                        self.warn(path(), "unknown country ignored");
                         continue;
                     }
                 },
@@ -317,13 +317,16 @@ fn parse_consent(
 ) -> Result<BTreeMap<ShortText, bool>, RejectReason> {
     map.into_iter()
         .map(|(purpose, v)| {
-            let path = format!("consent.{purpose}");
+            let path = || format!("consent.{purpose}");
             if !is_name(&purpose, 32) {
-                return Err(RejectReason::at(path, "purpose must match [a-z0-9_]{1,32}"));
+                return Err(RejectReason::at(
+                    path(),
+                    "purpose must match [a-z0-9_]{1,32}",
+                ));
             }
             match v {
                 Json::Bool(b) => Ok((purpose.into(), b)),
-                _ => Err(RejectReason::at(path, "expected true or false")),
+                _ => Err(RejectReason::at(path(), "expected true or false")),
             }
         })
         .collect()

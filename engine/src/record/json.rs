@@ -1,5 +1,6 @@
 //! JSON record parsing with per-field errors.
 
+use super::lite::{Lite, Object};
 use super::{
     is_name, Event, FieldWarning, Identifier, ParsedRecord, Record, ShortText, Value,
     MAX_ABS_NUMBER,
@@ -8,6 +9,7 @@ use crate::config::Config;
 use crate::normalize;
 use crate::time::{parse_date, parse_rfc3339, Millis};
 use serde_json::Value as Json;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// Why a record was rejected as a whole.
@@ -44,7 +46,7 @@ pub fn parse_json_record(
     config: &Config,
     now: Millis,
 ) -> Result<ParsedRecord, RejectReason> {
-    let json: Json = serde_json::from_str(line).map_err(|e| RejectReason {
+    let json = Lite::parse(line).map_err(|e| RejectReason {
         field: None,
         message: format!(
             "invalid JSON at column {}: {}",
@@ -52,43 +54,48 @@ pub fn parse_json_record(
             strip_position(&e.to_string())
         ),
     })?;
-    parse_json_value(json, config, now)
+    parse_lite(json, config, now)
 }
 
 fn strip_position(msg: &str) -> &str {
     msg.split(" at line ").next().unwrap_or(msg)
 }
 
-/// Parses an already-decoded JSON object.
+/// Parses an already-decoded JSON object (the CSV reader's rows).
 pub(crate) fn parse_json_value(
     json: Json,
     config: &Config,
     now: Millis,
 ) -> Result<ParsedRecord, RejectReason> {
-    let Json::Object(mut obj) = json else {
+    parse_lite(Lite::from(json), config, now)
+}
+
+/// Validates and normalizes one record.
+fn parse_lite(json: Lite<'_>, config: &Config, now: Millis) -> Result<ParsedRecord, RejectReason> {
+    let Lite::Object(mut obj) = json else {
         return Err(RejectReason::at("record", "expected a JSON object"));
     };
-    let source = match obj.remove("source") {
-        Some(Json::String(s)) if is_name(&s, 32) => s,
-        Some(Json::String(_)) => {
+    let source = match obj.take("source") {
+        Some(Lite::String(s)) if is_name(&s, 32) => s,
+        Some(Lite::String(_)) => {
             return Err(RejectReason::at("source", "must match [a-z0-9_]{1,32}"))
         }
         Some(_) => return Err(RejectReason::at("source", "expected a string")),
         None => return Err(RejectReason::at("source", "missing")),
     };
-    let observed_at = match obj.remove("observed_at") {
-        None | Some(Json::Null) => now,
-        Some(Json::String(s)) => parse_rfc3339(&s)
+    let observed_at = match obj.take("observed_at") {
+        None | Some(Lite::Null) => now,
+        Some(Lite::String(s)) => parse_rfc3339(&s)
             .ok_or_else(|| RejectReason::at("observed_at", "not an RFC 3339 time"))?,
         Some(_) => return Err(RejectReason::at("observed_at", "expected a string")),
     };
-    let scopes = match obj.remove("scopes") {
-        None | Some(Json::Null) => None,
-        Some(Json::Array(items)) => Some(
+    let scopes = match obj.take("scopes") {
+        None | Some(Lite::Null) => None,
+        Some(Lite::Array(items)) => Some(
             items
                 .into_iter()
                 .map(|v| match v {
-                    Json::String(s) => Ok(s),
+                    Lite::String(s) => Ok(s.into_owned()),
                     _ => Err(RejectReason::at("scopes", "expected a list of strings")),
                 })
                 .collect::<Result<Vec<_>, _>>()?,
@@ -104,37 +111,37 @@ pub(crate) fn parse_json_value(
         warnings: Vec::new(),
         dropped: Vec::new(),
     };
-    let attributes = match obj.remove("attributes") {
-        None | Some(Json::Null) => BTreeMap::new(),
-        Some(Json::Object(map)) => builder.attributes(map.into_iter())?,
+    let attributes = match obj.take("attributes") {
+        None | Some(Lite::Null) => BTreeMap::new(),
+        Some(Lite::Object(map)) => builder.attributes(map)?,
         Some(_) => return Err(RejectReason::at("attributes", "expected an object")),
     };
     let region = match attributes.get("country") {
         Some(Value::Text(c)) => Some(c.as_str()),
         _ => config.default_region.as_deref(),
     };
-    let identifiers = match obj.remove("identifiers") {
-        Some(Json::Object(map)) => builder.identifiers(map, region)?,
+    let identifiers = match obj.take("identifiers") {
+        Some(Lite::Object(map)) => builder.identifiers(map, region)?,
         Some(_) => return Err(RejectReason::at("identifiers", "expected an object")),
         None => return Err(RejectReason::at("identifiers", "missing")),
     };
-    let consent = match obj.remove("consent") {
-        None | Some(Json::Null) => BTreeMap::new(),
-        Some(Json::Object(map)) => parse_consent(map)?,
+    let consent = match obj.take("consent") {
+        None | Some(Lite::Null) => BTreeMap::new(),
+        Some(Lite::Object(map)) => parse_consent(map)?,
         Some(_) => return Err(RejectReason::at("consent", "expected an object")),
     };
-    let events = match obj.remove("events") {
-        None | Some(Json::Null) => Vec::new(),
-        Some(Json::Array(items)) => items
+    let events = match obj.take("events") {
+        None | Some(Lite::Null) => Vec::new(),
+        Some(Lite::Array(items)) => items
             .into_iter()
             .enumerate()
             .map(|(i, e)| parse_event(i, e))
             .collect::<Result<_, _>>()?,
         Some(_) => return Err(RejectReason::at("events", "expected a list")),
     };
-    if let Some(key) = obj.keys().next() {
+    if let Some(key) = obj.first_key() {
         builder.warnings.push(FieldWarning {
-            field: key.clone(),
+            field: key.to_string(),
             reason: "unknown top-level field ignored".into(),
         });
     }
@@ -180,11 +187,11 @@ impl RecordBuilder<'_> {
 
     fn identifiers(
         &mut self,
-        map: serde_json::Map<String, Json>,
+        map: Object<'_>,
         region: Option<&str>,
     ) -> Result<Vec<Identifier>, RejectReason> {
         let mut out: Vec<Identifier> = Vec::new();
-        for (kind, value) in map {
+        for (kind, value) in map.into_sorted() {
             let path = || format!("identifiers.{kind}");
             if !is_name(&kind, 32) {
                 return Err(RejectReason::at(
@@ -193,14 +200,14 @@ impl RecordBuilder<'_> {
                 ));
             }
             let raws = match value {
-                Json::String(s) => vec![s],
-                Json::Number(n) => vec![n.to_string()],
-                Json::Null => continue,
-                Json::Array(items) => items
+                Lite::String(s) => vec![s],
+                Lite::Number(n) => vec![Cow::Owned(n.to_string())],
+                Lite::Null => continue,
+                Lite::Array(items) => items
                     .into_iter()
                     .map(|v| match v {
-                        Json::String(s) => Ok(s),
-                        Json::Number(n) => Ok(n.to_string()),
+                        Lite::String(s) => Ok(s),
+                        Lite::Number(n) => Ok(Cow::Owned(n.to_string())),
                         _ => Err(RejectReason::at(
                             path(),
                             "expected a string or a list of strings",
@@ -222,7 +229,7 @@ impl RecordBuilder<'_> {
                     self.warn(path(), "blocked value ignored");
                     continue;
                 }
-                let normalized = match kind.as_str() {
+                let normalized = match kind.as_ref() {
                     "email" => normalize::email(&raw),
                     "phone" => normalize::phone(&raw, region),
                     _ => normalize::opaque(&raw),
@@ -230,7 +237,7 @@ impl RecordBuilder<'_> {
                 match normalized {
                     Ok(value) => {
                         let id = Identifier {
-                            kind: kind.as_str().into(),
+                            kind: kind.as_ref().into(),
                             value,
                         };
                         if !out.contains(&id) {
@@ -247,12 +254,9 @@ impl RecordBuilder<'_> {
         Ok(out)
     }
 
-    fn attributes(
-        &mut self,
-        map: impl Iterator<Item = (String, Json)>,
-    ) -> Result<BTreeMap<ShortText, Value>, RejectReason> {
+    fn attributes(&mut self, map: Object<'_>) -> Result<BTreeMap<ShortText, Value>, RejectReason> {
         let mut out = BTreeMap::new();
-        for (name, value) in map {
+        for (name, value) in map.into_sorted() {
             let path = || format!("attributes.{name}");
             if !is_name(&name, 64) {
                 return Err(RejectReason::at(
@@ -261,9 +265,9 @@ impl RecordBuilder<'_> {
                 ));
             }
             let value = match value {
-                Json::Null => continue,
-                Json::Bool(b) => Value::Bool(b),
-                Json::Number(n) => {
+                Lite::Null => continue,
+                Lite::Bool(b) => Value::Bool(b),
+                Lite::Number(n) => {
                     let v = n.as_f64().unwrap_or(f64::NAN);
                     if !v.is_finite() || v.abs() > MAX_ABS_NUMBER {
                         return Err(RejectReason::at(
@@ -273,30 +277,30 @@ impl RecordBuilder<'_> {
                     }
                     Value::Number(v)
                 }
-                Json::String(s) => match parse_date(s.trim()) {
+                Lite::String(s) => match parse_date(s.trim()) {
                     Some(day) => Value::Date(day),
                     None if name == "birth_date" => {
                         return Err(RejectReason::at(path(), "expected a YYYY-MM-DD date"));
                     }
-                    None => Value::Text(s.into()),
+                    None => Value::Text(s.as_ref().into()),
                 },
-                Json::Array(items) => Value::List(
+                Lite::Array(items) => Value::List(
                     items
                         .into_iter()
                         .map(|v| match v {
-                            Json::String(s) => Ok(s.into()),
+                            Lite::String(s) => Ok(s.as_ref().into()),
                             _ => Err(RejectReason::at(path(), "expected a list of strings")),
                         })
                         .collect::<Result<_, _>>()?,
                 ),
-                Json::Object(_) => {
+                Lite::Object(_) => {
                     return Err(RejectReason::at(path(), "objects are not attribute values"))
                 }
             };
             if !self.allowed(&name, path) {
                 continue;
             }
-            let value = match (name.as_str(), value) {
+            let value = match (name.as_ref(), value) {
                 ("country", Value::Text(c)) => match normalize::country(&c) {
                     Some(code) => Value::Text(code.into()),
                     None => {
@@ -306,16 +310,15 @@ impl RecordBuilder<'_> {
                 },
                 (_, v) => v,
             };
-            out.insert(name.into(), value);
+            out.insert(name.as_ref().into(), value);
         }
         Ok(out)
     }
 }
 
-fn parse_consent(
-    map: serde_json::Map<String, Json>,
-) -> Result<BTreeMap<ShortText, bool>, RejectReason> {
-    map.into_iter()
+fn parse_consent(map: Object<'_>) -> Result<BTreeMap<ShortText, bool>, RejectReason> {
+    map.into_sorted()
+        .into_iter()
         .map(|(purpose, v)| {
             let path = || format!("consent.{purpose}");
             if !is_name(&purpose, 32) {
@@ -325,39 +328,39 @@ fn parse_consent(
                 ));
             }
             match v {
-                Json::Bool(b) => Ok((purpose.into(), b)),
+                Lite::Bool(b) => Ok((purpose.as_ref().into(), b)),
                 _ => Err(RejectReason::at(path(), "expected true or false")),
             }
         })
         .collect()
 }
 
-fn parse_event(index: usize, json: Json) -> Result<Event, RejectReason> {
+fn parse_event(index: usize, json: Lite<'_>) -> Result<Event, RejectReason> {
     let path = |f: &str| format!("events[{index}].{f}");
-    let Json::Object(mut obj) = json else {
+    let Lite::Object(mut obj) = json else {
         return Err(RejectReason::at(
             format!("events[{index}]"),
             "expected an object",
         ));
     };
-    let kind = match obj.remove("type") {
-        Some(Json::String(s)) if !s.trim().is_empty() => normalize::index_text(&s).into(),
+    let kind = match obj.take("type") {
+        Some(Lite::String(s)) if !s.trim().is_empty() => normalize::index_text(&s).into(),
         _ => return Err(RejectReason::at(path("type"), "required string")),
     };
-    let at = match obj.remove("at") {
-        Some(Json::String(s)) => {
+    let at = match obj.take("at") {
+        Some(Lite::String(s)) => {
             parse_rfc3339(&s).ok_or_else(|| RejectReason::at(path("at"), "not an RFC 3339 time"))?
         }
         _ => return Err(RejectReason::at(path("at"), "required RFC 3339 time")),
     };
-    let category = match obj.remove("category") {
-        None | Some(Json::Null) => None,
-        Some(Json::String(s)) => Some(normalize::index_text(&s).into()),
+    let category = match obj.take("category") {
+        None | Some(Lite::Null) => None,
+        Some(Lite::String(s)) => Some(normalize::index_text(&s).into()),
         Some(_) => return Err(RejectReason::at(path("category"), "expected a string")),
     };
-    let value = match obj.remove("value") {
-        None | Some(Json::Null) => None,
-        Some(Json::Number(n)) => {
+    let value = match obj.take("value") {
+        None | Some(Lite::Null) => None,
+        Some(Lite::Number(n)) => {
             let v = n.as_f64().unwrap_or(f64::NAN);
             if !v.is_finite() || v.abs() > MAX_ABS_NUMBER {
                 return Err(RejectReason::at(path("value"), "number out of range"));
@@ -366,7 +369,7 @@ fn parse_event(index: usize, json: Json) -> Result<Event, RejectReason> {
         }
         Some(_) => return Err(RejectReason::at(path("value"), "expected a number")),
     };
-    if let Some(key) = obj.keys().next() {
+    if let Some(key) = obj.first_key() {
         return Err(RejectReason::at(path(key), "unknown event field"));
     }
     Ok(Event {
@@ -436,5 +439,163 @@ mod tests {
             parse(r#"{"source":"crm","identifiers":{"email":"x@y.com","phone":"12"}}"#).unwrap();
         assert_eq!(p.record.identifiers.len(), 1);
         assert_eq!(p.warnings[0].field, "identifiers.phone");
+    }
+}
+
+/// The JSON Lines path (borrowing `Lite` straight from the text) against the CSV path
+/// (`serde_json::Value` converted), on generated records full of wrong shapes, duplicate
+/// keys, escapes and unknown fields: every result and every error must agree.
+#[cfg(test)]
+mod differential {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn any_of(options: &'static [&'static str]) -> impl Strategy<Value = String> {
+        proptest::sample::select(options).prop_map(str::to_string)
+    }
+
+    fn object(
+        keys: &'static [&'static str],
+        values: impl Strategy<Value = String>,
+        max: usize,
+    ) -> impl Strategy<Value = String> {
+        proptest::collection::vec((proptest::sample::select(keys), values), 0..max).prop_map(
+            |pairs| {
+                let body: Vec<String> = pairs.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+                format!("{{{}}}", body.join(","))
+            },
+        )
+    }
+
+    const ANY: &[&str] = &[
+        "null",
+        "true",
+        "1",
+        "2.5",
+        "-7",
+        "\"x\"",
+        "[]",
+        "[\"a\",\"b\"]",
+        "[1,\"a\"]",
+        "{}",
+    ];
+
+    fn event() -> impl Strategy<Value = String> {
+        let values = prop_oneof![
+            any_of(ANY),
+            any_of(&[
+                "\"Purchase\"",
+                "\" \"",
+                "\"2026-10-01T10:00:00Z\"",
+                "\"yesterday\"",
+                "\"Je\\u0061ns\"",
+                "79.95",
+                "1e13",
+            ]),
+        ];
+        prop_oneof![
+            object(&["type", "at", "category", "value", "extra"], values, 6),
+            any_of(ANY),
+        ]
+    }
+
+    fn record() -> impl Strategy<Value = String> {
+        let identifiers = object(
+            &["email", "phone", "crm_id", "Bad Key", "device_id"],
+            prop_oneof![
+                any_of(ANY),
+                any_of(&[
+                    "\" Jane@Example.com \"",
+                    "\"j\\u0040x.com\"",
+                    "\"+31 6 1234 5678\"",
+                    "\"0612345678\"",
+                    "\"nope\"",
+                    "12345",
+                    "[\"a@b.com\",5]",
+                    "[true]",
+                ]),
+            ],
+            4,
+        );
+        let attributes = object(
+            &[
+                "country",
+                "city",
+                "likes",
+                "birth_date",
+                "age",
+                "Bad",
+                "x_y",
+            ],
+            prop_oneof![
+                any_of(ANY),
+                any_of(&[
+                    "\"NL\"",
+                    "\"Netherlands\"",
+                    "\"Atlantis\"",
+                    "\"1990-01-02\"",
+                    "\"caf\\u00e9\"",
+                    "40",
+                    "1e13",
+                    "[\"Nike\",\"nike \"]",
+                ]),
+            ],
+            5,
+        );
+        let consent = object(
+            &["marketing", "Bad", "ads"],
+            any_of(&["true", "false", "\"yes\"", "null"]),
+            3,
+        );
+        let events = proptest::collection::vec(event(), 0..3)
+            .prop_map(|items| format!("[{}]", items.join(",")));
+        let field = prop_oneof![
+            (
+                Just("source"),
+                any_of(&["\"crm\"", "\"facebook\"", "\"CRM\"", "5", "null"])
+            ),
+            (
+                Just("observed_at"),
+                any_of(&["\"2026-11-01T12:00:00Z\"", "\"soon\"", "null", "3"])
+            ),
+            (
+                Just("scopes"),
+                any_of(&[
+                    "[\"email\"]",
+                    "[\"email\",\"user_likes\"]",
+                    "[1]",
+                    "\"x\"",
+                    "null"
+                ])
+            ),
+            (Just("identifiers"), prop_oneof![identifiers, any_of(ANY)]),
+            (Just("attributes"), prop_oneof![attributes, any_of(ANY)]),
+            (Just("consent"), prop_oneof![consent, any_of(ANY)]),
+            (Just("events"), prop_oneof![events, any_of(ANY)]),
+            (Just("zzz"), any_of(ANY)),
+            (Just("aaa"), any_of(ANY)),
+        ];
+        prop_oneof![
+            8 => proptest::collection::vec(field, 0..10).prop_map(|fields| {
+                let body: Vec<String> =
+                    fields.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+                format!("{{{}}}", body.join(","))
+            }),
+            1 => any_of(ANY),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(
+            std::env::var("CIDB_JSON_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(512)
+        ))]
+        #[test]
+        fn borrowed_parse_agrees_with_the_value_path(line in record()) {
+            let config = Config::default();
+            let direct = parse_json_record(&line, &config, 7);
+            let json: Json = serde_json::from_str(&line).expect("generated lines are valid JSON");
+            let via_value = parse_json_value(json, &config, 7);
+            prop_assert_eq!(direct, via_value, "{}", line);
+        }
     }
 }

@@ -3,6 +3,7 @@
 
 mod csv_row;
 mod json;
+mod lite;
 
 pub(crate) use csv_row::CsvMapping;
 pub(crate) use json::parse_json_value as parse_json_value_pub;

@@ -120,6 +120,7 @@ impl Store {
                     .unwrap_or(u32::MAX);
                 match found {
                     1 => migrate_from_v1(&db)?,
+                    2 => raise_format_version(&db)?,
                     FORMAT_VERSION => {}
                     _ => {
                         return Err(OpenError::UnknownFormat {
@@ -723,7 +724,19 @@ fn migrate_from_v1(db: &sled::Db) -> Result<(), StorageError> {
     batch.insert(keys::meta("format"), &FORMAT_VERSION.to_le_bytes()[..]);
     db.apply_batch(batch)?;
     db.flush()?;
-    tracing::info!("migrated the data directory from format 1 to 2 (identifier links moved)");
+    tracing::info!(
+        "migrated the data directory from format 1 to {FORMAT_VERSION} (identifier links moved)"
+    );
+    Ok(())
+}
+
+/// Format 3 writes values with tag 2 and reads tag 1 values as before, so a format-2
+/// directory needs no rewrite: only its version is raised (so that older builds refuse it
+/// instead of failing on the first tag 2 value).
+fn raise_format_version(db: &sled::Db) -> Result<(), StorageError> {
+    db.insert(keys::meta("format"), &FORMAT_VERSION.to_le_bytes()[..])?;
+    db.flush()?;
+    tracing::info!("raised the data directory's format from 2 to {FORMAT_VERSION}");
     Ok(())
 }
 
@@ -841,5 +854,59 @@ impl<'a> BatchWriter<'a> {
     /// Finishes the batch.
     pub(crate) fn finish(self) -> WriteBatch {
         self.batch
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Value;
+
+    /// A format-2 directory holds tag 1 (fixed-width) values: format 3 reads them as they
+    /// are, raises the version, and writes tag 2 values beside them.
+    #[test]
+    fn format_2_values_read_after_the_version_is_raised() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut old = Profile::new(0);
+        old.records = 3;
+        old.attributes.insert(
+            "city".into(),
+            crate::profile::Attribute::Scalar(crate::profile::Scalar {
+                value: Value::Text("Gent".into()),
+                provenance: crate::profile::Provenance {
+                    source: "crm".into(),
+                    observed_at: 1_700_000_000_000,
+                },
+                seq: 9,
+            }),
+        );
+        {
+            let (store, _) = Store::open(dir.path()).unwrap();
+            let mut writer = BatchWriter::new(&store);
+            writer.issue_keys(&[0, 1]).unwrap();
+            let key = keys::profile(0);
+            let mut value = vec![keys::SLOT_LIVE];
+            store.seal_for(0, &key, &mut value, |buf| {
+                codec::encode_fixed_width(&old, buf)
+            });
+            writer.put_sealed_profile(0, value);
+            store.apply(writer.finish()).unwrap();
+            store
+                .db
+                .insert(keys::meta("format"), &2u32.to_le_bytes()[..])
+                .unwrap();
+            store.flush().unwrap();
+        }
+        let (store, _) = Store::open(dir.path()).unwrap();
+        let format = store.db.get(keys::meta("format")).unwrap().unwrap();
+        assert_eq!(format.as_ref(), &FORMAT_VERSION.to_le_bytes());
+        assert_eq!(store.slot(0).unwrap(), Some(Slot::Live(old.clone())));
+        let mut new = Profile::new(1);
+        new.merged_from.push(0);
+        let mut writer = BatchWriter::new(&store);
+        writer.put_sealed_profile(1, store.sealed_profile(&new));
+        store.apply(writer.finish()).unwrap();
+        assert_eq!(store.slot(1).unwrap(), Some(Slot::Live(new)));
+        assert_eq!(store.slot(0).unwrap(), Some(Slot::Live(old)));
     }
 }

@@ -10,6 +10,10 @@ use roaring::{MultiOps, RoaringBitmap};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
+/// Hasher of the series and per-profile totals (foldhash: these maps are hit for every
+/// indexed event; SipHash's DoS resistance buys nothing for keys the engine makes).
+type FastHash = foldhash::fast::RandomState;
+
 /// An event key: type, optionally narrowed to one category.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct EventKey {
@@ -56,7 +60,7 @@ pub struct Series {
     /// Day buckets.
     pub days: BTreeMap<DayNumber, DayBucket>,
     /// Totals per profile.
-    pub totals: HashMap<u32, Totals>,
+    pub totals: HashMap<u32, Totals, FastHash>,
 }
 
 /// A half-open time range `[from, until)`; `None` is unbounded.
@@ -169,13 +173,13 @@ impl Series {
     }
 
     /// Count and sum per profile of the events in `range`.
-    pub fn aggregate(&self, range: TimeRange) -> HashMap<u32, Totals> {
+    pub fn aggregate(&self, range: TimeRange) -> HashMap<u32, Totals, FastHash> {
         if range.is_unbounded() {
             return self.totals.clone();
         }
         let lo = range.from.map(day_of).unwrap_or(DayNumber::MIN);
         let hi = range.until.map(|u| day_of(u - 1)).unwrap_or(DayNumber::MAX);
-        let mut out: HashMap<u32, Totals> = HashMap::new();
+        let mut out: HashMap<u32, Totals, FastHash> = HashMap::default();
         if lo > hi {
             return out;
         }
@@ -225,7 +229,7 @@ impl Series {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EventIndex {
     /// Series by key.
-    pub series: HashMap<EventKey, Series>,
+    pub series: HashMap<EventKey, Series, FastHash>,
 }
 
 impl EventIndex {

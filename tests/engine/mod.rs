@@ -4,6 +4,7 @@ mod bad_input;
 mod concurrency;
 mod durability;
 mod identity;
+mod import;
 mod model;
 mod scope;
 

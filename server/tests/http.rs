@@ -778,10 +778,14 @@ fn demo_imports_prints_a_key_and_serves() {
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let (mut key, mut base) = (None, None);
+    let mut examples = Vec::new();
     for line in lines.by_ref() {
         let line = line.unwrap();
         if let Some(k) = line.strip_prefix("admin key: ") {
             key = Some(k.to_string());
+        }
+        if line.trim_start().starts_with("curl ") {
+            examples.push(line.clone());
         }
         if let Some(b) = line.strip_prefix("listening on ") {
             base = Some(b.to_string());
@@ -789,6 +793,13 @@ fn demo_imports_prints_a_key_and_serves() {
         }
     }
     let (key, base) = (key.expect("an admin key"), base.expect("the address"));
+    assert_eq!(examples.len(), 4, "{examples:?}");
+    for example in &examples {
+        assert!(
+            example.contains(&format!("{base}/v1/")),
+            "an example request names the bound address {base}: {example}"
+        );
+    }
     let rt = tokio::runtime::Runtime::new().unwrap();
     let count = rt.block_on(async {
         reqwest::Client::new()

@@ -163,24 +163,24 @@ pub fn demo(global: &Global, args: DemoArgs) -> anyhow::Result<()> {
     }
     let db = global.open()?;
     let key = keys::create(&db, Role::Admin)?;
-    let addr = args.serve.addr;
     println!("admin key: {}", key.key);
+    let options = args.serve.options();
+    http::serve_announcing(db, options, |addr| print_examples(&key.key, addr))
+}
+
+/// Example requests against the demo server at the address it listens on.
+fn print_examples(k: &str, addr: SocketAddr) {
     println!("try:");
     println!(
-        "  curl -s -H 'Authorization: Bearer {k}' http://{addr}/v1/segments/count -d '{{\"expr\": \"country = \\\"NL\\\" AND consent(\\\"marketing\\\")\"}}'",
-        k = key.key
+        "  curl -s -H 'Authorization: Bearer {k}' http://{addr}/v1/segments/count -d '{{\"expr\": \"country = \\\"NL\\\" AND consent(\\\"marketing\\\")\"}}'"
     );
     println!(
-        "  curl -s -H 'Authorization: Bearer {k}' http://{addr}/v1/segments/breakdown -d '{{\"expr\": \"ALL\", \"field\": \"country\"}}'",
-        k = key.key
+        "  curl -s -H 'Authorization: Bearer {k}' http://{addr}/v1/segments/breakdown -d '{{\"expr\": \"ALL\", \"field\": \"country\"}}'"
     );
     println!(
-        "  curl -s -X PUT -H 'Authorization: Bearer {k}' http://{addr}/v1/segments/nl -d '{{\"expr\": \"country = \\\"NL\\\"\"}}'",
-        k = key.key
+        "  curl -s -X PUT -H 'Authorization: Bearer {k}' http://{addr}/v1/segments/nl -d '{{\"expr\": \"country = \\\"NL\\\"\"}}'"
     );
     println!(
-        "  curl -s -H 'Authorization: Bearer {k}' http://{addr}/v1/segments/nl/export -d '{{\"format\": \"meta-api\"}}' | head -c 300",
-        k = key.key
+        "  curl -s -H 'Authorization: Bearer {k}' http://{addr}/v1/segments/nl/export -d '{{\"format\": \"meta-api\"}}' | head -c 300"
     );
-    http::serve(db, args.serve.options())
 }

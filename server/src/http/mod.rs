@@ -175,6 +175,16 @@ pub(crate) fn app(state: AppState) -> axum::Router {
 /// Serves until SIGINT or SIGTERM, then stops accepting, finishes running requests and
 /// closes the database (index checkpoint and flush).
 pub fn serve(engine: Engine, options: ServeOptions) -> anyhow::Result<()> {
+    serve_announcing(engine, options, |_| {})
+}
+
+/// Like [`serve`]; `announce` runs once with the address actually bound (port 0 picks a
+/// free one), before the `listening on` line and before any request is served.
+pub fn serve_announcing(
+    engine: Engine,
+    options: ServeOptions,
+    announce: impl FnOnce(std::net::SocketAddr),
+) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -182,6 +192,7 @@ pub fn serve(engine: Engine, options: ServeOptions) -> anyhow::Result<()> {
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(options.addr).await?;
         let addr = listener.local_addr()?;
+        announce(addr);
         let state = AppState {
             engine: engine.clone(),
             slots: Arc::new(Semaphore::new(options.max_evaluations.max(1))),

@@ -69,8 +69,8 @@ pub use profile::{
     SourceSeen, StoredIdentifier,
 };
 pub use record::{
-    parse_json_record, Event, FieldWarning, Identifier, ParsedRecord, Record, RejectReason, Value,
-    MAX_ABS_NUMBER,
+    parse_json_record, Event, FieldWarning, Identifier, ParsedRecord, Record, RejectReason,
+    ShortText, Value, MAX_ABS_NUMBER,
 };
 pub use report::{IngestReport, Rejected, Warning, MAX_LISTED_PROBLEMS};
 pub use scope::ScopePolicies;

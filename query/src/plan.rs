@@ -209,7 +209,7 @@ fn range(key: NumericKey, (low, high): (i64, i64)) -> Node {
 }
 
 /// The indexed form of a string compared to `field`.
-fn indexed_text(field: &str, s: &str) -> String {
+fn indexed_text(field: &str, s: &str) -> engine::ShortText {
     if field == "country" {
         if let Some(code) = normalize_country(s) {
             return index_text(code);
@@ -348,7 +348,7 @@ impl Planner<'_> {
                 if kinds.contains(&ValueKind::Text) || kinds.contains(&ValueKind::List) {
                     alternatives.push(Node::new(Op::Term(Term::Eq(
                         f.as_str().into(),
-                        indexed_text(f, s).into(),
+                        indexed_text(f, s),
                     ))));
                 }
             }
@@ -438,7 +438,7 @@ impl Planner<'_> {
             .map(|v| match &v.value {
                 LiteralValue::Str(s) => Ok(Node::new(Op::Term(Term::Eq(
                     field.text.as_str().into(),
-                    indexed_text(&field.text, s).into(),
+                    indexed_text(&field.text, s),
                 )))),
                 other => Err(mismatch(
                     format!(
@@ -499,8 +499,8 @@ impl Planner<'_> {
         };
         Ok(Node::new(Op::Event(EventQuery {
             key: EventKey {
-                kind: event_type.into(),
-                category: category.map(Into::into),
+                kind: event_type,
+                category,
             },
             range: TimeRange {
                 from,

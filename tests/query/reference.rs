@@ -200,7 +200,7 @@ fn has_value(a: &Attribute) -> bool {
 }
 
 /// Strings compare case-insensitively; `country` also accepts names and other codes.
-fn text_key(field: &str, s: &str) -> String {
+fn text_key(field: &str, s: &str) -> cidb::ShortText {
     if field == "country" {
         if let Some(code) = normalize_country(s) {
             return index_text(code);

@@ -140,7 +140,7 @@ impl Postings {
             match attr {
                 Attribute::List(items) => {
                     for item in items {
-                        terms.push(Term::Eq(name.as_str().into(), indexed_text(&item.value)));
+                        terms.push(Term::Eq(name.as_str().into(), index_text(&item.value)));
                     }
                     if !items.is_empty() {
                         terms.push(Term::Exists(name.as_str().into()));
@@ -151,9 +151,7 @@ impl Postings {
                     terms.push(Term::Exists(name.as_str().into()));
                     terms.push(Term::Kind(name.as_str().into(), ValueKind::of(&s.value)));
                     match &s.value {
-                        Value::Text(t) => {
-                            terms.push(Term::Eq(name.as_str().into(), indexed_text(t)))
-                        }
+                        Value::Text(t) => terms.push(Term::Eq(name.as_str().into(), index_text(t))),
                         Value::Bool(b) => {
                             terms.push(Term::Eq(name.as_str().into(), bool_text(*b).into()))
                         }
@@ -173,17 +171,6 @@ impl Postings {
         numbers.sort_unstable();
         Postings { terms, numbers }
     }
-}
-
-/// [`index_text`] as key text, without a heap allocation for short ASCII values.
-fn indexed_text(raw: &str) -> KeyText {
-    let trimmed = raw.trim();
-    if trimmed.is_ascii() {
-        let mut text = KeyText::from(trimmed);
-        text.make_ascii_lowercase();
-        return text;
-    }
-    index_text(trimmed).into()
 }
 
 fn numeric(field: &str, kind: NumericKind) -> NumericKey {
@@ -216,14 +203,6 @@ mod tests {
     fn sorted_difference() {
         assert_eq!(sorted_minus(&[1, 2, 3, 5], &[2, 5, 6]), vec![&1, &3]);
         assert!(sorted_minus::<i32>(&[], &[1]).is_empty());
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn key_text_is_the_indexed_text(raw in "\\PC{0,40}") {
-            let key = indexed_text(&raw);
-            proptest::prop_assert_eq!(key.as_str(), index_text(&raw));
-        }
     }
 
     #[test]

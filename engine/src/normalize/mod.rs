@@ -3,6 +3,7 @@
 
 mod phone;
 
+use crate::record::ShortText;
 use std::str::FromStr;
 
 use unicode_normalization::UnicodeNormalization;
@@ -69,14 +70,17 @@ pub fn opaque(raw: &str) -> Result<String, IdentifierProblem> {
     }
 }
 
-/// The indexed form of a string value: trimmed, Unicode NFC, lower-cased.
-pub fn index_text(raw: &str) -> String {
+/// The indexed form of a string value: trimmed, Unicode NFC, lower-cased. Short ASCII
+/// values (nearly all) are built inline, without a heap allocation.
+pub fn index_text(raw: &str) -> ShortText {
     let trimmed = raw.trim();
     if trimmed.is_ascii() {
         // ASCII is already in NFC, and its lower case is ASCII's.
-        return trimmed.to_ascii_lowercase();
+        let mut text = ShortText::from(trimmed);
+        text.make_ascii_lowercase();
+        return text;
     }
-    trimmed.nfc().collect::<String>().to_lowercase()
+    trimmed.nfc().collect::<String>().to_lowercase().into()
 }
 
 /// Whether two strings have the same [`index_text`], without building either for ASCII.

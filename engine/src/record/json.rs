@@ -344,7 +344,7 @@ fn parse_event(index: usize, json: Lite<'_>) -> Result<Event, RejectReason> {
         ));
     };
     let kind = match obj.take("type") {
-        Some(Lite::String(s)) if !s.trim().is_empty() => normalize::index_text(&s).into(),
+        Some(Lite::String(s)) if !s.trim().is_empty() => normalize::index_text(&s),
         _ => return Err(RejectReason::at(path("type"), "required string")),
     };
     let at = match obj.take("at") {
@@ -355,7 +355,7 @@ fn parse_event(index: usize, json: Lite<'_>) -> Result<Event, RejectReason> {
     };
     let category = match obj.take("category") {
         None | Some(Lite::Null) => None,
-        Some(Lite::String(s)) => Some(normalize::index_text(&s).into()),
+        Some(Lite::String(s)) => Some(normalize::index_text(&s)),
         Some(_) => return Err(RejectReason::at(path("category"), "expected a string")),
     };
     let value = match obj.take("value") {

@@ -14,6 +14,7 @@ use crate::suppression::SuppressionLists;
 use roaring::RoaringBitmap;
 use serde::Serialize;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock, RwLockReadGuard};
 
 /// The most records one ingest call (one atomic batch) may carry.
@@ -28,6 +29,28 @@ pub struct Engine {
     pub(crate) export_cache: crate::export::RowCache,
     pub(crate) state: RwLock<State>,
     pub(crate) writer: Mutex<WriterState>,
+    /// Figures published by the writer for readers that must never wait on a lock
+    /// (metrics, health): updated after each commit, erasure and checkpoint.
+    pub(crate) published: Published,
+}
+
+/// Counts that [`Engine::stats`] and [`Engine::profile_count`] read without taking the
+/// writer lock (see the lock order in ARCHITECTURE.md).
+#[derive(Debug, Default)]
+pub(crate) struct Published {
+    /// Live profiles.
+    pub(crate) profiles: AtomicU64,
+    /// Profiles changed since the last checkpoint.
+    pub(crate) dirty: AtomicU64,
+}
+
+impl Published {
+    /// Publishes the writer's figures; call with the writer lock held, after the state
+    /// readers see was updated.
+    pub(crate) fn set(&self, profiles: u64, dirty: u64) {
+        self.profiles.store(profiles, Ordering::Release);
+        self.dirty.store(dirty, Ordering::Release);
+    }
 }
 
 pub(crate) struct State {
@@ -172,7 +195,10 @@ impl Engine {
             }
         };
         let suppression = crate::suppress_ops::load_lists(&store, &links)?;
+        let published = Published::default();
+        published.set(indexes.live().len(), dirty.len());
         let engine = Engine {
+            published,
             store,
             export_cache: crate::export::RowCache::new(config.export_cache),
             config,
@@ -242,7 +268,14 @@ impl Engine {
         self.store.clear_dirty()?;
         self.store.flush()?;
         w.dirty.clear();
+        self.published.dirty.store(0, Ordering::Release);
         Ok(())
+    }
+
+    /// Publishes the live and dirty counts for lock-free readers (writer lock held).
+    pub(crate) fn publish_counts(&self, w: &WriterState) {
+        let live = self.state.read().expect("state lock").indexes.live().len();
+        self.published.set(live, w.dirty.len());
     }
 
     /// Finds a profile.
@@ -303,10 +336,17 @@ impl Engine {
         })
     }
 
-    /// Statistics.
+    /// Live profiles, as of the last commit; never waits for a lock (for metrics and
+    /// health checks).
+    pub fn profile_count(&self) -> u64 {
+        self.published.profiles.load(Ordering::Acquire)
+    }
+
+    /// Statistics. Takes only the state's read lock (never the writer's), so it waits at
+    /// most for one commit to publish its batch.
     pub fn stats(&self) -> Stats {
         let state = self.state.read().expect("state lock");
-        let dirty = self.writer.lock().map(|w| w.dirty.len()).unwrap_or(0);
+        let dirty = self.published.dirty.load(Ordering::Acquire);
         Stats {
             profiles: state.indexes.live().len(),
             profile_ids: u64::from(state.counters.next_pid),

@@ -44,6 +44,10 @@ pub enum StorageError {
     /// sled reported an error.
     #[error("sled: {0}")]
     Sled(String),
+    /// The ingest commit thread stopped (it panicked or was torn down) before it said
+    /// whether a batch committed; reopen to see what is durable.
+    #[error("the commit thread stopped before finishing a batch")]
+    CommitThreadStopped,
     /// Stored bytes did not decode or authenticate.
     #[error("corrupted {what} (key {key:02x?}): {detail}")]
     Corrupted {
@@ -112,6 +116,25 @@ pub enum Error {
     /// A caller-supplied argument is invalid.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// A named item does not exist.
+    #[error("no {what} named {name:?}")]
+    NotFound {
+        /// What kind of item (`destination`, `suppression list`, ...).
+        what: &'static str,
+        /// The name asked for.
+        name: String,
+    },
+    /// The operation conflicts with the state of an item (reserved, or nothing to do).
+    #[error("{0}")]
+    Conflict(String),
+    /// Another operation holds the item right now; retry later.
+    #[error("{what} {name:?} is busy with another operation; retry shortly")]
+    Busy {
+        /// What kind of item.
+        what: &'static str,
+        /// Its name.
+        name: String,
+    },
     /// Writing an export's output failed.
     #[error("writing the export output: {0}")]
     Output(#[source] std::io::Error),

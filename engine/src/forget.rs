@@ -150,6 +150,7 @@ impl Engine {
             self.export_cache.invalidate([pid]);
             state.counters = counters;
         }
+        self.publish_counts(&w);
 
         // Files that hold derived copies: rewritten now.
         self.checkpoint_locked(&mut w)?;

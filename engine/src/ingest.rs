@@ -180,6 +180,7 @@ impl Engine {
         }
         w.counters = counters;
         w.dirty |= changed;
+        self.publish_counts(w);
         self.store.flush()?;
         self.store.destroy_keys(&rest.merged_away)?;
         let threshold = self
@@ -214,7 +215,7 @@ struct Job {
 fn finish(commit: Receiver<Commit>) -> Result<IngestReport, StorageError> {
     commit
         .recv()
-        .unwrap_or_else(|_| Err(StorageError::Sled("the commit thread stopped".into())))
+        .unwrap_or_else(|_| Err(StorageError::CommitThreadStopped))
 }
 
 fn check_batch_size(items: &ParsedBatch) -> Result<(), IngestError> {

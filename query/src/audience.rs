@@ -80,7 +80,10 @@ impl Segments<'_> {
     /// [`engine::Engine::sync_ack`] once uploaded.
     pub fn sync(&self, destination: &str, out_dir: &Path) -> Result<SyncReport, Error> {
         let dest = self.engine().destination(destination)?.ok_or_else(|| {
-            engine::Error::InvalidArgument(format!("no destination named {destination:?}"))
+            engine::Error::NotFound {
+                what: "destination",
+                name: destination.to_string(),
+            }
         })?;
         let segment = segment_or_expr(self, &dest.segment)?;
         let sets = self.evaluate_all(&[&segment, &dest.policy])?;

@@ -376,7 +376,10 @@ impl Engine {
     ) -> Result<SyncReport, Error> {
         let dest = self
             .destination(name)?
-            .ok_or_else(|| Error::InvalidArgument(format!("no destination named {name:?}")))?;
+            .ok_or_else(|| Error::NotFound {
+                what: "destination",
+                name: name.to_string(),
+            })?;
         let sent = self.read_state(name, false)?.unwrap_or_default();
         let generation = sent.generation + 1;
         let selection = self.select(segment, policy);
@@ -541,12 +544,13 @@ impl Engine {
     /// Records the pending sync of a destination as sent.
     pub fn sync_ack(&self, name: &str) -> Result<AckReport, Error> {
         if self.destination(name)?.is_none() {
-            return Err(Error::InvalidArgument(format!(
-                "no destination named {name:?}"
-            )));
+            return Err(Error::NotFound {
+                what: "destination",
+                name: name.to_string(),
+            });
         }
         let Some(pending) = self.read_state(name, true)? else {
-            return Err(Error::InvalidArgument(format!(
+            return Err(Error::Conflict(format!(
                 "destination {name:?} has no sync waiting for acknowledgement"
             )));
         };

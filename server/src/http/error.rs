@@ -86,7 +86,7 @@ impl From<query::Error> for ApiError {
             }
             E::InvalidSegmentName(_) | E::InvalidField(_) => ApiError::bad_request(e.to_string()),
             E::Limit(m) => ApiError::new(StatusCode::BAD_REQUEST, "limit", m),
-            E::Engine(engine::Error::InvalidArgument(m)) => ApiError::bad_request(m),
+            E::Engine(e) => e.into(),
             other => ApiError::internal(other),
         }
     }
@@ -96,6 +96,10 @@ impl From<engine::Error> for ApiError {
     fn from(e: engine::Error) -> Self {
         match e {
             engine::Error::InvalidArgument(m) => ApiError::bad_request(m),
+            e @ engine::Error::NotFound { .. } => ApiError::not_found(e.to_string()),
+            e @ (engine::Error::Conflict(_) | engine::Error::Busy { .. }) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
+            }
             engine::Error::Ingest(engine::IngestError::BatchTooLarge { got, limit }) => {
                 ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,

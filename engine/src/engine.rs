@@ -475,12 +475,16 @@ fn rebuild(store: &Store) -> Result<Rebuilt, StorageError> {
             ));
         }
         for sid in &profile.identifiers {
-            for key in store.link_keys(&sid.id) {
-                if let Some(other) = out.links.get(&key) {
-                    out.problems.push(format!(
-                        "profiles {other} and {}: both hold one {} identifier",
-                        profile.id, sid.id.kind
-                    ));
+            for (form, key) in store.link_keys(&sid.id).into_iter().enumerate() {
+                // Only the canonical form is an identity; alias forms (a Gmail address
+                // without dots, a phone's digits) may be shared by several profiles.
+                if form == 0 {
+                    if let Some(other) = out.links.get(&key) {
+                        out.problems.push(format!(
+                            "profiles {other} and {}: both hold one {} identifier",
+                            profile.id, sid.id.kind
+                        ));
+                    }
                 }
                 out.links.insert(key, profile.id);
             }

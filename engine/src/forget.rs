@@ -142,7 +142,7 @@ impl Engine {
             }
             for sid in &profile.identifiers {
                 for key in self.store.link_keys(&sid.id) {
-                    links.remove(&key);
+                    links.remove(&key, pid);
                 }
             }
             suppression.refresh_profiles(&[(pid, None)]);

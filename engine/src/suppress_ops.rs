@@ -17,9 +17,8 @@ const MAX_LISTED_INVALID: usize = 1000;
 /// Profiles a digest matches: every link of an email or phone form keyed over it.
 fn profiles_of(store: &Store, links: &Links, digest: &[u8; 32], list: &mut List) {
     for tag in SUPPRESSIBLE_TAGS {
-        if let Some(pid) = links.get(&store.link_key(tag, digest)) {
-            list.members.insert(pid);
-        }
+        list.members
+            .extend(links.holders(&store.link_key(tag, digest)));
     }
 }
 

@@ -1,5 +1,6 @@
 //! Tests of the storage engine through the embedding API.
 
+mod aliases;
 mod bad_input;
 mod concurrency;
 mod durability;

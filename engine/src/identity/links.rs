@@ -22,35 +22,122 @@ pub(crate) type LinkKey = [u8; 16];
 const ENTRY_LEN: usize = 20;
 
 /// Identifier links of the live profiles.
-#[derive(Debug, Clone, Default, PartialEq)]
+///
+/// A canonical identifier (the stored value) is held by one live profile at most, so
+/// its key has one holder. An alias form (a phone's digits, Google's Gmail form) is not
+/// an identity: `a.b@gmail.com` and `ab@gmail.com` are two people's emails yet one
+/// mailbox to Google, and one person may hold both. So an alias key may have several
+/// holders: the first is in `map`, the others in `shared` (rare, so the common case
+/// stays one compact entry).
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Links {
     map: HashMap<LinkKey, ProfileId, BuildHasherDefault<KeyHasher>>,
+    /// Further holders of keys held by more than one profile (alias forms only).
+    shared: HashMap<LinkKey, Vec<ProfileId>, BuildHasherDefault<KeyHasher>>,
+}
+
+impl PartialEq for Links {
+    fn eq(&self, other: &Links) -> bool {
+        self.len() == other.len() && self.pairs().all(|(k, p)| other.holds(&k, p))
+    }
 }
 
 impl Links {
-    /// The profile an identifier links to.
+    /// The profile an identifier links to (for a canonical key, its only holder; for an
+    /// alias key, one of them: use [`Links::holders`]).
     pub(crate) fn get(&self, key: &LinkKey) -> Option<ProfileId> {
         self.map.get(key).copied()
     }
 
-    /// Links `key` to `pid`.
+    /// Every profile linked by `key`.
+    pub(crate) fn holders(&self, key: &LinkKey) -> impl Iterator<Item = ProfileId> + '_ {
+        self.map
+            .get(key)
+            .copied()
+            .into_iter()
+            .chain(self.shared.get(key).into_iter().flatten().copied())
+    }
+
+    fn holds(&self, key: &LinkKey, pid: ProfileId) -> bool {
+        self.holders(key).any(|p| p == pid)
+    }
+
+    /// Adds `pid` as a holder of `key` (idempotent).
     pub(crate) fn insert(&mut self, key: LinkKey, pid: ProfileId) {
-        self.map.insert(key, pid);
+        match self.map.entry(key) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(pid);
+            }
+            std::collections::hash_map::Entry::Occupied(o) if *o.get() == pid => {}
+            std::collections::hash_map::Entry::Occupied(_) => {
+                let more = self.shared.entry(key).or_default();
+                if !more.contains(&pid) {
+                    more.push(pid);
+                }
+            }
+        }
     }
 
-    /// Removes the link of `key`.
-    pub(crate) fn remove(&mut self, key: &LinkKey) {
-        self.map.remove(key);
+    /// Removes `pid` as a holder of `key`.
+    pub(crate) fn remove(&mut self, key: &LinkKey, pid: ProfileId) {
+        if self.map.get(key) == Some(&pid) {
+            match self.shared.get_mut(key) {
+                Some(more) => {
+                    let next = more.remove(0);
+                    if more.is_empty() {
+                        self.shared.remove(key);
+                    }
+                    self.map.insert(*key, next);
+                }
+                None => {
+                    self.map.remove(key);
+                }
+            }
+        } else if let Some(more) = self.shared.get_mut(key) {
+            more.retain(|p| *p != pid);
+            if more.is_empty() {
+                self.shared.remove(key);
+            }
+        }
     }
 
-    /// Number of links.
+    /// Number of links (key, profile pairs).
     pub(crate) fn len(&self) -> usize {
-        self.map.len()
+        self.map.len() + self.shared.values().map(Vec::len).sum::<usize>()
+    }
+
+    /// Every (key, profile) pair.
+    fn pairs(&self) -> impl Iterator<Item = (LinkKey, ProfileId)> + '_ {
+        self.map.iter().map(|(k, p)| (*k, *p)).chain(
+            self.shared
+                .iter()
+                .flat_map(|(k, more)| more.iter().map(move |p| (*k, *p))),
+        )
     }
 
     /// Drops every link to a profile in `pids` (recovery, before re-reading them).
     pub(crate) fn remove_profiles(&mut self, pids: &roaring::RoaringBitmap) {
-        self.map.retain(|_, pid| !pids.contains(*pid));
+        for more in self.shared.values_mut() {
+            more.retain(|pid| !pids.contains(*pid));
+        }
+        self.shared.retain(|_, more| !more.is_empty());
+        let shared = &mut self.shared;
+        self.map.retain(|key, pid| {
+            if !pids.contains(*pid) {
+                return true;
+            }
+            // Promote a remaining holder of a shared key.
+            match shared.get_mut(key) {
+                Some(more) => {
+                    *pid = more.remove(0);
+                    if more.is_empty() {
+                        shared.remove(key);
+                    }
+                    true
+                }
+                None => false,
+            }
+        });
     }
 
     /// Links present in one table and absent or different in the other, described
@@ -58,15 +145,24 @@ impl Links {
     pub(crate) fn differences(&self, rebuilt: &Links) -> Vec<String> {
         let mut out = Vec::new();
         let (mut missing, mut wrong, mut extra) = (0u64, 0u64, 0u64);
-        for (key, pid) in &rebuilt.map {
-            match self.map.get(key) {
-                None => missing += 1,
-                Some(p) if p != pid => wrong += 1,
-                Some(_) => {}
+        for (key, pid) in rebuilt.pairs() {
+            if self.holds(&key, pid) {
+                continue;
+            }
+            if self.map.contains_key(&key) {
+                wrong += 1;
+            } else {
+                missing += 1;
             }
         }
-        for key in self.map.keys() {
-            if !rebuilt.map.contains_key(key) {
+        for (key, pid) in self.pairs() {
+            if rebuilt.holds(&key, pid) {
+                continue;
+            }
+            if rebuilt.map.contains_key(&key) {
+                // A stale holder beside the right ones.
+                wrong += 1;
+            } else {
                 extra += 1;
             }
         }
@@ -92,10 +188,11 @@ impl Links {
     /// reader builds a hash table, so order carries nothing; sorting millions of entries
     /// cost a third of a second per checkpoint, on the committer's critical path).
     pub(crate) fn write_to(&self, out: &mut Vec<u8>) {
-        out.reserve(8 + self.map.len() * ENTRY_LEN);
-        out.extend_from_slice(&(self.map.len() as u64).to_le_bytes());
-        for (key, pid) in &self.map {
-            out.extend_from_slice(key);
+        let len = self.len();
+        out.reserve(8 + len * ENTRY_LEN);
+        out.extend_from_slice(&(len as u64).to_le_bytes());
+        for (key, pid) in self.pairs() {
+            out.extend_from_slice(&key);
             out.extend_from_slice(&pid.to_le_bytes());
         }
     }
@@ -112,15 +209,18 @@ impl Links {
                 body.len()
             ));
         }
-        let mut map = HashMap::with_capacity_and_hasher(count as usize, Default::default());
+        let mut links = Links {
+            map: HashMap::with_capacity_and_hasher(count as usize, Default::default()),
+            shared: HashMap::default(),
+        };
         for entry in body.chunks_exact(ENTRY_LEN) {
             let (key, pid) = entry.split_at(16);
-            map.insert(
+            links.insert(
                 key.try_into().expect("16 bytes"),
                 u32::from_le_bytes(pid.try_into().expect("4 bytes")),
             );
         }
-        Ok(Links { map })
+        Ok(links)
     }
 }
 
@@ -175,6 +275,33 @@ mod tests {
         assert_eq!(Links::read_from(&bytes).unwrap(), links);
         assert!(Links::read_from(&bytes[..bytes.len() - 1]).is_err());
         assert!(Links::read_from(&bytes[..4]).is_err());
+    }
+
+    #[test]
+    fn shared_keys_keep_every_holder() {
+        let mut a = Links::default();
+        a.insert(key(1), 10);
+        a.insert(key(1), 11);
+        a.insert(key(1), 11);
+        a.insert(key(1), 12);
+        assert_eq!(a.len(), 3);
+        let mut held: Vec<_> = a.holders(&key(1)).collect();
+        held.sort_unstable();
+        assert_eq!(held, [10, 11, 12]);
+        let mut bytes = Vec::new();
+        a.write_to(&mut bytes);
+        let back = Links::read_from(&bytes).unwrap();
+        assert_eq!(back, a);
+        assert!(back.differences(&a).is_empty());
+        a.remove(&key(1), 10);
+        assert_eq!(a.get(&key(1)), Some(11));
+        assert_ne!(back, a);
+        assert_eq!(back.differences(&a).len(), 1, "a stale holder is reported");
+        a.remove_profiles(&[11u32].into_iter().collect());
+        assert_eq!(a.holders(&key(1)).collect::<Vec<_>>(), [12]);
+        a.remove(&key(1), 12);
+        assert_eq!(a.len(), 0);
+        assert_eq!(a.get(&key(1)), None);
     }
 
     #[test]

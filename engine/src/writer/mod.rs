@@ -78,6 +78,14 @@ struct Staged {
     redirect: Option<ProfileId>,
 }
 
+/// A change to the published identifier links, applied at commit in order (an alias
+/// key may have several holders, so a merge removes the absorbed holder explicitly).
+#[derive(Debug, Clone, Copy)]
+enum LinkOp {
+    Add(LinkKey, ProfileId),
+    Remove(LinkKey, ProfileId),
+}
+
 /// An index change to apply at commit, in order.
 enum EventOp {
     Add(ProfileId, Vec<Event>),
@@ -95,8 +103,10 @@ pub(crate) struct BatchPlan<'a> {
     previous: Overlay,
     counters: Counters,
     staged: HashMap<ProfileId, Staged>,
-    /// Links made by this batch.
+    /// Links made by this batch (the latest holder of each key, for resolution).
     links: HashMap<LinkKey, ProfileId>,
+    /// The same changes in order, for publishing.
+    link_ops: Vec<LinkOp>,
     new_events: BTreeMap<(ProfileId, u64), EventChunk>,
     new_log: BTreeMap<(ProfileId, u64), MergeLogEntry>,
     event_ops: Vec<EventOp>,
@@ -121,6 +131,7 @@ impl<'a> BatchPlan<'a> {
             counters,
             staged: HashMap::new(),
             links: HashMap::new(),
+            link_ops: Vec::new(),
             new_events: BTreeMap::new(),
             new_log: BTreeMap::new(),
             event_ops: Vec::new(),
@@ -327,6 +338,7 @@ impl<'a> BatchPlan<'a> {
                         .attach((*id).clone(), provenance.clone());
                     for key in &link_keys[*index] {
                         self.links.insert(*key, target);
+                        self.link_ops.push(LinkOp::Add(*key, target));
                     }
                 }
             }
@@ -372,6 +384,8 @@ impl<'a> BatchPlan<'a> {
         for sid in &other.identifiers {
             for key in self.store.link_keys(&sid.id) {
                 self.links.insert(key, survivor);
+                self.link_ops.push(LinkOp::Remove(key, absorbed));
+                self.link_ops.push(LinkOp::Add(key, survivor));
             }
         }
         // Events added earlier in this batch move to the survivor.
@@ -442,7 +456,7 @@ impl<'a> BatchPlan<'a> {
                 (pid, resolved)
             })
             .collect();
-        let links = self.links.iter().map(|(k, p)| (*k, *p)).collect();
+        let links = self.link_ops;
         overlay.links = self.links;
         let batch_number = self.counters.batches;
         self.counters.batches += 1;
@@ -487,7 +501,7 @@ pub(crate) struct ResolvedBatch {
     new_events: BTreeMap<(ProfileId, u64), EventChunk>,
     new_log: BTreeMap<(ProfileId, u64), MergeLogEntry>,
     event_ops: Vec<EventOp>,
-    links: Vec<(LinkKey, ProfileId)>,
+    links: Vec<LinkOp>,
     merged_away: Vec<ProfileId>,
     /// Counters after the batch (the commit sets the checkpoint generation).
     pub(crate) counters: Counters,
@@ -654,7 +668,7 @@ pub(crate) struct PreparedBatch {
     /// Profiles the batch changes.
     pub(crate) changed: roaring::RoaringBitmap,
     changes: Vec<(ProfileId, Option<Postings>, Option<Postings>)>,
-    links: Vec<(LinkKey, ProfileId)>,
+    links: Vec<LinkOp>,
     /// Identifier form digests of changed profiles (`None`: no longer live); collected
     /// only when suppression lists exist.
     pub(crate) forms: Vec<(ProfileId, Option<Vec<[u8; 32]>>)>,
@@ -676,8 +690,11 @@ impl PreparedBatch {
 
     /// Applies the index and link changes.
     pub(crate) fn apply_derived(&self, indexes: &mut Indexes, links: &mut Links) {
-        for (key, pid) in &self.links {
-            links.insert(*key, *pid);
+        for op in &self.links {
+            match *op {
+                LinkOp::Add(key, pid) => links.insert(key, pid),
+                LinkOp::Remove(key, pid) => links.remove(&key, pid),
+            }
         }
         for (pid, before, after) in &self.changes {
             indexes.update(*pid, before.as_ref(), after.as_ref());

@@ -27,6 +27,8 @@ pub struct Engine {
     config: Config,
     /// Packed rows of exported profiles (see `export::cache`).
     pub(crate) export_cache: crate::export::RowCache,
+    /// Destinations with a sync operation running (see `export::sync`).
+    pub(crate) destination_locks: crate::export::DestinationLocks,
     pub(crate) state: RwLock<State>,
     pub(crate) writer: Mutex<WriterState>,
     /// Figures published by the writer for readers that must never wait on a lock
@@ -183,6 +185,11 @@ impl Engine {
                     for pid in &dirty {
                         index_stored_profile(&store, &mut indexes, &mut links, pid)?;
                     }
+                    // A crash between a commit and the key destruction that follows a
+                    // merge or an erasure leaves keys of profiles that are gone.
+                    let gone: Vec<ProfileId> =
+                        dirty.iter().filter(|p| !indexes.live().contains(*p)).collect();
+                    store.destroy_keys(&gone)?;
                 }
                 (indexes, links)
             }
@@ -201,6 +208,7 @@ impl Engine {
             published,
             store,
             export_cache: crate::export::RowCache::new(config.export_cache),
+            destination_locks: Default::default(),
             config,
             state: RwLock::new(State {
                 generation: 0,
@@ -215,6 +223,7 @@ impl Engine {
             // Checkpoint now, so that the next open does not rebuild again.
             engine.checkpoint()?;
         }
+        engine.finish_interrupted_erasures()?;
         Ok(engine)
     }
 
@@ -372,6 +381,16 @@ impl Engine {
         rebuilt
             .problems
             .extend(state.links.differences(&rebuilt.links));
+        let keyed = self
+            .store
+            .keys_of_dead_profiles(state.counters.next_pid, rebuilt.indexes.live());
+        if !keyed.is_empty() {
+            rebuilt.problems.push(format!(
+                "{} merged or erased profile(s) still have a key (first: {})",
+                keyed.len(),
+                keyed[0]
+            ));
+        }
         Ok(CheckReport {
             profiles: rebuilt.profiles,
             events: rebuilt.events,

@@ -44,6 +44,16 @@ pub enum StorageError {
     /// sled reported an error.
     #[error("sled: {0}")]
     Sled(String),
+    /// A file of the data directory did not decode or authenticate.
+    #[error("corrupted {what} in {file} (relative to the data directory): {detail}")]
+    CorruptedFile {
+        /// Which structure is corrupt.
+        what: &'static str,
+        /// The file, relative to the data directory.
+        file: String,
+        /// What was wrong.
+        detail: String,
+    },
     /// The ingest commit thread stopped (it panicked or was torn down) before it said
     /// whether a batch committed; reopen to see what is durable.
     #[error("the commit thread stopped before finishing a batch")]

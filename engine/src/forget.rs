@@ -13,8 +13,8 @@
 //! By default the person's identifiers are added, SHA-256 hashed, to the suppression list
 //! `erased`, so a stale CRM file cannot bring them back into an audience.
 
-use crate::engine::{Engine, Lookup, State};
-use crate::error::Error;
+use crate::engine::{Engine, Lookup, State, WriterState};
+use crate::error::{Error, StorageError};
 use crate::index::Postings;
 use crate::profile::ProfileId;
 use crate::suppression::{EntryKind, SuppressionReport};
@@ -118,12 +118,12 @@ impl Engine {
             report.suppression_list = Some(list.clone());
         }
 
-        // Stored data: one atomic batch, then the key.
+        // Stored data and the erasure intent: one atomic batch. Everything after it is
+        // finished on open if a crash interrupts it (`finish_erasure`).
         let mut counters = w.counters.clone();
         let batch = counters.batches;
         counters.batches += 1;
         self.store.erase_profile(pid, batch, &counters)?;
-        self.store.destroy_keys(&[pid])?;
         w.counters = counters.clone();
         w.dirty.insert(pid);
 
@@ -152,10 +152,7 @@ impl Engine {
         }
         self.publish_counts(&w);
 
-        // Files that hold derived copies: rewritten now.
-        self.checkpoint_locked(&mut w)?;
-        report.destinations = self.forget_in_sync_states(pid)? as u64;
-        self.store.audit_forget(pid)?;
+        report.destinations = self.finish_erasure(&mut w, pid)? as u64;
         self.audit(
             "forget",
             serde_json::json!({
@@ -172,5 +169,38 @@ impl Engine {
             "profile erased"
         );
         Ok(report)
+    }
+
+    /// What follows an erasure's atomic batch, idempotent: the key is destroyed, the
+    /// files that hold derived copies are rewritten (index checkpoint, sync states, audit
+    /// bitmaps), then the intent is removed. Returns the destinations that held the
+    /// profile.
+    pub(crate) fn finish_erasure(
+        &self,
+        w: &mut WriterState,
+        pid: ProfileId,
+    ) -> Result<usize, StorageError> {
+        crate::crash_point::crash_point("forget.after_batch");
+        self.store.destroy_keys(&[pid])?;
+        crate::crash_point::crash_point("forget.after_key");
+        self.checkpoint_locked(w)?;
+        let destinations = self.forget_in_sync_states(pid)?;
+        self.store.audit_forget(pid)?;
+        self.store.clear_erasure_intent(pid)?;
+        Ok(destinations)
+    }
+
+    /// Finishes erasures that a crash interrupted (on open).
+    pub(crate) fn finish_interrupted_erasures(&self) -> Result<(), StorageError> {
+        let pending = self.store.erasure_intents()?;
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let mut w = self.writer.lock().expect("writer lock");
+        for pid in pending {
+            tracing::warn!(profile = pid, "finishing an erasure interrupted by a crash");
+            self.finish_erasure(&mut w, pid)?;
+        }
+        Ok(())
     }
 }

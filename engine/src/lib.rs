@@ -26,6 +26,7 @@
 pub mod audit;
 mod codec;
 mod config;
+mod crash_point;
 mod engine;
 mod error;
 pub mod export;
@@ -74,6 +75,7 @@ pub use record::{
 };
 pub use report::{IngestReport, Rejected, Warning, MAX_LISTED_PROBLEMS};
 pub use scope::ScopePolicies;
+pub use suppress_ops::RESERVED_LISTS;
 pub use store::{EventChunk, MergeLogEntry};
 pub use time::{
     civil_from_day, day_from_civil_clamped, day_of, format_date, format_rfc3339, now_millis,

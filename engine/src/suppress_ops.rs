@@ -11,6 +11,9 @@ use crate::suppression::{
 };
 use std::io::BufRead;
 
+/// Lists the engine keeps for erasures and objections; never deleted.
+pub const RESERVED_LISTS: [&str; 2] = [crate::forget::ERASED_LIST, crate::objections::OBJECTIONS_LIST];
+
 /// The first this many invalid lines are listed in a report (all are counted).
 const MAX_LISTED_INVALID: usize = 1000;
 
@@ -169,8 +172,15 @@ impl Engine {
         self.state.read().expect("state lock").suppression.infos()
     }
 
-    /// Deletes a suppression list; `false` when there was none of that name.
+    /// Deletes a suppression list; `false` when there was none of that name. The
+    /// reserved lists (`erased`, `objections`) are refused: they are what erasures and
+    /// objections left, and deleting them would bring those people back into audiences.
     pub fn suppress_delete(&self, name: &str) -> Result<bool, Error> {
+        if RESERVED_LISTS.contains(&name) {
+            return Err(Error::Conflict(format!(
+                "the suppression list {name:?} is reserved: it holds erasures and objections and cannot be deleted (withdraw an objection instead)"
+            )));
+        }
         let _writer = self.writer.lock().expect("writer lock");
         if !self
             .state

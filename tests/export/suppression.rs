@@ -25,7 +25,7 @@ fn lists_suppress_now_later_and_after_reopen() {
             sha256_hex("31610000003") // person 3's phone in Meta's digits form
         );
         let report = db
-            .suppress_import("objections", list.as_bytes(), None)
+            .suppress_import("optouts", list.as_bytes(), None)
             .unwrap();
         assert_eq!(
             (report.added, report.invalid_count, report.blank),
@@ -34,7 +34,7 @@ fn lists_suppress_now_later_and_after_reopen() {
         assert_eq!(report.invalid[0].0, 3, "the invalid line is named");
         assert_eq!(report.profiles, 1);
         assert_eq!(count(&db, "suppressed()"), 1);
-        assert_eq!(count(&db, r#"suppressed("objections")"#), 1);
+        assert_eq!(count(&db, r#"suppressed("optouts")"#), 1);
         // Person 3 arrives after the list: suppressed at once, through the phone hash.
         db.ingest_json(&[person(3, "NL", Some(true), true)])
             .unwrap();
@@ -54,11 +54,11 @@ fn lists_suppress_now_later_and_after_reopen() {
         (lists[0].entries, lists[0].emails, lists[0].hashed),
         (3, 2, 1)
     );
-    assert!(db.suppress_delete("objections").unwrap());
-    assert!(!db.suppress_delete("objections").unwrap());
+    assert!(db.suppress_delete("optouts").unwrap());
+    assert!(!db.suppress_delete("optouts").unwrap());
     assert_eq!(count(&db, "suppressed()"), 0);
     assert!(Segments::new(&db)
-        .count(r#"suppressed("objections")"#)
+        .count(r#"suppressed("optouts")"#)
         .is_err());
 }
 

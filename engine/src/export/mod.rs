@@ -24,6 +24,7 @@ mod sync;
 mod tool;
 
 pub(crate) use cache::RowCache;
+pub(crate) use sync::DestinationLocks;
 pub use dates::BirthDate;
 pub use formats::{
     Format, GOOGLE_MAX_IDENTIFIERS, GOOGLE_MAX_OPERATIONS, META_MAX_ROWS, META_SCHEMA,

@@ -239,6 +239,72 @@ pub fn valid_destination_name(name: &str) -> bool {
     crate::suppression::valid_list_name(name)
 }
 
+/// A state file's path relative to the data directory (what errors show).
+fn state_file_name(name: &str, pending: bool) -> String {
+    format!(
+        "sync/{name}.{}",
+        if pending { "pending" } else { "sent" }
+    )
+}
+
+/// Which destinations have an operation running (sync, ack, delete, replace, or an
+/// erasure rewriting their state). Operations on one destination run one at a time;
+/// a user's operation that finds it busy fails at once with [`Error::Busy`], an erasure
+/// waits. Lock order: writer → destination → state (ARCHITECTURE.md).
+#[derive(Debug, Default)]
+pub(crate) struct DestinationLocks {
+    held: std::sync::Mutex<HashSet<String>>,
+    released: std::sync::Condvar,
+}
+
+/// One destination held; released on drop.
+pub(crate) struct DestinationGuard<'a> {
+    locks: &'a DestinationLocks,
+    name: String,
+}
+
+impl DestinationLocks {
+    /// Holds `name`, or says it is busy.
+    pub(crate) fn try_hold(&self, name: &str) -> Result<DestinationGuard<'_>, Error> {
+        let mut held = self.held.lock().expect("destination locks");
+        if !held.insert(name.to_string()) {
+            return Err(Error::Busy {
+                what: "destination",
+                name: name.to_string(),
+            });
+        }
+        Ok(DestinationGuard {
+            locks: self,
+            name: name.to_string(),
+        })
+    }
+
+    /// Holds `name`, waiting for the operation running on it.
+    pub(crate) fn hold(&self, name: &str) -> DestinationGuard<'_> {
+        let mut held = self.held.lock().expect("destination locks");
+        while held.contains(name) {
+            held = self.released.wait(held).expect("destination locks");
+        }
+        held.insert(name.to_string());
+        DestinationGuard {
+            locks: self,
+            name: name.to_string(),
+        }
+    }
+}
+
+impl Drop for DestinationGuard<'_> {
+    fn drop(&mut self) {
+        let mut held = self
+            .locks
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        held.remove(&self.name);
+        self.locks.released.notify_all();
+    }
+}
+
 /// The file extension of a format's output.
 fn extension(format: Format) -> &'static str {
     match format {
@@ -254,10 +320,7 @@ impl Engine {
     }
 
     fn state_path(&self, name: &str, pending: bool) -> PathBuf {
-        self.sync_dir().join(format!(
-            "{name}.{}",
-            if pending { "pending" } else { "sent" }
-        ))
+        self.store.dir().join(state_file_name(name, pending))
     }
 
     fn read_state(&self, name: &str, pending: bool) -> Result<Option<SentState>, StorageError> {
@@ -269,9 +332,9 @@ impl Engine {
                     .map_err(|e| e.to_string())
             })
             .map(Some)
-            .map_err(|detail| StorageError::Corrupted {
+            .map_err(|detail| StorageError::CorruptedFile {
                 what: "sync state",
-                key: path.display().to_string().into_bytes(),
+                file: state_file_name(name, pending),
                 detail,
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -311,6 +374,7 @@ impl Engine {
                 destination.name
             )));
         }
+        let _held = self.destination_locks.try_hold(&destination.name)?;
         let mut value = vec![DESTINATION_LAYOUT];
         serde_json::to_writer(&mut value, destination).expect("serializing to a Vec");
         self.catalog_put(
@@ -330,6 +394,10 @@ impl Engine {
 
     /// Every destination, by name.
     pub fn destinations(&self) -> Result<Vec<Destination>, Error> {
+        Ok(self.stored_destinations()?)
+    }
+
+    fn stored_destinations(&self) -> Result<Vec<Destination>, StorageError> {
         let mut out = Vec::new();
         for (key, value) in self.catalog_list()? {
             if let Some(name) = key.strip_prefix(CATALOG_PREFIX) {
@@ -341,6 +409,7 @@ impl Engine {
 
     /// Deletes a destination and its sync state; `false` when there was none.
     pub fn destination_delete(&self, name: &str) -> Result<bool, Error> {
+        let _held = self.destination_locks.try_hold(name)?;
         if self.destination(name)?.is_none() {
             return Ok(false);
         }
@@ -374,6 +443,7 @@ impl Engine {
         policy: &RoaringBitmap,
         out_dir: &Path,
     ) -> Result<SyncReport, Error> {
+        let _held = self.destination_locks.try_hold(name)?;
         let dest = self
             .destination(name)?
             .ok_or_else(|| Error::NotFound {
@@ -521,12 +591,34 @@ impl Engine {
 
     /// Drops an erased profile from every destination's sent and pending state (the files
     /// are rewritten whole). Returns the number of destinations that had it.
-    pub(crate) fn forget_in_sync_states(&self, pid: ProfileId) -> Result<usize, Error> {
+    ///
+    /// A state file that does not decode cannot be cleaned, and may hold the person's
+    /// hashes: it is removed (the destination's next sync then adds every member again
+    /// and cannot compute removes of earlier members), so one corrupt destination never
+    /// blocks an erasure.
+    pub(crate) fn forget_in_sync_states(&self, pid: ProfileId) -> Result<usize, StorageError> {
         let mut touched = 0;
-        for dest in self.destinations()? {
+        for dest in self.stored_destinations()? {
+            let _held = self.destination_locks.hold(&dest.name);
             let mut had = false;
             for pending in [false, true] {
-                if let Some(mut state) = self.read_state(&dest.name, pending)? {
+                let state = match self.read_state(&dest.name, pending) {
+                    Ok(state) => state,
+                    Err(StorageError::CorruptedFile { detail, .. }) => {
+                        tracing::warn!(
+                            destination = dest.name.as_str(),
+                            pending,
+                            detail = detail.as_str(),
+                            "corrupt sync state removed during an erasure; the next sync re-adds every member"
+                        );
+                        let path = self.state_path(&dest.name, pending);
+                        std::fs::remove_file(&path).map_err(|e| StorageError::io(&path, e))?;
+                        had = true;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
+                if let Some(mut state) = state {
                     if let Some(ids) = state.profiles.remove(&pid) {
                         state.erased.extend(ids);
                         state.erased.sort_unstable();
@@ -543,6 +635,7 @@ impl Engine {
 
     /// Records the pending sync of a destination as sent.
     pub fn sync_ack(&self, name: &str) -> Result<AckReport, Error> {
+        let _held = self.destination_locks.try_hold(name)?;
         if self.destination(name)?.is_none() {
             return Err(Error::NotFound {
                 what: "destination",
@@ -555,6 +648,7 @@ impl Engine {
             )));
         };
         let (from, to) = (self.state_path(name, true), self.state_path(name, false));
+        crate::crash_point::crash_point("ack.before_rename");
         std::fs::rename(&from, &to).map_err(|e| StorageError::io(&to, e))?;
         let dir = self.sync_dir();
         File::open(&dir)

@@ -14,6 +14,7 @@
 //! | `A` seq:u64 BE | JSON audit entry (see `audit`) |
 //! | `B` seq:u64 BE | roaring bitmap of the profiles an audited export included |
 //! | `S` list 0x00 digest:32 | entry kind (1 email, 2 phone, 3 hashed) — suppression list entry |
+//! | `F` pid:u32 BE | empty — an erasure committed whose key destruction and file clean-up may not have finished (finished on open) |
 
 pub(crate) const META: u8 = b'M';
 pub(crate) const PROFILE: u8 = b'P';
@@ -26,6 +27,7 @@ pub(crate) const SUPPRESSION: u8 = b'S';
 pub(crate) const AUDIT: u8 = b'A';
 pub(crate) const OBJECTION: u8 = b'O';
 pub(crate) const AUDIT_BITMAP: u8 = b'B';
+pub(crate) const ERASURE: u8 = b'F';
 
 /// Profile slot tags.
 pub(crate) const SLOT_LIVE: u8 = 1;

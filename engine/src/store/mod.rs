@@ -459,7 +459,36 @@ impl Store {
             .expect("writing to a Vec cannot fail");
         b.insert(&keys::dirty(batch)[..], value);
         b.insert(keys::meta("counters"), codec::encode(counters));
+        // The intent: whatever happens after this batch (key destruction, checkpoint,
+        // sync states, audit bitmaps) is finished on open until it is removed.
+        b.insert(&keys::prefixed_pid(keys::ERASURE, pid)[..], &[][..]);
         self.db.apply_batch(b)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Profiles whose erasure committed but may not have finished.
+    pub(crate) fn erasure_intents(&self) -> Result<Vec<ProfileId>, StorageError> {
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix([keys::ERASURE]) {
+            let (k, _) = item?;
+            let pid = k
+                .get(1..5)
+                .and_then(|b| b.try_into().ok())
+                .map(u32::from_be_bytes)
+                .ok_or_else(|| StorageError::Corrupted {
+                    what: "erasure intent",
+                    key: k.to_vec(),
+                    detail: "key is not F + pid".into(),
+                })?;
+            out.push(pid);
+        }
+        Ok(out)
+    }
+
+    /// Removes an erasure intent once everything it stands for is done; durable.
+    pub(crate) fn clear_erasure_intent(&self, pid: ProfileId) -> Result<(), StorageError> {
+        self.db.remove(&keys::prefixed_pid(keys::ERASURE, pid)[..])?;
         self.db.flush()?;
         Ok(())
     }
@@ -662,6 +691,19 @@ impl Store {
         let mut keys = self.keys.write().expect("key file lock");
         keys.destroy(pids)?;
         keys.sync()
+    }
+
+    /// Ids below `next_pid` that are not in `live` yet still have a key (an erasure or
+    /// a merge whose key destruction a crash interrupted).
+    pub(crate) fn keys_of_dead_profiles(
+        &self,
+        next_pid: ProfileId,
+        live: &RoaringBitmap,
+    ) -> Vec<ProfileId> {
+        let keys = self.keys.read().expect("key file lock");
+        (0..next_pid)
+            .filter(|pid| !live.contains(*pid) && keys.get(*pid).is_some())
+            .collect()
     }
 
     /// The stored value of a live profile: encoded and sealed with its key (which must be

@@ -1,0 +1,273 @@
+//! Crash test for the writes beside ingest: erasure (`forget`), suppression import, sync
+//! and acknowledgement. A child process runs one kind of operation in a loop on a shared
+//! database and acknowledges each one on stdout; the parent kills it with SIGKILL at a
+//! random moment, reopens, and checks:
+//!
+//! - `check` is clean (it also finds keys left for erased or merged profiles);
+//! - every acknowledged erasure is complete: no profile, nobody's sent state holds it,
+//!   and its unique name is in no file of the data directory's index checkpoint; the
+//!   erasure in flight is either absent or complete;
+//! - every acknowledged suppression entry is on its list;
+//! - the destination's sync state still reads, and a further sync and ack work.
+//!
+//! Some rounds stop the child at a named crash point (`CIDB_CRASH_AT`) instead: between
+//! an erasure's batch and its key destruction, after the key, and between a sync and the
+//! rename of its acknowledgement — the windows a random kill rarely hits.
+//!
+//! Rounds: `CIDB_CRASH_ROUNDS` (default 6). Seed: `CIDB_CRASH_SEED` (default: time).
+
+use cidb::export::Format;
+use cidb::query::{DestinationSpec, Segments};
+use cidb::{Engine, ForgetOptions, Lookup};
+use rand::{Rng, SeedableRng};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const PEOPLE: u64 = 400;
+const DESTINATION: &str = "crash-dest";
+
+fn email(k: u64) -> String {
+    format!("p{k}@ops.example")
+}
+
+/// A name that exists only in this person's profile (and so in the index dictionary).
+fn unique_name(k: u64) -> String {
+    format!("Zqxname{k}w")
+}
+
+fn populate(db: &Engine) {
+    let records: Vec<String> = (0..PEOPLE)
+        .map(|k| {
+            serde_json::json!({
+                "source": "crm",
+                "identifiers": { "email": email(k), "phone": format!("+316{:08}", k) },
+                "attributes": { "first_name": unique_name(k), "country": "NL" },
+                "consent": { "custom_audiences": true },
+            })
+            .to_string()
+        })
+        .collect();
+    db.ingest_json(&records).unwrap();
+    let s = Segments::new(db);
+    s.create_destination(&DestinationSpec {
+        name: DESTINATION.into(),
+        format: Format::MetaCsv,
+        platform: None,
+        segment: r#"country = "NL""#.into(),
+        policy: None,
+        additive_only: false,
+    })
+    .unwrap();
+}
+
+fn say(line: String) {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}").unwrap();
+    out.flush().unwrap();
+}
+
+fn sync_and_ack(db: &Engine, out: &std::path::Path, tag: &str) {
+    Segments::new(db).sync(DESTINATION, out).unwrap();
+    say(format!("synced {tag}"));
+    db.sync_ack(DESTINATION).unwrap();
+    say(format!("acked {tag}"));
+}
+
+fn child(dir: &str, mode: &str, start: u64) {
+    let db = Engine::open(dir).expect("child opens the database");
+    let out = tempfile::tempdir().unwrap();
+    for k in start..PEOPLE {
+        match mode {
+            "forget" => {
+                say(format!("forgetting {k}"));
+                db.forget(&Lookup::Email(email(k)), &ForgetOptions::default())
+                    .unwrap();
+                say(format!("forgot {k}"));
+            }
+            "suppress" => {
+                let line = format!("s{k}@list.example\n");
+                db.suppress_import("crashlist", line.as_bytes(), None)
+                    .unwrap();
+                say(format!("suppressed {k}"));
+            }
+            _ => sync_and_ack(&db, out.path(), &k.to_string()),
+        }
+    }
+    // Out of work: wait to be killed.
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+fn main() {
+    if let Ok(dir) = std::env::var("CIDB_OPS_CHILD") {
+        let mode = std::env::var("CIDB_OPS_MODE").unwrap();
+        let start = std::env::var("CIDB_OPS_START").unwrap().parse().unwrap();
+        child(&dir, &mode, start);
+        return;
+    }
+    if std::env::args().any(|a| a == "--list") {
+        return; // cargo's test listing
+    }
+    let rounds: u64 = std::env::var("CIDB_CRASH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6);
+    let seed: u64 = std::env::var("CIDB_CRASH_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    println!("crash ops test: {rounds} rounds, CIDB_CRASH_SEED={seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = Engine::open(dir.path()).unwrap();
+        populate(&db);
+        let out = tempfile::tempdir().unwrap();
+        Segments::new(&db).sync(DESTINATION, out.path()).unwrap();
+        db.sync_ack(DESTINATION).unwrap();
+    }
+    // Modes in turn; the crash points come in every second cycle.
+    let plan: [(&str, Option<&str>); 6] = [
+        ("forget", None),
+        ("suppress", None),
+        ("sync", None),
+        ("forget", Some("forget.after_batch")),
+        ("forget", Some("forget.after_key")),
+        ("sync", Some("ack.before_rename")),
+    ];
+    let mut forgotten: Vec<u64> = Vec::new();
+    let mut next_forget = 0u64;
+    let mut suppressed: Vec<u64> = Vec::new();
+    let mut next_suppress = 0u64;
+    let mut failed = 0;
+    for round in 0..rounds {
+        let (mode, point) = plan[(round % plan.len() as u64) as usize];
+        let start = match mode {
+            "forget" => next_forget,
+            "suppress" => next_suppress,
+            _ => 0,
+        };
+        let mut command = Command::new(std::env::current_exe().unwrap());
+        if let Some(point) = point {
+            command.env("CIDB_CRASH_AT", point);
+        }
+        let mut child = command
+            .env("CIDB_OPS_CHILD", dir.path())
+            .env("CIDB_OPS_MODE", mode)
+            .env("CIDB_OPS_START", start.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let want = rng.gen_range(1..6);
+        let mut in_flight = None;
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut got = 0;
+        while got < want {
+            let Some(Ok(line)) = lines.next() else { break };
+            let (what, n) = line.split_once(' ').unwrap();
+            let n: u64 = n.parse().unwrap_or(0);
+            match what {
+                "forgetting" => in_flight = Some(n),
+                "forgot" => {
+                    forgotten.push(n);
+                    in_flight = None;
+                    got += 1;
+                }
+                "suppressed" => {
+                    suppressed.push(n);
+                    got += 1;
+                }
+                _ => got += 1,
+            }
+        }
+        if point.is_none() {
+            std::thread::sleep(Duration::from_millis(rng.gen_range(0..30)));
+        }
+        let _ = child.kill(); // SIGKILL (a crash point may have aborted it already)
+        child.wait().unwrap();
+        // Lines written before the kill that the loop above did not read.
+        for line in lines.map_while(Result::ok) {
+            match line.split_once(' ') {
+                Some(("forgetting", n)) => in_flight = n.parse().ok(),
+                Some(("forgot", n)) => {
+                    forgotten.push(n.parse().unwrap());
+                    in_flight = None;
+                }
+                Some(("suppressed", n)) => suppressed.push(n.parse().unwrap()),
+                _ => {}
+            }
+        }
+
+        let db = Engine::open(dir.path()).expect("reopen after kill");
+        let mut problems = db.check().unwrap().problems;
+        if let Some(k) = in_flight {
+            if db.lookup(&Lookup::Email(email(k))).unwrap().is_none() {
+                forgotten.push(k); // committed but killed before saying so
+            }
+        }
+        let sent = db.destination_sent(DESTINATION).unwrap();
+        let checkpoint = std::fs::read(dir.path().join("index.ckpt")).unwrap_or_default();
+        for &k in &forgotten {
+            if db.lookup(&Lookup::Email(email(k))).unwrap().is_some() {
+                problems.push(format!("erased person {k} is still there"));
+            }
+            let name = unique_name(k).to_lowercase();
+            if checkpoint
+                .windows(name.len())
+                .any(|w| w == name.as_bytes())
+            {
+                problems.push(format!("erased person {k}'s name is in index.ckpt"));
+            }
+        }
+        let live = Segments::new(&db).evaluate("ALL").unwrap().into_bitmap();
+        if !(&sent - &live).is_empty() {
+            problems.push(format!(
+                "the sent state holds {} profile(s) that are not live",
+                (&sent - &live).len()
+            ));
+        }
+        let lists = db.suppression_lists();
+        let entries = lists
+            .iter()
+            .find(|l| l.name == "crashlist")
+            .map_or(0, |l| l.entries);
+        if entries < suppressed.len() as u64 {
+            problems.push(format!(
+                "suppression list holds {entries} entries, {} acknowledged",
+                suppressed.len()
+            ));
+        }
+        let out = tempfile::tempdir().unwrap();
+        match Segments::new(&db).sync(DESTINATION, out.path()) {
+            Ok(_) => {
+                if let Err(e) = db.sync_ack(DESTINATION) {
+                    problems.push(format!("ack after reopen: {e}"));
+                }
+            }
+            Err(e) => problems.push(format!("sync after reopen: {e}")),
+        }
+        next_forget = forgotten.iter().max().map_or(0, |k| k + 1);
+        next_suppress = suppressed.iter().max().map_or(0, |k| k + 1);
+        drop(db);
+        let label = point.unwrap_or("random kill");
+        if problems.is_empty() {
+            println!("round {round} ({mode}, {label}): ok");
+        } else {
+            failed += 1;
+            println!("round {round} ({mode}, {label}): FAILED");
+            for p in problems.iter().take(20) {
+                println!("  {p}");
+            }
+        }
+    }
+    println!("{} passed, {} failed", rounds - failed, failed);
+    if failed > 0 {
+        std::process::exit(1);
+    }
+}

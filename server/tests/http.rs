@@ -7,6 +7,8 @@ use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 struct Server {
     child: Child,
@@ -91,6 +93,7 @@ fn start(extra: &[&str]) -> Server {
 }
 
 impl Server {
+    /// A request with a JSON body (`Content-Type: application/json`) if `body` is given.
     async fn call(
         &self,
         method: &str,
@@ -98,17 +101,47 @@ impl Server {
         key: Option<&str>,
         body: Option<&str>,
     ) -> (StatusCode, String) {
-        let client = reqwest::Client::new();
-        let mut req = client.request(method.parse().unwrap(), format!("{}{path}", self.base));
-        if let Some(k) = key {
-            req = req.header("Authorization", format!("Bearer {k}"));
+        let content_type = body.map(|_| "application/json");
+        self.call_as(method, path, key, content_type, body).await
+    }
+
+    /// A request with the given `Content-Type` (none if `None`); every request has a
+    /// deadline, so a hung server fails the test instead of hanging it.
+    async fn call_as(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        content_type: Option<&str>,
+        body: Option<&str>,
+    ) -> (StatusCode, String) {
+        let (status, _, text) = self
+            .call_full(method, path, &headers(key, content_type), body)
+            .await;
+        (status, text)
+    }
+
+    /// A request with arbitrary headers; the answer's status, headers and body.
+    async fn call_full(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(String, String)],
+        body: Option<&str>,
+    ) -> (StatusCode, reqwest::header::HeaderMap, String) {
+        let mut req = client().request(method.parse().unwrap(), format!("{}{path}", self.base));
+        for (name, value) in headers {
+            req = req.header(name.as_str(), value.as_str());
         }
         if let Some(b) = body {
             req = req.body(b.to_string());
         }
-        let resp = req.send().await.unwrap();
-        let status = resp.status();
-        (status, resp.text().await.unwrap())
+        let resp = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: no answer: {e}"));
+        let (status, headers) = (resp.status(), resp.headers().clone());
+        (status, headers, resp.text().await.unwrap())
     }
 
     async fn json(&self, method: &str, path: &str, key: &str, body: Value) -> Value {
@@ -118,6 +151,26 @@ impl Server {
         assert_eq!(status, StatusCode::OK, "{method} {path}: {text}");
         serde_json::from_str(&text).unwrap()
     }
+}
+
+/// A client whose requests fail after 30 s instead of waiting forever.
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// `Authorization` and `Content-Type` headers.
+fn headers(key: Option<&str>, content_type: Option<&str>) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if let Some(k) = key {
+        out.push(("Authorization".to_string(), format!("Bearer {k}")));
+    }
+    if let Some(t) = content_type {
+        out.push(("Content-Type".to_string(), t.to_string()));
+    }
+    out
 }
 
 fn error_code(text: &str) -> String {
@@ -823,4 +876,123 @@ fn demo_imports_prints_a_key_and_serves() {
         .unwrap()
         .success());
     assert!(child.wait().unwrap().success());
+}
+
+/// `n` web records with fresh emails (`tag` keeps batches apart), each with one event.
+fn batch(tag: &str, n: usize) -> Value {
+    Value::Array(
+        (0..n)
+            .map(|i| {
+                json!({
+                    "source": "web",
+                    "identifiers": {"email": format!("{tag}-{i}@example.com")},
+                    "attributes": {"country": "NL"},
+                    "events": [{"type": "visit", "at": "2026-01-01T00:00:00Z"}],
+                })
+            })
+            .collect(),
+    )
+}
+
+/// Polls `/healthz` until `until`; the slowest answer.
+async fn slowest_health(s: Arc<Server>, until: Instant) -> Duration {
+    let mut slowest = Duration::ZERO;
+    while Instant::now() < until {
+        let started = Instant::now();
+        let (status, _) = s.call("GET", "/healthz", None, None).await;
+        assert_eq!(status, StatusCode::OK);
+        slowest = slowest.max(started.elapsed());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    slowest
+}
+
+/// Issue 13 (1): one client posting batches of 500 records while others scraped
+/// `/metrics` deadlocked the server within seconds (`/healthz` included). Every request
+/// must be answered, `/healthz` quickly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ingest_while_scraping_metrics_never_hangs() {
+    let s = Arc::new(start(&[]));
+    let until = Instant::now() + Duration::from_secs(3);
+    let writer = {
+        let s = s.clone();
+        tokio::spawn(async move {
+            let mut ingested = 0;
+            while Instant::now() < until {
+                let body = batch(&format!("w{ingested}"), 500).to_string();
+                let (status, text) = s
+                    .call("POST", "/v1/records", Some(&s.ingest), Some(&body))
+                    .await;
+                assert_eq!(status, StatusCode::OK, "{text}");
+                ingested += 500;
+            }
+            ingested
+        })
+    };
+    let scrapers: Vec<_> = (0..3)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let mut scrapes = 0;
+                while Instant::now() < until {
+                    let (status, text) = s.call("GET", "/metrics", None, None).await;
+                    assert_eq!(status, StatusCode::OK, "{text}");
+                    scrapes += 1;
+                }
+                scrapes
+            })
+        })
+        .collect();
+    let health = tokio::spawn(slowest_health(s.clone(), until));
+    let ingested = writer.await.unwrap();
+    for scraper in scrapers {
+        assert!(scraper.await.unwrap() > 0);
+    }
+    let slowest = health.await.unwrap();
+    assert!(
+        slowest < Duration::from_secs(1),
+        "/healthz took {slowest:?}"
+    );
+    assert!(ingested >= 500);
+    let (_, metrics) = s.call("GET", "/metrics", None, None).await;
+    assert!(
+        metrics.contains(&format!("cidb_profiles {}\n", 3 + ingested)),
+        "{ingested} ingested: {metrics}"
+    );
+}
+
+/// `/healthz` and `/metrics` answer at once while a large ingest holds the engine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_metrics_answer_during_a_big_ingest() {
+    let s = Arc::new(start(&[]));
+    let body = batch("big", 10_000).to_string();
+    let ingest = {
+        let s = s.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let (status, text) = s
+                .call("POST", "/v1/records", Some(&s.ingest), Some(&body))
+                .await;
+            assert_eq!(status, StatusCode::OK, "{text}");
+            started.elapsed()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut slowest = Duration::ZERO;
+    let mut polls = 0;
+    while !ingest.is_finished() {
+        for path in ["/healthz", "/metrics"] {
+            let started = Instant::now();
+            let (status, _) = s.call("GET", path, None, None).await;
+            assert_eq!(status, StatusCode::OK);
+            slowest = slowest.max(started.elapsed());
+            polls += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let took = ingest.await.unwrap();
+    assert!(
+        slowest < Duration::from_millis(500),
+        "slowest /healthz or /metrics {slowest:?} during an ingest of {took:?} ({polls} polls)"
+    );
 }

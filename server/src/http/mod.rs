@@ -68,12 +68,55 @@ pub(crate) struct AppState {
     pub(crate) metrics: Arc<Metrics>,
     /// Range and event results reused while the database is unchanged.
     pub(crate) cache: Arc<query::LeafCache>,
+    /// API keys verified recently.
+    pub(crate) keys: Arc<KeyCache>,
+}
+
+/// How long a verified API key is answered from memory before the catalog is read again.
+pub(crate) const KEY_CACHE_TTL: Duration = Duration::from_secs(10);
+
+/// Keys verified in the last [`KEY_CACHE_TTL`], by the SHA-256 of the presented key (the
+/// key itself is never kept). Revocation needs the database, which the server holds
+/// open, so a revoked key is seen at the latest after a restart; the TTL bounds the
+/// staleness should that change.
+#[derive(Default)]
+pub(crate) struct KeyCache {
+    verified: std::sync::Mutex<std::collections::HashMap<[u8; 32], (StoredKey, Instant)>>,
+}
+
+impl KeyCache {
+    /// Entries kept at most (the map is emptied when full).
+    const CAPACITY: usize = 4096;
+
+    fn digest(presented: &str) -> [u8; 32] {
+        use sha2::Digest;
+        sha2::Sha256::digest(presented.as_bytes()).into()
+    }
+
+    fn get(&self, presented: &str) -> Option<StoredKey> {
+        let map = self.verified.lock().expect("key cache lock");
+        map.get(&Self::digest(presented))
+            .filter(|(_, at)| at.elapsed() < KEY_CACHE_TTL)
+            .map(|(key, _)| key.clone())
+    }
+
+    fn put(&self, presented: &str, key: StoredKey) {
+        let mut map = self.verified.lock().expect("key cache lock");
+        if map.len() >= Self::CAPACITY {
+            map.retain(|_, (_, at)| at.elapsed() < KEY_CACHE_TTL);
+            if map.len() >= Self::CAPACITY {
+                map.clear();
+            }
+        }
+        map.insert(Self::digest(presented), (key, Instant::now()));
+    }
 }
 
 impl AppState {
     /// The key in `Authorization: Bearer`, if it is valid and its role is `admin` or one
-    /// of `allowed`.
-    pub(crate) fn authorize(
+    /// of `allowed`. The catalog read runs on the blocking pool (never on an async
+    /// worker); keys verified in the last [`KEY_CACHE_TTL`] are answered from memory.
+    pub(crate) async fn authorize(
         &self,
         headers: &HeaderMap,
         allowed: &[Role],
@@ -82,10 +125,21 @@ impl AppState {
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
             .ok_or_else(ApiError::unauthorized)?;
-        let key = keys::verify(&self.engine, presented.trim())
-            .map_err(ApiError::internal)?
-            .ok_or_else(ApiError::unauthorized)?;
+        let key = match self.keys.get(presented) {
+            Some(key) => key,
+            None => {
+                let (engine, owned) = (self.engine.clone(), presented.to_string());
+                let verified = tokio::task::spawn_blocking(move || keys::verify(&engine, &owned))
+                    .await
+                    .map_err(ApiError::internal)?
+                    .map_err(ApiError::internal)?
+                    .ok_or_else(ApiError::unauthorized)?;
+                self.keys.put(presented, verified.clone());
+                verified
+            }
+        };
         if key.role == Role::Admin || allowed.contains(&key.role) {
             Ok(key)
         } else {
@@ -199,6 +253,7 @@ pub fn serve_announcing(
             options: Arc::new(options),
             metrics: Arc::new(Metrics::new()),
             cache: Arc::new(query::LeafCache::new()),
+            keys: Arc::new(KeyCache::default()),
         };
         {
             use std::io::Write;

@@ -75,7 +75,7 @@ async fn authorized_body<T: DeserializeOwned>(
     roles: &[Role],
     body: Body,
 ) -> Result<(crate::keys::StoredKey, T), ApiError> {
-    let who = state.authorize(headers, roles)?;
+    let who = state.authorize(headers, roles).await?;
     let bytes = read_body(state, body).await?;
     Ok((who, parse_json(&bytes)?))
 }
@@ -106,10 +106,11 @@ async fn healthz() -> Json<Value> {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
+    // An atomic read: never a lock, so a scrape cannot wait for the writer.
     state
         .metrics
         .profiles
-        .set(state.engine.stats().profiles as i64);
+        .set(i64::try_from(state.engine.profile_count()).unwrap_or(i64::MAX));
     (
         [(
             header::CONTENT_TYPE,
@@ -126,7 +127,7 @@ async fn records(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let who = state.authorize(&headers, INGEST)?;
+    let who = state.authorize(&headers, INGEST).await?;
     let bytes = read_body(&state, body).await?;
     let text = std::str::from_utf8(&bytes).map_err(|e| {
         ApiError::bad_request(format!(
@@ -282,7 +283,7 @@ async fn list_segments(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let who = state.authorize(&headers, ANALYST)?;
+    let who = state.authorize(&headers, ANALYST).await?;
     let all = state
         .run(&who, |db, _| Ok(query::Segments::new(db).list()?))
         .await?;
@@ -296,7 +297,7 @@ async fn get_segment(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let who = state.authorize(&headers, ANALYST)?;
+    let who = state.authorize(&headers, ANALYST).await?;
     let limits = state.options.expr_limits;
     let (saved, count) = state
         .run(&who, move |db, cache| {
@@ -340,7 +341,7 @@ async fn delete_segment(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let who = state.authorize(&headers, ANALYST)?;
+    let who = state.authorize(&headers, ANALYST).await?;
     let deleted = name.clone();
     state
         .run(&who, move |db, _| {
@@ -545,7 +546,7 @@ async fn lookup(
     headers: HeaderMap,
     Query(q): Query<LookupQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let who = state.authorize(&headers, ADMIN)?;
+    let who = state.authorize(&headers, ADMIN).await?;
     let how = one_person(q.email, q.phone, q.id)?;
     found(state.run(&who, move |db, _| Ok(db.lookup(&how)?)).await?)
 }
@@ -555,7 +556,7 @@ async fn profile(
     headers: HeaderMap,
     Path(id): Path<u32>,
 ) -> Result<Json<Value>, ApiError> {
-    let who = state.authorize(&headers, ADMIN)?;
+    let who = state.authorize(&headers, ADMIN).await?;
     found(
         state
             .run(&who, move |db, _| Ok(db.lookup(&Lookup::Id(id))?))
@@ -609,7 +610,7 @@ async fn access(
     headers: HeaderMap,
     Query(q): Query<LookupQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let who = state.authorize(&headers, ADMIN)?;
+    let who = state.authorize(&headers, ADMIN).await?;
     let how = one_person(q.email, q.phone, q.id)?;
     let report = state
         .run(
@@ -636,7 +637,7 @@ async fn audit(
     headers: HeaderMap,
     Query(q): Query<AuditQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let who = state.authorize(&headers, ADMIN)?;
+    let who = state.authorize(&headers, ADMIN).await?;
     let limit = q.limit.unwrap_or(100).min(10_000);
     let entries = state
         .run(&who, move |db, _| {
@@ -677,7 +678,7 @@ async fn list_objections(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let who = state.authorize(&headers, ADMIN)?;
+    let who = state.authorize(&headers, ADMIN).await?;
     let all = state
         .run(&who, |db, _| db.objections().map_err(ApiError::internal))
         .await?;
@@ -690,7 +691,7 @@ async fn withdraw_objection(
     headers: HeaderMap,
     Path(id): Path<u64>,
 ) -> Result<Json<Value>, ApiError> {
-    let who = state.authorize(&headers, ADMIN)?;
+    let who = state.authorize(&headers, ADMIN).await?;
     let done = state
         .run(&who, move |db, _| Ok(db.withdraw_objection(id)?))
         .await?;

@@ -215,8 +215,26 @@ impl Store {
     pub(crate) fn slot(&self, pid: ProfileId) -> Result<Option<Slot>, StorageError> {
         let key = keys::profile(pid);
         match self.db.get(key)? {
-            Some(value) => self.decode_slot(pid, &value).map(Some),
+            Some(value) => self.decode_read_slot(pid, &value),
             None => Ok(None),
+        }
+    }
+
+    /// Decodes a slot just read. An erasure or a merge destroys the profile's key only
+    /// after its batch replaced the slot, so a live slot whose key is missing was read
+    /// just before such a batch: the slot as it is now is the answer (absent or a
+    /// redirect). Only a slot that still holds the same bytes without a key is corrupt.
+    fn decode_read_slot(&self, pid: ProfileId, value: &[u8]) -> Result<Option<Slot>, StorageError> {
+        match self.decode_slot(pid, value) {
+            Ok(slot) => Ok(Some(slot)),
+            Err(e) if self.keys.read().expect("key file lock").get(pid).is_none() => {
+                match self.db.get(keys::profile(pid))? {
+                    None => Ok(None),
+                    Some(now) if now.as_ref() != value => self.decode_slot(pid, &now).map(Some),
+                    Some(_) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -236,8 +254,9 @@ impl Store {
                     key: k.to_vec(),
                     detail: "short key".into(),
                 })?;
-                Ok((pid, self.decode_slot(pid, &v)?))
+                Ok(self.decode_read_slot(pid, &v)?.map(|slot| (pid, slot)))
             })
+            .filter_map(Result::transpose)
     }
 
     fn decode_slot(&self, pid: ProfileId, value: &[u8]) -> Result<Slot, StorageError> {

@@ -113,7 +113,7 @@ impl Engine {
                 })
                 .collect();
             let mut added = SuppressionReport::default();
-            self.add_to_list_locked(list, digests, &mut added)?;
+            self.add_to_list_locked(&mut w, list, digests, &mut added)?;
             report.suppressed = added.added + added.already_present;
             report.suppression_list = Some(list.clone());
         }

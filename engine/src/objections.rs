@@ -40,7 +40,7 @@ impl Engine {
                 "the objection's channel must be 1-64 characters".into(),
             ));
         }
-        let _w = self.writer.lock().expect("writer lock");
+        let mut w = self.writer.lock().expect("writer lock");
         let mut ids = Vec::new();
         let mut profile_id = None;
         let found = match how {
@@ -87,7 +87,7 @@ impl Engine {
         };
         self.store.put_objection(&objection)?;
         let mut report = SuppressionReport::default();
-        self.add_to_list_locked(OBJECTIONS_LIST, digests, &mut report)?;
+        self.add_to_list_locked(&mut w, OBJECTIONS_LIST, digests, &mut report)?;
         self.audit(
             "object",
             serde_json::json!({"objection": objection.id, "channel": channel,
@@ -105,7 +105,7 @@ impl Engine {
     /// Withdraws an objection: its digests leave the `objections` list unless another
     /// objection still covers them. `false` when there is no such objection.
     pub fn withdraw_objection(&self, id: u64) -> Result<bool, Error> {
-        let _w = self.writer.lock().expect("writer lock");
+        let mut w = self.writer.lock().expect("writer lock");
         let all = self.store.objections()?;
         let Some(objection) = all.iter().find(|o| o.id == id) else {
             return Ok(false);
@@ -122,7 +122,7 @@ impl Engine {
             .filter_map(|d| parse_hex(d))
             .collect();
         self.store.remove_objection(id)?;
-        self.remove_from_list_locked(OBJECTIONS_LIST, &release)?;
+        self.remove_from_list_locked(&mut w, OBJECTIONS_LIST, &release)?;
         self.audit(
             "withdraw_objection",
             serde_json::json!({"objection": id, "released": release.len()}),

@@ -1,7 +1,7 @@
 //! Suppression list operations on an open engine: import, list, delete, and loading the
 //! lists (with the profiles they match) on open.
 
-use crate::engine::Engine;
+use crate::engine::{Engine, WriterState};
 use crate::error::{Error, StorageError};
 use crate::identity::{Links, SUPPRESSIBLE_TAGS};
 use crate::store::Store;
@@ -77,8 +77,8 @@ impl Engine {
                 }
             }
         }
-        let _writer = self.writer.lock().expect("writer lock");
-        self.add_to_list_locked(name, parsed, &mut report)?;
+        let mut writer = self.writer.lock().expect("writer lock");
+        self.add_to_list_locked(&mut writer, name, parsed, &mut report)?;
         self.audit(
             "suppress_import",
             serde_json::json!({"list": name, "lines": report.lines, "added": report.added,
@@ -94,10 +94,11 @@ impl Engine {
         Ok(report)
     }
 
-    /// Adds digests to list `name` (created if new); the caller holds the writer lock.
-    /// Counts new and already present digests into `report`.
+    /// Adds digests to list `name` (created if new); `_writer` proves the caller holds the
+    /// writer lock. Counts new and already present digests into `report`.
     pub(crate) fn add_to_list_locked(
         &self,
+        _writer: &mut WriterState,
         name: &str,
         parsed: Vec<([u8; 32], EntryKind)>,
         report: &mut SuppressionReport,
@@ -133,10 +134,11 @@ impl Engine {
         Ok(())
     }
 
-    /// Removes digests from list `name` (the caller holds the writer lock) and re-derives
-    /// the profiles the list matches.
+    /// Removes digests from list `name` (`_writer`: the caller holds the writer lock) and
+    /// re-derives the profiles the list matches.
     pub(crate) fn remove_from_list_locked(
         &self,
+        _writer: &mut WriterState,
         name: &str,
         digests: &[[u8; 32]],
     ) -> Result<(), Error> {

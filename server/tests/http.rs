@@ -996,3 +996,226 @@ async fn health_and_metrics_answer_during_a_big_ingest() {
         "slowest /healthz or /metrics {slowest:?} during an ingest of {took:?} ({polls} polls)"
     );
 }
+
+/// The server's `host:port`.
+fn host(s: &Server) -> String {
+    s.base.strip_prefix("http://").unwrap().to_string()
+}
+
+/// Reads until the server closes the connection or `limit` passes: what arrived, how
+/// long it took, and whether the server closed it.
+fn read_until_closed(
+    stream: &mut std::net::TcpStream,
+    limit: Duration,
+) -> (String, Duration, bool) {
+    use std::io::Read;
+    let started = Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = limit.saturating_sub(started.elapsed());
+        if left.is_zero() {
+            return (
+                String::from_utf8_lossy(&got).into(),
+                started.elapsed(),
+                false,
+            );
+        }
+        stream.set_read_timeout(Some(left)).unwrap();
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return (
+                    String::from_utf8_lossy(&got).into(),
+                    started.elapsed(),
+                    false,
+                )
+            }
+            Err(_) => break, // reset: closed too
+        }
+    }
+    (
+        String::from_utf8_lossy(&got).into(),
+        started.elapsed(),
+        true,
+    )
+}
+
+/// Connects and sends `bytes` (a request, or the start of one).
+fn raw(s: &Server, bytes: &str) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(host(s)).unwrap();
+    stream.write_all(bytes.as_bytes()).unwrap();
+    stream
+}
+
+/// Issue 13 (7): slow clients were never timed out. Headers that never finish, a body
+/// sent at a byte a second, a `Content-Length` the body never reaches, and idle
+/// keep-alive connections are cut off; the server keeps serving others.
+#[test]
+fn slow_clients_are_timed_out() {
+    let s = start(&[
+        "--header-timeout-ms",
+        "500",
+        "--body-timeout-ms",
+        "1000",
+        "--idle-timeout-ms",
+        "700",
+    ]);
+    let limit = Duration::from_secs(5);
+
+    // Connects and sends nothing.
+    let mut silent = std::net::TcpStream::connect(host(&s)).unwrap();
+    // A request head that never ends.
+    let mut unfinished = raw(
+        &s,
+        "POST /v1/segments/count HTTP/1.1\r\nHost: x\r\nAuthorization: ",
+    );
+    for (what, stream) in [
+        ("silent", &mut silent),
+        ("unfinished head", &mut unfinished),
+    ] {
+        let (got, took, closed) = read_until_closed(stream, limit);
+        assert!(closed, "{what}: still open after {took:?}");
+        assert!(
+            took < Duration::from_secs(3),
+            "{what}: closed after {took:?}"
+        );
+        assert!(!got.contains("200 OK"), "{what}: {got}");
+    }
+
+    let head = |length: usize| {
+        format!(
+            "POST /v1/segments/count HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n",
+            s.analyst
+        )
+    };
+    // A body that is far shorter than its Content-Length.
+    let mut short = raw(&s, &(head(1_000_000) + "{}"));
+    // A body at a byte every 200 ms (the whole of it would take 4 s).
+    let body = r#"{"expr": "ALL"}    "#;
+    let mut trickle = raw(&s, &head(body.len()));
+    let writer = {
+        let mut w = trickle.try_clone().unwrap();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            for b in body.bytes() {
+                if w.write_all(&[b]).is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        })
+    };
+    for (what, stream) in [("short body", &mut short), ("trickled body", &mut trickle)] {
+        let (got, took, closed) = read_until_closed(stream, limit);
+        assert!(
+            got.starts_with("HTTP/1.1 408"),
+            "{what}: {got:?} after {took:?}"
+        );
+        assert!(got.contains(r#""code":"body_timeout""#), "{what}: {got}");
+        assert!(closed, "{what}: the connection is closed after a 408");
+        assert!(
+            took < Duration::from_secs(3),
+            "{what}: answered after {took:?}"
+        );
+    }
+    writer.join().unwrap();
+
+    // A keep-alive connection: served, then closed once idle.
+    let mut idle = raw(&s, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    let (got, took, closed) = read_until_closed(&mut idle, limit);
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    assert!(got.ends_with(r#"{"status":"ok"}"#), "{got}");
+    assert!(closed, "an idle keep-alive connection is closed ({took:?})");
+    assert!(
+        took >= Duration::from_millis(600) && took < Duration::from_secs(3),
+        "closed after {took:?} (idle timeout 700 ms)"
+    );
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let n = s
+            .json(
+                "POST",
+                "/v1/segments/count",
+                &s.analyst,
+                json!({"expr": "ALL"}),
+            )
+            .await;
+        assert_eq!(n["count"], 3, "the server still serves");
+    });
+}
+
+/// Issue 13 (1): SIGTERM must stop the server within 10 s even with requests in flight,
+/// including clients that hold their connections open.
+#[test]
+fn sigterm_stops_within_ten_seconds_with_requests_in_flight() {
+    let mut s = start(&[]);
+    let _silent = std::net::TcpStream::connect(host(&s)).unwrap();
+    let _unfinished = raw(&s, "GET /healthz HTTP/1.1\r\nHost: x\r\n");
+    let _slow_body = raw(
+        &s,
+        &format!(
+            "POST /v1/records HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n[",
+            s.ingest
+        ),
+    );
+    let mut kept_alive = raw(&s, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    let (got, _, _) = read_until_closed(&mut kept_alive, Duration::from_millis(300));
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    // An ingest in flight when the signal arrives.
+    let (base, key) = (s.base.clone(), s.ingest.clone());
+    let ingest = std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async move {
+            client()
+                .post(format!("{base}/v1/records"))
+                .header("Authorization", format!("Bearer {key}"))
+                .header("Content-Type", "application/json")
+                .body(batch("late", 5_000).to_string())
+                .send()
+                .await
+                .map(|r| r.status())
+        })
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = s.child.id().to_string();
+    let signalled = Instant::now();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = loop {
+        if let Some(status) = s.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(15),
+            "still running 15 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let took = signalled.elapsed();
+    assert!(took < Duration::from_secs(10), "stopped after {took:?}");
+    assert!(status.success(), "exit status {status:?}");
+    let _ = ingest.join().unwrap();
+    // Whatever committed is whole: the database checks clean.
+    let out = cidb(&s.data, &["check"]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = common::json_ok(&s.data, &["stats", "--json"]);
+    let profiles = v["profiles"].as_u64().unwrap();
+    assert!(profiles == 3 || profiles == 5_003, "{profiles} profiles");
+}

@@ -30,6 +30,21 @@ pub struct ServeArgs {
     /// Deepest nesting of parentheses and NOT in an expression.
     #[arg(long, default_value_t = query::MAX_EXPR_DEPTH)]
     pub max_expr_depth: usize,
+    /// Milliseconds a client may take to send a request head (the first request's from
+    /// connecting, later ones' from their first byte); then the connection is closed.
+    #[arg(long, default_value_t = 10_000)]
+    pub header_timeout_ms: u64,
+    /// Milliseconds a client may take to send a whole request body; then 408.
+    #[arg(long, default_value_t = 60_000)]
+    pub body_timeout_ms: u64,
+    /// Milliseconds a keep-alive connection may wait for its next request, or a client
+    /// leave the response unread, before it is disconnected.
+    #[arg(long, default_value_t = 30_000)]
+    pub idle_timeout_ms: u64,
+    /// Milliseconds running requests may take to finish after SIGINT or SIGTERM; then
+    /// their connections are dropped and the database is closed.
+    #[arg(long, default_value_t = 5_000)]
+    pub shutdown_timeout_ms: u64,
 }
 
 impl ServeArgs {
@@ -48,6 +63,10 @@ impl ServeArgs {
             },
             queue_wait: Duration::from_millis(self.queue_wait_ms),
             expr_limits: limits,
+            header_timeout: Duration::from_millis(self.header_timeout_ms),
+            body_timeout: Duration::from_millis(self.body_timeout_ms),
+            idle_timeout: Duration::from_millis(self.idle_timeout_ms),
+            shutdown_timeout: Duration::from_millis(self.shutdown_timeout_ms),
         }
     }
 }

@@ -9,6 +9,7 @@
 //! semaphore (`max_evaluations`); a request that cannot get a slot within
 //! `queue_wait` is answered 503, so `/healthz` stays responsive under any load.
 
+mod conn;
 mod error;
 mod metrics;
 mod routes;
@@ -43,6 +44,17 @@ pub struct ServeOptions {
     pub queue_wait: Duration,
     /// Expression limits (length, depth, saved-segment nesting).
     pub expr_limits: query::Limits,
+    /// How long a client may take to send a request head (from the connection's start
+    /// for the first request, from the head's first byte for later ones).
+    pub header_timeout: Duration,
+    /// How long a client may take to send a request body, in total.
+    pub body_timeout: Duration,
+    /// How long a keep-alive connection may wait for its next request, and a client may
+    /// leave response bytes unread, before it is disconnected.
+    pub idle_timeout: Duration,
+    /// After SIGINT or SIGTERM: how long running requests may take to finish before
+    /// their connections are dropped.
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for ServeOptions {
@@ -55,6 +67,10 @@ impl Default for ServeOptions {
             max_evaluations: cores * 4,
             queue_wait: Duration::from_secs(2),
             expr_limits: query::Limits::default(),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -226,11 +242,17 @@ pub(crate) fn app(state: AppState) -> axum::Router {
         .with_state(state)
 }
 
-/// Serves until SIGINT or SIGTERM, then stops accepting, finishes running requests and
-/// closes the database (index checkpoint and flush).
+/// Serves until SIGINT or SIGTERM, then stops accepting, lets running requests finish
+/// (for at most the shutdown timeout) and closes the database (index checkpoint and
+/// flush).
 pub fn serve(engine: Engine, options: ServeOptions) -> anyhow::Result<()> {
     serve_announcing(engine, options, |_| {})
 }
+
+/// How long, after the connections are gone, engine work still running (an ingest batch
+/// whose client went away) may take before the process exits without waiting for it.
+/// A batch is atomic, so one cut short by the exit is simply absent after reopening.
+const ENGINE_WORK_GRACE: Duration = Duration::from_secs(3);
 
 /// Like [`serve`]; `announce` runs once with the address actually bound (port 0 picks a
 /// free one), before the `listening on` line and before any request is served.
@@ -247,10 +269,11 @@ pub fn serve_announcing(
         let listener = tokio::net::TcpListener::bind(options.addr).await?;
         let addr = listener.local_addr()?;
         announce(addr);
+        let options = Arc::new(options);
         let state = AppState {
             engine: engine.clone(),
             slots: Arc::new(Semaphore::new(options.max_evaluations.max(1))),
-            options: Arc::new(options),
+            options: options.clone(),
             metrics: Arc::new(Metrics::new()),
             cache: Arc::new(query::LeafCache::new()),
             keys: Arc::new(KeyCache::default()),
@@ -262,16 +285,17 @@ pub fn serve_announcing(
             out.flush()?;
         }
         tracing::info!(%addr, "serving");
-        axum::serve(listener, app(state))
-            .with_graceful_shutdown(shutdown_signal())
-            .await?;
+        conn::serve(listener, app(state), &options, shutdown_signal()).await;
         anyhow::Ok(())
     })?;
-    // Running blocking tasks hold clones of the engine; wait for them before closing.
-    runtime.shutdown_timeout(Duration::from_secs(30));
+    // Blocking engine work still running holds clones of the engine: give it a moment,
+    // then close the engine if it was released.
+    runtime.shutdown_timeout(ENGINE_WORK_GRACE);
     match Arc::try_unwrap(engine) {
         Ok(engine) => engine.close()?,
-        Err(_) => tracing::warn!("engine still in use at shutdown; it closes when released"),
+        Err(_) => tracing::warn!(
+            "engine work still running at exit; the next open recovers from the last committed batch"
+        ),
     }
     tracing::info!("stopped");
     Ok(())

@@ -52,20 +52,27 @@ const ANALYST: &[Role] = &[Role::Analyst];
 const INGEST: &[Role] = &[Role::Ingest];
 const ADMIN: &[Role] = &[];
 
-/// Reads the body within the size limit.
+/// Reads the body within the size limit and the body timeout (a body sent too slowly, or
+/// shorter than its `Content-Length`, gets 408 and the connection is closed).
 async fn read_body(state: &AppState, body: Body) -> Result<axum::body::Bytes, ApiError> {
-    axum::body::to_bytes(body, state.options.max_body_bytes)
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!(
-                    "request body over the limit of {} bytes",
-                    state.options.max_body_bytes
-                ),
-            )
-        })
+    let limit = state.options.max_body_bytes;
+    let timeout = state.options.body_timeout;
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_)) => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("request body over the limit of {limit} bytes"),
+        )),
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!(
+                "the request body did not arrive within {} ms",
+                timeout.as_millis()
+            ),
+        )),
+    }
 }
 
 /// Authorizes the request (before reading anything), then reads and parses its JSON body.

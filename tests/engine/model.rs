@@ -262,3 +262,314 @@ proptest! {
         run(batches)?;
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// The same model with erasure, objections, suppression lists and reopens between batches,
+// and a property of the identity limits.
+
+/// One step of a privacy stream.
+#[derive(Debug, Clone)]
+enum Step {
+    /// A batch of records, one `ingest_json` call or an overlapped import.
+    Batch(Vec<Rec>, Via),
+    /// Erases the person holding `p{i}@x.com` (default: onto the `erased` list).
+    Forget(u8),
+    /// An objection by `p{i}@x.com` (the person's emails and phones, or that email alone).
+    Object(u8),
+    /// Withdraws the oldest objection still recorded.
+    Withdraw,
+    /// A raw email or phone onto the list `optout`.
+    Suppress((&'static str, String)),
+    Reopen,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    let id = prop_oneof![
+        (0..12u8).prop_map(|i| ("email", format!("p{i}@x.com"))),
+        (0..PHONES.len()).prop_map(|i| ("phone", PHONES[i].to_string())),
+    ];
+    prop_oneof![
+        6 => (
+            proptest::collection::vec(rec(), 1..6),
+            prop_oneof![Just(Via::Ingest), Just(Via::Import)],
+        )
+            .prop_map(|(recs, via)| Step::Batch(recs, via)),
+        2 => (0..12u8).prop_map(Step::Forget),
+        2 => (0..4u8).prop_map(Step::Object),
+        2 => Just(Step::Withdraw),
+        2 => id.prop_map(Step::Suppress),
+        1 => Just(Step::Reopen),
+    ]
+}
+
+/// A person of the model: identifiers as `kind=value`, events held, and the latest city
+/// as (observed_at, ingest order, city).
+#[derive(Debug, Clone, Default)]
+struct Person {
+    ids: std::collections::BTreeSet<String>,
+    events: usize,
+    city: Option<(i64, usize, &'static str)>,
+}
+
+/// SHA-256 digests (hex) of the forms platforms hash: the value, and a phone's digits.
+fn digests_of(id: &str) -> Vec<String> {
+    use cidb::export::hash::sha256_hex;
+    let (kind, value) = id.split_once('=').unwrap();
+    match kind {
+        "email" => vec![sha256_hex(value)],
+        "phone" => vec![sha256_hex(value), sha256_hex(&value[1..])],
+        _ => vec![],
+    }
+}
+
+struct PrivacyModel {
+    people: Vec<Person>,
+    order: usize,
+    /// Digests on the `erased` and `optout` lists.
+    listed: std::collections::BTreeSet<String>,
+    /// Objections in order: their digests.
+    objections: Vec<std::collections::BTreeSet<String>>,
+}
+
+impl PrivacyModel {
+    fn holder(&self, id: &str) -> Option<usize> {
+        self.people.iter().position(|p| p.ids.contains(id))
+    }
+
+    fn add(&mut self, r: &Rec) {
+        let ids: Vec<String> = r.ids.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut merged = Person::default();
+        let mut keep = Vec::new();
+        for (i, p) in std::mem::take(&mut self.people).into_iter().enumerate() {
+            let _ = i;
+            if ids.iter().any(|id| p.ids.contains(id)) {
+                merged.ids.extend(p.ids);
+                merged.events += p.events;
+                merged.city = merged.city.max(p.city);
+            } else {
+                keep.push(p);
+            }
+        }
+        merged.ids.extend(ids);
+        merged.events += r.events.len();
+        self.order += 1;
+        if let Some(c) = r.city {
+            merged.city = merged.city.max(Some((r.observed_at, self.order, c)));
+        }
+        keep.push(merged);
+        self.people = keep;
+    }
+
+    fn suppressed_digests(&self) -> std::collections::BTreeSet<String> {
+        let mut all = self.listed.clone();
+        for o in &self.objections {
+            all.extend(o.iter().cloned());
+        }
+        all
+    }
+}
+
+fn run_privacy(steps: Vec<Step>) -> Result<(), TestCaseError> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = Engine::open_with(dir.path(), unlimited()).unwrap();
+    let mut model = PrivacyModel {
+        people: Vec::new(),
+        order: 0,
+        listed: Default::default(),
+        objections: Vec::new(),
+    };
+    let mut objection_ids: Vec<u64> = Vec::new();
+    for (n, step) in steps.iter().enumerate() {
+        match step {
+            Step::Batch(recs, via) => {
+                let lines: Vec<String> = recs.iter().map(to_json).collect();
+                let report = match via {
+                    Via::Ingest => db.ingest_json(&lines).unwrap(),
+                    Via::Import => db
+                        .import_jsonl(
+                            lines.join("\n").as_bytes(),
+                            &ImportOptions::default(),
+                            &mut |_| {},
+                        )
+                        .unwrap(),
+                };
+                prop_assert_eq!(report.rejected_count, 0);
+                for r in recs {
+                    model.add(r);
+                }
+            }
+            Step::Forget(i) => {
+                let email = format!("p{i}@x.com");
+                let report = db
+                    .forget(&Lookup::Email(email.clone()), &cidb::ForgetOptions::default())
+                    .unwrap();
+                let held = model.holder(&format!("email={email}"));
+                prop_assert_eq!(report.found, held.is_some());
+                if let Some(h) = held {
+                    let person = model.people.remove(h);
+                    for id in &person.ids {
+                        model.listed.extend(digests_of(id));
+                    }
+                }
+            }
+            Step::Object(i) => {
+                let email = format!("email=p{i}@x.com");
+                let objection = db
+                    .object(&Lookup::Email(format!("p{i}@x.com")), "email")
+                    .unwrap();
+                let mut covered: std::collections::BTreeSet<String> =
+                    digests_of(&email).into_iter().collect();
+                if let Some(h) = model.holder(&email) {
+                    for id in &model.people[h].ids {
+                        covered.extend(digests_of(id));
+                    }
+                }
+                let recorded: std::collections::BTreeSet<String> =
+                    objection.digests.iter().cloned().collect();
+                prop_assert_eq!(&recorded, &covered, "digests of objection {}", n);
+                model.objections.push(covered);
+                objection_ids.push(objection.id);
+            }
+            Step::Withdraw => {
+                if !objection_ids.is_empty() {
+                    let id = objection_ids.remove(0);
+                    prop_assert!(db.withdraw_objection(id).unwrap());
+                    model.objections.remove(0);
+                }
+            }
+            Step::Suppress((kind, value)) => {
+                let line = format!("{value}\n");
+                db.suppress_import("optout", line.as_bytes(), None).unwrap();
+                model
+                    .listed
+                    .extend(digests_of(&format!("{kind}={value}")).into_iter().take(1));
+            }
+            Step::Reopen => {
+                drop(db);
+                db = Engine::open_with(dir.path(), unlimited()).unwrap();
+            }
+        }
+        // Grouping: every identifier of a person links to one profile, one per person.
+        let mut pids = Vec::new();
+        for person in &model.people {
+            let mut pid = None;
+            for id in &person.ids {
+                let (kind, value) = id.split_once('=').unwrap();
+                let found = db
+                    .lookup(&Lookup::Identifier(kind.into(), value.into()))
+                    .unwrap()
+                    .map(|v| v.profile.id);
+                prop_assert!(found.is_some(), "step {}: {} not linked", n, id);
+                prop_assert!(pid.is_none() || pid == found, "step {}: {} split", n, id);
+                pid = found;
+            }
+            pids.push(pid.unwrap());
+        }
+        let distinct: std::collections::BTreeSet<u32> = pids.iter().copied().collect();
+        prop_assert_eq!(distinct.len(), pids.len(), "step {}: two people merged", n);
+        prop_assert_eq!(db.stats().profiles, pids.len() as u64, "step {}", n);
+        // Events and latest city per person.
+        for (person, pid) in model.people.iter().zip(&pids) {
+            let view = db.lookup(&Lookup::Id(*pid)).unwrap().unwrap();
+            let stored: usize = view.events.iter().map(|c| c.events.len()).sum();
+            prop_assert_eq!(stored, person.events, "step {}: events", n);
+            let city = match view.profile.attributes.get("city") {
+                Some(Attribute::Scalar(s)) => match &s.value {
+                    Value::Text(t) => Some(t.to_string()),
+                    _ => None,
+                },
+                _ => None,
+            };
+            prop_assert_eq!(city.as_deref(), person.city.map(|c| c.2), "step {}: city", n);
+        }
+        // Suppression: exactly the people with a listed or objected digest.
+        let digests = model.suppressed_digests();
+        let expected: roaring::RoaringBitmap = model
+            .people
+            .iter()
+            .zip(&pids)
+            .filter(|(p, _)| p.ids.iter().flat_map(|id| digests_of(id)).any(|d| digests.contains(&d)))
+            .map(|(_, pid)| *pid)
+            .collect();
+        let got = db.snapshot().suppressed(None).cloned().unwrap_or_default();
+        prop_assert_eq!(got, expected, "step {}: suppressed", n);
+    }
+    let check = db.check().unwrap();
+    prop_assert!(check.is_clean(), "{:#?}", check.problems);
+    Ok(())
+}
+
+/// Identity limits (the default rules): a record's identifier that would push a profile
+/// past a limit is not attached (and says so in a warning), no merge exceeds a limit, and
+/// every identifier of every accepted record is either linked or named in a warning.
+fn run_limits(batches: Vec<Vec<Rec>>, reopen_after: usize) -> Result<(), TestCaseError> {
+    let dir = tempfile::tempdir().unwrap();
+    let config = || {
+        Config::default()
+            .with_checkpoint_min_dirty(3)
+            .with_import_batch_records(2)
+    };
+    let mut db = Engine::open_with(dir.path(), config()).unwrap();
+    let rules = IdentityRules::default();
+    for (n, batch) in batches.iter().enumerate() {
+        let lines: Vec<String> = batch.iter().map(to_json).collect();
+        let report = db.ingest_json(&lines).unwrap();
+        prop_assert_eq!(report.rejected_count, 0);
+        for (i, r) in batch.iter().enumerate() {
+            for (kind, value) in &r.ids {
+                let linked = db
+                    .lookup(&Lookup::Identifier((*kind).into(), value.clone()))
+                    .unwrap()
+                    .is_some();
+                let warned = report.warnings.iter().any(|w| {
+                    w.line == i as u64 + 1 && w.field == format!("identifiers.{kind}")
+                });
+                prop_assert!(linked || warned, "batch {}: {}={} lost silently", n, kind, value);
+            }
+        }
+        if n == reopen_after {
+            drop(db);
+            db = Engine::open_with(dir.path(), config()).unwrap();
+        }
+    }
+    let live = cidb::query::Segments::new(&db)
+        .evaluate("ALL")
+        .unwrap()
+        .into_bitmap();
+    for pid in &live {
+        let profile = db.lookup(&Lookup::Id(pid)).unwrap().unwrap().profile;
+        let mut counts: HashMap<String, usize> = HashMap::new();
+        for i in &profile.identifiers {
+            *counts.entry(i.id.kind.to_string()).or_default() += 1;
+        }
+        for (kind, count) in counts {
+            prop_assert!(
+                count <= rules.limit(&kind),
+                "profile {} holds {} {} identifiers (limit {})",
+                pid,
+                count,
+                kind,
+                rules.limit(&kind)
+            );
+        }
+    }
+    let check = db.check().unwrap();
+    prop_assert!(check.is_clean(), "{:#?}", check.problems);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+    #[test]
+    fn privacy_streams_match_the_model(steps in proptest::collection::vec(step(), 1..14)) {
+        run_privacy(steps)?;
+    }
+
+    #[test]
+    fn identity_limits_hold_and_lose_nothing_silently(
+        batches in proptest::collection::vec(proptest::collection::vec(rec(), 1..8), 1..5),
+        reopen_after in 0..5usize,
+    ) {
+        run_limits(batches, reopen_after)?;
+    }
+}

@@ -194,7 +194,7 @@ async fn every_route_answers() {
         .await;
     assert_eq!(ing["new_profiles"], 1);
     let (status, text) = s
-        .call("POST", "/v1/records", Some(&s.admin), Some("{\"source\":\"web\",\"identifiers\":{\"email\":\"e@example.com\"}}\n{\"source\":\"web\"}\n"))
+        .call_as("POST", "/v1/records", Some(&s.admin), Some("application/x-ndjson"), Some("{\"source\":\"web\",\"identifiers\":{\"email\":\"e@example.com\"}}\n{\"source\":\"web\"}\n"))
         .await;
     assert_eq!(status, StatusCode::OK, "{text}");
     let v: Value = serde_json::from_str(&text).unwrap();
@@ -852,12 +852,17 @@ fn demo_imports_prints_a_key_and_serves() {
             example.contains(&format!("{base}/v1/")),
             "an example request names the bound address {base}: {example}"
         );
+        assert!(
+            example.contains("-H 'Content-Type: application/json'"),
+            "an example request says it sends JSON: {example}"
+        );
     }
     let rt = tokio::runtime::Runtime::new().unwrap();
     let count = rt.block_on(async {
         reqwest::Client::new()
             .post(format!("{base}/v1/segments/count"))
             .header("Authorization", format!("Bearer {key}"))
+            .header("Content-Type", "application/json")
             .body(r#"{"expr": "ALL"}"#)
             .send()
             .await
@@ -1218,4 +1223,148 @@ fn sigterm_stops_within_ten_seconds_with_requests_in_flight() {
     let v = common::json_ok(&s.data, &["stats", "--json"]);
     let profiles = v["profiles"].as_u64().unwrap();
     assert!(profiles == 3 || profiles == 5_003, "{profiles} profiles");
+}
+
+/// Issue 13 (7): Content-Type was ignored. JSON routes take `application/json`;
+/// `POST /v1/records` also takes `application/x-ndjson`; anything else, or none, is 415
+/// with a message naming what is accepted (after authorization, before the body is read).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_type_is_enforced() {
+    let s = start(&[]);
+    let (a, i) = (Some(s.analyst.as_str()), Some(s.ingest.as_str()));
+    let count = Some(r#"{"expr": "ALL"}"#);
+    let array = r#"[{"source":"web","identifiers":{"email":"ct1@example.com"}}]"#;
+    let lines = "{\"source\":\"web\",\"identifiers\":{\"email\":\"ct2@example.com\"}}\n";
+    // (path, key, content type, body, status, code)
+    type Case<'a> = (
+        &'a str,
+        Option<&'a str>,
+        Option<&'a str>,
+        Option<&'a str>,
+        StatusCode,
+        Option<&'a str>,
+    );
+    let unsupported = StatusCode::UNSUPPORTED_MEDIA_TYPE;
+    let cases: Vec<Case> = vec![
+        (
+            "/v1/segments/count",
+            a,
+            None,
+            count,
+            unsupported,
+            Some("unsupported_media_type"),
+        ),
+        (
+            "/v1/segments/count",
+            a,
+            Some("text/plain"),
+            count,
+            unsupported,
+            Some("unsupported_media_type"),
+        ),
+        (
+            "/v1/segments/count",
+            a,
+            Some("application/x-www-form-urlencoded"),
+            count,
+            unsupported,
+            Some("unsupported_media_type"),
+        ),
+        (
+            "/v1/segments/count",
+            a,
+            Some("application/x-ndjson"),
+            count,
+            unsupported,
+            Some("unsupported_media_type"),
+        ),
+        (
+            "/v1/segments/count",
+            a,
+            Some("application/json; charset=utf-8"),
+            count,
+            StatusCode::OK,
+            None,
+        ),
+        (
+            "/v1/segments/count",
+            a,
+            Some("Application/JSON"),
+            count,
+            StatusCode::OK,
+            None,
+        ),
+        (
+            "/v1/segments/count",
+            None,
+            Some("text/plain"),
+            count,
+            StatusCode::UNAUTHORIZED,
+            Some("unauthorized"),
+        ),
+        (
+            "/v1/records",
+            i,
+            None,
+            Some(array),
+            unsupported,
+            Some("unsupported_media_type"),
+        ),
+        (
+            "/v1/records",
+            i,
+            Some("text/csv"),
+            Some(array),
+            unsupported,
+            Some("unsupported_media_type"),
+        ),
+        (
+            "/v1/records",
+            i,
+            Some("application/json"),
+            Some(lines),
+            StatusCode::BAD_REQUEST,
+            Some("malformed_json"),
+        ),
+        (
+            "/v1/records",
+            i,
+            Some("application/json"),
+            Some(array),
+            StatusCode::OK,
+            None,
+        ),
+        (
+            "/v1/records",
+            i,
+            Some("application/x-ndjson"),
+            Some(lines),
+            StatusCode::OK,
+            None,
+        ),
+    ];
+    for (path, key, content_type, body, want, code) in cases {
+        let (status, text) = s.call_as("POST", path, key, content_type, body).await;
+        assert_eq!(status, want, "{path} as {content_type:?}: {text}");
+        if let Some(code) = code {
+            assert_eq!(error_code(&text), code, "{text}");
+        }
+        if status == unsupported {
+            let v: Value = serde_json::from_str(&text).unwrap();
+            let message = v["error"]["message"].as_str().unwrap();
+            assert!(message.contains("application/json"), "{message}");
+            if path == "/v1/records" {
+                assert!(message.contains("application/x-ndjson"), "{message}");
+            }
+        }
+    }
+    let n = s
+        .json(
+            "POST",
+            "/v1/segments/count",
+            &s.analyst,
+            json!({"expr": "ALL"}),
+        )
+        .await;
+    assert_eq!(n["count"], 5, "only the two accepted posts ingested");
 }

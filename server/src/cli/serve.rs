@@ -191,15 +191,15 @@ pub fn demo(global: &Global, args: DemoArgs) -> anyhow::Result<()> {
 fn print_examples(k: &str, addr: SocketAddr) {
     println!("try:");
     println!(
-        "  curl -s -H 'Authorization: Bearer {k}' http://{addr}/v1/segments/count -d '{{\"expr\": \"country = \\\"NL\\\" AND consent(\\\"marketing\\\")\"}}'"
+        "  curl -s -H 'Authorization: Bearer {k}' -H 'Content-Type: application/json' http://{addr}/v1/segments/count -d '{{\"expr\": \"country = \\\"NL\\\" AND consent(\\\"marketing\\\")\"}}'"
     );
     println!(
-        "  curl -s -H 'Authorization: Bearer {k}' http://{addr}/v1/segments/breakdown -d '{{\"expr\": \"ALL\", \"field\": \"country\"}}'"
+        "  curl -s -H 'Authorization: Bearer {k}' -H 'Content-Type: application/json' http://{addr}/v1/segments/breakdown -d '{{\"expr\": \"ALL\", \"field\": \"country\"}}'"
     );
     println!(
-        "  curl -s -X PUT -H 'Authorization: Bearer {k}' http://{addr}/v1/segments/nl -d '{{\"expr\": \"country = \\\"NL\\\"\"}}'"
+        "  curl -s -X PUT -H 'Authorization: Bearer {k}' -H 'Content-Type: application/json' http://{addr}/v1/segments/nl -d '{{\"expr\": \"country = \\\"NL\\\"\"}}'"
     );
     println!(
-        "  curl -s -H 'Authorization: Bearer {k}' http://{addr}/v1/segments/nl/export -d '{{\"format\": \"meta-api\"}}' | head -c 300"
+        "  curl -s -H 'Authorization: Bearer {k}' -H 'Content-Type: application/json' http://{addr}/v1/segments/nl/export -d '{{\"format\": \"meta-api\"}}' | head -c 300"
     );
 }

@@ -75,7 +75,48 @@ async fn read_body(state: &AppState, body: Body) -> Result<axum::body::Bytes, Ap
     }
 }
 
-/// Authorizes the request (before reading anything), then reads and parses its JSON body.
+/// The JSON media type every route with a body takes.
+const JSON: &str = "application/json";
+/// JSON Lines, which `POST /v1/records` also takes.
+const NDJSON: &str = "application/x-ndjson";
+
+/// The request's media type (lower-cased, parameters such as `charset` dropped) if it is
+/// one of `accepted`; otherwise 415. A request without `Content-Type` is refused too:
+/// the server never guesses what a body is.
+fn content_type(headers: &HeaderMap, accepted: &[&'static str]) -> Result<&'static str, ApiError> {
+    let given = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let essence = given.as_deref().map(|t| {
+        t.split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase()
+    });
+    if let Some(found) = accepted.iter().find(|a| essence.as_deref() == Some(**a)) {
+        return Ok(found);
+    }
+    let wanted = match accepted {
+        [one] => format!("Content-Type: {one}"),
+        _ => format!(
+            "Content-Type: {} (a JSON array of records) or {} (JSON Lines)",
+            accepted[0], accepted[1]
+        ),
+    };
+    let message = match given {
+        Some(t) => format!("this route takes {wanted}, not {t:?}"),
+        None => format!("this route takes {wanted}; the request has no Content-Type"),
+    };
+    Err(ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        message,
+    ))
+}
+
+/// Authorizes the request (before reading anything), checks that it is JSON, then reads
+/// and parses its body.
 async fn authorized_body<T: DeserializeOwned>(
     state: &AppState,
     headers: &HeaderMap,
@@ -83,6 +124,7 @@ async fn authorized_body<T: DeserializeOwned>(
     body: Body,
 ) -> Result<(crate::keys::StoredKey, T), ApiError> {
     let who = state.authorize(headers, roles).await?;
+    content_type(headers, &[JSON])?;
     let bytes = read_body(state, body).await?;
     Ok((who, parse_json(&bytes)?))
 }
@@ -128,13 +170,15 @@ async fn metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-/// `POST /v1/records`: a JSON array of records or JSON Lines, as one atomic batch.
+/// `POST /v1/records`: a JSON array of records (`application/json`) or JSON Lines
+/// (`application/x-ndjson`), as one atomic batch.
 async fn records(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
     let who = state.authorize(&headers, INGEST).await?;
+    let kind = content_type(&headers, &[JSON, NDJSON])?;
     let bytes = read_body(&state, body).await?;
     let text = std::str::from_utf8(&bytes).map_err(|e| {
         ApiError::bad_request(format!(
@@ -142,8 +186,16 @@ async fn records(
             e.valid_up_to()
         ))
     })?;
-    let lines: Vec<String> = if text.trim_start().starts_with('[') {
-        let items: Vec<Value> = parse_json(text.as_bytes())?;
+    let lines: Vec<String> = if kind == JSON {
+        let items: Vec<Value> = parse_json(text.as_bytes()).map_err(|mut e| {
+            if text.trim_start().starts_with('{') {
+                e.message = format!(
+                    "{}: {JSON} takes a JSON array of records; send JSON Lines as {NDJSON}",
+                    e.message
+                );
+            }
+            e
+        })?;
         items.iter().map(Value::to_string).collect()
     } else {
         text.lines()

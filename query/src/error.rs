@@ -70,6 +70,12 @@ pub enum ErrorKind {
     /// The expression nests deeper than the limit.
     #[error("expression nests deeper than {0} levels")]
     TooDeep(usize),
+    /// A duration longer than the limit (`within 5900000y`).
+    #[error(
+        "duration `{0}` is longer than the limit of {max} days (200 years)",
+        max = crate::parser::MAX_DURATION_DAYS
+    )]
+    DurationTooLong(String),
 }
 
 /// Line and column (1-based; the column counts characters) of a byte offset.

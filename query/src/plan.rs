@@ -476,7 +476,7 @@ impl Planner<'_> {
             let slot_taken = match &o.kind {
                 EventOptionKind::Category(c) => category.replace(index_text(&c.text)).is_some(),
                 EventOptionKind::Within(n, unit) => within
-                    .replace(self.at - i64::from(*n) * unit.days() * MS_PER_DAY)
+                    .replace(self.at.saturating_sub(unit.millis(*n)))
                     .is_some(),
                 EventOptionKind::Since(d) => since.replace(date(d)?).is_some(),
                 EventOptionKind::Before(d) => before.replace(date(d)?).is_some(),

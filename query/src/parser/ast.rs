@@ -185,6 +185,14 @@ impl DurationUnit {
             DurationUnit::Years => 365,
         }
     }
+
+    /// `n` of this unit in milliseconds, saturating (never overflows: the parser refuses
+    /// durations over [`MAX_DURATION_DAYS`](super::MAX_DURATION_DAYS), but a syntax tree can
+    /// be built by hand).
+    pub fn millis(self, n: u32) -> i64 {
+        const MS_PER_DAY: i64 = 86_400_000;
+        (i64::from(n) * self.days()).saturating_mul(MS_PER_DAY)
+    }
 }
 
 /// Predicates.

@@ -1,6 +1,7 @@
 //! Tokens of the segment language, each with its byte span.
 
 use super::ast::{CmpOp, DurationUnit, Span};
+use super::MAX_DURATION_DAYS;
 use crate::error::{ErrorKind, QueryError};
 
 /// One token.
@@ -208,11 +209,24 @@ fn number(src: &str, start: usize) -> Result<(Tok, usize), QueryError> {
         let unit = (word_end == int_end + 1 && i == int_end && start == digits_start)
             .then(|| DurationUnit::from_suffix(bytes[int_end]))
             .flatten();
-        let amount = src[digits_start..int_end].parse::<u32>().ok();
-        return match (unit, amount) {
-            (Some(unit), Some(n)) => Ok((Tok::Duration(n, unit), word_end)),
-            _ => Err(QueryError::new(
+        let Some(unit) = unit else {
+            return Err(QueryError::new(
                 ErrorKind::InvalidNumber(text.to_string()),
+                Span::new(start, word_end),
+            ));
+        };
+        // Digits only here; too many for a u64 is too long as well.
+        let days = src[digits_start..int_end]
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| n.checked_mul(unit.days().unsigned_abs()));
+        return match days {
+            Some(days) if days <= u64::from(MAX_DURATION_DAYS) => {
+                let n = (days / unit.days().unsigned_abs()) as u32;
+                Ok((Tok::Duration(n, unit), word_end))
+            }
+            _ => Err(QueryError::new(
+                ErrorKind::DurationTooLong(text.to_string()),
                 Span::new(start, word_end),
             )),
         };

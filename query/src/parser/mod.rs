@@ -30,6 +30,10 @@ pub const MAX_EXPR_BYTES: usize = 64 * 1024;
 pub const MAX_EXPR_DEPTH: usize = 64;
 /// Default [`Limits::max_segment_nesting`].
 pub const MAX_SEGMENT_NESTING: usize = 16;
+/// Longest duration (`within 200y`, `within 73000d`): 200 years of 365 days. Longer ones
+/// are refused where they are written; far past every event anyway, and the bound keeps
+/// `now - duration` far from overflowing.
+pub(crate) const MAX_DURATION_DAYS: u32 = 200 * 365;
 
 impl Default for Limits {
     fn default() -> Self {

@@ -150,6 +150,36 @@ fn error_invalid_escape() {
     );
 }
 
+/// `within 5900000y` counted nobody and `within 2147500000d` everybody: the milliseconds
+/// overflowed. Durations are limited to 200 years where they are written.
+#[test]
+fn durations_over_200_years_are_refused_at_their_position() {
+    for src in ["200y", "73000d", "10428w", "2433m", "0d"] {
+        ok(&format!(r#"event("visit", within {src})"#));
+    }
+    for src in [
+        "5900000y",
+        "2147500000d",
+        "201y",
+        "73001d",
+        "10429w",
+        "2434m",
+        "4294967295y",
+        "4294967296d",
+        "99999999999999999999999999d",
+    ] {
+        let text = format!(r#"event("visit", within {src})"#);
+        let e = parse(&text, &Limits::default()).expect_err(src);
+        assert_eq!(e.kind, ErrorKind::DurationTooLong(src.into()), "{src}");
+        assert_eq!(e.span, Span::new(22, 22 + src.len()), "{src}");
+        assert_eq!((e.position.line, e.position.column), (1, 23), "{src}");
+        assert!(e.to_string().contains("200 years"), "{e}");
+    }
+    // Saturating, for syntax trees built by hand.
+    assert_eq!(DurationUnit::Years.millis(200), 200 * 365 * 86_400_000);
+    assert_eq!(DurationUnit::Years.millis(u32::MAX), i64::MAX);
+}
+
 #[test]
 fn error_invalid_number_or_duration() {
     assert_eq!(

@@ -71,7 +71,8 @@ pub use profile::{
 };
 pub use record::{
     parse_json_record, Event, FieldWarning, Identifier, ParsedRecord, Record, RejectReason,
-    ShortText, Value, MAX_ABS_NUMBER,
+    ShortText, Value, MAX_ABS_NUMBER, MAX_EVENTS_PER_RECORD, MAX_FIELDS, MAX_LIST_ITEMS,
+    MAX_RECORD_BYTES, MAX_VALUE_BYTES,
 };
 pub use report::{IngestReport, Rejected, Warning, MAX_LISTED_PROBLEMS};
 pub use scope::ScopePolicies;

@@ -6,6 +6,7 @@ mod concurrency;
 mod durability;
 mod identity;
 mod import;
+mod limits;
 mod model;
 mod scope;
 

@@ -4,19 +4,27 @@
 //! `Config::import_batch_records` records (the first few smaller, see `batch_sizes`).
 //! Memory stays bounded by the channel depth whatever the file size.
 
+mod csv_records;
+
 use crate::engine::Engine;
 use crate::error::ImportError;
-use crate::record::{parse_json_record, CsvMapping, ParsedRecord, RejectReason};
+use crate::record::{
+    parse_json_record, record_too_long, CsvLayout, CsvMapping, ParsedRecord, RejectReason,
+    MAX_RECORD_BYTES,
+};
 use crate::report::IngestReport;
 use crossbeam_channel::{bounded, Receiver, Sender};
+use csv_records::{CsvRecords, Status};
 use serde_json::Value as Json;
 use std::collections::BTreeMap;
 use std::io::{BufRead, Read};
 
 /// Lines per chunk handed to a parser thread.
 const CHUNK_LINES: usize = 512;
-/// Longest accepted input line (bytes); longer lines are rejected, not buffered.
-pub const MAX_LINE_BYTES: usize = 1 << 20;
+/// Longest accepted input line (bytes, without its line break): JSON Lines lines and CSV
+/// records alike (the same as [`crate::MAX_RECORD_BYTES`]). Longer ones are rejected with
+/// their line number, and neither importer buffers them.
+pub const MAX_LINE_BYTES: usize = MAX_RECORD_BYTES;
 
 /// Options of an import.
 #[derive(Debug, Clone, Default)]
@@ -55,8 +63,16 @@ pub struct Progress {
 type Parsed = (u64, Result<ParsedRecord, RejectReason>);
 
 enum Input {
-    Json(Vec<(u64, String)>),
+    /// Lines, or why a line was refused before parsing (too long, not UTF-8).
+    Json(Vec<(u64, Result<String, RejectReason>)>),
     Csv(Vec<(u64, Result<Json, RejectReason>)>),
+}
+
+fn io_error(source: std::io::Error) -> ImportError {
+    ImportError::Io {
+        path: "<input>".into(),
+        source,
+    }
 }
 
 impl Engine {
@@ -85,34 +101,38 @@ impl Engine {
             renames: options.csv_renames.clone(),
             source: options.source.clone(),
         };
-        let mut csv = csv::ReaderBuilder::new().flexible(true).from_reader(reader);
-        let header = csv
-            .headers()
-            .map_err(|e| ImportError::CsvHeader(e.to_string()))?
-            .clone();
+        let mut csv = CsvRecords::new(reader);
+        let header = match csv.next_record().map_err(io_error)? {
+            None => Vec::new(),
+            Some((_, Status::TooLong(size))) => {
+                return Err(ImportError::CsvHeader(format!(
+                    "header row of {size} bytes is longer than the limit of \
+                     {MAX_RECORD_BYTES} bytes"
+                )))
+            }
+            Some((_, Status::Read)) => csv
+                .fields()
+                .enumerate()
+                .map(|(i, f)| {
+                    std::str::from_utf8(f).map(str::to_string).map_err(|e| {
+                        ImportError::CsvHeader(format!(
+                            "invalid UTF-8 in column {} of the header at byte offset {}",
+                            i + 1,
+                            e.valid_up_to()
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        let header: Vec<&str> = header.iter().map(String::as_str).collect();
         let layout = mapping.layout(&header).map_err(ImportError::CsvHeader)?;
         self.run_pipeline(
             progress,
             move |tx, bytes| {
                 let mut chunk = Vec::with_capacity(CHUNK_LINES);
-                let mut row = csv::StringRecord::new();
-                loop {
-                    let before = csv.position().line();
-                    match csv.read_record(&mut row) {
-                        Ok(false) => break,
-                        Ok(true) => {
-                            let line = row.position().map(|p| p.line()).unwrap_or(before);
-                            chunk.push((line, Ok(layout.to_json(&row))));
-                        }
-                        Err(e) => chunk.push((
-                            e.position().map(|p| p.line()).unwrap_or(before),
-                            Err(RejectReason {
-                                field: None,
-                                message: format!("invalid CSV: {e}"),
-                            }),
-                        )),
-                    }
-                    bytes.store(csv.position().byte(), std::sync::atomic::Ordering::Relaxed);
+                while let Some((line, status)) = csv.next_record().map_err(io_error)? {
+                    chunk.push((line, csv_row(&csv, status, &layout)));
+                    bytes.store(csv.bytes(), std::sync::atomic::Ordering::Relaxed);
                     if chunk.len() == CHUNK_LINES
                         && tx.send(Input::Csv(std::mem::take(&mut chunk))).is_err()
                     {
@@ -199,7 +219,7 @@ impl Engine {
                 (!batch.is_empty()).then_some(batch)
             });
             let mut applied = 0u64;
-            let report = self.ingest_batches(batches.by_ref(), &mut |committed| {
+            let report = self.ingest_batches(batches.by_ref(), None, &mut |committed| {
                 applied += committed.records;
                 progress(Progress {
                     records: applied,
@@ -213,6 +233,35 @@ impl Engine {
             Ok(report)
         })
     }
+}
+
+/// One CSV record as the JSON object the record parser reads, or why it was refused.
+fn csv_row<R: Read>(
+    csv: &CsvRecords<R>,
+    status: Status,
+    layout: &CsvLayout,
+) -> Result<Json, RejectReason> {
+    if let Status::TooLong(size) = status {
+        return Err(RejectReason {
+            field: None,
+            message: record_too_long(size),
+        });
+    }
+    let cells = csv
+        .fields()
+        .enumerate()
+        .map(|(i, f)| {
+            std::str::from_utf8(f).map_err(|e| RejectReason {
+                field: layout.field_path(i),
+                message: format!(
+                    "invalid UTF-8 in column {} at byte offset {} of the cell",
+                    i + 1,
+                    e.valid_up_to()
+                ),
+            })
+        })
+        .collect::<Result<Vec<&str>, _>>()?;
+    Ok(layout.to_json(&cells))
 }
 
 /// Batch sizes large enough to ramp up from (smaller batch sizes are kept exactly).
@@ -276,33 +325,40 @@ fn read_json_lines<R: BufRead>(
         let n = (&mut reader)
             .take(MAX_LINE_BYTES as u64 + 1)
             .read_until(b'\n', &mut buf)
-            .map_err(|e| ImportError::Io {
-                path: "<input>".into(),
-                source: e,
-            })?;
+            .map_err(io_error)?;
         if n == 0 {
             break;
         }
         total += n as u64;
         line_no += 1;
         if buf.len() > MAX_LINE_BYTES && buf.last() != Some(&b'\n') {
-            // Skip the rest of an over-long line without buffering it.
+            // Skip the rest of an over-long line without buffering it (but count it).
+            let mut len = buf.len() as u64;
             let mut sink = Vec::new();
             loop {
                 sink.clear();
                 let m = (&mut reader)
                     .take(1 << 16)
                     .read_until(b'\n', &mut sink)
-                    .map_err(|e| ImportError::Io {
-                        path: "<input>".into(),
-                        source: e,
-                    })?;
+                    .map_err(io_error)?;
                 total += m as u64;
+                len += m as u64;
                 if m == 0 || sink.last() == Some(&b'\n') {
                     break;
                 }
             }
-            chunk.push((line_no, String::from("\u{0}too-long")));
+            if sink.last() == Some(&b'\n') {
+                len -= 1;
+            }
+            chunk.push((
+                line_no,
+                Err(RejectReason {
+                    field: None,
+                    message: format!(
+                        "line of {len} bytes is longer than the limit of {MAX_LINE_BYTES} bytes"
+                    ),
+                }),
+            ));
         } else {
             match std::str::from_utf8(&buf) {
                 Ok(s) => {
@@ -310,9 +366,18 @@ fn read_json_lines<R: BufRead>(
                     if s.trim().is_empty() {
                         continue;
                     }
-                    chunk.push((line_no, s.to_string()));
+                    chunk.push((line_no, Ok(s.to_string())));
                 }
-                Err(e) => chunk.push((line_no, format!("\u{0}utf8 {}", e.valid_up_to()))),
+                Err(e) => chunk.push((
+                    line_no,
+                    Err(RejectReason {
+                        field: None,
+                        message: format!(
+                            "invalid UTF-8 at byte offset {} of the line",
+                            e.valid_up_to()
+                        ),
+                    }),
+                )),
             }
         }
         bytes.store(total, std::sync::atomic::Ordering::Relaxed);
@@ -336,27 +401,9 @@ fn parse_chunk(
         Input::Json(lines) => lines
             .into_iter()
             .map(|(line, text)| {
-                let parsed = if let Some(marker) = text.strip_prefix('\u{0}') {
-                    Err(RejectReason {
-                        field: None,
-                        message: match marker.strip_prefix("utf8 ") {
-                            Some(offset) => {
-                                format!("invalid UTF-8 at byte offset {offset} of the line")
-                            }
-                            None => format!("line longer than {MAX_LINE_BYTES} bytes"),
-                        },
-                    })
-                } else if let Some(source) = default_source {
-                    match serde_json::from_str::<Json>(&text) {
-                        Ok(Json::Object(mut obj)) => {
-                            obj.entry("source")
-                                .or_insert_with(|| Json::String(source.to_string()));
-                            crate::record::parse_json_value_pub(Json::Object(obj), config, now)
-                        }
-                        _ => parse_json_record(&text, config, now),
-                    }
-                } else {
-                    parse_json_record(&text, config, now)
+                let parsed = match text {
+                    Err(refused) => Err(refused),
+                    Ok(text) => parse_line(&text, config, now, default_source),
                 };
                 (line, parsed)
             })
@@ -370,6 +417,26 @@ fn parse_chunk(
                 )
             })
             .collect(),
+    }
+}
+
+/// Parses one JSON Lines line, with the import's default source.
+fn parse_line(
+    text: &str,
+    config: &crate::Config,
+    now: i64,
+    default_source: Option<&str>,
+) -> Result<ParsedRecord, RejectReason> {
+    match default_source {
+        Some(source) => match serde_json::from_str::<Json>(text) {
+            Ok(Json::Object(mut obj)) => {
+                obj.entry("source")
+                    .or_insert_with(|| Json::String(source.to_string()));
+                crate::record::parse_json_value_pub(Json::Object(obj), config, now)
+            }
+            _ => parse_json_record(text, config, now),
+        },
+        None => parse_json_record(text, config, now),
     }
 }
 

@@ -57,10 +57,10 @@ pub(crate) struct CsvLayout {
 
 impl CsvMapping {
     /// Resolves a header row.
-    pub(crate) fn layout(&self, header: &csv::StringRecord) -> Result<CsvLayout, String> {
+    pub(crate) fn layout(&self, header: &[&str]) -> Result<CsvLayout, String> {
         let targets = header
             .iter()
-            .map(|col| {
+            .map(|&col| {
                 let name = self
                     .renames
                     .get(col)
@@ -102,8 +102,20 @@ fn target_of(name: &str) -> Option<Target> {
 }
 
 impl CsvLayout {
-    /// Builds the JSON record object for one row.
-    pub(crate) fn to_json(&self, row: &csv::StringRecord) -> Json {
+    /// The field that column `i` (from 0) fills, as a path (`attributes.city`); `None`
+    /// for cells past the header.
+    pub(crate) fn field_path(&self, i: usize) -> Option<String> {
+        Some(match self.targets.get(i)? {
+            Target::Source => "source".into(),
+            Target::ObservedAt => "observed_at".into(),
+            Target::Identifier(kind) => format!("identifiers.{kind}"),
+            Target::Consent(p) => format!("consent.{p}"),
+            Target::Attribute(a) => format!("attributes.{a}"),
+        })
+    }
+
+    /// Builds the JSON record object for one row (cells past the header are ignored).
+    pub(crate) fn to_json(&self, row: &[&str]) -> Json {
         let mut ids = Map::new();
         let mut attrs = Map::new();
         let mut consent = Map::new();
@@ -111,7 +123,7 @@ impl CsvLayout {
         if let Some(s) = &self.default_source {
             top.insert("source".into(), Json::String(s.clone()));
         }
-        for (target, cell) in self.targets.iter().zip(row.iter()) {
+        for (target, &cell) in self.targets.iter().zip(row) {
             if cell.trim().is_empty() {
                 continue;
             }
@@ -207,23 +219,16 @@ mod tests {
             renames: [("E-mail".to_string(), "email".to_string())].into(),
             source: Some("crm".into()),
         };
-        let header = csv::StringRecord::from(vec![
+        let header = [
             "E-mail",
             "zip",
             "interests",
             "lifetime_value",
             "consent.marketing",
             "id.loyalty",
-        ]);
+        ];
         let layout = mapping.layout(&header).unwrap();
-        let row = csv::StringRecord::from(vec![
-            "a@b.co",
-            "0123",
-            "running|travel",
-            "12.5",
-            "yes",
-            "L1",
-        ]);
+        let row = ["a@b.co", "0123", "running|travel", "12.5", "yes", "L1"];
         let json = layout.to_json(&row);
         assert_eq!(
             json,
@@ -236,17 +241,12 @@ mod tests {
     #[test]
     fn header_errors() {
         let m = CsvMapping::default();
+        assert!(m.layout(&["email"]).unwrap_err().contains("source"));
         assert!(m
-            .layout(&csv::StringRecord::from(vec!["email"]))
-            .unwrap_err()
-            .contains("source"));
-        assert!(m
-            .layout(&csv::StringRecord::from(vec!["source", "zip"]))
+            .layout(&["source", "zip"])
             .unwrap_err()
             .contains("identifier"));
-        assert!(m
-            .layout(&csv::StringRecord::from(vec!["source", "email", "Bad Col"]))
-            .is_err());
+        assert!(m.layout(&["source", "email", "Bad Col"]).is_err());
         assert!(looks_numeric("10.5") && !looks_numeric("0123") && !looks_numeric("1e5"));
     }
 }

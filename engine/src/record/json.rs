@@ -3,7 +3,8 @@
 use super::lite::{Lite, Object};
 use super::{
     is_name, Event, FieldWarning, Identifier, ParsedRecord, Record, ShortText, Value,
-    MAX_ABS_NUMBER,
+    MAX_ABS_NUMBER, MAX_EVENTS_PER_RECORD, MAX_FIELDS, MAX_LIST_ITEMS, MAX_RECORD_BYTES,
+    MAX_VALUE_BYTES, NUMBER_ATTRIBUTES,
 };
 use crate::config::Config;
 use crate::normalize;
@@ -39,13 +40,29 @@ impl std::fmt::Display for RejectReason {
     }
 }
 
-/// Parses one JSON Lines line into a normalized record. `now` is the default
-/// `observed_at`.
+/// Parses one JSON Lines line (or one record of `Engine::ingest_json`) into a normalized
+/// record. `now` is the default `observed_at`. A record longer than [`MAX_RECORD_BYTES`]
+/// is rejected without being parsed; the other limits (`MAX_VALUE_BYTES`, ...) are checked
+/// per field.
 pub fn parse_json_record(
     line: &str,
     config: &Config,
     now: Millis,
 ) -> Result<ParsedRecord, RejectReason> {
+    if line.len() > MAX_RECORD_BYTES {
+        return Err(RejectReason {
+            field: None,
+            message: record_too_long(line.len() as u64),
+        });
+    }
+    // JSON never holds a raw NUL (not even inside a string), and the message serde_json
+    // would give (a control character, or "expected value") hides where it is.
+    if let Some(offset) = line.bytes().position(|b| b == 0) {
+        return Err(RejectReason {
+            field: None,
+            message: format!("NUL byte at byte offset {offset}"),
+        });
+    }
     let json = Lite::parse(line).map_err(|e| RejectReason {
         field: None,
         message: format!(
@@ -59,6 +76,90 @@ pub fn parse_json_record(
 
 fn strip_position(msg: &str) -> &str {
     msg.split(" at line ").next().unwrap_or(msg)
+}
+
+/// The message for a record over [`MAX_RECORD_BYTES`] (shared with the importers).
+pub(crate) fn record_too_long(len: u64) -> String {
+    format!("record of {len} bytes is longer than the limit of {MAX_RECORD_BYTES} bytes")
+}
+
+/// Rejects a text value over [`MAX_VALUE_BYTES`].
+fn check_text(text: &str, path: impl FnOnce() -> String) -> Result<(), RejectReason> {
+    if text.len() > MAX_VALUE_BYTES {
+        return Err(RejectReason::at(
+            path(),
+            format!(
+                "value of {} bytes exceeds the limit of {MAX_VALUE_BYTES}",
+                text.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Rejects a list or object with more than `limit` entries.
+fn check_count(
+    len: usize,
+    limit: usize,
+    what: &str,
+    path: impl FnOnce() -> String,
+) -> Result<(), RejectReason> {
+    if len > limit {
+        return Err(RejectReason::at(
+            path(),
+            format!("{len} {what} exceed the limit of {limit}"),
+        ));
+    }
+    Ok(())
+}
+
+/// A number attribute or event value: finite and within [`MAX_ABS_NUMBER`].
+fn check_number(value: Option<f64>, path: impl FnOnce() -> String) -> Result<f64, RejectReason> {
+    match value {
+        Some(v) if v.is_finite() && v.abs() <= MAX_ABS_NUMBER => Ok(v),
+        _ => Err(RejectReason::at(
+            path(),
+            format!("number out of range (|x| <= {MAX_ABS_NUMBER:e})"),
+        )),
+    }
+}
+
+/// A number written as text (a CSV cell, or a JSON string for a number attribute): an
+/// optional sign, digits, an optional fraction and exponent (`12`, `-0.5`, `1e5`); never
+/// `NaN`, `inf`, hex or thousands separators. `None` when it is not such a number.
+fn parse_number_text(text: &str) -> Option<f64> {
+    let t = text.trim();
+    let b = t.as_bytes();
+    let mut i = usize::from(matches!(b.first(), Some(b'-' | b'+')));
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while *i < b.len() && b[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i > start
+    };
+    if !digits(&mut i) {
+        return None;
+    }
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        if !digits(&mut i) {
+            return None;
+        }
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'-' | b'+')) {
+            i += 1;
+        }
+        if !digits(&mut i) {
+            return None;
+        }
+    }
+    if i != b.len() {
+        return None;
+    }
+    t.parse().ok()
 }
 
 /// Parses an already-decoded JSON object (the CSV reader's rows).
@@ -91,15 +192,21 @@ fn parse_lite(json: Lite<'_>, config: &Config, now: Millis) -> Result<ParsedReco
     };
     let scopes = match obj.take("scopes") {
         None | Some(Lite::Null) => None,
-        Some(Lite::Array(items)) => Some(
-            items
-                .into_iter()
-                .map(|v| match v {
-                    Lite::String(s) => Ok(s.into_owned()),
-                    _ => Err(RejectReason::at("scopes", "expected a list of strings")),
-                })
-                .collect::<Result<Vec<_>, _>>()?,
-        ),
+        Some(Lite::Array(items)) => {
+            check_count(items.len(), MAX_LIST_ITEMS, "items", || "scopes".into())?;
+            Some(
+                items
+                    .into_iter()
+                    .map(|v| match v {
+                        Lite::String(s) => {
+                            check_text(&s, || "scopes".into())?;
+                            Ok(s.into_owned())
+                        }
+                        _ => Err(RejectReason::at("scopes", "expected a list of strings")),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+            )
+        }
         Some(_) => return Err(RejectReason::at("scopes", "expected a list of strings")),
     };
     let covered = scopes
@@ -132,11 +239,16 @@ fn parse_lite(json: Lite<'_>, config: &Config, now: Millis) -> Result<ParsedReco
     };
     let events = match obj.take("events") {
         None | Some(Lite::Null) => Vec::new(),
-        Some(Lite::Array(items)) => items
-            .into_iter()
-            .enumerate()
-            .map(|(i, e)| parse_event(i, e))
-            .collect::<Result<_, _>>()?,
+        Some(Lite::Array(items)) => {
+            check_count(items.len(), MAX_EVENTS_PER_RECORD, "events", || {
+                "events".into()
+            })?;
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, e)| parse_event(i, e))
+                .collect::<Result<_, _>>()?
+        }
         Some(_) => return Err(RejectReason::at("events", "expected a list")),
     };
     if let Some(key) = obj.first_key() {
@@ -191,7 +303,11 @@ impl RecordBuilder<'_> {
         region: Option<&str>,
     ) -> Result<Vec<Identifier>, RejectReason> {
         let mut out: Vec<Identifier> = Vec::new();
-        for (kind, value) in map.into_sorted() {
+        let map = map.into_sorted();
+        check_count(map.len(), MAX_FIELDS, "identifier types", || {
+            "identifiers".into()
+        })?;
+        for (kind, value) in map {
             let path = || format!("identifiers.{kind}");
             if !is_name(&kind, 32) {
                 return Err(RejectReason::at(
@@ -199,21 +315,24 @@ impl RecordBuilder<'_> {
                     "identifier type must match [a-z0-9_]{1,32}",
                 ));
             }
-            let raws = match value {
+            let raws: Vec<Cow<'_, str>> = match value {
                 Lite::String(s) => vec![s],
                 Lite::Number(n) => vec![Cow::Owned(n.to_string())],
                 Lite::Null => continue,
-                Lite::Array(items) => items
-                    .into_iter()
-                    .map(|v| match v {
-                        Lite::String(s) => Ok(s),
-                        Lite::Number(n) => Ok(Cow::Owned(n.to_string())),
-                        _ => Err(RejectReason::at(
-                            path(),
-                            "expected a string or a list of strings",
-                        )),
-                    })
-                    .collect::<Result<_, _>>()?,
+                Lite::Array(items) => {
+                    check_count(items.len(), MAX_LIST_ITEMS, "values", path)?;
+                    items
+                        .into_iter()
+                        .map(|v| match v {
+                            Lite::String(s) => Ok(s),
+                            Lite::Number(n) => Ok(Cow::Owned(n.to_string())),
+                            _ => Err(RejectReason::at(
+                                path(),
+                                "expected a string or a list of strings",
+                            )),
+                        })
+                        .collect::<Result<_, _>>()?
+                }
                 _ => {
                     return Err(RejectReason::at(
                         path(),
@@ -221,6 +340,9 @@ impl RecordBuilder<'_> {
                     ))
                 }
             };
+            for raw in &raws {
+                check_text(raw, path)?;
+            }
             if !self.allowed(&kind, path) {
                 continue;
             }
@@ -256,7 +378,9 @@ impl RecordBuilder<'_> {
 
     fn attributes(&mut self, map: Object<'_>) -> Result<BTreeMap<ShortText, Value>, RejectReason> {
         let mut out = BTreeMap::new();
-        for (name, value) in map.into_sorted() {
+        let map = map.into_sorted();
+        check_count(map.len(), MAX_FIELDS, "attributes", || "attributes".into())?;
+        for (name, value) in map {
             let path = || format!("attributes.{name}");
             if !is_name(&name, 64) {
                 return Err(RejectReason::at(
@@ -266,33 +390,47 @@ impl RecordBuilder<'_> {
             }
             let value = match value {
                 Lite::Null => continue,
-                Lite::Bool(b) => Value::Bool(b),
-                Lite::Number(n) => {
-                    let v = n.as_f64().unwrap_or(f64::NAN);
-                    if !v.is_finite() || v.abs() > MAX_ABS_NUMBER {
-                        return Err(RejectReason::at(
-                            path(),
-                            format!("number out of range (|x| <= {MAX_ABS_NUMBER:e})"),
-                        ));
+                Lite::Number(n) => Value::Number(check_number(n.as_f64(), path)?),
+                // A well-known number attribute takes numbers only; text that is a number
+                // (a CSV cell) is read as one, anything else is refused.
+                Lite::String(s) if NUMBER_ATTRIBUTES.contains(&name.as_ref()) => {
+                    match parse_number_text(&s) {
+                        Some(v) => Value::Number(check_number(Some(v), path)?),
+                        None => {
+                            check_text(&s, path)?;
+                            return Err(RejectReason::at(path(), "expected a number"));
+                        }
                     }
-                    Value::Number(v)
                 }
-                Lite::String(s) => match parse_date(s.trim()) {
-                    Some(day) => Value::Date(day),
-                    None if name == "birth_date" => {
-                        return Err(RejectReason::at(path(), "expected a YYYY-MM-DD date"));
+                _ if NUMBER_ATTRIBUTES.contains(&name.as_ref()) => {
+                    return Err(RejectReason::at(path(), "expected a number"))
+                }
+                Lite::Bool(b) => Value::Bool(b),
+                Lite::String(s) => {
+                    check_text(&s, path)?;
+                    match parse_date(s.trim()) {
+                        Some(day) => Value::Date(day),
+                        None if name == "birth_date" => {
+                            return Err(RejectReason::at(path(), "expected a YYYY-MM-DD date"));
+                        }
+                        None => Value::Text(s.as_ref().into()),
                     }
-                    None => Value::Text(s.as_ref().into()),
-                },
-                Lite::Array(items) => Value::List(
-                    items
-                        .into_iter()
-                        .map(|v| match v {
-                            Lite::String(s) => Ok(s.as_ref().into()),
-                            _ => Err(RejectReason::at(path(), "expected a list of strings")),
-                        })
-                        .collect::<Result<_, _>>()?,
-                ),
+                }
+                Lite::Array(items) => {
+                    check_count(items.len(), MAX_LIST_ITEMS, "items", path)?;
+                    Value::List(
+                        items
+                            .into_iter()
+                            .map(|v| match v {
+                                Lite::String(s) => {
+                                    check_text(&s, path)?;
+                                    Ok(s.as_ref().into())
+                                }
+                                _ => Err(RejectReason::at(path(), "expected a list of strings")),
+                            })
+                            .collect::<Result<_, _>>()?,
+                    )
+                }
                 Lite::Object(_) => {
                     return Err(RejectReason::at(path(), "objects are not attribute values"))
                 }
@@ -317,8 +455,9 @@ impl RecordBuilder<'_> {
 }
 
 fn parse_consent(map: Object<'_>) -> Result<BTreeMap<ShortText, bool>, RejectReason> {
-    map.into_sorted()
-        .into_iter()
+    let map = map.into_sorted();
+    check_count(map.len(), MAX_FIELDS, "purposes", || "consent".into())?;
+    map.into_iter()
         .map(|(purpose, v)| {
             let path = || format!("consent.{purpose}");
             if !is_name(&purpose, 32) {
@@ -344,7 +483,10 @@ fn parse_event(index: usize, json: Lite<'_>) -> Result<Event, RejectReason> {
         ));
     };
     let kind = match obj.take("type") {
-        Some(Lite::String(s)) if !s.trim().is_empty() => normalize::index_text(&s),
+        Some(Lite::String(s)) if !s.trim().is_empty() => {
+            check_text(&s, || path("type"))?;
+            normalize::index_text(&s)
+        }
         _ => return Err(RejectReason::at(path("type"), "required string")),
     };
     let at = match obj.take("at") {
@@ -355,18 +497,15 @@ fn parse_event(index: usize, json: Lite<'_>) -> Result<Event, RejectReason> {
     };
     let category = match obj.take("category") {
         None | Some(Lite::Null) => None,
-        Some(Lite::String(s)) => Some(normalize::index_text(&s)),
+        Some(Lite::String(s)) => {
+            check_text(&s, || path("category"))?;
+            Some(normalize::index_text(&s))
+        }
         Some(_) => return Err(RejectReason::at(path("category"), "expected a string")),
     };
     let value = match obj.take("value") {
         None | Some(Lite::Null) => None,
-        Some(Lite::Number(n)) => {
-            let v = n.as_f64().unwrap_or(f64::NAN);
-            if !v.is_finite() || v.abs() > MAX_ABS_NUMBER {
-                return Err(RejectReason::at(path("value"), "number out of range"));
-            }
-            Some(v)
-        }
+        Some(Lite::Number(n)) => Some(check_number(n.as_f64(), || path("value"))?),
         Some(_) => return Err(RejectReason::at(path("value"), "expected a number")),
     };
     if let Some(key) = obj.first_key() {

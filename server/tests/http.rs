@@ -1368,3 +1368,93 @@ async fn content_type_is_enforced() {
         .await;
     assert_eq!(n["count"], 5, "only the two accepted posts ingested");
 }
+
+/// The lines of an answer, sorted.
+fn sorted_lines(text: &str) -> Vec<String> {
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    lines.sort();
+    lines
+}
+
+/// Issue 13 (4): segments `Yq` and `yq` shared one sync destination (the name was
+/// lower-cased), so `yq`'s adds were `Yq`'s members: a sync to the wrong audience. Each
+/// now gets its own destination and only its own members.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segments_differing_in_case_sync_separately() {
+    let s = start(&[]);
+    let de = json!([{"source": "crm", "identifiers": {"email": "de@example.com"},
+        "attributes": {"country": "DE"}, "consent": {"custom_audiences": true}}]);
+    s.json("POST", "/v1/records", &s.ingest, de).await;
+    let a = &s.analyst;
+    s.json(
+        "PUT",
+        "/v1/segments/Yq",
+        a,
+        json!({"expr": "country = \"NL\""}),
+    )
+    .await;
+    s.json(
+        "PUT",
+        "/v1/segments/yq",
+        a,
+        json!({"expr": "country = \"DE\""}),
+    )
+    .await;
+    let mut full = Vec::new();
+    for name in ["Yq", "yq"] {
+        let (status, text) = s
+            .call(
+                "POST",
+                &format!("/v1/segments/{name}/export"),
+                Some(a),
+                Some(r#"{"format": "hashes"}"#),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{text}");
+        full.push(sorted_lines(&text));
+    }
+    assert_eq!(full[0].len(), 3, "two NL emails and a phone");
+    assert_eq!(full[1].len(), 1, "one consented DE email");
+    for (i, name) in ["Yq", "yq"].into_iter().enumerate() {
+        let (status, adds) = s
+            .call(
+                "POST",
+                &format!("/v1/segments/{name}/export"),
+                Some(a),
+                Some(r#"{"format": "hashes", "mode": "adds"}"#),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{adds}");
+        assert_eq!(
+            sorted_lines(&adds),
+            full[i],
+            "{name}'s first adds are its members"
+        );
+    }
+    // Acknowledging one leaves the other pending.
+    s.json(
+        "POST",
+        "/v1/segments/Yq/export/ack",
+        a,
+        json!({"format": "hashes"}),
+    )
+    .await;
+    let (_, adds) = s
+        .call(
+            "POST",
+            "/v1/segments/Yq/export",
+            Some(a),
+            Some(r#"{"format": "hashes", "mode": "adds"}"#),
+        )
+        .await;
+    assert_eq!(adds, "", "Yq was acknowledged");
+    let ack = s
+        .json(
+            "POST",
+            "/v1/segments/yq/export/ack",
+            a,
+            json!({"format": "hashes"}),
+        )
+        .await;
+    assert_eq!(ack["profiles"], 1, "{ack}");
+}

@@ -14,6 +14,9 @@
 //! an erasure's batch and its key destruction, after the key, and between a sync and the
 //! rename of its acknowledgement — the windows a random kill rarely hits.
 //!
+//! First, a child dies right after an idempotent ingest committed (before answering); the
+//! retry with the same key must answer the first report and store nothing twice.
+//!
 //! Rounds: `CIDB_CRASH_ROUNDS` (default 6). Seed: `CIDB_CRASH_SEED` (default: time).
 
 use cidb::export::Format;
@@ -74,8 +77,61 @@ fn sync_and_ack(db: &Engine, out: &std::path::Path, tag: &str) {
     say(format!("acked {tag}"));
 }
 
+/// The request an idempotent ingest sends (and retries).
+fn idempotent_batch() -> (Vec<String>, cidb::IdempotencyKey) {
+    let records = (0..50)
+        .map(|k| {
+            serde_json::json!({
+                "source": "app",
+                "identifiers": { "email": format!("i{k}@ops.example") },
+                "events": [{ "type": "open", "at": "2026-01-01T00:00:00Z" }],
+            })
+            .to_string()
+        })
+        .collect();
+    let key = cidb::IdempotencyKey {
+        key: [3; 32],
+        request: [4; 32],
+    };
+    (records, key)
+}
+
+/// A child that dies right after an idempotent ingest committed, before it could answer:
+/// the retry must get the first answer and store nothing twice.
+fn idempotent_retry_after_a_crash(dir: &std::path::Path) -> Vec<String> {
+    let status = Command::new(std::env::current_exe().unwrap())
+        .env("CIDB_OPS_CHILD", dir)
+        .env("CIDB_OPS_MODE", "idempotent")
+        .env("CIDB_OPS_START", "0")
+        .env("CIDB_CRASH_AT", "ingest.after_commit")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    let mut problems = Vec::new();
+    if status.success() {
+        problems.push("the child was meant to die at ingest.after_commit".into());
+    }
+    let db = Engine::open(dir).unwrap();
+    let events = db.stats().events;
+    let (records, key) = idempotent_batch();
+    match db.ingest_json_idempotent(&records, &key).unwrap() {
+        cidb::IdempotentIngest::Replayed { report, .. } if report.accepted == 50 => {}
+        other => problems.push(format!("retry after the crash: {other:?}")),
+    }
+    if db.stats().events != events {
+        problems.push("the retry stored the events again".into());
+    }
+    problems
+}
+
 fn child(dir: &str, mode: &str, start: u64) {
     let db = Engine::open(dir).expect("child opens the database");
+    if mode == "idempotent" {
+        let (records, key) = idempotent_batch();
+        db.ingest_json_idempotent(&records, &key).unwrap();
+        return;
+    }
     let out = tempfile::tempdir().unwrap();
     for k in start..PEOPLE {
         match mode {
@@ -131,6 +187,16 @@ fn main() {
         Segments::new(&db).sync(DESTINATION, out.path()).unwrap();
         db.sync_ack(DESTINATION).unwrap();
     }
+    let problems = idempotent_retry_after_a_crash(dir.path());
+    if !problems.is_empty() {
+        println!("idempotent retry after a crash: FAILED");
+        for p in &problems {
+            println!("  {p}");
+        }
+        println!("0 passed, 1 failed");
+        std::process::exit(1);
+    }
+    println!("idempotent retry after a crash: ok");
     // Modes in turn; the crash points come in every second cycle.
     let plan: [(&str, Option<&str>); 6] = [
         ("forget", None),

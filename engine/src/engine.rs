@@ -224,6 +224,12 @@ impl Engine {
             engine.checkpoint()?;
         }
         engine.finish_interrupted_erasures()?;
+        let expired = engine
+            .store
+            .prune_idempotency(crate::time::now_millis() - crate::ingest::IDEMPOTENCY_TTL_MS)?;
+        if expired > 0 {
+            tracing::info!(expired, "expired idempotency keys removed");
+        }
         Ok(engine)
     }
 
@@ -242,8 +248,16 @@ impl Engine {
     /// Ingests JSON records (one JSON object per string) as one atomic batch. A bad
     /// record is reported with its 1-based position and does not stop the others.
     pub fn ingest_json<S: AsRef<str>>(&self, records: &[S]) -> Result<IngestReport, IngestError> {
+        self.ingest_parsed(self.parse_json_batch(records))
+    }
+
+    /// Parses JSON records for one batch, numbered from 1, with their link keys.
+    pub(crate) fn parse_json_batch<S: AsRef<str>>(
+        &self,
+        records: &[S],
+    ) -> crate::ingest::ParsedBatch {
         let now = crate::time::now_millis();
-        let parsed = records
+        records
             .iter()
             .enumerate()
             .map(|(i, r)| {
@@ -253,8 +267,7 @@ impl Engine {
                 }
                 (i as u64 + 1, parsed)
             })
-            .collect();
-        self.ingest_parsed(parsed)
+            .collect()
     }
 
     /// Writes an index checkpoint now (done automatically as profiles change and on drop).

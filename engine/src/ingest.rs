@@ -9,6 +9,8 @@
 use crate::engine::{Engine, WriterState};
 use crate::error::{IngestError, StorageError};
 use crate::record::{ParsedRecord, RejectReason};
+use crate::store::IdempotencyEntry;
+use crate::time::Millis;
 use crate::report::IngestReport;
 use crate::writer::{BatchPlan, Overlay, PreparedBatch, ResolvedBatch, StoredLinks};
 use crate::MAX_BATCH_RECORDS;
@@ -17,21 +19,115 @@ use crossbeam_channel::{bounded, Receiver};
 /// One batch of parsed records with their line numbers.
 pub(crate) type ParsedBatch = Vec<(u64, Result<ParsedRecord, RejectReason>)>;
 
+/// How long an idempotency key's answer is kept: a retry within this time gets the first
+/// answer instead of a second ingest.
+pub const IDEMPOTENCY_TTL_MS: Millis = 24 * 60 * 60 * 1000;
+
+/// A client's idempotency key for one ingest request (SHA-256 of the key as sent) and the
+/// SHA-256 of the request it came with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    /// SHA-256 of the client's key.
+    pub key: [u8; 32],
+    /// SHA-256 of the request body.
+    pub request: [u8; 32],
+}
+
+/// The outcome of [`Engine::ingest_json_idempotent`].
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum IdempotentIngest {
+    /// The records were ingested now.
+    Applied(IngestReport),
+    /// The same key and request were ingested before (at `at`): nothing was ingested
+    /// again; this is the first answer.
+    Replayed {
+        /// The first answer.
+        report: IngestReport,
+        /// When the first request was ingested.
+        at: Millis,
+    },
+    /// The key was used for another request within [`IDEMPOTENCY_TTL_MS`].
+    KeyReused {
+        /// When the key was first used.
+        at: Millis,
+    },
+}
+
 impl Engine {
     /// Ingests already-parsed records (with their line numbers) as one atomic batch.
     pub fn ingest_parsed(
         &self,
-        mut items: Vec<(u64, Result<ParsedRecord, RejectReason>)>,
+        items: Vec<(u64, Result<ParsedRecord, RejectReason>)>,
     ) -> Result<IngestReport, IngestError> {
         check_batch_size(&items)?;
         let mut w = self.writer.lock().expect("writer lock");
+        self.ingest_locked(&mut w, items, None)
+    }
+
+    /// Like [`Engine::ingest_json`], once per idempotency key: the key, the request's
+    /// digest and the answer are written in the batch itself, so a retry (after a
+    /// timeout, a lost answer or a crash) within [`IDEMPOTENCY_TTL_MS`] gets the first
+    /// answer and ingests nothing, and a retry can never apply the records twice. A retry
+    /// that arrives while the first request still runs waits for it.
+    pub fn ingest_json_idempotent<S: AsRef<str>>(
+        &self,
+        records: &[S],
+        idempotency: &IdempotencyKey,
+    ) -> Result<IdempotentIngest, IngestError> {
+        let items = self.parse_json_batch(records);
+        check_batch_size(&items)?;
+        let mut w = self.writer.lock().expect("writer lock");
+        let now = crate::time::now_millis();
+        if let Some(entry) = self.store.idempotency(&idempotency.key)? {
+            if now - entry.at < IDEMPOTENCY_TTL_MS {
+                return Ok(if entry.request == idempotency.request {
+                    IdempotentIngest::Replayed {
+                        report: entry.report,
+                        at: entry.at,
+                    }
+                } else {
+                    IdempotentIngest::KeyReused { at: entry.at }
+                });
+            }
+        }
+        let report = self.ingest_locked(&mut w, items, Some((idempotency, now)))?;
+        Ok(IdempotentIngest::Applied(report))
+    }
+
+    /// One batch under the writer lock; with `idempotency`, its answer is recorded in the
+    /// same atomic write.
+    fn ingest_locked(
+        &self,
+        w: &mut WriterState,
+        mut items: ParsedBatch,
+        idempotency: Option<(&IdempotencyKey, Millis)>,
+    ) -> Result<IngestReport, IngestError> {
         let counters = w.counters.clone();
         let stored = StoredLinks::read(&self.store, &self.state, &mut items);
+        let entry = |report: &IngestReport, at| IdempotencyEntry {
+            at,
+            request: idempotency.map(|(k, _)| k.request).unwrap_or_default(),
+            report: report.clone(),
+        };
         match self.plan_batch(items, stored, counters, Overlay::default())? {
-            Planned::Nothing(report) => Ok(report),
+            Planned::Nothing(report) => {
+                if let Some((key, at)) = idempotency {
+                    self.store.put_idempotency(&key.key, &entry(&report, at))?;
+                }
+                Ok(report)
+            }
             Planned::Batch(resolved, _) => {
-                let prepared = resolved.prepare(&self.store)?;
-                Ok(self.commit_prepared(&mut w, prepared)?)
+                let mut prepared = resolved.prepare(&self.store)?;
+                if let Some((key, at)) = idempotency {
+                    // The answer as the commit will give it (the report is final here).
+                    prepared
+                        .batch
+                        .put_idempotency(&key.key, &entry(&prepared.report, at));
+                }
+                let report = self.commit_prepared(w, prepared)?;
+                crate::crash_point::crash_point("ingest.after_commit");
+                Ok(report)
             }
         }
     }
@@ -39,9 +135,13 @@ impl Engine {
     /// Ingests a stream of batches, each atomic and durable before the next is applied,
     /// resolving each batch while the previous one commits. `on_committed` sees each
     /// batch's report once it is durable.
+    ///
+    /// With `import`, each batch also records (in its own atomic write) the last input
+    /// line it covers, so a rerun of the same input after a crash resumes after it.
     pub(crate) fn ingest_batches(
         &self,
         mut batches: impl Iterator<Item = ParsedBatch>,
+        import: Option<&crate::store::ImportKey>,
         on_committed: &mut dyn FnMut(&IngestReport),
     ) -> Result<IngestReport, IngestError> {
         let mut w = self.writer.lock().expect("writer lock");
@@ -51,10 +151,12 @@ impl Engine {
         std::thread::scope(|scope| {
             scope.spawn(move || {
                 for job in job_rx {
-                    let outcome = job
-                        .batch
-                        .prepare(&self.store)
-                        .and_then(|prepared| self.commit_prepared(w, prepared));
+                    let outcome = job.batch.prepare(&self.store).and_then(|mut prepared| {
+                        if let (Some(import), Some(line)) = (import, job.last_line) {
+                            prepared.batch.put_import_progress(import, line);
+                        }
+                        self.commit_prepared(w, prepared)
+                    });
                     let failed = outcome.is_err();
                     let _ = job.done.send(outcome);
                     if failed {
@@ -74,6 +176,7 @@ impl Engine {
             let mut in_flight: Option<Receiver<Commit>> = None;
             let mut next = self.next_batch(&mut batches)?;
             while let Some((items, stored)) = next.take() {
+                let last_line = items.last().map(|(line, _)| *line);
                 let planned = self.plan_batch(
                     items,
                     stored,
@@ -99,10 +202,11 @@ impl Engine {
                 let (done_tx, done_rx) = bounded(1);
                 let job = Job {
                     batch: *resolved,
+                    last_line,
                     done: done_tx,
                 };
                 if job_tx.send(job).is_err() {
-                    return Err(StorageError::Sled("the commit thread stopped".into()).into());
+                    return Err(StorageError::CommitThreadStopped.into());
                 }
                 in_flight = Some(done_rx);
                 previous = overlay;
@@ -208,6 +312,8 @@ type Commit = Result<IngestReport, StorageError>;
 /// A batch for the committer thread, with where to say how its commit went.
 struct Job {
     batch: ResolvedBatch,
+    /// The last input line the batch covers (recorded with it for resumable imports).
+    last_line: Option<u64>,
     done: crossbeam_channel::Sender<Commit>,
 }
 

@@ -1,6 +1,6 @@
 //! The ingest report.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// At most this many rejected lines and warnings are listed one by one; the totals count
@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 pub const MAX_LISTED_PROBLEMS: usize = 1000;
 
 /// A rejected record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rejected {
     /// 1-based line (JSON Lines, CSV data row counted from the header line) or position in
     /// the batch.
@@ -20,7 +20,7 @@ pub struct Rejected {
 }
 
 /// A problem with one field that did not reject the record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Warning {
     /// Line, as in [`Rejected`].
     pub line: u64,
@@ -31,7 +31,7 @@ pub struct Warning {
 }
 
 /// What an ingest did.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct IngestReport {
     /// Records read.
     pub records: u64,

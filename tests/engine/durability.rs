@@ -203,3 +203,46 @@ fn a_database_held_open_is_reported_as_locked() {
         Ok(_) => panic!("opened twice"),
     }
 }
+
+/// A retried ingest with the same idempotency key and request answers the first report
+/// and stores nothing twice; the same key with another request is refused; the answer
+/// survives a reopen.
+#[test]
+fn idempotent_ingest_applies_once() {
+    use cidb::{IdempotencyKey, IdempotentIngest};
+    let dir = tempfile::tempdir().unwrap();
+    let records = [
+        r#"{"source":"crm","identifiers":{"email":"once@example.com"},"events":[{"type":"purchase","at":"2026-01-01T00:00:00Z","value":5}]}"#,
+    ];
+    let key = IdempotencyKey {
+        key: [7; 32],
+        request: [1; 32],
+    };
+    let first = {
+        let db = Engine::open(dir.path()).unwrap();
+        let IdempotentIngest::Applied(first) = db.ingest_json_idempotent(&records, &key).unwrap()
+        else {
+            panic!("the first request is applied");
+        };
+        match db.ingest_json_idempotent(&records, &key).unwrap() {
+            IdempotentIngest::Replayed { report, .. } => assert_eq!(report, first),
+            other => panic!("a retry is replayed, got {other:?}"),
+        }
+        first
+    };
+    let db = Engine::open(dir.path()).unwrap();
+    match db.ingest_json_idempotent(&records, &key).unwrap() {
+        IdempotentIngest::Replayed { report, .. } => assert_eq!(report, first),
+        other => panic!("a retry after a reopen is replayed, got {other:?}"),
+    }
+    let other = IdempotencyKey {
+        request: [2; 32],
+        ..key
+    };
+    assert!(matches!(
+        db.ingest_json_idempotent(&records, &other).unwrap(),
+        IdempotentIngest::KeyReused { .. }
+    ));
+    assert_eq!(db.stats().events, 1, "the events were stored once");
+    assert_eq!(db.stats().records, 1);
+}

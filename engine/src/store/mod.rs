@@ -98,6 +98,45 @@ impl WriteBatch {
         self.batch
             .insert(keys::meta("counters"), codec::encode(counters));
     }
+
+    /// Records, in the batch itself, that an import has applied its input up to `line`.
+    pub(crate) fn put_import_progress(&mut self, import: &ImportKey, line: u64) {
+        self.batch
+            .insert(import_progress_key(import), &line.to_le_bytes()[..]);
+    }
+}
+
+impl WriteBatch {
+    /// Records, in the batch itself, the answer to an idempotent ingest.
+    pub(crate) fn put_idempotency(&mut self, key: &[u8; 32], entry: &IdempotencyEntry) {
+        self.batch
+            .insert(idempotency_key(key), codec::encode(entry));
+    }
+}
+
+/// What an idempotent ingest left: when, the digest of the request, and its answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct IdempotencyEntry {
+    pub(crate) at: crate::time::Millis,
+    pub(crate) request: [u8; 32],
+    pub(crate) report: crate::report::IngestReport,
+}
+
+fn idempotency_key(key: &[u8; 32]) -> Vec<u8> {
+    let mut k = keys::meta("idem/");
+    k.extend_from_slice(key);
+    k
+}
+
+/// Identifies one import input (see `import::ImportOptions::resumable`).
+pub(crate) type ImportKey = [u8; 32];
+
+fn import_progress_key(import: &ImportKey) -> Vec<u8> {
+    let mut name = String::from("import/");
+    for b in import {
+        name.push_str(&format!("{b:02x}"));
+    }
+    keys::meta(&name)
 }
 
 impl Store {
@@ -482,6 +521,63 @@ impl Store {
         // sync states, audit bitmaps) is finished on open until it is removed.
         b.insert(&keys::prefixed_pid(keys::ERASURE, pid)[..], &[][..]);
         self.db.apply_batch(b)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// The answer recorded for an idempotency key, if any.
+    pub(crate) fn idempotency(&self, key: &[u8; 32]) -> Result<Option<IdempotencyEntry>, StorageError> {
+        match self.db.get(idempotency_key(key))? {
+            Some(v) => codec::decode("idempotency entry", &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes an idempotency entry on its own (for a request that changed nothing).
+    pub(crate) fn put_idempotency(&self, key: &[u8; 32], entry: &IdempotencyEntry) -> Result<(), StorageError> {
+        self.db.insert(idempotency_key(key), codec::encode(entry))?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Removes idempotency entries recorded before `before`; returns how many.
+    pub(crate) fn prune_idempotency(&self, before: crate::time::Millis) -> Result<usize, StorageError> {
+        let mut batch = sled::Batch::default();
+        let mut removed = 0;
+        for item in self.db.scan_prefix(keys::meta("idem/")) {
+            let (k, v) = item?;
+            let entry: IdempotencyEntry = codec::decode("idempotency entry", &v)?;
+            if entry.at < before {
+                batch.remove(k);
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            self.db.apply_batch(batch)?;
+        }
+        Ok(removed)
+    }
+
+    /// The last input line an interrupted import of `import` applied.
+    pub(crate) fn import_progress(&self, import: &ImportKey) -> Result<Option<u64>, StorageError> {
+        let key = import_progress_key(import);
+        match self.db.get(&key)? {
+            None => Ok(None),
+            Some(v) => v
+                .as_ref()
+                .try_into()
+                .map(|b| Some(u64::from_le_bytes(b)))
+                .map_err(|_| StorageError::Corrupted {
+                    what: "import progress",
+                    key,
+                    detail: format!("{} bytes, expected 8", v.len()),
+                }),
+        }
+    }
+
+    /// Forgets an import's progress once it finished; durable.
+    pub(crate) fn clear_import_progress(&self, import: &ImportKey) -> Result<(), StorageError> {
+        self.db.remove(import_progress_key(import))?;
         self.db.flush()?;
         Ok(())
     }

@@ -55,6 +55,7 @@ pub use error::{Error, ImportError, IngestError, OpenError, StorageError};
 pub use forget::{ForgetOptions, ForgetReport, ERASED_LIST};
 pub use generate::{GenerateSummary, Generator, REFERENCE_TIME};
 pub use identity::IdentityRules;
+pub use ingest::{IdempotencyKey, IdempotentIngest, IDEMPOTENCY_TTL_MS};
 pub use import::{ImportOptions, Progress, MAX_LINE_BYTES};
 pub use index::{
     bool_text, scale_number, Bsi, Cmp, EventIndex, EventKey, IndexSizes, Indexes, NumericKey,

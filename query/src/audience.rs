@@ -51,8 +51,11 @@ impl Segments<'_> {
         out: &mut dyn Write,
     ) -> Result<ExportReport, Error> {
         let segment = segment_or_expr(self, segment)?;
-        let sets = self.evaluate_all(&[&segment, policy.unwrap_or(DEFAULT_POLICY)])?;
-        Ok(self.engine().export(&sets[0], &sets[1], options, out)?)
+        let policy = policy.unwrap_or(DEFAULT_POLICY);
+        let sets = self.evaluate_all(&[&segment, policy])?;
+        // The audit entry records the policy applied.
+        let options = options.clone().with_policy_text(policy);
+        Ok(self.engine().export(&sets[0], &sets[1], &options, out)?)
     }
 
     /// Creates (or replaces) a destination after checking its segment and policy.
@@ -79,12 +82,13 @@ impl Segments<'_> {
     /// Syncs a destination into `out_dir` (`adds.*`, `removes.*`); acknowledge with
     /// [`engine::Engine::sync_ack`] once uploaded.
     pub fn sync(&self, destination: &str, out_dir: &Path) -> Result<SyncReport, Error> {
-        let dest = self.engine().destination(destination)?.ok_or_else(|| {
-            engine::Error::NotFound {
-                what: "destination",
-                name: destination.to_string(),
-            }
-        })?;
+        let dest =
+            self.engine()
+                .destination(destination)?
+                .ok_or_else(|| engine::Error::NotFound {
+                    what: "destination",
+                    name: destination.to_string(),
+                })?;
         let segment = segment_or_expr(self, &dest.segment)?;
         let sets = self.evaluate_all(&[&segment, &dest.policy])?;
         Ok(self

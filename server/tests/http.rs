@@ -245,6 +245,19 @@ async fn every_route_answers() {
             json!({"expr": "ALL", "field": "country"}),
         )
         .await;
+    assert_eq!(
+        (&b["values"], &b["suppressed"]["groups"]),
+        (&json!([]), &json!(2)),
+        "an analyst sees no group under 10 members: {b}"
+    );
+    let b = s
+        .json(
+            "POST",
+            "/v1/segments/breakdown",
+            &s.admin,
+            json!({"expr": "ALL", "field": "country"}),
+        )
+        .await;
     assert_eq!(b["values"][0], json!({"value": "nl", "count": 3}));
     let o = s
         .json(
@@ -1457,4 +1470,203 @@ async fn segments_differing_in_case_sync_separately() {
         )
         .await;
     assert_eq!(ack["profiles"], 1, "{ack}");
+}
+
+/// Issue 13 (5): a breakdown by `first_name` of a one-person segment showed an analyst
+/// the name. Personal fields are refused for analysts; groups under the minimum group
+/// size are suppressed for them (number and total only). Admins see everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn analyst_breakdowns_show_no_personal_values() {
+    let s = start(&["--min-group-size", "2"]);
+    for field in [
+        "first_name",
+        "last_name",
+        "birth_date",
+        "work_email",
+        "street_address",
+    ] {
+        let body = json!({"expr": "country = \"NL\"", "field": field}).to_string();
+        let (status, text) = s
+            .call(
+                "POST",
+                "/v1/segments/breakdown",
+                Some(&s.analyst),
+                Some(&body),
+            )
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{field}: {text}");
+        assert_eq!(error_code(&text), "forbidden");
+        assert!(text.contains("personal"), "{text}");
+        assert!(!text.to_lowercase().contains("anna"), "{text}");
+    }
+    let by_name = s
+        .json(
+            "POST",
+            "/v1/segments/breakdown",
+            &s.admin,
+            json!({"expr": "country = \"NL\"", "field": "first_name"}),
+        )
+        .await;
+    assert_eq!(by_name["values"], json!([{"value": "anna", "count": 1}]));
+    assert!(by_name.get("suppressed").is_none(), "{by_name}");
+
+    // NL has 2 members, DE 1: with a minimum group of 2 the analyst sees NL only.
+    let analyst = s
+        .json(
+            "POST",
+            "/v1/segments/breakdown",
+            &s.analyst,
+            json!({"expr": "ALL", "field": "country"}),
+        )
+        .await;
+    assert_eq!(
+        analyst["values"],
+        json!([{"value": "nl", "count": 2}]),
+        "{analyst}"
+    );
+    assert_eq!(
+        analyst["suppressed"],
+        json!({"groups": 1, "count": 1, "min_group_size": 2})
+    );
+    assert_eq!(analyst["count"], 3);
+    let admin = s
+        .json(
+            "POST",
+            "/v1/segments/breakdown",
+            &s.admin,
+            json!({"expr": "ALL", "field": "country"}),
+        )
+        .await;
+    assert_eq!(
+        admin["values"],
+        json!([{"value": "nl", "count": 2}, {"value": "de", "count": 1}])
+    );
+}
+
+/// Issue 13 (5): an analyst exported with `"policy": "NOT consent(\"custom_audiences\")"`
+/// and got the people who declined, and the audit entry did not record the policy. An
+/// analyst's policy now only adds conditions to the default; the audit records the
+/// policy applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn analyst_export_policies_only_narrow() {
+    let s = start(&[]);
+    let declined = json!([{"source": "crm", "identifiers": {"email": "declined@example.com"},
+        "attributes": {"country": "NL"}, "consent": {"custom_audiences": false}}]);
+    s.json("POST", "/v1/records", &s.ingest, declined).await;
+    s.json(
+        "PUT",
+        "/v1/segments/nl",
+        &s.analyst,
+        json!({"expr": "country = \"NL\""}),
+    )
+    .await;
+    let export = |key: &str, body: Value| {
+        let key = key.to_string();
+        let s = &s;
+        async move {
+            let (status, text) = s
+                .call(
+                    "POST",
+                    "/v1/segments/nl/export",
+                    Some(&key),
+                    Some(&body.to_string()),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{body}: {text}");
+            text.lines().count()
+        }
+    };
+    let declined_policy = r#"NOT consent("custom_audiences")"#;
+    assert_eq!(
+        export(
+            &s.analyst,
+            json!({"format": "hashes", "policy": declined_policy})
+        )
+        .await,
+        0,
+        "an analyst's policy cannot reach the people who declined"
+    );
+    assert_eq!(
+        export(
+            &s.analyst,
+            json!({"format": "hashes", "policy": "interests HAS \"running\""})
+        )
+        .await,
+        2,
+        "it can narrow the audience (Anna's email and phone)"
+    );
+    assert_eq!(
+        export(
+            &s.admin,
+            json!({"format": "hashes", "policy": declined_policy})
+        )
+        .await,
+        1,
+        "an admin's policy replaces the default"
+    );
+    // A policy that tries to break out of its parentheses is not an expression.
+    let (status, text) = s
+        .call(
+            "POST",
+            "/v1/segments/nl/export",
+            Some(&s.analyst),
+            Some(&json!({"format": "hashes", "policy": "ALL) OR (ALL"}).to_string()),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&text).as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_expression"),
+        "{text}"
+    );
+
+    // Diff syncs: the destination is created with the effective policy, and keeps it.
+    let adds = |policy: Option<&str>| {
+        let mut body = json!({"format": "hashes", "mode": "adds"});
+        if let Some(p) = policy {
+            body["policy"] = json!(p);
+        }
+        let s = &s;
+        async move {
+            s.call(
+                "POST",
+                "/v1/segments/nl/export",
+                Some(&s.analyst),
+                Some(&body.to_string()),
+            )
+            .await
+        }
+    };
+    let (status, text) = adds(Some(declined_policy)).await;
+    assert_eq!(
+        (status, text.as_str()),
+        (StatusCode::OK, ""),
+        "nobody who declined"
+    );
+    let (status, text) = adds(Some("ALL")).await;
+    assert_eq!(
+        (status, error_code(&text).as_str()),
+        (StatusCode::CONFLICT, "conflict"),
+        "a destination's policy does not change between syncs: {text}"
+    );
+    let (status, _) = adds(None).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let audit = s.json("GET", "/v1/audit", &s.admin, json!({})).await;
+    let policies: Vec<&Value> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "export")
+        .map(|e| &e["details"]["policy"])
+        .collect();
+    assert_eq!(
+        policies,
+        [
+            &json!(format!(
+                "(consent(\"custom_audiences\")) AND ({declined_policy})"
+            )),
+            &json!("(consent(\"custom_audiences\")) AND (interests HAS \"running\")"),
+            &json!(declined_policy),
+        ]
+    );
 }

@@ -30,6 +30,9 @@ pub struct ExportOptions {
     pub min_audience: u64,
     /// `session_id` of `meta-api` bodies (kept deterministic: same options, same bytes).
     pub session_id: u64,
+    /// The policy's expression text, recorded in the audit entry (the query layer sets
+    /// it; the engine never parses it).
+    pub policy_text: Option<String>,
 }
 
 impl ExportOptions {
@@ -41,6 +44,7 @@ impl ExportOptions {
             threads: 0,
             min_audience: DEFAULT_MIN_AUDIENCE,
             session_id: 1,
+            policy_text: None,
         }
     }
 
@@ -59,6 +63,12 @@ impl ExportOptions {
     /// Sets the minimum audience size for the warning.
     pub fn with_min_audience(mut self, n: u64) -> Self {
         self.min_audience = n;
+        self
+    }
+
+    /// Sets the policy text the audit entry records.
+    pub fn with_policy_text(mut self, policy: impl Into<String>) -> Self {
+        self.policy_text = Some(policy.into());
         self
     }
 
@@ -248,6 +258,7 @@ impl Engine {
                 "removed_by_policy": report.removed_by_policy,
                 "removed_by_suppression": report.removed_by_suppression,
                 "profiles": report.profiles, "rows": report.rows,
+                "policy": options.policy_text,
             }),
             Some(&included),
         )?;

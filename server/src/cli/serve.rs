@@ -45,6 +45,10 @@ pub struct ServeArgs {
     /// their connections are dropped and the database is closed.
     #[arg(long, default_value_t = 5_000)]
     pub shutdown_timeout_ms: u64,
+    /// Smallest group an analyst's breakdown shows; smaller groups are suppressed (only
+    /// their number and total are given). Admin keys see every group.
+    #[arg(long, default_value_t = 10)]
+    pub min_group_size: u64,
 }
 
 impl ServeArgs {
@@ -67,6 +71,7 @@ impl ServeArgs {
             body_timeout: Duration::from_millis(self.body_timeout_ms),
             idle_timeout: Duration::from_millis(self.idle_timeout_ms),
             shutdown_timeout: Duration::from_millis(self.shutdown_timeout_ms),
+            min_group_size: self.min_group_size,
         }
     }
 }

@@ -9,6 +9,7 @@
 //! semaphore (`max_evaluations`); a request that cannot get a slot within
 //! `queue_wait` is answered 503, so `/healthz` stays responsive under any load.
 
+mod analyst;
 mod conn;
 mod error;
 mod metrics;
@@ -55,6 +56,8 @@ pub struct ServeOptions {
     /// After SIGINT or SIGTERM: how long running requests may take to finish before
     /// their connections are dropped.
     pub shutdown_timeout: Duration,
+    /// Smallest group an analyst's breakdown shows; smaller ones are suppressed.
+    pub min_group_size: u64,
 }
 
 impl Default for ServeOptions {
@@ -71,6 +74,7 @@ impl Default for ServeOptions {
             body_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(5),
+            min_group_size: 10,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Route handlers. Every body is read with the server's size limit and parsed here, so
 //! malformed JSON gets a JSON error with its line and column.
 
-use super::{stream, ApiError, AppState};
+use super::{analyst, stream, ApiError, AppState};
 use crate::keys::Role;
 use crate::render;
 use axum::body::Body;
@@ -244,14 +244,15 @@ async fn on_expression<T, F>(
 ) -> Result<(T, i64), ApiError>
 where
     T: Send + 'static,
-    F: FnOnce(&query::Segments<'_>, ExprBody) -> Result<T, ApiError> + Send + 'static,
+    F: FnOnce(&query::Segments<'_>, ExprBody, Role) -> Result<T, ApiError> + Send + 'static,
 {
     let (who, b): (_, ExprBody) = authorized_body(state, headers, ANALYST, body).await?;
     let at = parse_at(b.at.as_deref())?;
     let limits = state.options.expr_limits;
+    let role = who.role;
     let result = state
         .run(&who, move |db, cache| {
-            work(&AppState::segments(db, cache, &limits, at), b)
+            work(&AppState::segments(db, cache, &limits, at), b, role)
         })
         .await?;
     Ok((result, at))
@@ -262,7 +263,7 @@ async fn count(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let (n, at) = on_expression(&state, &headers, body, |s, b| Ok(s.count(&b.expr)?)).await?;
+    let (n, at) = on_expression(&state, &headers, body, |s, b, _| Ok(s.count(&b.expr)?)).await?;
     Ok(Json(json!({"count": n, "at": format_rfc3339(at)})))
 }
 
@@ -271,7 +272,7 @@ async fn sample(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let ((count, ids), at) = on_expression(&state, &headers, body, |s, b| {
+    let ((count, ids), at) = on_expression(&state, &headers, body, |s, b, _| {
         let size = b.size.unwrap_or(100);
         if size > MAX_SAMPLE {
             return Err(ApiError::new(
@@ -294,15 +295,35 @@ async fn breakdown(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let (result, at) = on_expression(&state, &headers, body, |s, b| {
+    let min_group_size = state.options.min_group_size;
+    let ((result, suppressed), at) = on_expression(&state, &headers, body, move |s, b, role| {
         let field = b
             .field
             .as_deref()
             .ok_or_else(|| ApiError::bad_request("`field` is required"))?;
-        Ok(s.breakdown(&b.expr, field, b.top.unwrap_or(10))?)
+        let analyst = role != Role::Admin;
+        if analyst && analyst::personal_field(field) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!(
+                    "an analyst key may not break down by `{field}`: its values are personal \
+                     data (names, contact details, addresses, exact birth dates); count with \
+                     it, or break down by a field such as country, city or interests"
+                ),
+            ));
+        }
+        let mut result = s.breakdown(&b.expr, field, b.top.unwrap_or(10))?;
+        let suppressed =
+            analyst.then(|| analyst::suppress_small_groups(&mut result, min_group_size));
+        Ok((result, suppressed))
     })
     .await?;
-    Ok(Json(render::breakdown(&result, at)))
+    let mut answer = render::breakdown(&result, at);
+    if let Some(suppressed) = suppressed {
+        answer["suppressed"] = suppressed;
+    }
+    Ok(Json(answer))
 }
 
 async fn explain(
@@ -310,7 +331,7 @@ async fn explain(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let (e, _) = on_expression(&state, &headers, body, |s, b| Ok(s.explain(&b.expr)?)).await?;
+    let (e, _) = on_expression(&state, &headers, body, |s, b, _| Ok(s.explain(&b.expr)?)).await?;
     Ok(Json(render::explain(&e)))
 }
 
@@ -467,7 +488,9 @@ fn destination_name(segment: &str, format: Format) -> Result<String, ApiError> {
     }
 }
 
-/// `POST /v1/segments/{name}/export`: the hashed audience, streamed.
+/// `POST /v1/segments/{name}/export`: the hashed audience, streamed (`full`), or the adds
+/// or removes of a diff sync, computed before the answer starts (so a busy destination
+/// or a failure is a proper error status, never a cut stream) and then streamed.
 async fn export(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -486,28 +509,65 @@ async fn export(
     if !matches!(mode.as_str(), "full" | "adds" | "removes") {
         return Err(ApiError::bad_request("`mode`: full, adds or removes"));
     }
-    let policy = b
-        .policy
-        .clone()
-        .unwrap_or_else(|| query::DEFAULT_POLICY.into());
+    let requested = b.policy.clone();
+    let policy = analyst::effective_policy(who.role, requested.as_deref());
     let limits = state.options.expr_limits;
-    // Check everything before the response starts.
-    {
-        let (name, policy, limits) = (name.clone(), policy.clone(), limits);
-        state
-            .run(&who, move |db, cache| {
-                let s = AppState::segments(db, cache, &limits, engine::now_millis());
-                s.get(&name)?;
-                s.count(&policy)?;
-                Ok(())
-            })
-            .await?;
-    }
     let content_type = match format {
         Format::MetaApi | Format::GoogleApi => "application/x-ndjson",
         Format::MetaCsv | Format::GoogleCsv => "text/csv; charset=utf-8",
         Format::Hashes => "text/plain; charset=utf-8",
     };
+    // Check everything before the response starts.
+    let check = {
+        let (name, policy, requested) = (name.clone(), policy.clone(), requested.clone());
+        move |s: &query::Segments<'_>| -> Result<(), ApiError> {
+            s.get(&name)?;
+            if let Some(p) = &requested {
+                s.count(p)?;
+            }
+            s.count(&policy)?;
+            Ok(())
+        }
+    };
+    if mode != "full" {
+        let dest = destination_name(&name, format)?;
+        let file = state
+            .run(&who, move |db, cache| {
+                let s = AppState::segments(db, cache, &limits, engine::now_millis());
+                check(&s)?;
+                let spec = query::DestinationSpec {
+                    name: dest.clone(),
+                    format,
+                    platform,
+                    segment: name.clone(),
+                    policy: Some(policy.clone()),
+                    additive_only: false,
+                };
+                prepare_destination(db, &s, &spec, requested.is_some())?;
+                let dir = ScratchDir::new();
+                let report = s.sync(&dest, dir.path())?;
+                let file = if mode == "adds" {
+                    report.adds_file
+                } else {
+                    report.removes_file
+                };
+                Ok((dir, file))
+            })
+            .await?;
+        let (writer, response_body) = stream::channel();
+        tokio::task::spawn_blocking(move || stream_file(file, writer));
+        return Ok(([(header::CONTENT_TYPE, content_type)], response_body).into_response());
+    }
+    state
+        .run(&who, move |db, cache| {
+            check(&AppState::segments(
+                db,
+                cache,
+                &limits,
+                engine::now_millis(),
+            ))
+        })
+        .await?;
     let (writer, response_body) = stream::channel();
     let permit = state
         .slots
@@ -516,89 +576,118 @@ async fn export(
         .map_err(|_| ApiError::overloaded())?;
     let engine = state.engine.clone();
     let cache = state.cache.clone();
-    let dest = destination_name(&name, format)?;
     let actor = format!("key:{}", who.id);
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
         engine::audit::with_actor(&actor, || {
-            stream_export(
-                &engine, &cache, &limits, &name, &policy, format, platform, &mode, &dest, writer,
-            )
+            let s = AppState::segments(&engine, &cache, &limits, engine::now_millis());
+            stream_export(&s, &name, &policy, format, platform, writer)
         })
     });
     Ok(([(header::CONTENT_TYPE, content_type)], response_body).into_response())
 }
 
-/// Writes an export (or a diff sync's adds or removes) into a streamed body.
-#[allow(clippy::too_many_arguments)]
+/// Creates a segment's sync destination on first use; an existing one must belong to the
+/// same segment and format, and a policy given must be the one it was created with (a
+/// sync always applies its destination's policy).
+fn prepare_destination(
+    db: &engine::Engine,
+    s: &query::Segments<'_>,
+    spec: &query::DestinationSpec,
+    policy_given: bool,
+) -> Result<(), ApiError> {
+    let Some(existing) = db.destination(&spec.name)? else {
+        s.create_destination(spec)?;
+        return Ok(());
+    };
+    let conflict = |what: String| {
+        Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!("destination {:?} {what}", spec.name),
+        ))
+    };
+    if existing.segment != spec.segment || existing.format != spec.format {
+        return conflict(format!(
+            "exists for segment {:?} in {}; it was not created by this route",
+            existing.segment,
+            existing.format.name()
+        ));
+    }
+    let wanted = spec.policy.as_deref().unwrap_or(query::DEFAULT_POLICY);
+    if policy_given && existing.policy != wanted {
+        return conflict(format!(
+            "syncs with the policy {:?}, not {wanted:?}; a destination's policy does not \
+             change between syncs",
+            existing.policy
+        ));
+    }
+    Ok(())
+}
+
+/// Writes a full export into a streamed body.
 fn stream_export(
-    engine: &engine::Engine,
-    cache: &query::LeafCache,
-    limits: &query::Limits,
+    s: &query::Segments<'_>,
     name: &str,
     policy: &str,
     format: Format,
     platform: Option<Platform>,
-    mode: &str,
-    dest: &str,
     mut writer: stream::BodyWriter,
 ) {
-    let s = AppState::segments(engine, cache, limits, engine::now_millis());
     let segment = format!("segment(\"{name}\")");
-    let result: Result<(), String> = (|| {
-        if mode == "full" {
-            let mut options = ExportOptions::new(format);
-            if let Some(p) = platform {
-                options = options.with_platform(p);
-            }
-            let report = s
-                .export(&segment, Some(policy), &options, &mut writer)
-                .map_err(|e| e.to_string())?;
+    let mut options = ExportOptions::new(format);
+    if let Some(p) = platform {
+        options = options.with_platform(p);
+    }
+    let result = s
+        .export(&segment, Some(policy), &options, &mut writer)
+        .map_err(|e| e.to_string())
+        .and_then(|report| {
             tracing::info!(
                 profiles = report.profiles,
                 rows = report.rows,
                 "export streamed"
             );
-        } else {
-            if engine
-                .destination(dest)
-                .map_err(|e| e.to_string())?
-                .is_none()
-            {
-                s.create_destination(&query::DestinationSpec {
-                    name: dest.to_string(),
-                    format,
-                    platform,
-                    segment: name.to_string(),
-                    policy: Some(policy.to_string()),
-                    additive_only: false,
-                })
-                .map_err(|e| e.to_string())?;
-            }
-            let dir = sync_scratch_dir();
-            let report = s.sync(dest, &dir).map_err(|e| e.to_string())?;
-            let file = if mode == "adds" {
-                &report.adds_file
-            } else {
-                &report.removes_file
-            };
-            let mut f = std::fs::File::open(file).map_err(|e| e.to_string())?;
-            std::io::copy(&mut f, &mut writer).map_err(|e| e.to_string())?;
-            let _ = std::fs::remove_dir_all(&dir);
-        }
-        std::io::Write::flush(&mut writer).map_err(|e| e.to_string())
-    })();
+            std::io::Write::flush(&mut writer).map_err(|e| e.to_string())
+        });
     if let Err(e) = result {
         tracing::error!(error = %e, "export failed while streaming");
-        writer.fail(e);
+        writer.fail("the export failed; see the server log".into());
     }
 }
 
-/// A fresh scratch directory for a sync's files (removed once streamed).
-fn sync_scratch_dir() -> std::path::PathBuf {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    std::env::temp_dir().join(format!("cidb-sync-{}-{n}", std::process::id()))
+/// Streams a sync's file, then removes its scratch directory.
+fn stream_file((dir, file): (ScratchDir, std::path::PathBuf), mut writer: stream::BodyWriter) {
+    let result = std::fs::File::open(&file)
+        .and_then(|mut f| std::io::copy(&mut f, &mut writer))
+        .and_then(|_| std::io::Write::flush(&mut writer));
+    drop(dir);
+    if let Err(e) = result {
+        tracing::error!(error = %e, "sync file failed while streaming");
+        writer.fail("the sync file could not be streamed; see the server log".into());
+    }
+}
+
+/// A fresh scratch directory for a sync's files, removed when dropped (also when the
+/// request timed out and nobody streams it).
+struct ScratchDir(std::path::PathBuf);
+
+impl ScratchDir {
+    fn new() -> ScratchDir {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        ScratchDir(std::env::temp_dir().join(format!("cidb-sync-{}-{n}", std::process::id())))
+    }
+
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 #[derive(Deserialize)]

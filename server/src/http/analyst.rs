@@ -1,0 +1,115 @@
+//! What an analyst key may see and do beyond an admin's rules (README, "Analysts"):
+//! an analyst never sees a raw personal value.
+//!
+//! - Breakdowns by a personal field are refused ([`personal_field`]); groups of a
+//!   breakdown smaller than the minimum group size are suppressed, only their number and
+//!   total are reported ([`suppress_small_groups`]).
+//! - An analyst's export policy can only narrow the default: the effective policy is
+//!   `(consent("custom_audiences")) AND (their policy)` ([`effective_policy`]).
+
+use crate::keys::Role;
+use query::Breakdown;
+use serde_json::{json, Value};
+
+/// Attributes whose values identify or locate a person (records.md's names, contact
+/// details, addresses, exact birth dates, pictures and profile links).
+const PERSONAL_FIELDS: &[&str] = &[
+    "first_name",
+    "last_name",
+    "middle_name",
+    "full_name",
+    "given_name",
+    "family_name",
+    "maiden_name",
+    "display_name",
+    "user_name",
+    "username",
+    "nickname",
+    "name",
+    "birth_date",
+    "birthday",
+    "date_of_birth",
+    "picture",
+    "profile_url",
+];
+
+/// Words that make a (custom) attribute personal wherever they appear in its
+/// `_`-separated name: `work_email`, `mobile_phone`, `street_address`, `billing_address`.
+const PERSONAL_WORDS: &[&str] = &[
+    "email", "phone", "mobile", "address", "street", "birth", "ssn", "passport", "iban",
+];
+
+/// Whether `field`'s values are personal data an analyst may not break down by.
+pub(crate) fn personal_field(field: &str) -> bool {
+    PERSONAL_FIELDS.contains(&field) || field.split('_').any(|word| PERSONAL_WORDS.contains(&word))
+}
+
+/// Removes the groups smaller than `min_group_size` from an analyst's breakdown; the
+/// answer reports how many groups and members were suppressed.
+pub(crate) fn suppress_small_groups(b: &mut Breakdown, min_group_size: u64) -> Value {
+    let (mut groups, mut members) = (0u64, 0u64);
+    b.values.retain(|v| {
+        let small = v.count < min_group_size;
+        if small {
+            groups += 1;
+            members += v.count;
+        }
+        !small
+    });
+    json!({"groups": groups, "count": members, "min_group_size": min_group_size})
+}
+
+/// The policy an export or sync applies. An admin's `policy` replaces the default; an
+/// analyst's can only add conditions to it. The requested text must be a valid
+/// expression on its own (checked first), so the parentheses hold it whole.
+pub(crate) fn effective_policy(role: Role, requested: Option<&str>) -> String {
+    match (role, requested) {
+        (_, None) => query::DEFAULT_POLICY.to_string(),
+        (Role::Admin, Some(p)) => p.to_string(),
+        (_, Some(p)) => format!("({}) AND ({p})", query::DEFAULT_POLICY),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn personal_fields() {
+        for f in [
+            "first_name",
+            "last_name",
+            "birth_date",
+            "work_email",
+            "mobile_phone",
+            "street_address",
+            "address_line1",
+            "profile_url",
+        ] {
+            assert!(personal_field(f), "{f}");
+        }
+        for f in [
+            "country",
+            "city",
+            "zip",
+            "gender",
+            "interests",
+            "loyalty_tier",
+            "newsletter",
+            "campaign_name",
+            "emailable",
+        ] {
+            assert!(!personal_field(f), "{f}");
+        }
+    }
+
+    #[test]
+    fn analysts_only_narrow_the_policy() {
+        assert_eq!(
+            effective_policy(Role::Analyst, Some("NOT consent(\"custom_audiences\")")),
+            "(consent(\"custom_audiences\")) AND (NOT consent(\"custom_audiences\"))"
+        );
+        assert_eq!(effective_policy(Role::Admin, Some("ALL")), "ALL");
+        assert_eq!(effective_policy(Role::Analyst, None), query::DEFAULT_POLICY);
+    }
+}

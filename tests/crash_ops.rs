@@ -17,6 +17,9 @@
 //! First, a child dies right after an idempotent ingest committed (before answering); the
 //! retry with the same key must answer the first report and store nothing twice.
 //!
+//! Then a child is killed during a resumable import of a file; the rerun must resume
+//! after the last committed batch (every record and event once).
+//!
 //! Rounds: `CIDB_CRASH_ROUNDS` (default 6). Seed: `CIDB_CRASH_SEED` (default: time).
 
 use cidb::export::Format;
@@ -125,7 +128,120 @@ fn idempotent_retry_after_a_crash(dir: &std::path::Path) -> Vec<String> {
     problems
 }
 
+/// Lines of the file the import rounds import (each with one event).
+const IMPORT_LINES: u64 = 2_000;
+
+fn import_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.with_extension("import.jsonl");
+    if !path.exists() {
+        let lines: Vec<String> = (0..IMPORT_LINES)
+            .map(|k| {
+                serde_json::json!({
+                    "source": "shop",
+                    "identifiers": { "email": format!("f{k}@ops.example") },
+                    "events": [{ "type": "purchase", "at": "2026-02-01T00:00:00Z", "value": 1 }],
+                })
+                .to_string()
+            })
+            .collect();
+        std::fs::write(&path, lines.join("\n")).unwrap();
+    }
+    path
+}
+
+fn import_config() -> cidb::Config {
+    cidb::Config::default().with_import_batch_records(100)
+}
+
+/// Imports the file resumably, reporting each committed batch.
+fn import_resumably(
+    db: &Engine,
+    path: &std::path::Path,
+    on_batch: &mut dyn FnMut(u64),
+) -> cidb::IngestReport {
+    let mut file = std::fs::File::open(path).unwrap();
+    let key = cidb::input_fingerprint(&mut file, b"jsonl").unwrap();
+    let options = cidb::ImportOptions::default().resumable(key);
+    db.import_jsonl(std::io::BufReader::new(file), &options, &mut |p| {
+        on_batch(p.records)
+    })
+    .unwrap()
+}
+
+/// A child killed during an import of a file; the rerun of the same import must resume
+/// after the last committed batch: every record once, every event once.
+fn import_resumes_after_a_crash(dir: &std::path::Path, rng: &mut impl Rng) -> Vec<String> {
+    let path = import_file(dir);
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .env("CIDB_OPS_CHILD", dir)
+        .env("CIDB_OPS_MODE", "import")
+        .env("CIDB_OPS_START", "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let want = rng.gen_range(1..6);
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for _ in 0..want {
+        if lines.next().is_none() {
+            break;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(rng.gen_range(0..20)));
+    let _ = child.kill();
+    child.wait().unwrap();
+    let db = Engine::open_with(dir, import_config()).unwrap();
+    let before = db.stats().events;
+    let report = import_resumably(&db, &path, &mut |_| {});
+    let mut problems = db.check().unwrap().problems;
+    let present = (0..IMPORT_LINES)
+        .filter(|k| {
+            db.lookup(&Lookup::Email(format!("f{k}@ops.example")))
+                .unwrap()
+                .is_some()
+        })
+        .count() as u64;
+    if present != IMPORT_LINES {
+        problems.push(format!(
+            "{present} of {IMPORT_LINES} imported records present"
+        ));
+    }
+    let imported_events: u64 = (0..IMPORT_LINES)
+        .filter_map(|k| {
+            db.lookup(&Lookup::Email(format!("f{k}@ops.example")))
+                .unwrap()
+        })
+        .map(|v| v.events.iter().map(|c| c.events.len() as u64).sum::<u64>())
+        .sum();
+    if imported_events != IMPORT_LINES {
+        problems.push(format!(
+            "{imported_events} events for {IMPORT_LINES} imported records (resumed after {:?}, {} events before the rerun)",
+            report.resumed_after_line, before
+        ));
+    }
+    // Completed: a later import of the same file starts from the beginning again.
+    drop(db);
+    let db = Engine::open_with(dir, import_config()).unwrap();
+    let again = import_resumably(&db, &path, &mut |_| {});
+    if again.resumed_after_line.is_some() || again.records != IMPORT_LINES {
+        problems.push(format!(
+            "a completed import left its progress behind: {:?}, {} records",
+            again.resumed_after_line, again.records
+        ));
+    }
+    problems
+}
+
 fn child(dir: &str, mode: &str, start: u64) {
+    if mode == "import" {
+        let db = Engine::open_with(dir, import_config()).expect("child opens the database");
+        let path = import_file(std::path::Path::new(dir));
+        import_resumably(&db, &path, &mut |records| {
+            say(format!("imported {records}"))
+        });
+        std::thread::sleep(Duration::from_secs(60));
+        return;
+    }
     let db = Engine::open(dir).expect("child opens the database");
     if mode == "idempotent" {
         let (records, key) = idempotent_batch();
@@ -197,6 +313,17 @@ fn main() {
         std::process::exit(1);
     }
     println!("idempotent retry after a crash: ok");
+    let import_dir = tempfile::tempdir().unwrap();
+    let problems = import_resumes_after_a_crash(import_dir.path(), &mut rng);
+    if !problems.is_empty() {
+        println!("import resumed after a crash: FAILED");
+        for p in &problems {
+            println!("  {p}");
+        }
+        println!("0 passed, 1 failed");
+        std::process::exit(1);
+    }
+    println!("import resumed after a crash: ok");
     // Modes in turn; the crash points come in every second cycle.
     let plan: [(&str, Option<&str>); 6] = [
         ("forget", None),
@@ -284,10 +411,7 @@ fn main() {
                 problems.push(format!("erased person {k} is still there"));
             }
             let name = unique_name(k).to_lowercase();
-            if checkpoint
-                .windows(name.len())
-                .any(|w| w == name.as_bytes())
-            {
+            if checkpoint.windows(name.len()).any(|w| w == name.as_bytes()) {
                 problems.push(format!("erased person {k}'s name is in index.ckpt"));
             }
         }

@@ -187,8 +187,10 @@ impl Engine {
                     }
                     // A crash between a commit and the key destruction that follows a
                     // merge or an erasure leaves keys of profiles that are gone.
-                    let gone: Vec<ProfileId> =
-                        dirty.iter().filter(|p| !indexes.live().contains(*p)).collect();
+                    let gone: Vec<ProfileId> = dirty
+                        .iter()
+                        .filter(|p| !indexes.live().contains(*p))
+                        .collect();
                     store.destroy_keys(&gone)?;
                 }
                 (indexes, links)

@@ -9,9 +9,9 @@
 use crate::engine::{Engine, WriterState};
 use crate::error::{IngestError, StorageError};
 use crate::record::{ParsedRecord, RejectReason};
+use crate::report::IngestReport;
 use crate::store::IdempotencyEntry;
 use crate::time::Millis;
-use crate::report::IngestReport;
 use crate::writer::{BatchPlan, Overlay, PreparedBatch, ResolvedBatch, StoredLinks};
 use crate::MAX_BATCH_RECORDS;
 use crossbeam_channel::{bounded, Receiver};

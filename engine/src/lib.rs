@@ -55,12 +55,12 @@ pub use error::{Error, ImportError, IngestError, OpenError, StorageError};
 pub use forget::{ForgetOptions, ForgetReport, ERASED_LIST};
 pub use generate::{GenerateSummary, Generator, REFERENCE_TIME};
 pub use identity::IdentityRules;
-pub use ingest::{IdempotencyKey, IdempotentIngest, IDEMPOTENCY_TTL_MS};
-pub use import::{ImportOptions, Progress, MAX_LINE_BYTES};
+pub use import::{input_fingerprint, ImportOptions, Progress, MAX_LINE_BYTES};
 pub use index::{
     bool_text, scale_number, Bsi, Cmp, EventIndex, EventKey, IndexSizes, Indexes, NumericKey,
     NumericKind, Series, Term, TimeRange, Totals, ValueKind, NUMBER_SCALE,
 };
+pub use ingest::{IdempotencyKey, IdempotentIngest, IDEMPOTENCY_TTL_MS};
 pub use normalize::{
     country as normalize_country, email as normalize_email, index_text, phone as normalize_phone,
     IdentifierProblem,
@@ -77,8 +77,8 @@ pub use record::{
 };
 pub use report::{IngestReport, Rejected, Warning, MAX_LISTED_PROBLEMS};
 pub use scope::ScopePolicies;
-pub use suppress_ops::RESERVED_LISTS;
 pub use store::{EventChunk, MergeLogEntry};
+pub use suppress_ops::RESERVED_LISTS;
 pub use time::{
     civil_from_day, day_from_civil_clamped, day_of, format_date, format_rfc3339, now_millis,
     parse_date, parse_rfc3339, DayNumber, Millis, MS_PER_DAY,

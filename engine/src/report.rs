@@ -55,6 +55,9 @@ pub struct IngestReport {
     pub dropped_by_scope: BTreeMap<String, BTreeMap<String, u64>>,
     /// Batches committed.
     pub batches: u64,
+    /// For a resumable import: the input line after which it resumed an interrupted
+    /// import of the same input (`None`: it started at the beginning).
+    pub resumed_after_line: Option<u64>,
 }
 
 impl IngestReport {

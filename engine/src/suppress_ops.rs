@@ -12,7 +12,10 @@ use crate::suppression::{
 use std::io::BufRead;
 
 /// Lists the engine keeps for erasures and objections; never deleted.
-pub const RESERVED_LISTS: [&str; 2] = [crate::forget::ERASED_LIST, crate::objections::OBJECTIONS_LIST];
+pub const RESERVED_LISTS: [&str; 2] = [
+    crate::forget::ERASED_LIST,
+    crate::objections::OBJECTIONS_LIST,
+];
 
 /// The first this many invalid lines are listed in a report (all are counted).
 const MAX_LISTED_INVALID: usize = 1000;

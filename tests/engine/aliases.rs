@@ -30,7 +30,10 @@ fn google_form(email: &str) -> String {
 #[derive(Debug, Clone)]
 enum Op {
     /// A record with an email and a phone from a small pool (shared phones merge).
-    Ingest { email: usize, phone: Option<u8> },
+    Ingest {
+        email: usize,
+        phone: Option<u8>,
+    },
     /// Erases the person holding this email (if anyone).
     Forget(usize),
     /// Adds the SHA-256 of this email's Google form to the list `aliases`.
@@ -55,9 +58,11 @@ fn expected_members(db: &Engine, forms: &BTreeSet<String>) -> RoaringBitmap {
     let mut out = RoaringBitmap::new();
     for pid in &live {
         let view = db.lookup(&Lookup::Id(pid)).unwrap().expect("live profile");
-        let has = view.profile.identifiers.iter().any(|i| {
-            &*i.id.kind == "email" && forms.contains(&google_form(&i.id.value))
-        });
+        let has = view
+            .profile
+            .identifiers
+            .iter()
+            .any(|i| &*i.id.kind == "email" && forms.contains(&google_form(&i.id.value)));
         if has {
             out.insert(pid);
         }
@@ -72,9 +77,8 @@ fn run(ops: &[Op]) {
     for (n, op) in ops.iter().enumerate() {
         match op {
             Op::Ingest { email: e, phone } => {
-                let phone = phone.map_or(String::new(), |p| {
-                    format!(r#","phone":"+3161000000{p}""#)
-                });
+                let phone =
+                    phone.map_or(String::new(), |p| format!(r#","phone":"+3161000000{p}""#));
                 let record = format!(
                     r#"{{"source":"crm","observed_at":"2026-01-01T00:00:{:02}Z","identifiers":{{"email":"{}"{phone}}}}}"#,
                     n % 60,

@@ -401,7 +401,10 @@ fn run_privacy(steps: Vec<Step>) -> Result<(), TestCaseError> {
             Step::Forget(i) => {
                 let email = format!("p{i}@x.com");
                 let report = db
-                    .forget(&Lookup::Email(email.clone()), &cidb::ForgetOptions::default())
+                    .forget(
+                        &Lookup::Email(email.clone()),
+                        &cidb::ForgetOptions::default(),
+                    )
                     .unwrap();
                 let held = model.holder(&format!("email={email}"));
                 prop_assert_eq!(report.found, held.is_some());
@@ -480,7 +483,12 @@ fn run_privacy(steps: Vec<Step>) -> Result<(), TestCaseError> {
                 },
                 _ => None,
             };
-            prop_assert_eq!(city.as_deref(), person.city.map(|c| c.2), "step {}: city", n);
+            prop_assert_eq!(
+                city.as_deref(),
+                person.city.map(|c| c.2),
+                "step {}: city",
+                n
+            );
         }
         // Suppression: exactly the people with a listed or objected digest.
         let digests = model.suppressed_digests();
@@ -488,7 +496,12 @@ fn run_privacy(steps: Vec<Step>) -> Result<(), TestCaseError> {
             .people
             .iter()
             .zip(&pids)
-            .filter(|(p, _)| p.ids.iter().flat_map(|id| digests_of(id)).any(|d| digests.contains(&d)))
+            .filter(|(p, _)| {
+                p.ids
+                    .iter()
+                    .flat_map(|id| digests_of(id))
+                    .any(|d| digests.contains(&d))
+            })
             .map(|(_, pid)| *pid)
             .collect();
         let got = db.snapshot().suppressed(None).cloned().unwrap_or_default();
@@ -521,10 +534,17 @@ fn run_limits(batches: Vec<Vec<Rec>>, reopen_after: usize) -> Result<(), TestCas
                     .lookup(&Lookup::Identifier((*kind).into(), value.clone()))
                     .unwrap()
                     .is_some();
-                let warned = report.warnings.iter().any(|w| {
-                    w.line == i as u64 + 1 && w.field == format!("identifiers.{kind}")
-                });
-                prop_assert!(linked || warned, "batch {}: {}={} lost silently", n, kind, value);
+                let warned = report
+                    .warnings
+                    .iter()
+                    .any(|w| w.line == i as u64 + 1 && w.field == format!("identifiers.{kind}"));
+                prop_assert!(
+                    linked || warned,
+                    "batch {}: {}={} lost silently",
+                    n,
+                    kind,
+                    value
+                );
             }
         }
         if n == reopen_after {

@@ -204,11 +204,18 @@ fn concurrent_syncs_acks_and_erasures_never_corrupt_the_state() {
     assert!(done.load(std::sync::atomic::Ordering::Relaxed) > 0);
     let sent = db.destination_sent("shared").unwrap();
     let live = Segments::new(&db).evaluate("ALL").unwrap().into_bitmap();
-    assert!((&sent - &live).is_empty(), "no erased profile stays in the sent state");
+    assert!(
+        (&sent - &live).is_empty(),
+        "no erased profile stays in the sent state"
+    );
     let out = tempfile::tempdir().unwrap();
     Segments::new(&db).sync("shared", out.path()).unwrap();
     db.sync_ack("shared").unwrap();
-    assert_eq!(db.destination_sent("shared").unwrap(), live, "after a clean sync");
+    assert_eq!(
+        db.destination_sent("shared").unwrap(),
+        live,
+        "after a clean sync"
+    );
     drop(db);
     let db = Engine::open(dir.path()).unwrap();
     db.destination_sent("shared").unwrap();

@@ -24,7 +24,6 @@ mod sync;
 mod tool;
 
 pub(crate) use cache::RowCache;
-pub(crate) use sync::DestinationLocks;
 pub use dates::BirthDate;
 pub use formats::{
     Format, GOOGLE_MAX_IDENTIFIERS, GOOGLE_MAX_OPERATIONS, META_MAX_ROWS, META_SCHEMA,
@@ -32,5 +31,6 @@ pub use formats::{
 pub use normalize::{clean, e164, is_sha256_hex, normalize, Field, Normalized, Platform};
 pub use rows::{FieldCounts, FieldStats, ProfileRow};
 pub use run::{ExportOptions, ExportReport, DEFAULT_MIN_AUDIENCE};
+pub(crate) use sync::DestinationLocks;
 pub use sync::{valid_destination_name, AckReport, Destination, SyncReport};
 pub use tool::normalize_line;

@@ -241,10 +241,7 @@ pub fn valid_destination_name(name: &str) -> bool {
 
 /// A state file's path relative to the data directory (what errors show).
 fn state_file_name(name: &str, pending: bool) -> String {
-    format!(
-        "sync/{name}.{}",
-        if pending { "pending" } else { "sent" }
-    )
+    format!("sync/{name}.{}", if pending { "pending" } else { "sent" })
 }
 
 /// Which destinations have an operation running (sync, ack, delete, replace, or an
@@ -444,12 +441,10 @@ impl Engine {
         out_dir: &Path,
     ) -> Result<SyncReport, Error> {
         let _held = self.destination_locks.try_hold(name)?;
-        let dest = self
-            .destination(name)?
-            .ok_or_else(|| Error::NotFound {
-                what: "destination",
-                name: name.to_string(),
-            })?;
+        let dest = self.destination(name)?.ok_or_else(|| Error::NotFound {
+            what: "destination",
+            name: name.to_string(),
+        })?;
         let sent = self.read_state(name, false)?.unwrap_or_default();
         let generation = sent.generation + 1;
         let selection = self.select(segment, policy);

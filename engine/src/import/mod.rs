@@ -35,6 +35,8 @@ pub struct ImportOptions {
     pub source: Option<String>,
     /// CSV column → field renames.
     pub csv_renames: BTreeMap<String, String>,
+    /// Makes the import resumable under this key (see [`ImportOptions::resumable`]).
+    pub resume_key: Option<[u8; 32]>,
 }
 
 impl ImportOptions {
@@ -49,6 +51,47 @@ impl ImportOptions {
         self.csv_renames.insert(column.into(), field.into());
         self
     }
+
+    /// Makes the import resumable: each batch records, in its own atomic write, the
+    /// last input line it applied under `key`, and an import with the same key after a
+    /// crash skips the lines already applied instead of storing them (and their events)
+    /// twice. The record is removed when the import completes, so importing the same
+    /// input again later imports it again. [`input_fingerprint`] makes a key for a file.
+    pub fn resumable(mut self, key: [u8; 32]) -> Self {
+        self.resume_key = Some(key);
+        self
+    }
+}
+
+/// A key that identifies an import input for [`ImportOptions::resumable`]: SHA-256 over
+/// the input's length, its first and last MiB, and `options` (whatever else changes
+/// the meaning of the lines: format, default source, column mapping). A file changed
+/// since the crash gets another key, so it is imported from the start.
+pub fn input_fingerprint<R: Read + std::io::Seek>(
+    input: &mut R,
+    options: &[u8],
+) -> std::io::Result<[u8; 32]> {
+    use sha2::{Digest, Sha256};
+    const EDGE: u64 = 1 << 20;
+    let start = input.stream_position()?;
+    let len = input.seek(std::io::SeekFrom::End(0))? - start;
+    let mut hash = Sha256::new();
+    hash.update(b"cidb import v1\0");
+    hash.update(len.to_le_bytes());
+    hash.update((options.len() as u64).to_le_bytes());
+    hash.update(options);
+    let mut buf = Vec::new();
+    input.seek(std::io::SeekFrom::Start(start))?;
+    input.by_ref().take(EDGE).read_to_end(&mut buf)?;
+    if len > EDGE {
+        input.seek(std::io::SeekFrom::Start(
+            start + len.saturating_sub(EDGE).max(EDGE),
+        ))?;
+        input.by_ref().take(EDGE).read_to_end(&mut buf)?;
+    }
+    hash.update(&buf);
+    input.seek(std::io::SeekFrom::Start(start))?;
+    Ok(hash.finalize().into())
 }
 
 /// Progress of an import, for progress bars.
@@ -85,7 +128,7 @@ impl Engine {
     ) -> Result<IngestReport, ImportError> {
         self.run_pipeline(
             progress,
-            |tx, bytes| read_json_lines(reader, tx, bytes),
+            |tx, bytes, skip| read_json_lines(reader, tx, bytes, skip),
             options,
         )
     }
@@ -128,9 +171,12 @@ impl Engine {
         let layout = mapping.layout(&header).map_err(ImportError::CsvHeader)?;
         self.run_pipeline(
             progress,
-            move |tx, bytes| {
+            move |tx, bytes, skip| {
                 let mut chunk = Vec::with_capacity(CHUNK_LINES);
                 while let Some((line, status)) = csv.next_record().map_err(io_error)? {
+                    if line <= skip {
+                        continue;
+                    }
                     chunk.push((line, csv_row(&csv, status, &layout)));
                     bytes.store(csv.bytes(), std::sync::atomic::Ordering::Relaxed);
                     if chunk.len() == CHUNK_LINES
@@ -155,8 +201,22 @@ impl Engine {
         options: &ImportOptions,
     ) -> Result<IngestReport, ImportError>
     where
-        F: FnOnce(Sender<Input>, &std::sync::atomic::AtomicU64) -> Result<(), ImportError> + Send,
+        F: FnOnce(Sender<Input>, &std::sync::atomic::AtomicU64, u64) -> Result<(), ImportError>
+            + Send,
     {
+        // Lines an interrupted import of the same input already applied.
+        let resume = options.resume_key.as_ref();
+        let skip = match resume {
+            Some(key) => self
+                .store
+                .import_progress(key)
+                .map_err(|e| ImportError::Ingest(e.into()))?
+                .unwrap_or(0),
+            None => 0,
+        };
+        if skip > 0 {
+            tracing::info!(after_line = skip, "resuming an interrupted import");
+        }
         let threads = match self.config().import_threads {
             0 => std::thread::available_parallelism()
                 .map(|n| n.get())
@@ -181,7 +241,7 @@ impl Engine {
             let (out_tx, out_rx) = bounded::<(u64, Vec<Parsed>)>(ahead);
             let (raw_tx, raw_rx) = bounded::<Input>(threads * 4);
             let bytes_ref = &bytes;
-            let reader = scope.spawn(move || read(raw_tx, bytes_ref));
+            let reader = scope.spawn(move || read(raw_tx, bytes_ref, skip));
             scope.spawn(move || {
                 for (seq, input) in raw_rx.into_iter().enumerate() {
                     if in_tx.send((seq as u64, input)).is_err() {
@@ -219,7 +279,7 @@ impl Engine {
                 (!batch.is_empty()).then_some(batch)
             });
             let mut applied = 0u64;
-            let report = self.ingest_batches(batches.by_ref(), None, &mut |committed| {
+            let report = self.ingest_batches(batches.by_ref(), resume, &mut |committed| {
                 applied += committed.records;
                 progress(Progress {
                     records: applied,
@@ -228,8 +288,14 @@ impl Engine {
             });
             // Dropping the receiving end stops the parser threads if ingest failed early.
             drop(batches);
-            let report = report?;
+            let mut report = report?;
             reader.join().expect("reader thread panicked")?;
+            if let Some(key) = resume {
+                self.store
+                    .clear_import_progress(key)
+                    .map_err(|e| ImportError::Ingest(e.into()))?;
+            }
+            report.resumed_after_line = (skip > 0).then_some(skip);
             Ok(report)
         })
     }
@@ -315,6 +381,7 @@ fn read_json_lines<R: BufRead>(
     mut reader: R,
     tx: Sender<Input>,
     bytes: &std::sync::atomic::AtomicU64,
+    skip: u64,
 ) -> Result<(), ImportError> {
     let mut chunk = Vec::with_capacity(CHUNK_LINES);
     let mut line_no = 0u64;
@@ -331,6 +398,9 @@ fn read_json_lines<R: BufRead>(
         }
         total += n as u64;
         line_no += 1;
+        // Applied by an interrupted import of this input: read (an over-long line to its
+        // end) but not sent.
+        let applied = line_no <= skip;
         if buf.len() > MAX_LINE_BYTES && buf.last() != Some(&b'\n') {
             // Skip the rest of an over-long line without buffering it (but count it).
             let mut len = buf.len() as u64;
@@ -350,16 +420,18 @@ fn read_json_lines<R: BufRead>(
             if sink.last() == Some(&b'\n') {
                 len -= 1;
             }
-            chunk.push((
-                line_no,
-                Err(RejectReason {
-                    field: None,
-                    message: format!(
+            if !applied {
+                chunk.push((
+                    line_no,
+                    Err(RejectReason {
+                        field: None,
+                        message: format!(
                         "line of {len} bytes is longer than the limit of {MAX_LINE_BYTES} bytes"
                     ),
-                }),
-            ));
-        } else {
+                    }),
+                ));
+            }
+        } else if !applied {
             match std::str::from_utf8(&buf) {
                 Ok(s) => {
                     let s = s.trim_end_matches(['\n', '\r']);

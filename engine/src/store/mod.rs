@@ -526,7 +526,10 @@ impl Store {
     }
 
     /// The answer recorded for an idempotency key, if any.
-    pub(crate) fn idempotency(&self, key: &[u8; 32]) -> Result<Option<IdempotencyEntry>, StorageError> {
+    pub(crate) fn idempotency(
+        &self,
+        key: &[u8; 32],
+    ) -> Result<Option<IdempotencyEntry>, StorageError> {
         match self.db.get(idempotency_key(key))? {
             Some(v) => codec::decode("idempotency entry", &v).map(Some),
             None => Ok(None),
@@ -534,14 +537,21 @@ impl Store {
     }
 
     /// Writes an idempotency entry on its own (for a request that changed nothing).
-    pub(crate) fn put_idempotency(&self, key: &[u8; 32], entry: &IdempotencyEntry) -> Result<(), StorageError> {
+    pub(crate) fn put_idempotency(
+        &self,
+        key: &[u8; 32],
+        entry: &IdempotencyEntry,
+    ) -> Result<(), StorageError> {
         self.db.insert(idempotency_key(key), codec::encode(entry))?;
         self.db.flush()?;
         Ok(())
     }
 
     /// Removes idempotency entries recorded before `before`; returns how many.
-    pub(crate) fn prune_idempotency(&self, before: crate::time::Millis) -> Result<usize, StorageError> {
+    pub(crate) fn prune_idempotency(
+        &self,
+        before: crate::time::Millis,
+    ) -> Result<usize, StorageError> {
         let mut batch = sled::Batch::default();
         let mut removed = 0;
         for item in self.db.scan_prefix(keys::meta("idem/")) {
@@ -603,7 +613,8 @@ impl Store {
 
     /// Removes an erasure intent once everything it stands for is done; durable.
     pub(crate) fn clear_erasure_intent(&self, pid: ProfileId) -> Result<(), StorageError> {
-        self.db.remove(&keys::prefixed_pid(keys::ERASURE, pid)[..])?;
+        self.db
+            .remove(&keys::prefixed_pid(keys::ERASURE, pid)[..])?;
         self.db.flush()?;
         Ok(())
     }

@@ -130,9 +130,14 @@ pub fn import(global: &Global, args: ImportArgs) -> anyhow::Result<()> {
     let (reader, size): (Box<dyn std::io::Read + Send>, Option<u64>) = if stdin {
         (Box::new(std::io::stdin()), None)
     } else {
-        let file = std::fs::File::open(&args.file)
+        let mut file = std::fs::File::open(&args.file)
             .with_context(|| format!("cannot open {}", args.file.display()))?;
         let size = file.metadata().ok().map(|m| m.len());
+        // Resumable: a rerun after a crash skips what the interrupted run applied.
+        let meaning = format!("{format:?}\0{:?}\0{:?}", args.source, args.maps);
+        let key = engine::input_fingerprint(&mut file, meaning.as_bytes())
+            .with_context(|| format!("cannot read {}", args.file.display()))?;
+        options = options.resumable(key);
         (Box::new(file), size)
     };
     let bar = output::progress_bar(size, global.json, "");
@@ -150,6 +155,11 @@ pub fn import(global: &Global, args: ImportArgs) -> anyhow::Result<()> {
     }
     .with_context(|| format!("import of {} stopped", args.file.display()))?;
     bar.finish_and_clear();
+    if let Some(line) = report.resumed_after_line {
+        eprintln!(
+            "resumed an interrupted import of this file after line {line} (those lines were applied before)"
+        );
+    }
     db.close().context("closing the database")?;
     if global.json {
         output::json(&report)

@@ -573,6 +573,32 @@ mod tests {
     }
 
     #[test]
+    fn number_text_is_decimal_numbers_only() {
+        for (text, n) in [("12", 12.0), (" -0.5 ", -0.5), ("+1e5", 1e5), ("007", 7.0)] {
+            assert_eq!(parse_number_text(text), Some(n), "{text}");
+        }
+        for text in [
+            "",
+            "-",
+            "NaN",
+            "inf",
+            "-Infinity",
+            "1.",
+            ".5",
+            "1e",
+            "1e+",
+            "0x10",
+            "1,000",
+            "1 2",
+            "12abc",
+        ] {
+            assert_eq!(parse_number_text(text), None, "{text}");
+        }
+        // Syntax is not range: 1e400 parses (to infinity) and check_number refuses it.
+        assert_eq!(parse_number_text("1e400"), Some(f64::INFINITY));
+    }
+
+    #[test]
     fn bad_identifier_is_a_warning_when_another_is_usable() {
         let p =
             parse(r#"{"source":"crm","identifiers":{"email":"x@y.com","phone":"12"}}"#).unwrap();
@@ -665,6 +691,7 @@ mod differential {
                 "age",
                 "Bad",
                 "x_y",
+                "lifetime_value",
             ],
             prop_oneof![
                 any_of(ANY),
@@ -677,6 +704,9 @@ mod differential {
                     "40",
                     "1e13",
                     "[\"Nike\",\"nike \"]",
+                    "\"NaN\"",
+                    "\" 12.5 \"",
+                    "\"-1e13\"",
                 ]),
             ],
             5,

@@ -1670,3 +1670,135 @@ async fn analyst_export_policies_only_narrow() {
         ]
     );
 }
+
+impl Server {
+    /// `POST /v1/records` (a JSON array) with an optional `Idempotency-Key`.
+    async fn post_records(
+        &self,
+        key: &str,
+        idempotency_key: Option<&str>,
+        body: &str,
+    ) -> (StatusCode, reqwest::header::HeaderMap, String) {
+        let mut h = headers(Some(key), Some("application/json"));
+        if let Some(k) = idempotency_key {
+            h.push(("Idempotency-Key".to_string(), k.to_string()));
+        }
+        self.call_full("POST", "/v1/records", &h, Some(body)).await
+    }
+
+    /// Event chunks stored for the person with `email` (one per record that had events).
+    async fn event_chunks(&self, email: &str) -> usize {
+        let view = self
+            .json(
+                "GET",
+                &format!("/v1/profiles/lookup?email={email}"),
+                &self.admin,
+                json!({}),
+            )
+            .await;
+        view["events"].as_array().unwrap().len()
+    }
+}
+
+/// Issue 13 (6): retries applied writes twice. With an `Idempotency-Key`, the same key and
+/// body return the first answer without ingesting again; another body under the same key
+/// is 409; keys of different API keys never meet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_keys_make_retries_safe() {
+    let s = start(&[]);
+    let body = batch("idem", 3).to_string();
+    let (status, h, first) = s.post_records(&s.ingest, Some("order-42"), &body).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert!(h.get("idempotency-replayed").is_none());
+    let (status, h, again) = s.post_records(&s.ingest, Some("order-42"), &body).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(h["idempotency-replayed"], "true");
+    assert_eq!(
+        serde_json::from_str::<Value>(&again).unwrap(),
+        serde_json::from_str::<Value>(&first).unwrap(),
+        "the first answer, replayed"
+    );
+    assert_eq!(
+        s.event_chunks("idem-0@example.com").await,
+        1,
+        "not ingested twice"
+    );
+    let (_, metrics) = s.call("GET", "/metrics", None, None).await;
+    assert!(
+        metrics.contains("cidb_ingested_records_total 3\n"),
+        "{metrics}"
+    );
+
+    let other = batch("other", 1).to_string();
+    let (status, _, text) = s.post_records(&s.ingest, Some("order-42"), &other).await;
+    assert_eq!(
+        (status, error_code(&text).as_str()),
+        (StatusCode::CONFLICT, "idempotency_key_reused"),
+        "{text}"
+    );
+    let (status, _, text) = s.post_records(&s.admin, Some("order-42"), &other).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "another API key's key space: {text}"
+    );
+    let (status, _, text) = s.post_records(&s.ingest, Some("bad key"), &other).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+
+    // Without a key a retry is a second write.
+    let plain = batch("plain", 1).to_string();
+    for _ in 0..2 {
+        assert_eq!(
+            s.post_records(&s.ingest, None, &plain).await.0,
+            StatusCode::OK
+        );
+    }
+    assert_eq!(s.event_chunks("plain-0@example.com").await, 2);
+}
+
+/// Issue 13 (6): a 504 left the ingest running, and the client's retry stored the events
+/// twice. The 504 now says the write may still commit; a retry with the same key while it
+/// runs is 409 `in_progress`, and once it has committed gets its answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timed_out_writes_may_commit_and_retry_safely() {
+    let s = start(&["--request-timeout-ms", "300"]);
+    let body = batch("slow", 10_000).to_string();
+    let (status, _, text) = s.post_records(&s.ingest, Some("slow-1"), &body).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["error"]["code"], "timeout");
+    assert_eq!(v["error"]["may_still_commit"], true, "{text}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Idempotency-Key"),
+        "{text}"
+    );
+    let (status, _, text) = s.post_records(&s.ingest, Some("slow-1"), &body).await;
+    assert_eq!(
+        (status, error_code(&text).as_str()),
+        (StatusCode::CONFLICT, "in_progress"),
+        "{text}"
+    );
+    let started = Instant::now();
+    let answer = loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let (status, h, text) = s.post_records(&s.ingest, Some("slow-1"), &body).await;
+        match status {
+            StatusCode::OK => {
+                assert_eq!(h["idempotency-replayed"], "true");
+                break serde_json::from_str::<Value>(&text).unwrap();
+            }
+            StatusCode::CONFLICT => assert_eq!(error_code(&text), "in_progress"),
+            other => panic!("{other}: {text}"),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "never committed"
+        );
+    };
+    assert_eq!(answer["accepted"], 10_000, "{answer}");
+    assert_eq!(s.event_chunks("slow-0@example.com").await, 1);
+    assert_eq!(s.event_chunks("slow-9999@example.com").await, 1);
+}

@@ -54,6 +54,25 @@ impl ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
     }
 
+    /// 504: the request timed out. For a write, the engine work runs on and may still
+    /// commit: the answer says so, and how to retry safely.
+    pub fn timeout(writes: bool) -> Self {
+        let mut err = ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "timeout",
+            if writes {
+                "the request took longer than the server's request timeout; the write is still \
+                 running and may commit: retry with the same Idempotency-Key (POST \
+                 /v1/records) to get its answer without applying it twice, or check its effect \
+                 before retrying"
+            } else {
+                "the request took longer than the server's request timeout; nothing was written"
+            },
+        );
+        err.extra = Some(json!({ "may_still_commit": writes }));
+        err
+    }
+
     pub fn overloaded() -> Self {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -12,6 +12,7 @@
 mod analyst;
 mod conn;
 mod error;
+mod idempotency;
 mod metrics;
 mod routes;
 mod stream;
@@ -90,6 +91,8 @@ pub(crate) struct AppState {
     pub(crate) cache: Arc<query::LeafCache>,
     /// API keys verified recently.
     pub(crate) keys: Arc<KeyCache>,
+    /// Idempotency keys whose requests are running.
+    pub(crate) in_flight: Arc<idempotency::InFlight>,
 }
 
 /// How long a verified API key is answered from memory before the catalog is read again.
@@ -167,8 +170,27 @@ impl AppState {
         }
     }
 
-    /// Runs blocking engine work in an evaluation slot, with the request timeout.
+    /// Runs blocking engine work that only reads in an evaluation slot, with the request
+    /// timeout.
     pub(crate) async fn run<T, F>(&self, who: &StoredKey, work: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Engine, &query::LeafCache) -> Result<T, ApiError> + Send + 'static,
+    {
+        self.run_as(who, false, work).await
+    }
+
+    /// Like [`AppState::run`], for work that writes: its 504 says that the write may still
+    /// commit (the engine work runs on; it cannot be cut off halfway).
+    pub(crate) async fn run_write<T, F>(&self, who: &StoredKey, work: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Engine, &query::LeafCache) -> Result<T, ApiError> + Send + 'static,
+    {
+        self.run_as(who, true, work).await
+    }
+
+    async fn run_as<T, F>(&self, who: &StoredKey, writes: bool, work: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce(&Engine, &query::LeafCache) -> Result<T, ApiError> + Send + 'static,
@@ -187,13 +209,7 @@ impl AppState {
         });
         let result = tokio::time::timeout(self.options.request_timeout, task)
             .await
-            .map_err(|_| {
-                ApiError::new(
-                    axum::http::StatusCode::GATEWAY_TIMEOUT,
-                    "timeout",
-                    "the request took longer than the server's request timeout",
-                )
-            })?
+            .map_err(|_| ApiError::timeout(writes))?
             .map_err(ApiError::internal)?;
         self.metrics
             .evaluation
@@ -281,7 +297,9 @@ pub fn serve_announcing(
             metrics: Arc::new(Metrics::new()),
             cache: Arc::new(query::LeafCache::new()),
             keys: Arc::new(KeyCache::default()),
+            in_flight: Arc::new(idempotency::InFlight::default()),
         };
+        tokio::spawn(sweep_idempotency_keys(engine.clone()));
         {
             use std::io::Write;
             let mut out = std::io::stdout().lock();
@@ -303,6 +321,23 @@ pub fn serve_announcing(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Removes expired `Idempotency-Key` answers now and every hour.
+async fn sweep_idempotency_keys(engine: Arc<Engine>) {
+    let mut every = tokio::time::interval(Duration::from_secs(60 * 60));
+    loop {
+        every.tick().await;
+        let engine = engine.clone();
+        let swept =
+            tokio::task::spawn_blocking(move || idempotency::sweep(&engine, engine::now_millis()))
+                .await;
+        match swept {
+            Ok(Ok(n)) if n > 0 => tracing::info!(removed = n, "expired idempotency keys removed"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "sweeping idempotency keys failed"),
+            _ => {}
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -1,7 +1,7 @@
 //! Route handlers. Every body is read with the server's size limit and parsed here, so
 //! malformed JSON gets a JSON error with its line and column.
 
-use super::{analyst, stream, ApiError, AppState};
+use super::{analyst, idempotency, stream, ApiError, AppState};
 use crate::keys::Role;
 use crate::render;
 use axum::body::Body;
@@ -171,15 +171,17 @@ async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 /// `POST /v1/records`: a JSON array of records (`application/json`) or JSON Lines
-/// (`application/x-ndjson`), as one atomic batch.
+/// (`application/x-ndjson`), as one atomic batch. With an `Idempotency-Key`, a retry of
+/// the same body within 24 hours gets the first answer without ingesting again.
 async fn records(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let who = state.authorize(&headers, INGEST).await?;
     let kind = content_type(&headers, &[JSON, NDJSON])?;
     let bytes = read_body(&state, body).await?;
+    let idempotency = idempotency::Key::from_request(&headers, &who, &bytes)?;
     let text = std::str::from_utf8(&bytes).map_err(|e| {
         ApiError::bad_request(format!(
             "request body is not UTF-8 (byte offset {})",
@@ -203,20 +205,48 @@ async fn records(
             .map(str::to_string)
             .collect()
     };
+    // Held until the engine work is done, even if this request times out first.
+    let claim = idempotency
+        .as_ref()
+        .map(|key| state.in_flight.claim(key))
+        .transpose()?;
     let metrics = state.metrics.clone();
-    let report = state
-        .run(&who, move |db, _| {
-            db.ingest_json(&lines)
-                .map_err(|e| engine::Error::from(e).into())
+    let (answer, replayed) = state
+        .run_write(&who, move |db, _| {
+            let _claim = claim;
+            let now = engine::now_millis();
+            if let Some(key) = &idempotency {
+                match key.prior(db, now).map_err(ApiError::internal)? {
+                    idempotency::Prior::Same(answer) => return Ok((answer, true)),
+                    idempotency::Prior::Different => return Err(idempotency::Key::reused()),
+                    idempotency::Prior::None => {}
+                }
+            }
+            let report = db
+                .ingest_json(&lines)
+                .map_err(|e| ApiError::from(engine::Error::from(e)))?;
+            metrics.ingested_records.inc_by(report.accepted);
+            metrics
+                .rejected_records
+                .inc_by(report.records - report.accepted);
+            let answer = serde_json::to_value(report).map_err(ApiError::internal)?;
+            if let Some(key) = &idempotency {
+                // The batch has committed: answer it even if its key cannot be recorded.
+                if let Err(e) = key.record(db, &answer, now) {
+                    tracing::error!(error = %e, "recording an idempotency key failed");
+                }
+            }
+            Ok((answer, false))
         })
         .await?;
-    metrics.ingested_records.inc_by(report.accepted);
-    metrics
-        .rejected_records
-        .inc_by(report.records - report.accepted);
-    Ok(Json(
-        serde_json::to_value(report).map_err(ApiError::internal)?,
-    ))
+    let mut response = Json(answer).into_response();
+    if replayed {
+        response.headers_mut().insert(
+            "idempotency-replayed",
+            axum::http::HeaderValue::from_static("true"),
+        );
+    }
+    Ok(response)
 }
 
 #[derive(Deserialize)]
@@ -407,7 +437,7 @@ async fn put_segment(
     let (who, b): (_, SaveBody) = authorized_body(&state, &headers, ANALYST, body).await?;
     let limits = state.options.expr_limits;
     let saved = state
-        .run(&who, move |db, _| {
+        .run_write(&who, move |db, _| {
             Ok(query::Segments::new(db)
                 .with_limits(limits)
                 .save(&name, &b.expr)?)
@@ -424,7 +454,7 @@ async fn delete_segment(
     let who = state.authorize(&headers, ANALYST).await?;
     let deleted = name.clone();
     state
-        .run(&who, move |db, _| {
+        .run_write(&who, move |db, _| {
             Ok(query::Segments::new(db).delete(&name)?)
         })
         .await?;
@@ -532,7 +562,7 @@ async fn export(
     if mode != "full" {
         let dest = destination_name(&name, format)?;
         let file = state
-            .run(&who, move |db, cache| {
+            .run_write(&who, move |db, cache| {
                 let s = AppState::segments(db, cache, &limits, engine::now_millis());
                 check(&s)?;
                 let spec = query::DestinationSpec {
@@ -707,7 +737,7 @@ async fn export_ack(
     let format: Format = b.format.parse().map_err(ApiError::bad_request)?;
     let dest = destination_name(&name, format)?;
     let report = state
-        .run(&who, move |db, _| Ok(db.sync_ack(&dest)?))
+        .run_write(&who, move |db, _| Ok(db.sync_ack(&dest)?))
         .await?;
     Ok(Json(
         serde_json::to_value(report).map_err(ApiError::internal)?,
@@ -776,7 +806,7 @@ async fn forget(
         options = options.without_suppression();
     }
     let report = state
-        .run(&who, move |db, _| Ok(db.forget(&how, &options)?))
+        .run_write(&who, move |db, _| Ok(db.forget(&how, &options)?))
         .await?;
     if !report.found {
         return Err(ApiError::not_found("no such profile"));
@@ -848,7 +878,7 @@ async fn object(
     let how = one_person(b.email, b.phone, b.id)?;
     let channel = b.channel;
     let objection = state
-        .run(&who, move |db, _| Ok(db.object(&how, &channel)?))
+        .run_write(&who, move |db, _| Ok(db.object(&how, &channel)?))
         .await?;
     Ok(Json(
         serde_json::to_value(objection).map_err(ApiError::internal)?,
@@ -875,7 +905,7 @@ async fn withdraw_objection(
 ) -> Result<Json<Value>, ApiError> {
     let who = state.authorize(&headers, ADMIN).await?;
     let done = state
-        .run(&who, move |db, _| Ok(db.withdraw_objection(id)?))
+        .run_write(&who, move |db, _| Ok(db.withdraw_objection(id)?))
         .await?;
     if done {
         Ok(Json(json!({ "withdrawn": id })))

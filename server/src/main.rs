@@ -14,8 +14,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::Parser;
 
 fn main() {
-    tracing_subscriber_init();
     let args = cli::Cli::parse();
+    let serving = matches!(args.command, cli::Command::Serve(_) | cli::Command::Demo(_));
+    tracing_subscriber_init(serving);
     let json = args.global.json;
     if let Err(e) = cli::run(args) {
         if let Some(bad) = e.downcast_ref::<cli::ExprError>() {
@@ -41,12 +42,17 @@ fn one_line(e: &anyhow::Error) -> String {
         .replace('\n', " ")
 }
 
-fn tracing_subscriber_init() {
-    // Logs go to stderr only when RUST_LOG is set; they never carry personal data.
-    if std::env::var_os("RUST_LOG").is_some() {
-        tracing_subscriber::fmt()
-            .with_writer(std::io::stderr)
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .init();
-    }
+fn tracing_subscriber_init(serving: bool) {
+    // Logs go to stderr: as `RUST_LOG` says, or for the server warnings and errors (a 500
+    // answer carries only an error id; the error is logged under it). They never carry
+    // personal data.
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(filter) => filter,
+        Err(_) if serving => "warn".to_string(),
+        Err(_) => return,
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .init();
 }

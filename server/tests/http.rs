@@ -51,6 +51,11 @@ const RECORDS: &str = r#"{"source":"crm","identifiers":{"email":"a@example.com",
 
 /// Starts a server on a fresh database holding `RECORDS`, with keys of every role.
 fn start(extra: &[&str]) -> Server {
+    start_with_env(extra, &[])
+}
+
+/// Like [`start`], with environment variables for the server.
+fn start_with_env(extra: &[&str], env: &[(&str, &Path)]) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let file = dir.path().join("records.jsonl");
@@ -68,6 +73,7 @@ fn start(extra: &[&str]) -> Server {
         .arg(&data)
         .args(["serve", "--addr", "127.0.0.1:0"])
         .args(extra)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -1801,4 +1807,92 @@ async fn timed_out_writes_may_commit_and_retry_safely() {
     assert_eq!(answer["accepted"], 10_000, "{answer}");
     assert_eq!(s.event_chunks("slow-0@example.com").await, 1);
     assert_eq!(s.event_chunks("slow-9999@example.com").await, 1);
+}
+
+/// Issue 13 (3): an error answer showed an analyst the absolute data path. A 500 carries
+/// a generic message and an error id; the error (with its path) goes to the server log.
+/// Here a sync's scratch directory cannot be created (`TMPDIR` is a file).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn internal_errors_show_no_paths() {
+    let scratch = tempfile::tempdir().unwrap();
+    let not_a_dir = scratch.path().join("a-file");
+    std::fs::write(&not_a_dir, "").unwrap();
+    let s = start_with_env(&[], &[("TMPDIR", &not_a_dir)]);
+    s.json(
+        "PUT",
+        "/v1/segments/nl",
+        &s.analyst,
+        json!({"expr": "country = \"NL\""}),
+    )
+    .await;
+    let (status, text) = s
+        .call(
+            "POST",
+            "/v1/segments/nl/export",
+            Some(&s.analyst),
+            Some(r#"{"format": "hashes", "mode": "adds"}"#),
+        )
+        .await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["error"]["code"], "internal");
+    let id = v["error"]["error_id"].as_str().unwrap();
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains(id),
+        "{text}"
+    );
+    let root = scratch.path().to_str().unwrap();
+    assert!(!text.contains(root) && !text.contains("/tmp"), "{text}");
+    assert!(!text.contains(s.data.to_str().unwrap()), "{text}");
+}
+
+/// Issue 13 (9): errors were strings: "No such destination" answered 400. Acknowledging a
+/// sync that never ran is 404; acknowledging with nothing pending is 409.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_acknowledgements_have_typed_errors() {
+    let s = start(&[]);
+    let a = &s.analyst;
+    s.json(
+        "PUT",
+        "/v1/segments/nl",
+        a,
+        json!({"expr": "country = \"NL\""}),
+    )
+    .await;
+    let ack = |format: &'static str| {
+        let s = &s;
+        async move {
+            let body = json!({ "format": format }).to_string();
+            s.call(
+                "POST",
+                "/v1/segments/nl/export/ack",
+                Some(&s.analyst),
+                Some(&body),
+            )
+            .await
+        }
+    };
+    let (status, text) = ack("meta-api").await;
+    assert_eq!(
+        (status, error_code(&text).as_str()),
+        (StatusCode::NOT_FOUND, "not_found"),
+        "no destination yet: {text}"
+    );
+    let (status, _) = s
+        .call(
+            "POST",
+            "/v1/segments/nl/export",
+            Some(a),
+            Some(r#"{"format": "meta-api", "mode": "adds"}"#),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ack("meta-api").await.0, StatusCode::OK);
+    let (status, text) = ack("meta-api").await;
+    assert_eq!(
+        (status, error_code(&text).as_str()),
+        (StatusCode::CONFLICT, "conflict"),
+        "nothing pending: {text}"
+    );
+    assert!(text.contains("no sync waiting"), "{text}");
 }

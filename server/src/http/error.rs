@@ -48,10 +48,18 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
+    /// 500. The client gets a generic message and an error id; the error itself, which
+    /// may name files of the data directory, goes only to the server log, under that id.
     pub fn internal(e: impl std::fmt::Display) -> Self {
-        // The message of a storage error names no personal data (keys are ids or hashes).
-        tracing::error!(error = %e, "request failed");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+        let id = error_id();
+        tracing::error!(error_id = %id, error = %e, "request failed");
+        let mut err = ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("internal error {id}; the server log has the details"),
+        );
+        err.extra = Some(json!({ "error_id": id }));
+        err
     }
 
     /// 504: the request timed out. For a write, the engine work runs on and may still
@@ -80,6 +88,14 @@ impl ApiError {
             "too many evaluations are running; retry shortly",
         )
     }
+}
+
+/// A random id that ties a 500 answer to its log line.
+fn error_id() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 8];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl From<query::Error> for ApiError {
@@ -148,5 +164,29 @@ impl IntoResponse for ApiError {
             );
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_name_no_files() {
+        let io = engine::StorageError::Io {
+            path: "/srv/cidb-data/sync/nl-hashes.pending".into(),
+            source: std::io::Error::other("disk full"),
+        };
+        for err in [
+            ApiError::internal(&io),
+            ApiError::from(engine::Error::Storage(io)),
+        ] {
+            assert_eq!(err.status, StatusCode::INTERNAL_SERVER_ERROR);
+            assert!(!err.message.contains("/srv"), "{}", err.message);
+            assert!(!err.message.contains("disk full"), "{}", err.message);
+            let id = err.extra.as_ref().unwrap()["error_id"].as_str().unwrap();
+            assert_eq!(id.len(), 16);
+            assert!(err.message.contains(id));
+        }
     }
 }

@@ -48,7 +48,7 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
-    /// 500. The client gets a generic message and an error id; the error itself, which
+    /// A 500 answer: the client gets a generic message and an error id; the error, which
     /// may name files of the data directory, goes only to the server log, under that id.
     pub fn internal(e: impl std::fmt::Display) -> Self {
         let id = error_id();

@@ -221,3 +221,54 @@ fn concurrent_syncs_acks_and_erasures_never_corrupt_the_state() {
     db.destination_sent("shared").unwrap();
     super::super::engine::assert_clean(&db);
 }
+
+/// A damaged sync state never blocks an erasure or another destination: the erasure
+/// removes the unreadable file (it may hold the person's hashes), the error names the
+/// file relative to the data directory, and the destination syncs again afterwards.
+#[test]
+fn a_corrupt_sync_state_blocks_neither_erasure_nor_other_destinations() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let db = Engine::open(dir.path()).unwrap();
+    db.ingest_json(
+        &(0..4)
+            .map(|i| person(i, "NL", Some(true), true))
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    create(&db, "damaged", Format::MetaApi, false);
+    create(&db, "healthy", Format::GoogleApi, false);
+    for name in ["damaged", "healthy"] {
+        sync(&db, name, &out.path().join(name));
+        db.sync_ack(name).unwrap();
+    }
+    let state = dir.path().join("sync").join("damaged.sent");
+    let mut bytes = std::fs::read(&state).unwrap();
+    bytes[20] ^= 0xff;
+    std::fs::write(&state, bytes).unwrap();
+
+    let err = Segments::new(&db)
+        .sync("damaged", &out.path().join("again"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("sync/damaged.sent"), "{err}");
+    assert!(
+        !err.contains(&dir.path().display().to_string()),
+        "no absolute path: {err}"
+    );
+
+    let forgotten = db
+        .forget(&cidb::Lookup::Id(1), &Default::default())
+        .unwrap();
+    assert!(forgotten.found);
+    assert_eq!(forgotten.destinations, 2, "both states were rewritten");
+    assert!(!state.exists(), "the unreadable state is gone");
+    let (report, adds, _) = sync(&db, "damaged", &out.path().join("after"));
+    assert_eq!(report.adds, 3, "the damaged destination starts over");
+    assert_eq!(adds.len(), 3 * person_hashes(0, true, false).len());
+    db.sync_ack("damaged").unwrap();
+    let (report, _, removes) = sync(&db, "healthy", &out.path().join("healthy2"));
+    let erased = set(person_hashes(1, true, true));
+    assert_eq!((report.adds, report.removes), (0, erased.len() as u64));
+    assert_eq!(removes, erased, "the healthy destination removes the erased person");
+}

@@ -113,3 +113,22 @@ fn bad_list_names_are_refused() {
         "{err}"
     );
 }
+
+/// The lists erasures and objections fill cannot be deleted: that would bring erased and
+/// objecting people back into audiences.
+#[test]
+fn reserved_lists_cannot_be_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Engine::open(dir.path()).unwrap();
+    db.ingest_json(&[person(1, "NL", Some(true), true)]).unwrap();
+    db.forget(&cidb::Lookup::Id(0), &Default::default()).unwrap();
+    db.object(&cidb::Lookup::Email("x@example.com".into()), "email")
+        .unwrap();
+    for name in cidb::RESERVED_LISTS {
+        match db.suppress_delete(name) {
+            Err(cidb::Error::Conflict(message)) => assert!(message.contains(name), "{message}"),
+            other => panic!("deleting {name}: {other:?}"),
+        }
+    }
+    assert_eq!(db.suppression_lists().len(), 2, "both lists are still there");
+}

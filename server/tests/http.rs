@@ -1767,7 +1767,9 @@ async fn idempotency_keys_make_retries_safe() {
 /// runs is 409 `in_progress`, and once it has committed gets its answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timed_out_writes_may_commit_and_retry_safely() {
-    let s = start(&["--request-timeout-ms", "300"]);
+    // Ingesting 10,000 records takes seconds in a debug build; answering a retry from the
+    // recorded answer (the body is parsed again) well under 1.5 s.
+    let s = start(&["--request-timeout-ms", "1500"]);
     let body = batch("slow", 10_000).to_string();
     let (status, _, text) = s.post_records(&s.ingest, Some("slow-1"), &body).await;
     assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{text}");

@@ -299,7 +299,6 @@ pub fn serve_announcing(
             keys: Arc::new(KeyCache::default()),
             in_flight: Arc::new(idempotency::InFlight::default()),
         };
-        tokio::spawn(sweep_idempotency_keys(engine.clone()));
         {
             use std::io::Write;
             let mut out = std::io::stdout().lock();
@@ -321,23 +320,6 @@ pub fn serve_announcing(
     }
     tracing::info!("stopped");
     Ok(())
-}
-
-/// Removes expired `Idempotency-Key` answers now and every hour.
-async fn sweep_idempotency_keys(engine: Arc<Engine>) {
-    let mut every = tokio::time::interval(Duration::from_secs(60 * 60));
-    loop {
-        every.tick().await;
-        let engine = engine.clone();
-        let swept =
-            tokio::task::spawn_blocking(move || idempotency::sweep(&engine, engine::now_millis()))
-                .await;
-        match swept {
-            Ok(Ok(n)) if n > 0 => tracing::info!(removed = n, "expired idempotency keys removed"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "sweeping idempotency keys failed"),
-            _ => {}
-        }
-    }
 }
 
 async fn shutdown_signal() {

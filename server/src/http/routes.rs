@@ -181,7 +181,7 @@ async fn records(
     let who = state.authorize(&headers, INGEST).await?;
     let kind = content_type(&headers, &[JSON, NDJSON])?;
     let bytes = read_body(&state, body).await?;
-    let idempotency = idempotency::Key::from_request(&headers, &who, &bytes)?;
+    let idempotency = idempotency::key(&headers, &who, &bytes)?;
     let text = std::str::from_utf8(&bytes).map_err(|e| {
         ApiError::bad_request(format!(
             "request body is not UTF-8 (byte offset {})",
@@ -211,34 +211,37 @@ async fn records(
         .map(|key| state.in_flight.claim(key))
         .transpose()?;
     let metrics = state.metrics.clone();
-    let (answer, replayed) = state
+    let (report, replayed) = state
         .run_write(&who, move |db, _| {
             let _claim = claim;
-            let now = engine::now_millis();
-            if let Some(key) = &idempotency {
-                match key.prior(db, now).map_err(ApiError::internal)? {
-                    idempotency::Prior::Same(answer) => return Ok((answer, true)),
-                    idempotency::Prior::Different => return Err(idempotency::Key::reused()),
-                    idempotency::Prior::None => {}
-                }
+            let ingested = match &idempotency {
+                None => db.ingest_json(&lines).map(|r| (r, false)),
+                Some(key) => match db.ingest_json_idempotent(&lines, key) {
+                    Ok(engine::IdempotentIngest::Applied(r)) => Ok((r, false)),
+                    Ok(engine::IdempotentIngest::Replayed { report, .. }) => Ok((report, true)),
+                    Ok(engine::IdempotentIngest::KeyReused { .. }) => {
+                        return Err(idempotency::reused())
+                    }
+                    Ok(other) => {
+                        return Err(ApiError::internal(format!(
+                            "unexpected idempotent ingest outcome {other:?}"
+                        )))
+                    }
+                    Err(e) => Err(e),
+                },
+            };
+            let (report, replayed) =
+                ingested.map_err(|e| ApiError::from(engine::Error::from(e)))?;
+            if !replayed {
+                metrics.ingested_records.inc_by(report.accepted);
+                metrics
+                    .rejected_records
+                    .inc_by(report.records - report.accepted);
             }
-            let report = db
-                .ingest_json(&lines)
-                .map_err(|e| ApiError::from(engine::Error::from(e)))?;
-            metrics.ingested_records.inc_by(report.accepted);
-            metrics
-                .rejected_records
-                .inc_by(report.records - report.accepted);
-            let answer = serde_json::to_value(report).map_err(ApiError::internal)?;
-            if let Some(key) = &idempotency {
-                // The batch has committed: answer it even if its key cannot be recorded.
-                if let Err(e) = key.record(db, &answer, now) {
-                    tracing::error!(error = %e, "recording an idempotency key failed");
-                }
-            }
-            Ok((answer, false))
+            Ok((report, replayed))
         })
         .await?;
+    let answer = serde_json::to_value(report).map_err(ApiError::internal)?;
     let mut response = Json(answer).into_response();
     if replayed {
         response.headers_mut().insert(

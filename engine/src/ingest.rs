@@ -75,24 +75,47 @@ impl Engine {
         records: &[S],
         idempotency: &IdempotencyKey,
     ) -> Result<IdempotentIngest, IngestError> {
-        let items = self.parse_json_batch(records);
-        check_batch_size(&items)?;
-        let mut w = self.writer.lock().expect("writer lock");
-        let now = crate::time::now_millis();
-        if let Some(entry) = self.store.idempotency(&idempotency.key)? {
-            if now - entry.at < IDEMPOTENCY_TTL_MS {
-                return Ok(if entry.request == idempotency.request {
-                    IdempotentIngest::Replayed {
-                        report: entry.report,
-                        at: entry.at,
-                    }
-                } else {
-                    IdempotentIngest::KeyReused { at: entry.at }
-                });
-            }
+        // A retry is answered before its records are parsed or the writer is waited for;
+        // the check is repeated under the writer lock, which orders it after any request
+        // with the same key that is still committing.
+        if let Some(answer) = self.earlier_answer(idempotency)? {
+            return Ok(answer);
         }
+        if records.len() > MAX_BATCH_RECORDS {
+            return Err(IngestError::BatchTooLarge {
+                got: records.len(),
+                limit: MAX_BATCH_RECORDS,
+            });
+        }
+        let items = self.parse_json_batch(records);
+        let mut w = self.writer.lock().expect("writer lock");
+        if let Some(answer) = self.earlier_answer(idempotency)? {
+            return Ok(answer);
+        }
+        let now = crate::time::now_millis();
         let report = self.ingest_locked(&mut w, items, Some((idempotency, now)))?;
         Ok(IdempotentIngest::Applied(report))
+    }
+
+    /// The answer an earlier request with this idempotency key left, if it is recent.
+    fn earlier_answer(
+        &self,
+        idempotency: &IdempotencyKey,
+    ) -> Result<Option<IdempotentIngest>, StorageError> {
+        let Some(entry) = self.store.idempotency(&idempotency.key)? else {
+            return Ok(None);
+        };
+        if crate::time::now_millis() - entry.at >= IDEMPOTENCY_TTL_MS {
+            return Ok(None);
+        }
+        Ok(Some(if entry.request == idempotency.request {
+            IdempotentIngest::Replayed {
+                report: entry.report,
+                at: entry.at,
+            }
+        } else {
+            IdempotentIngest::KeyReused { at: entry.at }
+        }))
     }
 
     /// One batch under the writer lock; with `idempotency`, its answer is recorded in the
@@ -321,7 +344,7 @@ struct Job {
 fn finish(commit: Receiver<Commit>) -> Result<IngestReport, StorageError> {
     commit
         .recv()
-        .unwrap_or_else(|_| Err(StorageError::CommitThreadStopped))
+        .unwrap_or(Err(StorageError::CommitThreadStopped))
 }
 
 fn check_batch_size(items: &ParsedBatch) -> Result<(), IngestError> {

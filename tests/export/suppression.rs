@@ -120,8 +120,10 @@ fn bad_list_names_are_refused() {
 fn reserved_lists_cannot_be_deleted() {
     let dir = tempfile::tempdir().unwrap();
     let db = Engine::open(dir.path()).unwrap();
-    db.ingest_json(&[person(1, "NL", Some(true), true)]).unwrap();
-    db.forget(&cidb::Lookup::Id(0), &Default::default()).unwrap();
+    db.ingest_json(&[person(1, "NL", Some(true), true)])
+        .unwrap();
+    db.forget(&cidb::Lookup::Id(0), &Default::default())
+        .unwrap();
     db.object(&cidb::Lookup::Email("x@example.com".into()), "email")
         .unwrap();
     for name in cidb::RESERVED_LISTS {
@@ -130,5 +132,9 @@ fn reserved_lists_cannot_be_deleted() {
             other => panic!("deleting {name}: {other:?}"),
         }
     }
-    assert_eq!(db.suppression_lists().len(), 2, "both lists are still there");
+    assert_eq!(
+        db.suppression_lists().len(),
+        2,
+        "both lists are still there"
+    );
 }

@@ -51,6 +51,16 @@ fn adds_and_removes_follow_every_kind_of_change() {
     create(&db, "meta", Format::MetaApi, false);
     let (first, adds, removes) = sync(&db, "meta", &out.path().join("1"));
     assert_eq!(first.adds, 5);
+    let audited = db.audit_log(None, 100).unwrap();
+    let entry = audited.iter().rfind(|e| e.action == "sync").unwrap();
+    assert_eq!(
+        (&entry.details["policy"], &entry.details["segment"]),
+        (
+            &serde_json::json!(cidb::query::DEFAULT_POLICY),
+            &serde_json::json!(r#"country = "NL""#)
+        ),
+        "the audit trail records what a sync sent by"
+    );
     assert_eq!(
         adds,
         set((0..5).flat_map(|i| person_hashes(i, true, false)))
@@ -270,5 +280,8 @@ fn a_corrupt_sync_state_blocks_neither_erasure_nor_other_destinations() {
     let (report, _, removes) = sync(&db, "healthy", &out.path().join("healthy2"));
     let erased = set(person_hashes(1, true, true));
     assert_eq!((report.adds, report.removes), (0, erased.len() as u64));
-    assert_eq!(removes, erased, "the healthy destination removes the erased person");
+    assert_eq!(
+        removes, erased,
+        "the healthy destination removes the erased person"
+    );
 }

@@ -571,6 +571,7 @@ impl Engine {
             "sync",
             serde_json::json!({
                 "destination": name, "format": dest.format.name(), "generation": generation,
+                "segment": dest.segment, "policy": dest.policy,
                 "adds": report.adds, "removes": report.removes, "members": report.members,
             }),
             Some(&added),

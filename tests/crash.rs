@@ -9,6 +9,8 @@
 //!
 //! Rounds: `CIDB_CRASH_ROUNDS` (default 4). Seed: `CIDB_CRASH_SEED` (default: time).
 
+mod support;
+
 use cidb::{Config, Engine, Lookup};
 use rand::{Rng, SeedableRng};
 use std::io::{BufRead, BufReader, Write};
@@ -95,19 +97,8 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // cargo's test listing
     }
-    let rounds: u64 = std::env::var("CIDB_CRASH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(4);
-    let seed: u64 = std::env::var("CIDB_CRASH_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
+    let rounds: u64 = support::env_number("CIDB_CRASH_ROUNDS", 4);
+    let seed = support::env_seed("CIDB_CRASH_SEED");
     println!("crash test: {rounds} rounds, CIDB_CRASH_SEED={seed}");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let dir = tempfile::tempdir().unwrap();

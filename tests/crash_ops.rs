@@ -22,6 +22,8 @@
 //!
 //! Rounds: `CIDB_CRASH_ROUNDS` (default 6). Seed: `CIDB_CRASH_SEED` (default: time).
 
+mod support;
+
 use cidb::export::Format;
 use cidb::query::{DestinationSpec, Segments};
 use cidb::{Engine, ForgetOptions, Lookup};
@@ -280,19 +282,8 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // cargo's test listing
     }
-    let rounds: u64 = std::env::var("CIDB_CRASH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(6);
-    let seed: u64 = std::env::var("CIDB_CRASH_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
+    let rounds: u64 = support::env_number("CIDB_CRASH_ROUNDS", 6);
+    let seed = support::env_seed("CIDB_CRASH_SEED");
     println!("crash ops test: {rounds} rounds, CIDB_CRASH_SEED={seed}");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let dir = tempfile::tempdir().unwrap();

@@ -4,6 +4,7 @@ mod engine;
 mod export;
 mod privacy;
 mod query;
+mod support;
 
 /// Every file under `dir`, recursively (for tests that search the data directory's bytes).
 pub fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

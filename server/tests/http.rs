@@ -29,20 +29,7 @@ impl Drop for Server {
 
 mod common;
 
-use common::cidb;
-
-fn key(data: &Path, role: &str) -> String {
-    let out = cidb(data, &["keys", "create", "--role", role, "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["role"], role);
-    assert!(v["id"].is_string());
-    v["key"].as_str().unwrap().to_string()
-}
+use common::{cidb, create_key as key};
 
 const RECORDS: &str = r#"{"source":"crm","identifiers":{"email":"a@example.com","phone":"+31612345678"},"attributes":{"country":"NL","first_name":"Anna","interests":["running"]},"consent":{"custom_audiences":true,"marketing":true}}
 {"source":"crm","identifiers":{"email":"b@example.com"},"attributes":{"country":"NL"},"consent":{"custom_audiences":true}}
@@ -68,25 +55,7 @@ fn start_with_env(extra: &[&str], env: &[(&str, &Path)]) -> Server {
         key(&data, "analyst"),
         key(&data, "ingest"),
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cidb"))
-        .arg("--data")
-        .arg(&data)
-        .args(["serve", "--addr", "127.0.0.1:0"])
-        .args(extra)
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
+    let (child, base) = common::serve(&data, extra, env);
     Server {
         child,
         base,

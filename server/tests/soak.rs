@@ -12,23 +12,17 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 mod common;
 
-use common::cidb;
+use common::{cidb, create_key as key};
 
 /// Every request's deadline: longer than any answer may take, so a hang fails the test.
 const DEADLINE: Duration = Duration::from_secs(40);
-
-fn key(data: &std::path::Path, role: &str) -> String {
-    let v = common::json_ok(data, &["keys", "create", "--role", role, "--json"]);
-    v["key"].as_str().unwrap().to_string()
-}
 
 /// What the clients saw.
 #[derive(Default)]
@@ -158,23 +152,7 @@ async fn every_request_is_answered_under_a_mixed_load() {
         key(&data, "analyst"),
         key(&data, "ingest"),
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cidb"))
-        .arg("--data")
-        .arg(&data)
-        .args(["serve", "--addr", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_string();
+    let (mut child, base) = common::serve(&data, &[], &[]);
     let tally = Arc::new(Tally::default());
     let client = Arc::new(Client {
         http: reqwest::Client::new(),

@@ -161,10 +161,7 @@ fn two_people_share_an_alias() {
 }
 
 fn cases() -> u32 {
-    std::env::var("CIDB_ALIAS_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(24)
+    crate::support::env_number("CIDB_ALIAS_CASES", 24)
 }
 
 proptest! {

@@ -240,10 +240,7 @@ fn run(batches: Vec<(Vec<Rec>, bool, Via)>) -> Result<(), TestCaseError> {
 }
 
 fn cases() -> u32 {
-    std::env::var("CIDB_MODEL_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(24)
+    crate::support::env_number("CIDB_MODEL_CASES", 24)
 }
 
 proptest! {

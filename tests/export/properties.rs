@@ -64,10 +64,7 @@ fn person_strategy() -> impl Strategy<Value = (Person, Listed)> {
 }
 
 fn cases() -> u32 {
-    std::env::var("CIDB_EXPORT_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(12)
+    crate::support::env_number("CIDB_EXPORT_CASES", 12)
 }
 
 proptest! {

@@ -186,9 +186,8 @@ impl DurationUnit {
         }
     }
 
-    /// `n` of this unit in milliseconds, saturating (never overflows: the parser refuses
-    /// durations over [`MAX_DURATION_DAYS`](super::MAX_DURATION_DAYS), but a syntax tree can
-    /// be built by hand).
+    /// `n` of this unit in milliseconds, saturating (the parser refuses durations over 200
+    /// years, but a syntax tree can be built by hand).
     pub fn millis(self, n: u32) -> i64 {
         const MS_PER_DAY: i64 = 86_400_000;
         (i64::from(n) * self.days()).saturating_mul(MS_PER_DAY)

@@ -87,7 +87,14 @@ pub fn day_from_civil_clamped(year: i32, month: u8, day: u8) -> Option<DayNumber
 
 /// The day an instant falls on.
 pub fn day_of(ms: Millis) -> DayNumber {
-    ms.div_euclid(MS_PER_DAY) as DayNumber
+    // Saturates far outside any date a record or query can carry (±5.8 million years)
+    // instead of wrapping.
+    let day = ms.div_euclid(MS_PER_DAY);
+    DayNumber::try_from(day).unwrap_or(if day < 0 {
+        DayNumber::MIN
+    } else {
+        DayNumber::MAX
+    })
 }
 
 const UNIX_EPOCH_JULIAN_DAY: i32 = 2_440_588;
@@ -95,6 +102,14 @@ const UNIX_EPOCH_JULIAN_DAY: i32 = 2_440_588;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn day_of_saturates_instead_of_wrapping() {
+        assert_eq!(day_of(0), 0);
+        assert_eq!(day_of(-1), -1);
+        assert_eq!(day_of(i64::MAX), DayNumber::MAX);
+        assert_eq!(day_of(i64::MIN), DayNumber::MIN);
+    }
 
     #[test]
     fn dates_and_instants() {

@@ -396,6 +396,13 @@ impl Engine {
         rebuilt
             .problems
             .extend(state.links.differences(&rebuilt.links));
+        let unfinished = self.store.erasure_intents()?;
+        if let Some(first) = unfinished.first() {
+            rebuilt.problems.push(format!(
+                "{} erasure(s) not finished (first: profile {first}); retried on the next open",
+                unfinished.len()
+            ));
+        }
         let keyed = self
             .store
             .keys_of_dead_profiles(state.counters.next_pid, rebuilt.indexes.live());

@@ -137,6 +137,16 @@ pub enum Error {
     /// The operation conflicts with the state of an item (reserved, or nothing to do).
     #[error("{0}")]
     Conflict(String),
+    /// An erasure committed (the person is gone from the profiles, the indexes and the
+    /// links), but rewriting the files that hold derived copies failed; it is finished on
+    /// the next open.
+    #[error("profile {profile} is erased; finishing the erasure (key, checkpoint, sync states, audit bitmaps) failed and is retried on the next open: {source}")]
+    ErasureIncomplete {
+        /// The erased profile.
+        profile: u32,
+        /// What failed.
+        source: StorageError,
+    },
     /// Another operation holds the item right now; retry later.
     #[error("{what} {name:?} is busy with another operation; retry shortly")]
     Busy {

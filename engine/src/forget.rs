@@ -152,7 +152,12 @@ impl Engine {
         }
         self.publish_counts(&w);
 
-        report.destinations = self.finish_erasure(&mut w, pid)? as u64;
+        report.destinations = self
+            .finish_erasure(&mut w, pid)
+            .map_err(|source| Error::ErasureIncomplete {
+                profile: pid,
+                source,
+            })? as u64;
         self.audit(
             "forget",
             serde_json::json!({
@@ -190,7 +195,9 @@ impl Engine {
         Ok(destinations)
     }
 
-    /// Finishes erasures that a crash interrupted (on open).
+    /// Finishes erasures that a crash or a failure interrupted (on open). One that fails
+    /// again stays recorded (and `check` reports it) rather than keeping the database
+    /// from opening.
     pub(crate) fn finish_interrupted_erasures(&self) -> Result<(), StorageError> {
         let pending = self.store.erasure_intents()?;
         if pending.is_empty() {
@@ -198,8 +205,10 @@ impl Engine {
         }
         let mut w = self.writer.lock().expect("writer lock");
         for pid in pending {
-            tracing::warn!(profile = pid, "finishing an erasure interrupted by a crash");
-            self.finish_erasure(&mut w, pid)?;
+            tracing::warn!(profile = pid, "finishing an interrupted erasure");
+            if let Err(e) = self.finish_erasure(&mut w, pid) {
+                tracing::error!(profile = pid, error = %e, "the erasure could not be finished; retried on the next open");
+            }
         }
         Ok(())
     }

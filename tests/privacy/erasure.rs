@@ -210,3 +210,54 @@ fn forgetting_nobody_changes_nothing() {
     assert!(!r.found);
     assert_eq!(db.stats().profiles, before.profiles);
 }
+
+/// An erasure whose file clean-up fails still erased the person, says so in a typed
+/// error, shows in `check`, and is finished on the next open once the cause is gone.
+#[test]
+fn an_erasure_that_cannot_finish_says_so_and_finishes_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let db = Engine::open(dir.path()).unwrap();
+    db.ingest_json(&[
+        r#"{"source":"crm","identifiers":{"email":"gone@example.com"},"attributes":{"country":"NL"},"consent":{"custom_audiences":true}}"#,
+        r#"{"source":"crm","identifiers":{"email":"stays@example.com"},"attributes":{"country":"NL"},"consent":{"custom_audiences":true}}"#,
+    ])
+    .unwrap();
+    Segments::new(&db)
+        .create_destination(&DestinationSpec {
+            name: "blocked".into(),
+            format: Format::MetaApi,
+            platform: None,
+            segment: r#"country = "NL""#.into(),
+            policy: None,
+            additive_only: false,
+        })
+        .unwrap();
+    Segments::new(&db).sync("blocked", out.path()).unwrap();
+    db.sync_ack("blocked").unwrap();
+    // The sync state cannot be read back: a directory stands where the file was.
+    let state = dir.path().join("sync").join("blocked.sent");
+    std::fs::remove_file(&state).unwrap();
+    std::fs::create_dir(&state).unwrap();
+
+    let gone = Lookup::Email("gone@example.com".into());
+    match db.forget(&gone, &ForgetOptions::default()) {
+        Err(cidb::Error::ErasureIncomplete { profile, .. }) => assert_eq!(profile, 0),
+        other => panic!("expected ErasureIncomplete, got {other:?}"),
+    }
+    assert!(db.lookup(&gone).unwrap().is_none(), "the person is erased");
+    let problems = db.check().unwrap().problems;
+    assert!(
+        problems.iter().any(|p| p.contains("not finished")),
+        "{problems:?}"
+    );
+    drop(db);
+    // Still blocked: the database opens all the same.
+    let db = Engine::open(dir.path()).unwrap();
+    assert!(!db.check().unwrap().is_clean());
+    drop(db);
+    std::fs::remove_dir(&state).unwrap();
+    let db = Engine::open(dir.path()).unwrap();
+    let report = db.check().unwrap();
+    assert!(report.is_clean(), "{:?}", report.problems);
+}

@@ -135,6 +135,17 @@ impl From<engine::Error> for ApiError {
             e @ (engine::Error::Conflict(_) | engine::Error::Busy { .. }) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
             }
+            engine::Error::ErasureIncomplete { profile, source } => {
+                // The person is erased; say so, without the storage detail (which may
+                // name files), and log the detail under the error id.
+                let mut err = ApiError::internal(&source);
+                err.code = "erasure_incomplete";
+                err.message = format!(
+                    "profile {profile} is erased; finishing the erasure failed and is retried on the next open ({})",
+                    err.message
+                );
+                err
+            }
             engine::Error::Ingest(engine::IngestError::BatchTooLarge { got, limit }) => {
                 ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,

@@ -1867,3 +1867,54 @@ async fn sync_acknowledgements_have_typed_errors() {
     );
     assert!(text.contains("no sync waiting"), "{text}");
 }
+
+/// A 20 MB `first_name` was accepted over HTTP: the record is rejected by the record
+/// layer's value limit, naming the field, and nothing of it is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_values_are_rejected_over_http() {
+    let s = start(&[]);
+    let huge = "x".repeat(20 << 20);
+    let report = s
+        .json(
+            "POST",
+            "/v1/records",
+            &s.ingest,
+            json!([
+                {"source": "web", "identifiers": {"email": "big@example.com"}, "attributes": {"first_name": huge}},
+                {"source": "web", "identifiers": {"email": "small@example.com"}},
+            ]),
+        )
+        .await;
+    assert_eq!(report["accepted"], 1, "{report}");
+    assert_eq!(report["rejected"][0]["line"], 1);
+    let reason = report["rejected"][0]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("limit of 1048576"), "{report}");
+    // Under the record limit, a value over the value limit names its field.
+    let report = s
+        .json(
+            "POST",
+            "/v1/records",
+            &s.ingest,
+            json!([{"source": "web", "identifiers": {"email": "big@example.com"},
+                    "attributes": {"first_name": "y".repeat(5000)}}]),
+        )
+        .await;
+    assert_eq!(report["accepted"], 0, "{report}");
+    assert_eq!(
+        report["rejected"][0]["field"], "attributes.first_name",
+        "{report}"
+    );
+    let (status, _) = s
+        .call(
+            "GET",
+            "/v1/profiles/lookup?email=big@example.com",
+            Some(&s.admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "the rejected record stored nothing"
+    );
+}

@@ -152,12 +152,12 @@ impl Engine {
         }
         self.publish_counts(&w);
 
-        report.destinations = self
-            .finish_erasure(&mut w, pid)
-            .map_err(|source| Error::ErasureIncomplete {
-                profile: pid,
-                source,
-            })? as u64;
+        report.destinations =
+            self.finish_erasure(&mut w, pid)
+                .map_err(|source| Error::ErasureIncomplete {
+                    profile: pid,
+                    source,
+                })? as u64;
         self.audit(
             "forget",
             serde_json::json!({

@@ -22,6 +22,17 @@ pub(crate) enum Status {
     TooLong(u64),
 }
 
+/// The line after consuming `b`: `\r` and `\n` each end a line, except a `\n` right
+/// after a `\r` (one `\r\n` break).
+fn next_line(line: u64, after_cr: bool, b: u8) -> (u64, bool) {
+    match b {
+        b'\r' => (line + 1, true),
+        b'\n' if after_cr => (line, false),
+        b'\n' => (line + 1, false),
+        _ => (line, false),
+    }
+}
+
 /// Reads CSV records one at a time.
 pub(crate) struct CsvRecords<R> {
     reader: R,
@@ -30,8 +41,11 @@ pub(crate) struct CsvRecords<R> {
     pos: usize,
     len: usize,
     eof: bool,
-    /// Line of the next byte (1 + line feeds consumed).
+    /// Line of the next byte (1 + line breaks consumed: `\n`, `\r\n` or a lone `\r`,
+    /// the breaks csv_core ends records at; resumable imports skip by this number).
     line: u64,
+    /// The last byte consumed was `\r` (a `\n` right after it ends no further line).
+    after_cr: bool,
     /// Bytes consumed.
     bytes: u64,
     /// The current record's field bytes and field ends.
@@ -50,10 +64,18 @@ impl<R: Read> CsvRecords<R> {
             len: 0,
             eof: false,
             line: 1,
+            after_cr: false,
             bytes: 0,
             out: vec![0; 4096],
             ends: vec![0; 64],
             fields: 0,
+        }
+    }
+
+    /// Counts the line breaks in `bytes` (consumed).
+    fn count_breaks(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            (self.line, self.after_cr) = next_line(self.line, self.after_cr, b);
         }
     }
 
@@ -89,11 +111,11 @@ impl<R: Read> CsvRecords<R> {
     pub(crate) fn next_record(&mut self) -> io::Result<Option<(u64, Status)>> {
         // Skip blank lines (csv_core skips them too) so the line is the record's own.
         while self.fill()? {
-            match self.buf[self.pos] {
-                b'\n' => self.line += 1,
-                b'\r' => {}
-                _ => break,
+            let b = self.buf[self.pos];
+            if b != b'\n' && b != b'\r' {
+                break;
             }
+            self.count_breaks(&[b]);
             self.pos += 1;
             self.bytes += 1;
         }
@@ -107,11 +129,15 @@ impl<R: Read> CsvRecords<R> {
             let (res, nin, nout, nend) =
                 self.core
                     .read_record(input, &mut self.out[outlen..], &mut self.ends[endlen..]);
-            let consumed = &input[..nin];
-            self.line += consumed.iter().filter(|&&b| b == b'\n').count() as u64;
+            let consumed = &self.buf[self.pos..self.pos + nin];
             if let Some(&b) = consumed.last() {
                 last = b;
             }
+            let (mut line, mut after_cr) = (self.line, self.after_cr);
+            for &b in consumed {
+                (line, after_cr) = next_line(line, after_cr, b);
+            }
+            (self.line, self.after_cr) = (line, after_cr);
             self.pos += nin;
             self.bytes += nin as u64;
             outlen += nout;
@@ -191,6 +217,26 @@ mod tests {
         }
         assert_eq!(r.bytes(), input.len() as u64);
         out
+    }
+
+    /// A lone `\r` ends a record and a line (resumable imports skip by line: with every
+    /// record on "line 1", a resume skipped the whole rest of a file); `\r\n` is one break,
+    /// also across a buffer refill.
+    #[test]
+    fn lone_carriage_returns_end_lines_too() {
+        assert_eq!(
+            read_all(b"a,b\rc,d\r\re,f\r\ng,h"),
+            vec![
+                (1, "a|b".to_string()),
+                (2, "c|d".to_string()),
+                (4, "e|f".to_string()),
+                (5, "g|h".to_string()),
+            ]
+        );
+        let mut long = vec![b'x'; INPUT_CHUNK - 1];
+        long.extend_from_slice(b"\r\nnext");
+        let lines: Vec<u64> = read_all(&long).into_iter().map(|(l, _)| l).collect();
+        assert_eq!(lines, [1, 2], "a CRLF split by a refill is one break");
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub struct Engine {
     pub(crate) export_cache: crate::export::RowCache,
     /// Destinations with a sync operation running (see `export::sync`).
     pub(crate) destination_locks: crate::export::DestinationLocks,
+    /// When expired idempotency keys were last removed (ms; see `ingest`).
+    pub(crate) idempotency_pruned_at: std::sync::atomic::AtomicI64,
     pub(crate) state: RwLock<State>,
     pub(crate) writer: Mutex<WriterState>,
     /// Figures published by the writer for readers that must never wait on a lock
@@ -211,6 +213,7 @@ impl Engine {
             store,
             export_cache: crate::export::RowCache::new(config.export_cache),
             destination_locks: Default::default(),
+            idempotency_pruned_at: Default::default(),
             config,
             state: RwLock::new(State {
                 generation: 0,
@@ -226,12 +229,7 @@ impl Engine {
             engine.checkpoint()?;
         }
         engine.finish_interrupted_erasures()?;
-        let expired = engine
-            .store
-            .prune_idempotency(crate::time::now_millis() - crate::ingest::IDEMPOTENCY_TTL_MS)?;
-        if expired > 0 {
-            tracing::info!(expired, "expired idempotency keys removed");
-        }
+        engine.prune_idempotency()?;
         Ok(engine)
     }
 

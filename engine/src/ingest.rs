@@ -15,6 +15,7 @@ use crate::time::Millis;
 use crate::writer::{BatchPlan, Overlay, PreparedBatch, ResolvedBatch, StoredLinks};
 use crate::MAX_BATCH_RECORDS;
 use crossbeam_channel::{bounded, Receiver};
+use std::sync::atomic::Ordering;
 
 /// One batch of parsed records with their line numbers.
 pub(crate) type ParsedBatch = Vec<(u64, Result<ParsedRecord, RejectReason>)>;
@@ -22,6 +23,9 @@ pub(crate) type ParsedBatch = Vec<(u64, Result<ParsedRecord, RejectReason>)>;
 /// How long an idempotency key's answer is kept: a retry within this time gets the first
 /// answer instead of a second ingest.
 pub const IDEMPOTENCY_TTL_MS: Millis = 24 * 60 * 60 * 1000;
+
+/// How often idempotent ingests sweep expired answers.
+const PRUNE_EVERY_MS: Millis = 60 * 60 * 1000;
 
 /// A client's idempotency key for one ingest request (SHA-256 of the key as sent) and the
 /// SHA-256 of the request it came with.
@@ -94,7 +98,22 @@ impl Engine {
         }
         let now = crate::time::now_millis();
         let report = self.ingest_locked(&mut w, items, Some((idempotency, now)))?;
+        if now - self.idempotency_pruned_at.load(Ordering::Relaxed) > PRUNE_EVERY_MS {
+            self.prune_idempotency()?;
+        }
         Ok(IdempotentIngest::Applied(report))
+    }
+
+    /// Removes idempotency answers older than [`IDEMPOTENCY_TTL_MS`] (on open, then at
+    /// most hourly from idempotent ingests).
+    pub(crate) fn prune_idempotency(&self) -> Result<(), StorageError> {
+        let now = crate::time::now_millis();
+        self.idempotency_pruned_at.store(now, Ordering::Relaxed);
+        let expired = self.store.prune_idempotency(now - IDEMPOTENCY_TTL_MS)?;
+        if expired > 0 {
+            tracing::info!(expired, "expired idempotency keys removed");
+        }
+        Ok(())
     }
 
     /// The answer an earlier request with this idempotency key left, if it is recent.

@@ -32,6 +32,7 @@ pub struct Warning {
 
 /// What an ingest did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct IngestReport {
     /// Records read.
     pub records: u64,

@@ -109,17 +109,44 @@ impl WriteBatch {
 impl WriteBatch {
     /// Records, in the batch itself, the answer to an idempotent ingest.
     pub(crate) fn put_idempotency(&mut self, key: &[u8; 32], entry: &IdempotencyEntry) {
-        self.batch
-            .insert(idempotency_key(key), codec::encode(entry));
+        self.batch.insert(idempotency_key(key), entry.encode());
     }
 }
 
 /// What an idempotent ingest left: when, the digest of the request, and its answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Stored as `at` (i64 LE), `request` (32 bytes), then the report as JSON: the report is
+/// a public type that gains fields, and JSON (with serde defaults) reads entries written
+/// before or after such a change, where a fixed binary layout would not.
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct IdempotencyEntry {
     pub(crate) at: crate::time::Millis,
     pub(crate) request: [u8; 32],
     pub(crate) report: crate::report::IngestReport,
+}
+
+impl IdempotencyEntry {
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256);
+        out.extend_from_slice(&self.at.to_le_bytes());
+        out.extend_from_slice(&self.request);
+        serde_json::to_writer(&mut out, &self.report).expect("serializing to a Vec");
+        out
+    }
+
+    /// When it was written, from the fixed prefix alone.
+    fn written_at(bytes: &[u8]) -> Option<crate::time::Millis> {
+        Some(i64::from_le_bytes(bytes.get(..8)?.try_into().ok()?))
+    }
+
+    /// The entry, or `None` if it cannot be read (then it answers nothing).
+    fn decode(bytes: &[u8]) -> Option<IdempotencyEntry> {
+        Some(IdempotencyEntry {
+            at: Self::written_at(bytes)?,
+            request: bytes.get(8..40)?.try_into().ok()?,
+            report: serde_json::from_slice(bytes.get(40..)?).ok()?,
+        })
+    }
 }
 
 fn idempotency_key(key: &[u8; 32]) -> Vec<u8> {
@@ -530,10 +557,10 @@ impl Store {
         &self,
         key: &[u8; 32],
     ) -> Result<Option<IdempotencyEntry>, StorageError> {
-        match self.db.get(idempotency_key(key))? {
-            Some(v) => codec::decode("idempotency entry", &v).map(Some),
-            None => Ok(None),
-        }
+        Ok(self
+            .db
+            .get(idempotency_key(key))?
+            .and_then(|v| IdempotencyEntry::decode(&v)))
     }
 
     /// Writes an idempotency entry on its own (for a request that changed nothing).
@@ -542,7 +569,7 @@ impl Store {
         key: &[u8; 32],
         entry: &IdempotencyEntry,
     ) -> Result<(), StorageError> {
-        self.db.insert(idempotency_key(key), codec::encode(entry))?;
+        self.db.insert(idempotency_key(key), entry.encode())?;
         self.db.flush()?;
         Ok(())
     }
@@ -556,8 +583,8 @@ impl Store {
         let mut removed = 0;
         for item in self.db.scan_prefix(keys::meta("idem/")) {
             let (k, v) = item?;
-            let entry: IdempotencyEntry = codec::decode("idempotency entry", &v)?;
-            if entry.at < before {
+            // Unreadable entries go too: they answer nothing.
+            if IdempotencyEntry::written_at(&v).is_none_or(|at| at < before) {
                 batch.remove(k);
                 removed += 1;
             }
@@ -1030,6 +1057,39 @@ impl<'a> BatchWriter<'a> {
 mod tests {
     use super::*;
     use crate::record::Value;
+
+    /// Idempotency answers read back across report changes (fields added or gone), and
+    /// an unreadable one answers nothing and is pruned instead of failing the open.
+    #[test]
+    fn idempotency_entries_survive_report_changes_and_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open(dir.path()).unwrap();
+        let entry = IdempotencyEntry {
+            at: 1_000,
+            request: [9; 32],
+            report: crate::report::IngestReport {
+                records: 2,
+                accepted: 2,
+                ..Default::default()
+            },
+        };
+        store.put_idempotency(&[1; 32], &entry).unwrap();
+        assert_eq!(store.idempotency(&[1; 32]).unwrap(), Some(entry.clone()));
+        // An answer written by a build whose report had other fields.
+        let mut other = entry.encode()[..40].to_vec();
+        other.extend_from_slice(br#"{"records":5,"accepted":4,"a_future_field":[1]}"#);
+        store.db.insert(idempotency_key(&[2; 32]), other).unwrap();
+        let read = store.idempotency(&[2; 32]).unwrap().unwrap();
+        assert_eq!((read.report.records, read.report.accepted), (5, 4));
+        // Damaged: no answer, and pruned whatever its age.
+        store
+            .db
+            .insert(idempotency_key(&[3; 32]), &b"short"[..])
+            .unwrap();
+        assert_eq!(store.idempotency(&[3; 32]).unwrap(), None);
+        assert_eq!(store.prune_idempotency(500).unwrap(), 1);
+        assert_eq!(store.prune_idempotency(2_000).unwrap(), 2);
+    }
 
     /// A format-2 directory holds tag 1 (fixed-width) values: format 3 reads them as they
     /// are, raises the version, and writes tag 2 values beside them.

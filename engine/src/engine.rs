@@ -187,13 +187,7 @@ impl Engine {
                     for pid in &dirty {
                         index_stored_profile(&store, &mut indexes, &mut links, pid)?;
                     }
-                    // A crash between a commit and the key destruction that follows a
-                    // merge or an erasure leaves keys of profiles that are gone.
-                    let gone: Vec<ProfileId> = dirty
-                        .iter()
-                        .filter(|p| !indexes.live().contains(*p))
-                        .collect();
-                    store.destroy_keys(&gone)?;
+
                 }
                 (indexes, links)
             }
@@ -205,6 +199,16 @@ impl Engine {
                 (rebuilt.indexes, rebuilt.links)
             }
         };
+        // A crash between a commit and the key destruction that follows a merge or an
+        // erasure leaves keys of profiles that are gone (a scan of the key file in memory).
+        // Only slots that are really not live: a key is never destroyed on the word of
+        // the indexes alone.
+        let mut gone = store.keys_of_dead_profiles(counters.next_pid, indexes.live());
+        gone.retain(|pid| !matches!(store.slot(*pid), Ok(Some(crate::store::Slot::Live(_)))));
+        if !gone.is_empty() {
+            tracing::warn!(profiles = gone.len(), "destroying keys a crash left behind");
+            store.destroy_keys(&gone)?;
+        }
         let suppression = crate::suppress_ops::load_lists(&store, &links)?;
         let published = Published::default();
         published.set(indexes.live().len(), dirty.len());

@@ -391,10 +391,6 @@ impl Engine {
 
     /// Every destination, by name.
     pub fn destinations(&self) -> Result<Vec<Destination>, Error> {
-        Ok(self.stored_destinations()?)
-    }
-
-    fn stored_destinations(&self) -> Result<Vec<Destination>, StorageError> {
         let mut out = Vec::new();
         for (key, value) in self.catalog_list()? {
             if let Some(name) = key.strip_prefix(CATALOG_PREFIX) {
@@ -594,20 +590,34 @@ impl Engine {
     /// blocks an erasure.
     pub(crate) fn forget_in_sync_states(&self, pid: ProfileId) -> Result<usize, StorageError> {
         let mut touched = 0;
-        for dest in self.stored_destinations()? {
-            let _held = self.destination_locks.hold(&dest.name);
+        // Names from the catalog keys: a destination whose definition does not decode
+        // still has state files to clean.
+        let names: Vec<String> = self
+            .catalog_list()?
+            .into_iter()
+            .filter_map(|(key, _)| key.strip_prefix(CATALOG_PREFIX).map(str::to_string))
+            .collect();
+        for name in names {
+            let _held = self.destination_locks.hold(&name);
+            // A temp file a crash left behind holds a state too.
+            let tmp = self.state_path(&name, false).with_extension("tmp");
+            match std::fs::remove_file(&tmp) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StorageError::io(&tmp, e)),
+            }
             let mut had = false;
             for pending in [false, true] {
-                let state = match self.read_state(&dest.name, pending) {
+                let state = match self.read_state(&name, pending) {
                     Ok(state) => state,
                     Err(StorageError::CorruptedFile { detail, .. }) => {
                         tracing::warn!(
-                            destination = dest.name.as_str(),
+                            destination = name.as_str(),
                             pending,
                             detail = detail.as_str(),
                             "corrupt sync state removed during an erasure; the next sync re-adds every member"
                         );
-                        let path = self.state_path(&dest.name, pending);
+                        let path = self.state_path(&name, pending);
                         std::fs::remove_file(&path).map_err(|e| StorageError::io(&path, e))?;
                         had = true;
                         continue;
@@ -619,7 +629,7 @@ impl Engine {
                         state.erased.extend(ids);
                         state.erased.sort_unstable();
                         state.erased.dedup();
-                        self.write_state(&dest.name, &state, pending)?;
+                        self.write_state(&name, &state, pending)?;
                         had = true;
                     }
                 }

@@ -406,6 +406,18 @@ fn main() {
                 problems.push(format!("erased person {k}'s name is in index.ckpt"));
             }
         }
+        let audited = db
+            .audit_log(None, 100_000)
+            .unwrap()
+            .iter()
+            .filter(|e| e.action == "forget")
+            .count();
+        if audited != forgotten.len() {
+            problems.push(format!(
+                "{audited} erasures audited, {} done (each exactly once, also when finished on open)",
+                forgotten.len()
+            ));
+        }
         let live = Segments::new(&db).evaluate("ALL").unwrap().into_bitmap();
         if !(&sent - &live).is_empty() {
             problems.push(format!(

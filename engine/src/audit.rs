@@ -28,7 +28,7 @@ pub fn with_actor<T>(actor: &str, f: impl FnOnce() -> T) -> T {
     result
 }
 
-fn current_actor() -> String {
+pub(crate) fn current_actor() -> String {
     ACTOR.with(|a| a.borrow().clone())
 }
 
@@ -62,7 +62,7 @@ impl Engine {
             action: action.to_string(),
             details,
         };
-        self.store.audit_append(entry, included)
+        self.store.audit_append(entry, included, None)
     }
 
     /// Audit entries after `after` (exclusive), oldest first, at most `limit`.

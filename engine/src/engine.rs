@@ -187,7 +187,6 @@ impl Engine {
                     for pid in &dirty {
                         index_stored_profile(&store, &mut indexes, &mut links, pid)?;
                     }
-
                 }
                 (indexes, links)
             }
@@ -399,7 +398,7 @@ impl Engine {
             .problems
             .extend(state.links.differences(&rebuilt.links));
         let unfinished = self.store.erasure_intents()?;
-        if let Some(first) = unfinished.first() {
+        if let Some((first, _)) = unfinished.first() {
             rebuilt.problems.push(format!(
                 "{} erasure(s) not finished (first: profile {first}); retried on the next open",
                 unfinished.len()

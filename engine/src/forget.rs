@@ -123,7 +123,17 @@ impl Engine {
         let mut counters = w.counters.clone();
         let batch = counters.batches;
         counters.batches += 1;
-        self.store.erase_profile(pid, batch, &counters)?;
+        // The intent carries the audit entry, written when the erasure is finished.
+        let intent = serde_json::json!({
+            "actor": crate::audit::current_actor(),
+            "at": crate::time::now_millis(),
+            "details": {
+                "profile": pid, "identifiers": report.identifiers, "events": report.events,
+                "suppressed": report.suppressed, "suppression_list": report.suppression_list,
+            },
+        });
+        self.store
+            .erase_profile(pid, batch, &counters, intent.to_string().as_bytes())?;
         w.counters = counters.clone();
         w.dirty.insert(pid);
 
@@ -158,15 +168,6 @@ impl Engine {
                     profile: pid,
                     source,
                 })? as u64;
-        self.audit(
-            "forget",
-            serde_json::json!({
-                "profile": pid, "identifiers": report.identifiers, "events": report.events,
-                "suppressed": report.suppressed, "suppression_list": report.suppression_list,
-                "destinations": report.destinations,
-            }),
-            None,
-        )?;
         tracing::info!(
             profile = pid,
             identifiers = report.identifiers,
@@ -178,8 +179,9 @@ impl Engine {
 
     /// What follows an erasure's atomic batch, idempotent: the key is destroyed, the
     /// files that hold derived copies are rewritten (index checkpoint, sync states, audit
-    /// bitmaps), then the intent is removed. Returns the destinations that held the
-    /// profile.
+    /// bitmaps), then the audit entry the intent carries is written and the intent
+    /// removed, in one atomic write (so the erasure is audited exactly once, also when it
+    /// is finished on open). Returns the destinations that held the profile.
     pub(crate) fn finish_erasure(
         &self,
         w: &mut WriterState,
@@ -191,7 +193,24 @@ impl Engine {
         self.checkpoint_locked(w)?;
         let destinations = self.forget_in_sync_states(pid)?;
         self.store.audit_forget(pid)?;
-        self.store.clear_erasure_intent(pid)?;
+        if let Some(intent) = self.store.erasure_intent(pid)? {
+            let intent: serde_json::Value = serde_json::from_slice(&intent).unwrap_or_default();
+            let mut details = intent["details"].clone();
+            if !details.is_object() {
+                details = serde_json::json!({ "profile": pid });
+            }
+            details["destinations"] = destinations.into();
+            let entry = crate::audit::AuditEntry {
+                seq: 0,
+                at: intent["at"]
+                    .as_i64()
+                    .unwrap_or_else(crate::time::now_millis),
+                actor: intent["actor"].as_str().unwrap_or("embedded").to_string(),
+                action: "forget".into(),
+                details,
+            };
+            self.store.audit_append(entry, None, Some(pid))?;
+        }
         Ok(destinations)
     }
 
@@ -204,7 +223,7 @@ impl Engine {
             return Ok(());
         }
         let mut w = self.writer.lock().expect("writer lock");
-        for pid in pending {
+        for (pid, _) in pending {
             tracing::warn!(profile = pid, "finishing an interrupted erasure");
             if let Err(e) = self.finish_erasure(&mut w, pid) {
                 tracing::error!(profile = pid, error = %e, "the erasure could not be finished; retried on the next open");

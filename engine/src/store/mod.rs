@@ -81,8 +81,10 @@ pub(crate) struct Store {
     keys: RwLock<KeyFile>,
     /// Keyed hash of identifier forms (the key file's secret, which never changes).
     identifier_hasher: crypto::IdentifierHasher,
-    /// Serializes audit appends (sequence numbers).
-    audit_lock: std::sync::Mutex<()>,
+    /// Serializes audit appends (sequence numbers) and erasures of audit bitmaps; holds
+    /// the profiles erased since open, which an export's bitmap appended after their
+    /// erasure must not include.
+    audit_lock: std::sync::Mutex<RoaringBitmap>,
 }
 
 /// Writes to apply atomically.
@@ -210,7 +212,7 @@ impl Store {
                 db,
                 identifier_hasher: crypto::IdentifierHasher::new(keys.secret()),
                 keys: RwLock::new(keys),
-                audit_lock: std::sync::Mutex::new(()),
+                audit_lock: std::sync::Mutex::new(RoaringBitmap::new()),
             },
             counters,
         ))
@@ -529,6 +531,7 @@ impl Store {
         pid: ProfileId,
         batch: u64,
         counters: &Counters,
+        intent: &[u8],
     ) -> Result<(), StorageError> {
         let mut b = sled::Batch::default();
         b.remove(&keys::profile(pid)[..]);
@@ -546,7 +549,7 @@ impl Store {
         b.insert(keys::meta("counters"), codec::encode(counters));
         // The intent: whatever happens after this batch (key destruction, checkpoint,
         // sync states, audit bitmaps) is finished on open until it is removed.
-        b.insert(&keys::prefixed_pid(keys::ERASURE, pid)[..], &[][..]);
+        b.insert(&keys::prefixed_pid(keys::ERASURE, pid)[..], intent);
         self.db.apply_batch(b)?;
         self.db.flush()?;
         Ok(())
@@ -619,11 +622,12 @@ impl Store {
         Ok(())
     }
 
-    /// Profiles whose erasure committed but may not have finished.
-    pub(crate) fn erasure_intents(&self) -> Result<Vec<ProfileId>, StorageError> {
+    /// Erasures that committed but may not have finished: the profile and what the
+    /// intent holds (the audit entry to write when done).
+    pub(crate) fn erasure_intents(&self) -> Result<Vec<(ProfileId, Vec<u8>)>, StorageError> {
         let mut out = Vec::new();
         for item in self.db.scan_prefix([keys::ERASURE]) {
-            let (k, _) = item?;
+            let (k, v) = item?;
             let pid = k
                 .get(1..5)
                 .and_then(|b| b.try_into().ok())
@@ -633,27 +637,31 @@ impl Store {
                     key: k.to_vec(),
                     detail: "key is not F + pid".into(),
                 })?;
-            out.push(pid);
+            out.push((pid, v.to_vec()));
         }
         Ok(out)
     }
 
-    /// Removes an erasure intent once everything it stands for is done; durable.
-    pub(crate) fn clear_erasure_intent(&self, pid: ProfileId) -> Result<(), StorageError> {
-        self.db
-            .remove(&keys::prefixed_pid(keys::ERASURE, pid)[..])?;
-        self.db.flush()?;
-        Ok(())
+    /// What the erasure intent of `pid` holds, if it is still there.
+    pub(crate) fn erasure_intent(&self, pid: ProfileId) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self
+            .db
+            .get(&keys::prefixed_pid(keys::ERASURE, pid)[..])?
+            .map(|v| v.to_vec()))
     }
 
     /// Appends an audit entry (its `seq` is assigned here) and, for an export, the
     /// profiles it included; durable on return.
+    ///
+    /// With `finishing`, the entry ends that profile's erasure: its intent is removed in
+    /// the same atomic write, so the erasure is audited exactly once.
     pub(crate) fn audit_append(
         &self,
         mut entry: crate::audit::AuditEntry,
         included: Option<&RoaringBitmap>,
+        finishing: Option<ProfileId>,
     ) -> Result<(), StorageError> {
-        let _serial = self.audit_lock.lock().expect("audit lock");
+        let erased = self.audit_lock.lock().expect("audit lock");
         let last = self
             .db
             .scan_prefix([keys::AUDIT])
@@ -670,10 +678,14 @@ impl Store {
             serde_json::to_vec(&entry).expect("an audit entry serializes"),
         );
         if let Some(pids) = included {
+            let pids = pids - &*erased;
             let mut value = Vec::with_capacity(pids.serialized_size());
             pids.serialize_into(&mut value)
                 .expect("writing to a Vec cannot fail");
             batch.insert(&keys::audit(keys::AUDIT_BITMAP, entry.seq)[..], value);
+        }
+        if let Some(pid) = finishing {
+            batch.remove(&keys::prefixed_pid(keys::ERASURE, pid)[..]);
         }
         self.db.apply_batch(batch)?;
         self.db.flush()?;
@@ -727,6 +739,8 @@ impl Store {
 
     /// Removes `pid` from every audited export's bitmap (erasure).
     pub(crate) fn audit_forget(&self, pid: ProfileId) -> Result<(), StorageError> {
+        let mut erased = self.audit_lock.lock().expect("audit lock");
+        erased.insert(pid);
         let mut batch = sled::Batch::default();
         for item in self.db.scan_prefix([keys::AUDIT_BITMAP]) {
             let (k, v) = item?;

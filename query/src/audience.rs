@@ -93,6 +93,6 @@ impl Segments<'_> {
         let sets = self.evaluate_all(&[&segment, &dest.policy])?;
         Ok(self
             .engine()
-            .sync(destination, &sets[0], &sets[1], out_dir)?)
+            .sync_evaluated(&dest, &sets[0], &sets[1], out_dir)?)
     }
 }

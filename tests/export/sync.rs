@@ -285,3 +285,31 @@ fn a_corrupt_sync_state_blocks_neither_erasure_nor_other_destinations() {
         "the healthy destination removes the erased person"
     );
 }
+
+/// A destination replaced between the evaluation of its audience and the sync is not
+/// synced with the old audience under the new definition.
+#[test]
+fn a_sync_of_a_replaced_destination_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let db = Engine::open(dir.path()).unwrap();
+    db.ingest_json(&[
+        person(0, "NL", Some(true), true),
+        person(1, "DE", Some(true), true),
+    ])
+    .unwrap();
+    create(&db, "moving", Format::MetaApi, false);
+    let evaluated = db.destination("moving").unwrap().unwrap();
+    let sets = Segments::new(&db)
+        .evaluate_all(&[&evaluated.segment, &evaluated.policy])
+        .unwrap();
+    let mut replaced = evaluated.clone();
+    replaced.segment = r#"country = "DE""#.into();
+    db.destination_put(&replaced).unwrap();
+    match db.sync_evaluated(&evaluated, &sets[0], &sets[1], out.path()) {
+        Err(cidb::Error::Conflict(m)) => assert!(m.contains("replaced"), "{m}"),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    let (report, _, _) = sync(&db, "moving", out.path());
+    assert_eq!(report.members, 1, "a fresh sync uses the new definition");
+}

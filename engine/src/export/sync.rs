@@ -436,11 +436,41 @@ impl Engine {
         policy: &RoaringBitmap,
         out_dir: &Path,
     ) -> Result<SyncReport, Error> {
+        self.sync_as_evaluated(name, None, segment, policy, out_dir)
+    }
+
+    /// Like [`Engine::sync`], for bitmaps evaluated from the definition `evaluated`: if
+    /// the destination was replaced since (a different segment or policy), the sync is
+    /// refused with [`Error::Conflict`] instead of sending one audience under another's
+    /// name.
+    pub fn sync_evaluated(
+        &self,
+        evaluated: &Destination,
+        segment: &RoaringBitmap,
+        policy: &RoaringBitmap,
+        out_dir: &Path,
+    ) -> Result<SyncReport, Error> {
+        self.sync_as_evaluated(&evaluated.name, Some(evaluated), segment, policy, out_dir)
+    }
+
+    fn sync_as_evaluated(
+        &self,
+        name: &str,
+        evaluated: Option<&Destination>,
+        segment: &RoaringBitmap,
+        policy: &RoaringBitmap,
+        out_dir: &Path,
+    ) -> Result<SyncReport, Error> {
         let _held = self.destination_locks.try_hold(name)?;
         let dest = self.destination(name)?.ok_or_else(|| Error::NotFound {
             what: "destination",
             name: name.to_string(),
         })?;
+        if evaluated.is_some_and(|e| *e != dest) {
+            return Err(Error::Conflict(format!(
+                "destination {name:?} was replaced while its audience was evaluated; sync again"
+            )));
+        }
         let sent = self.read_state(name, false)?.unwrap_or_default();
         let generation = sent.generation + 1;
         let selection = self.select(segment, policy);

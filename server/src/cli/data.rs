@@ -134,7 +134,16 @@ pub fn import(global: &Global, args: ImportArgs) -> anyhow::Result<()> {
             .with_context(|| format!("cannot open {}", args.file.display()))?;
         let size = file.metadata().ok().map(|m| m.len());
         // Resumable: a rerun after a crash skips what the interrupted run applied.
-        let meaning = format!("{format:?}\0{:?}\0{:?}", args.source, args.maps);
+        // The file's identity and modification time too: a file changed since the crash
+        // (even in the middle, which the fingerprint does not read) starts over.
+        let identity = file.metadata().ok().map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            (m.dev(), m.ino(), m.mtime(), m.mtime_nsec())
+        });
+        let meaning = format!(
+            "{format:?}\0{:?}\0{:?}\0{identity:?}",
+            args.source, args.maps
+        );
         let key = engine::input_fingerprint(&mut file, meaning.as_bytes())
             .with_context(|| format!("cannot read {}", args.file.display()))?;
         options = options.resumable(key);

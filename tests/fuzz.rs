@@ -373,7 +373,13 @@ fn generated_csv() -> &'static [String] {
 
 fn check_report(report: &IngestReport, input: &[u8]) -> Result<(), TestCaseError> {
     prop_assert_eq!(report.records, report.accepted + report.rejected_count);
-    let lines = input.iter().filter(|&&b| b == b'\n').count() as u64 + 1;
+    // Lines end at `\n`, `\r\n` or a lone `\r` (CSV records end there too).
+    let breaks = input
+        .iter()
+        .enumerate()
+        .filter(|&(i, &b)| b == b'\r' || (b == b'\n' && (i == 0 || input[i - 1] != b'\r')))
+        .count();
+    let lines = breaks as u64 + 1;
     for r in &report.rejected {
         prop_assert!(
             r.line >= 1 && r.line <= lines,

@@ -272,6 +272,20 @@ fn child(dir: &str, mode: &str, start: u64) {
     std::thread::sleep(Duration::from_secs(60));
 }
 
+/// Prints a check's outcome; a failed one ends the test.
+fn must_pass(name: &str, problems: Vec<String>) {
+    if problems.is_empty() {
+        println!("{name}: ok");
+        return;
+    }
+    println!("{name}: FAILED");
+    for p in &problems {
+        println!("  {p}");
+    }
+    println!("0 passed, 1 failed");
+    std::process::exit(1);
+}
+
 fn main() {
     if let Ok(dir) = std::env::var("CIDB_OPS_CHILD") {
         let mode = std::env::var("CIDB_OPS_MODE").unwrap();
@@ -294,27 +308,15 @@ fn main() {
         Segments::new(&db).sync(DESTINATION, out.path()).unwrap();
         db.sync_ack(DESTINATION).unwrap();
     }
-    let problems = idempotent_retry_after_a_crash(dir.path());
-    if !problems.is_empty() {
-        println!("idempotent retry after a crash: FAILED");
-        for p in &problems {
-            println!("  {p}");
-        }
-        println!("0 passed, 1 failed");
-        std::process::exit(1);
-    }
-    println!("idempotent retry after a crash: ok");
+    must_pass(
+        "idempotent retry after a crash",
+        idempotent_retry_after_a_crash(dir.path()),
+    );
     let import_dir = tempfile::tempdir().unwrap();
-    let problems = import_resumes_after_a_crash(import_dir.path(), &mut rng);
-    if !problems.is_empty() {
-        println!("import resumed after a crash: FAILED");
-        for p in &problems {
-            println!("  {p}");
-        }
-        println!("0 passed, 1 failed");
-        std::process::exit(1);
-    }
-    println!("import resumed after a crash: ok");
+    must_pass(
+        "import resumed after a crash",
+        import_resumes_after_a_crash(import_dir.path(), &mut rng),
+    );
     // Modes in turn; the crash points come in every second cycle.
     let plan: [(&str, Option<&str>); 6] = [
         ("forget", None),

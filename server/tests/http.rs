@@ -1179,24 +1179,8 @@ fn sigterm_stops_within_ten_seconds_with_requests_in_flight() {
         })
     });
     std::thread::sleep(Duration::from_millis(300));
-    let pid = s.child.id().to_string();
-    let signalled = Instant::now();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let status = loop {
-        if let Some(status) = s.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            signalled.elapsed() < Duration::from_secs(15),
-            "still running 15 s after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let took = signalled.elapsed();
+    let (status, took) = common::terminate(&mut s.child, Duration::from_secs(15))
+        .expect("still running 15 s after SIGTERM");
     assert!(took < Duration::from_secs(10), "stopped after {took:?}");
     assert!(status.success(), "exit status {status:?}");
     let _ = ingest.join().unwrap();

@@ -12,10 +12,9 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod common;
 
@@ -337,26 +336,7 @@ async fn every_request_is_answered_under_a_mixed_load() {
     }
 
     // SIGTERM stops it within 10 s.
-    let started = Instant::now();
-    let pid = child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let exited = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if started.elapsed() > Duration::from_secs(10) {
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    if exited.is_none() {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
+    let exited = common::terminate(&mut child, Duration::from_secs(10));
     let answers = tally.answers.lock().unwrap().clone();
     let total: u64 = answers.values().sum();
     println!(

@@ -6,7 +6,8 @@
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// Runs `cidb --data DATA ARGS...`.
 pub fn cidb(data: &Path, args: &[&str]) -> Output {
@@ -60,4 +61,27 @@ pub fn serve(data: &Path, extra: &[&str], env: &[(&str, &Path)]) -> (Child, Stri
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
         .to_string();
     (child, base)
+}
+
+/// Sends SIGTERM to `child` and waits up to `limit` for it to exit; returns its status and
+/// how long it took, or `None` (after killing it) if it was still running.
+pub fn terminate(child: &mut Child, limit: Duration) -> Option<(ExitStatus, Duration)> {
+    let signalled = Instant::now();
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some((status, signalled.elapsed()));
+        }
+        if signalled.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

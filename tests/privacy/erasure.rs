@@ -83,9 +83,15 @@ fn populated(dir: &Path) -> Engine {
     let others = Generator::new(200, 9).records();
     db.ingest_json(&others).unwrap();
     db.ingest_json(&[person()]).unwrap();
-    let s = Segments::new(&db);
+    synced_destination(&db, "meta");
+    db
+}
+
+/// Creates a Meta destination of the NL members and acknowledges its first sync.
+fn synced_destination(db: &Engine, name: &str) {
+    let s = Segments::new(db);
     s.create_destination(&DestinationSpec {
-        name: "meta".into(),
+        name: name.into(),
         format: Format::MetaApi,
         platform: None,
         segment: r#"country = "NL""#.into(),
@@ -94,9 +100,8 @@ fn populated(dir: &Path) -> Engine {
     })
     .unwrap();
     let out = tempfile::tempdir().unwrap();
-    s.sync("meta", out.path()).unwrap();
-    db.sync_ack("meta").unwrap();
-    db
+    s.sync(name, out.path()).unwrap();
+    db.sync_ack(name).unwrap();
 }
 
 #[test]
@@ -216,25 +221,13 @@ fn forgetting_nobody_changes_nothing() {
 #[test]
 fn an_erasure_that_cannot_finish_says_so_and_finishes_on_open() {
     let dir = tempfile::tempdir().unwrap();
-    let out = tempfile::tempdir().unwrap();
     let db = Engine::open(dir.path()).unwrap();
     db.ingest_json(&[
         r#"{"source":"crm","identifiers":{"email":"gone@example.com"},"attributes":{"country":"NL"},"consent":{"custom_audiences":true}}"#,
         r#"{"source":"crm","identifiers":{"email":"stays@example.com"},"attributes":{"country":"NL"},"consent":{"custom_audiences":true}}"#,
     ])
     .unwrap();
-    Segments::new(&db)
-        .create_destination(&DestinationSpec {
-            name: "blocked".into(),
-            format: Format::MetaApi,
-            platform: None,
-            segment: r#"country = "NL""#.into(),
-            policy: None,
-            additive_only: false,
-        })
-        .unwrap();
-    Segments::new(&db).sync("blocked", out.path()).unwrap();
-    db.sync_ack("blocked").unwrap();
+    synced_destination(&db, "blocked");
     // The sync state cannot be read back: a directory stands where the file was.
     let state = dir.path().join("sync").join("blocked.sent");
     std::fs::remove_file(&state).unwrap();

@@ -1,7 +1,7 @@
 //! Errors: [`QueryError`] for a bad expression (kind + byte span + line/column), and
 //! [`Error`] for every query operation.
 
-use crate::parser::Span;
+use crate::span::Span;
 use engine::StorageError;
 use std::fmt;
 
@@ -73,7 +73,7 @@ pub enum ErrorKind {
     /// A duration longer than the limit (`within 5900000y`).
     #[error(
         "duration `{0}` is longer than the limit of {max} days (200 years)",
-        max = crate::parser::MAX_DURATION_DAYS
+        max = crate::limits::MAX_DURATION_DAYS
     )]
     DurationTooLong(String),
 }

@@ -29,12 +29,14 @@ mod cache;
 mod error;
 mod eval;
 mod explain;
+mod limits;
 mod parser;
 mod plan;
 mod results;
 mod saved;
 mod schema;
 mod segments;
+mod span;
 
 pub use access::AccessReport;
 pub use age::age_at;
@@ -42,12 +44,13 @@ pub use audience::{segment_or_expr, DestinationSpec, DEFAULT_POLICY};
 pub use cache::LeafCache;
 pub use error::{Error, ErrorKind, Position, QueryError};
 pub use explain::{Explain, ExplainNode};
+pub use limits::{Limits, MAX_EXPR_BYTES, MAX_EXPR_DEPTH, MAX_SEGMENT_NESTING};
 pub use parser::{
-    parse, CmpOp, DurationUnit, EventOption, EventOptionKind, Expr, ExprKind, HasMode, Limits,
-    Literal, LiteralValue, Name, Predicate, Span, MAX_EXPR_BYTES, MAX_EXPR_DEPTH,
-    MAX_SEGMENT_NESTING,
+    parse, CmpOp, DurationUnit, EventOption, EventOptionKind, Expr, ExprKind, HasMode, Literal,
+    LiteralValue, Name, Predicate,
 };
 pub use plan::{Plan, SegmentSource};
 pub use results::{Breakdown, Overlap, Segment, ValueCount};
 pub use saved::{valid_name as valid_segment_name, SavedSegment};
 pub use segments::{EngineExt, Segments, MAX_BREAKDOWN_VALUES, MAX_OVERLAP_SEGMENTS};
+pub use span::Span;

@@ -10,10 +10,11 @@
 
 use crate::age;
 use crate::error::{Error, ErrorKind, QueryError};
+use crate::limits::Limits;
 use crate::parser::{
-    self, CmpOp, EventOptionKind, Expr, ExprKind, HasMode, Limits, Literal, LiteralValue, Name,
-    Predicate, Span,
+    self, CmpOp, EventOptionKind, Expr, ExprKind, HasMode, Literal, LiteralValue, Name, Predicate,
 };
+use crate::span::Span;
 use crate::schema::{self, Field, BIRTH_DATE};
 use engine::{
     bool_text, day_of, index_text, normalize_country, parse_date, scale_number, EventKey, Indexes,

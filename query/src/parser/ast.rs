@@ -1,28 +1,8 @@
 //! The syntax tree of a segment expression: names are plain strings, every node has its
 //! byte span; nothing here knows the engine (the planner resolves names).
 
+use crate::span::Span;
 use std::fmt;
-
-/// A byte range `[start, end)` in the expression text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Span {
-    /// First byte.
-    pub start: usize,
-    /// One past the last byte.
-    pub end: usize,
-}
-
-impl Span {
-    /// A span.
-    pub fn new(start: usize, end: usize) -> Span {
-        Span { start, end }
-    }
-
-    /// The smallest span covering both.
-    pub fn to(self, other: Span) -> Span {
-        Span::new(self.start.min(other.start), self.end.max(other.end))
-    }
-}
 
 /// An expression with its span.
 #[derive(Debug, Clone, PartialEq)]

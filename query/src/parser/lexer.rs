@@ -1,8 +1,9 @@
 //! Tokens of the segment language, each with its byte span.
 
-use super::ast::{CmpOp, DurationUnit, Span};
-use super::MAX_DURATION_DAYS;
+use super::ast::{CmpOp, DurationUnit};
 use crate::error::{ErrorKind, QueryError};
+use crate::limits::MAX_DURATION_DAYS;
+use crate::span::Span;
 
 /// One token.
 #[derive(Debug, Clone, PartialEq)]

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::error::{ErrorKind, Position};
+use crate::limits::MAX_EXPR_DEPTH;
 
 fn ok(src: &str) -> Expr {
     parse(src, &Limits::default()).unwrap_or_else(|e| panic!("{src}: {e}"))

@@ -30,6 +30,7 @@ use super::rows::{FieldStats, ProfileRow};
 use crate::engine::Engine;
 use crate::error::{Error, StorageError};
 use crate::profile::ProfileId;
+use crate::store::atomic_file;
 use crate::time::Millis;
 use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
@@ -347,20 +348,11 @@ impl Engine {
     ) -> Result<(), StorageError> {
         let dir = self.sync_dir();
         std::fs::create_dir_all(&dir).map_err(|e| StorageError::io(&dir, e))?;
-        let path = self.state_path(name, pending);
-        let tmp = path.with_extension("tmp");
-        let io = |e| StorageError::io(&tmp, e);
-        let mut f = File::create(&tmp).map_err(io)?;
         let bytes = state.encode(|plain| {
             self.store
                 .seal_with_secret(SEAL_PURPOSE, name.as_bytes(), plain)
         });
-        f.write_all(&bytes).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, &path).map_err(|e| StorageError::io(&path, e))?;
-        File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| StorageError::io(&dir, e))
+        atomic_file::replace(&self.state_path(name, pending), &[&bytes])
     }
 
     /// Creates (or replaces) a destination.
@@ -630,11 +622,13 @@ impl Engine {
         for name in names {
             let _held = self.destination_locks.hold(&name);
             // A temp file a crash left behind holds a state too.
-            let tmp = self.state_path(&name, false).with_extension("tmp");
-            match std::fs::remove_file(&tmp) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(StorageError::io(&tmp, e)),
+            for pending in [false, true] {
+                let tmp = atomic_file::temp_path(&self.state_path(&name, pending));
+                match std::fs::remove_file(&tmp) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(StorageError::io(&tmp, e)),
+                }
             }
             let mut had = false;
             for pending in [false, true] {
@@ -686,10 +680,7 @@ impl Engine {
         let (from, to) = (self.state_path(name, true), self.state_path(name, false));
         crate::crash_point::crash_point("ack.before_rename");
         std::fs::rename(&from, &to).map_err(|e| StorageError::io(&to, e))?;
-        let dir = self.sync_dir();
-        File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| StorageError::io(&dir, e))?;
+        atomic_file::sync_parent(&to)?;
         self.audit(
             "sync_ack",
             serde_json::json!({"destination": name, "generation": pending.generation,

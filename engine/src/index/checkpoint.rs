@@ -20,7 +20,7 @@ use crate::codec::{decode_body, encode_body};
 use crate::error::StorageError;
 use crate::identity::Links;
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufReader, Read};
 use std::path::Path;
 
 const MAGIC: &[u8; 8] = b"CIDBIDX1";
@@ -38,11 +38,8 @@ pub(crate) fn write_checkpoint(
     indexes: &Indexes,
     links: &Links,
 ) -> Result<(), StorageError> {
-    let tmp = dir.join("index.ckpt.tmp");
-    let path = dir.join(CHECKPOINT_FILE);
-    let io = |e| StorageError::io(&tmp, e);
     let mut body = Vec::new();
-    encode_body(indexes, &mut body).map_err(io)?;
+    encode_body(indexes, &mut body).map_err(|e| StorageError::io(dir, e))?;
     links.write_to(&mut body);
     let mut header = Vec::with_capacity(HEADER_LEN);
     header.extend_from_slice(MAGIC);
@@ -50,17 +47,7 @@ pub(crate) fn write_checkpoint(
     header.extend_from_slice(&generation.to_le_bytes());
     header.extend_from_slice(&(body.len() as u64).to_le_bytes());
     header.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
-    let file = File::create(&tmp).map_err(io)?;
-    let mut w = BufWriter::new(file);
-    w.write_all(&header).map_err(io)?;
-    w.write_all(&body).map_err(io)?;
-    let file = w.into_inner().map_err(|e| io(e.into_error()))?;
-    file.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, &path).map_err(|e| StorageError::io(&path, e))?;
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| StorageError::io(dir, e))?;
-    Ok(())
+    crate::store::atomic_file::replace(&dir.join(CHECKPOINT_FILE), &[&header, &body])
 }
 
 /// Reads the checkpoint: `None` when there is none yet or it has another version (the

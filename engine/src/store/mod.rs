@@ -2,6 +2,7 @@
 //! (`keys`), personal data sealed with per-profile keys from the key file (`keyfile`,
 //! `crypto`). A write batch is applied with one atomic `apply_batch`.
 
+pub(crate) mod atomic_file;
 mod crypto;
 mod keyfile;
 mod keys;

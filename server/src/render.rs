@@ -5,6 +5,9 @@ use engine::{format_rfc3339, Millis};
 use query::{Breakdown, Explain, ExplainNode, Overlap, QueryError, SavedSegment};
 use serde_json::{json, Value};
 
+/// Largest sample a caller may ask for (`--sample`, `"size"`).
+pub const MAX_SAMPLE: usize = 100_000;
+
 /// A breakdown.
 pub fn breakdown(b: &Breakdown, at: Millis) -> Value {
     json!({

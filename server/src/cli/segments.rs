@@ -10,8 +10,7 @@ use serde_json::json;
 use std::path::PathBuf;
 use std::time::Instant;
 
-/// Largest `--sample`.
-const MAX_SAMPLE: usize = 100_000;
+use crate::render::MAX_SAMPLE;
 /// Largest `--limit` for `--ids`.
 const MAX_IDS: usize = 1_000_000;
 

@@ -16,8 +16,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-/// Largest `size` of a sample.
-const MAX_SAMPLE: usize = 100_000;
+use crate::render::MAX_SAMPLE;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()

@@ -1,15 +1,14 @@
 //! Results of the expensive leaves of plans (bit-sliced ranges, event queries), kept while
 //! the database does not change, for servers that answer the same questions repeatedly
-//! (dashboards): `Segments::with_cache`.
+//! (dashboards): `Segments::with_cache`. The cache only maps resolved leaves to bitmaps;
+//! `segments.rs` replaces a plan's leaves by their cached results.
 //!
 //! A leaf's key is its resolved operation (field, bounds already computed from the
 //! evaluation time, event filters), so two plans share a result only when they ask
 //! exactly the same thing; every entry belongs to one snapshot generation and the cache
 //! is emptied when the generation moves on.
 
-use crate::eval::Evaluator;
-use crate::plan::{Node, Op};
-use engine::Indexes;
+use crate::ir::Op;
 use roaring::RoaringBitmap;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -70,35 +69,22 @@ impl LeafCache {
         inner.map.insert(key, bits);
     }
 
-    /// Replaces every range and event leaf of `node` by its (cached or computed) result.
-    pub(crate) fn materialize(&self, node: &mut Node, ix: &Indexes, generation: u64) {
-        match &mut node.op {
-            Op::Range { .. } | Op::Event(_) => {
-                let key = format!("{:?}", node.op);
-                let bits = match self.get(generation, &key) {
-                    Some(bits) => bits,
-                    None => {
-                        let bits = Arc::new(Evaluator::new(ix).eval(node).into_owned());
-                        self.put(generation, key, bits.clone());
-                        bits
-                    }
-                };
-                let what = crate::explain::label(&node.op);
-                node.estimate = bits.len();
-                node.op = Op::Bitmap { what, bits };
+    /// The result of the resolved leaf `op` in snapshot generation `generation`: cached,
+    /// or computed by `compute` and kept.
+    pub(crate) fn leaf(
+        &self,
+        generation: u64,
+        op: &Op,
+        compute: impl FnOnce() -> RoaringBitmap,
+    ) -> Arc<RoaringBitmap> {
+        let key = format!("{op:?}");
+        match self.get(generation, &key) {
+            Some(bits) => bits,
+            None => {
+                let bits = Arc::new(compute());
+                self.put(generation, key, bits.clone());
+                bits
             }
-            Op::And(children) | Op::Or(children) => {
-                for c in children {
-                    self.materialize(c, ix, generation);
-                }
-            }
-            Op::AndNot { all, but_not } => {
-                for c in all.iter_mut().chain(but_not.iter_mut()) {
-                    self.materialize(c, ix, generation);
-                }
-            }
-            Op::Not(inner) | Op::Segment { inner, .. } => self.materialize(inner, ix, generation),
-            Op::Empty | Op::All | Op::Term(_) | Op::NumericExists(_) | Op::Bitmap { .. } => {}
         }
     }
 }

@@ -3,7 +3,7 @@
 //! intermediate; a count computes its last operation with `intersection_len`,
 //! `difference_len` or `union_len` instead of materializing it.
 
-use crate::plan::{EventFilter, EventQuery, Node, Op, Plan};
+use crate::ir::{EventFilter, EventQuery, Node, Op, Plan};
 use engine::{scale_number, Indexes, NumericKey, Totals};
 use roaring::{MultiOps, RoaringBitmap};
 use std::borrow::Cow;

@@ -2,8 +2,8 @@
 //! time.
 
 use crate::eval::NodeRun;
-use crate::plan::{EventFilter, Node, Op};
-use engine::{format_date, format_rfc3339, Millis, NumericKind, Term, NUMBER_SCALE};
+use crate::ir::{label, Node, Op};
+use engine::{format_rfc3339, Millis};
 use std::fmt;
 
 /// One node of an explained plan.
@@ -61,77 +61,6 @@ pub(crate) fn build(node: &Node, runs: &[Option<NodeRun>]) -> ExplainNode {
         actual: run.map(|r| r.actual),
         micros: run.map(|r| r.elapsed.as_secs_f64() * 1e6),
         children,
-    }
-}
-
-fn bound(kind: NumericKind, v: i64) -> String {
-    match kind {
-        NumericKind::Date => match i32::try_from(v) {
-            Ok(d) if (-800_000..=3_000_000).contains(&d) => format_date(d),
-            _ if v < 0 => "-inf".into(),
-            _ => "+inf".into(),
-        },
-        NumericKind::Number => format!("{}", v as f64 / NUMBER_SCALE),
-    }
-}
-
-pub(crate) fn label(op: &Op) -> String {
-    match op {
-        Op::Empty => "EMPTY".into(),
-        Op::All => "ALL (live profiles)".into(),
-        Op::Term(t) => match t {
-            Term::Live => "ALL (live profiles)".into(),
-            Term::Exists(f) => format!("bitmap {f} EXISTS"),
-            Term::Eq(f, v) => format!("bitmap {f} = {v:?}"),
-            Term::Consent(p) => format!("bitmap consent({p:?})"),
-            Term::ConsentKnown(p) => format!("bitmap consent known({p:?})"),
-            Term::IdentifierType(t) => format!("bitmap identifier({t:?})"),
-            Term::Source(s) => format!("bitmap source({s:?})"),
-            other => format!("bitmap {other:?}"),
-        },
-        Op::Range { key, low, high } => {
-            let lo = (*low != i64::MIN).then(|| bound(key.kind, *low));
-            let hi = (*high != i64::MAX).then(|| bound(key.kind, *high));
-            let r = match (lo, hi) {
-                (Some(l), Some(h)) if l == h => format!("= {l}"),
-                (Some(l), Some(h)) => format!("in [{l}, {h}]"),
-                (Some(l), None) => format!(">= {l}"),
-                (None, Some(h)) => format!("<= {h}"),
-                (None, None) => "EXISTS".into(),
-            };
-            format!("bit-sliced {} {r}", key.field)
-        }
-        Op::NumericExists(key) => format!("bit-sliced {} EXISTS", key.field),
-        Op::Bitmap { what, .. } => what.clone(),
-        Op::Event(q) => {
-            let mut s = format!("event {:?}", q.key.kind);
-            if let Some(c) = &q.key.category {
-                s.push_str(&format!(" category {c:?}"));
-            }
-            if let Some(f) = q.range.from {
-                s.push_str(&format!(" from {}", format_rfc3339(f)));
-            }
-            if let Some(u) = q.range.until {
-                s.push_str(&format!(" until {}", format_rfc3339(u)));
-            }
-            for f in &q.filters {
-                match f {
-                    EventFilter::Count(op, n) => s.push_str(&format!(" count {} {n}", op.symbol())),
-                    EventFilter::Sum(op, x) => s.push_str(&format!(
-                        " sum {} {}",
-                        op.symbol(),
-                        *x as f64 / NUMBER_SCALE
-                    )),
-                }
-            }
-            s
-        }
-        Op::And(_) => "AND".into(),
-        Op::AndNot { but_not, .. } if but_not.is_empty() => "AND".into(),
-        Op::AndNot { .. } => "AND ... EXCEPT (difference)".into(),
-        Op::Or(_) => "OR".into(),
-        Op::Not(_) => "NOT (live minus)".into(),
-        Op::Segment { name, .. } => format!("segment({name:?})"),
     }
 }
 

@@ -29,6 +29,7 @@ mod cache;
 mod error;
 mod eval;
 mod explain;
+mod ir;
 mod limits;
 mod parser;
 mod plan;
@@ -44,12 +45,13 @@ pub use audience::{segment_or_expr, DestinationSpec, DEFAULT_POLICY};
 pub use cache::LeafCache;
 pub use error::{Error, ErrorKind, Position, QueryError};
 pub use explain::{Explain, ExplainNode};
+pub use ir::Plan;
 pub use limits::{Limits, MAX_EXPR_BYTES, MAX_EXPR_DEPTH, MAX_SEGMENT_NESTING};
 pub use parser::{
     parse, CmpOp, DurationUnit, EventOption, EventOptionKind, Expr, ExprKind, HasMode, Literal,
     LiteralValue, Name, Predicate,
 };
-pub use plan::{Plan, SegmentSource};
+pub use plan::SegmentSource;
 pub use results::{Breakdown, Overlap, Segment, ValueCount};
 pub use saved::{valid_name as valid_segment_name, SavedSegment};
 pub use segments::{EngineExt, Segments, MAX_BREAKDOWN_VALUES, MAX_OVERLAP_SEGMENTS};

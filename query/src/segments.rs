@@ -5,9 +5,10 @@ use crate::cache::LeafCache;
 use crate::error::{Error, QueryError};
 use crate::eval::Evaluator;
 use crate::explain::{self, Explain};
+use crate::ir::{self, Node, Op, Plan};
 use crate::limits::Limits;
 use crate::parser::{parse, Expr};
-use crate::plan::{plan, Plan};
+use crate::plan::plan;
 use crate::results::{self, Breakdown, Overlap, Segment};
 use crate::saved::{self, valid_name, CatalogSource, SavedSegment};
 use engine::{now_millis, Engine, Indexes, Millis, Snapshot, ValueKind};
@@ -87,20 +88,22 @@ impl<'e> Segments<'e> {
             engine: self.engine,
             overlay: saving,
         };
-        let cache = if saving.is_some() { None } else { self.cache };
-        plan(
+        let mut plan = plan(
             snap,
             &source,
             &self.limits,
             at,
             expr,
             saving.map(|(n, _)| n),
-            cache,
         )
         .map_err(|e| match e {
             Error::Query(q) => Error::Query(q.locate(src)),
             other => other,
-        })
+        })?;
+        if let (Some(cache), None) = (self.cache, saving) {
+            cached_leaves(&mut plan.root, cache, snap.indexes(), snap.generation());
+        }
+        Ok(plan)
     }
 
     /// Parses an expression (syntax only).
@@ -309,4 +312,33 @@ impl EngineExt for Engine {
 mod sealed {
     pub trait Sealed {}
     impl Sealed for engine::Engine {}
+}
+
+/// Replaces every range and event leaf of `node` by its result from `cache` (computed and
+/// kept there on a miss). Node ids stay as planned: only leaves change.
+fn cached_leaves(node: &mut Node, cache: &LeafCache, ix: &Indexes, generation: u64) {
+    match &mut node.op {
+        Op::Range { .. } | Op::Event(_) => {
+            let bits = cache.leaf(generation, &node.op, || {
+                Evaluator::new(ix).eval(node).into_owned()
+            });
+            node.estimate = bits.len();
+            node.op = Op::Bitmap {
+                what: ir::label(&node.op),
+                bits,
+            };
+        }
+        Op::And(children) | Op::Or(children) => {
+            for c in children {
+                cached_leaves(c, cache, ix, generation);
+            }
+        }
+        Op::AndNot { all, but_not } => {
+            for c in all.iter_mut().chain(but_not.iter_mut()) {
+                cached_leaves(c, cache, ix, generation);
+            }
+        }
+        Op::Not(inner) | Op::Segment { inner, .. } => cached_leaves(inner, cache, ix, generation),
+        Op::Empty | Op::All | Op::Term(_) | Op::NumericExists(_) | Op::Bitmap { .. } => {}
+    }
 }

@@ -1,132 +1,33 @@
-//! Planner: resolves a syntax tree against one snapshot of the engine (fields, types,
-//! saved segments), then optimizes it into a tree of bitmap operations:
-//!
-//! - AND/OR chains are flattened into n-ary nodes;
-//! - `A AND NOT B` becomes a difference (`AndNot`), never a complement of B;
-//! - range predicates on the same bit-sliced index inside one AND merge into one range;
-//! - leaves that are empty in this snapshot become `Empty`, and `Empty`/`ALL` fold away;
-//! - AND operands are ordered by estimated cardinality, smallest first (the evaluator
-//!   stops as soon as an intermediate result is empty).
+//! Resolution: a syntax tree → an unoptimized tree of bitmap operations. Names become
+//! fields and types (`schema`), literals become indexed values and bit-sliced bounds, saved
+//! segments are parsed and inlined (cycle and nesting checks), event options become one
+//! event query.
 
+use super::SegmentSource;
 use crate::age;
 use crate::error::{Error, ErrorKind, QueryError};
+use crate::ir::{EventFilter, EventQuery, Node, Op};
 use crate::limits::Limits;
 use crate::parser::{
     self, CmpOp, EventOptionKind, Expr, ExprKind, HasMode, Literal, LiteralValue, Name, Predicate,
 };
-use crate::span::Span;
 use crate::schema::{self, Field, BIRTH_DATE};
+use crate::span::Span;
 use engine::{
     bool_text, day_of, index_text, normalize_country, parse_date, scale_number, EventKey, Indexes,
-    Millis, NumericKey, NumericKind, Snapshot, StorageError, Term, TimeRange, ValueKind,
-    MS_PER_DAY,
+    Millis, NumericKey, NumericKind, Snapshot, Term, TimeRange, ValueKind, MS_PER_DAY,
 };
 use roaring::RoaringBitmap;
 
-/// Where the planner finds saved segments' definitions.
-pub trait SegmentSource {
-    /// The expression text of a saved segment, `None` when there is none by that name.
-    fn definition(&self, name: &str) -> Result<Option<String>, StorageError>;
-}
-
-/// A filter on the count or sum of a profile's matching events.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum EventFilter {
-    /// Number of matching events.
-    Count(CmpOp, u64),
-    /// Sum of their values, at the engine's fixed number precision.
-    Sum(CmpOp, i64),
-}
-
-/// An `event(...)` predicate, resolved.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct EventQuery {
-    pub key: EventKey,
-    pub range: TimeRange,
-    pub filters: Vec<EventFilter>,
-}
-
-/// One operation of a plan.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Op {
-    /// No profile.
-    Empty,
-    /// Every live profile.
-    All,
-    /// A stored equality bitmap (read in place, never copied).
-    Term(Term),
-    /// Profiles whose bit-sliced value is in `[low, high]` (`i64::MIN`/`MAX` for open).
-    Range {
-        key: NumericKey,
-        low: i64,
-        high: i64,
-    },
-    /// Profiles with any value in a bit-sliced index.
-    NumericExists(NumericKey),
-    /// Profiles with matching events.
-    Event(EventQuery),
-    /// Before optimization: intersection of the operands.
-    And(Vec<Node>),
-    /// Intersection of `all`, minus the union of `but_not`.
-    AndNot { all: Vec<Node>, but_not: Vec<Node> },
-    /// Union.
-    Or(Vec<Node>),
-    /// Live profiles not in the operand.
-    Not(Box<Node>),
-    /// A saved segment, planned inline.
-    Segment { name: String, inner: Box<Node> },
-    /// A bitmap resolved while planning (suppression list members, cached leaves),
-    /// named for explain.
-    Bitmap {
-        what: String,
-        bits: std::sync::Arc<RoaringBitmap>,
-    },
-}
-
-/// A plan node: its operation, the estimated cardinality, and an id (preorder) that
-/// `explain` reports against.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Node {
-    pub op: Op,
-    pub estimate: u64,
-    pub id: usize,
-}
-
-impl Node {
-    fn new(op: Op) -> Node {
-        Node {
-            op,
-            estimate: 0,
-            id: 0,
-        }
-    }
-}
-
-/// A planned expression, bound to the evaluation time.
-#[derive(Debug, Clone)]
-pub struct Plan {
-    pub(crate) root: Node,
-    pub(crate) nodes: usize,
-    pub(crate) at: Millis,
-}
-
-impl Plan {
-    /// The evaluation time the plan was made for (milliseconds since the epoch, UTC).
-    pub fn at(&self) -> Millis {
-        self.at
-    }
-}
-
-/// Plans `expr` against `ix` at time `at`.
-pub(crate) fn plan(
+/// Resolves `expr` against `snap` at time `at`.
+pub(super) fn resolve(
     snap: &Snapshot<'_>,
     segments: &dyn SegmentSource,
     limits: &Limits,
     at: Millis,
     expr: &Expr,
     saving: Option<&str>,
-    cache: Option<&crate::cache::LeafCache>,
-) -> Result<Plan, Error> {
+) -> Result<Node, Error> {
     let mut p = Planner {
         ix: snap.indexes(),
         suppressed: &|name| snap.suppressed(name).map(|b| b & snap.indexes().live()),
@@ -135,33 +36,7 @@ pub(crate) fn plan(
         at,
         stack: saving.map(|s| vec![s.to_string()]).unwrap_or_default(),
     };
-    let node = p.compile(expr)?;
-    let mut root = p.optimize(node);
-    if let Some(cache) = cache {
-        cache.materialize(&mut root, snap.indexes(), snap.generation());
-    }
-    let mut next = 0;
-    number(&mut root, &mut next);
-    Ok(Plan {
-        root,
-        nodes: next,
-        at,
-    })
-}
-
-fn number(node: &mut Node, next: &mut usize) {
-    node.id = *next;
-    *next += 1;
-    match &mut node.op {
-        Op::AndNot { all, but_not } => {
-            all.iter_mut()
-                .chain(but_not.iter_mut())
-                .for_each(|n| number(n, next));
-        }
-        Op::And(v) | Op::Or(v) => v.iter_mut().for_each(|n| number(n, next)),
-        Op::Not(n) | Op::Segment { inner: n, .. } => number(n, next),
-        _ => {}
-    }
+    p.compile(expr)
 }
 
 struct Planner<'a> {
@@ -550,142 +425,6 @@ impl Planner<'_> {
             name: name.text.clone(),
             inner: Box::new(inner),
         }))
-    }
-
-    /// Simplifies bottom-up and fills in estimates.
-    fn optimize(&self, node: Node) -> Node {
-        let live = self.ix.live().len();
-        match node.op {
-            Op::And(children) => self.optimize_and(children),
-            Op::Or(children) => {
-                let mut flat = Vec::new();
-                for c in children.into_iter().map(|c| self.optimize(c)) {
-                    match c.op {
-                        Op::Empty => {}
-                        Op::All => return self.leaf(Op::All),
-                        Op::Or(v) => flat.extend(v),
-                        _ => flat.push(c),
-                    }
-                }
-                if flat.len() <= 1 {
-                    return flat.pop().unwrap_or_else(|| self.leaf(Op::Empty));
-                }
-                let sum = flat.iter().map(|c| c.estimate).sum::<u64>();
-                Node {
-                    op: Op::Or(flat),
-                    estimate: sum.min(live),
-                    id: 0,
-                }
-            }
-            Op::Not(inner) => {
-                let inner = self.optimize(*inner);
-                match inner.op {
-                    Op::Empty => return self.leaf(Op::All),
-                    Op::All => return self.leaf(Op::Empty),
-                    Op::Not(x) => return *x,
-                    _ => {}
-                }
-                Node {
-                    estimate: live.saturating_sub(inner.estimate),
-                    op: Op::Not(Box::new(inner)),
-                    id: 0,
-                }
-            }
-            Op::Segment { name, inner } => {
-                let inner = self.optimize(*inner);
-                Node {
-                    estimate: inner.estimate,
-                    op: Op::Segment {
-                        name,
-                        inner: Box::new(inner),
-                    },
-                    id: 0,
-                }
-            }
-            op => self.leaf(op),
-        }
-    }
-
-    fn optimize_and(&self, children: Vec<Node>) -> Node {
-        let mut all: Vec<Node> = Vec::new();
-        let mut but_not = Vec::new();
-        for c in children.into_iter().map(|c| self.optimize(c)) {
-            match c.op {
-                Op::Empty => return self.leaf(Op::Empty),
-                Op::All => {}
-                Op::Not(x) => but_not.push(*x),
-                Op::AndNot { all: a, but_not: b } => {
-                    all.extend(a);
-                    but_not.extend(b);
-                }
-                _ => all.push(c),
-            }
-        }
-        // Merge ranges over the same bit-sliced index into one range.
-        let mut merged: Vec<Node> = Vec::new();
-        for c in all {
-            if let Op::Range { key, low, high } = &c.op {
-                if let Some(prev) = merged
-                    .iter_mut()
-                    .find(|m| matches!(&m.op, Op::Range { key: k, .. } if k == key))
-                {
-                    if let Op::Range {
-                        low: pl, high: ph, ..
-                    } = &mut prev.op
-                    {
-                        *pl = (*pl).max(*low);
-                        *ph = (*ph).min(*high);
-                        if pl > ph {
-                            return self.leaf(Op::Empty);
-                        }
-                    }
-                    continue;
-                }
-            }
-            merged.push(c);
-        }
-        let mut all = merged;
-        if all.is_empty() {
-            all.push(self.leaf(Op::All));
-        }
-        if but_not.is_empty() && all.len() == 1 {
-            return all.pop().expect("one");
-        }
-        all.sort_by_key(|n| n.estimate);
-        but_not.sort_by_key(|n| std::cmp::Reverse(n.estimate));
-        Node {
-            estimate: all[0].estimate,
-            op: Op::AndNot { all, but_not },
-            id: 0,
-        }
-    }
-
-    /// A leaf with its estimate; leaves that are empty in this snapshot become `Empty`.
-    fn leaf(&self, op: Op) -> Node {
-        let ix = self.ix;
-        let estimate = match &op {
-            Op::Empty => 0,
-            Op::All => ix.live().len(),
-            Op::Term(t) => ix.term(t).len(),
-            Op::Range { key, .. } | Op::NumericExists(key) => {
-                ix.numeric(key).map_or(0, |b| b.exists().len())
-            }
-            Op::Event(q) => ix.events().series.get(&q.key).map_or(0, |s| s.any.len()),
-            Op::Bitmap { bits, .. } => bits.len(),
-            _ => unreachable!("leaf() is only called with leaves"),
-        };
-        if estimate == 0 {
-            return Node {
-                op: Op::Empty,
-                estimate: 0,
-                id: 0,
-            };
-        }
-        Node {
-            op,
-            estimate,
-            id: 0,
-        }
     }
 }
 

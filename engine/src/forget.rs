@@ -17,7 +17,7 @@ use crate::engine::{Engine, Lookup, State, WriterState};
 use crate::error::{Error, StorageError};
 use crate::index::Postings;
 use crate::profile::ProfileId;
-use crate::suppression::{EntryKind, SuppressionReport};
+use crate::suppression::{person_digests, SuppressionReport};
 use serde::Serialize;
 
 /// The suppression list erasure adds to by default.
@@ -97,21 +97,7 @@ impl Engine {
         // The objection first: a crash after it but before the erasure leaves the person
         // suppressed, never the other way round.
         if let Some(list) = &options.suppress_into {
-            let digests: Vec<([u8; 32], EntryKind)> = profile
-                .identifiers
-                .iter()
-                .filter(|i| i.id.kind == "email" || i.id.kind == "phone")
-                .flat_map(|i| {
-                    let kind = if i.id.kind == "email" {
-                        EntryKind::Email
-                    } else {
-                        EntryKind::Phone
-                    };
-                    crate::identity::forms(&i.id)
-                        .into_iter()
-                        .map(move |(_, d)| (d, kind))
-                })
-                .collect();
+            let digests = person_digests(profile.identifiers.iter().map(|i| &i.id));
             let mut added = SuppressionReport::default();
             self.add_to_list_locked(&mut w, list, digests, &mut added)?;
             report.suppressed = added.added + added.already_present;

@@ -9,7 +9,7 @@ use crate::engine::{Engine, Lookup};
 use crate::error::{Error, StorageError};
 use crate::export::hash::{parse_hex, to_hex};
 use crate::profile::ProfileId;
-use crate::suppression::{EntryKind, SuppressionReport};
+use crate::suppression::{person_digests, SuppressionReport};
 use crate::time::Millis;
 use serde::{Deserialize, Serialize};
 
@@ -57,22 +57,7 @@ impl Engine {
             profile_id = Some(profile.id);
             ids.extend(profile.identifiers.into_iter().map(|i| i.id));
         }
-        let mut digests: Vec<([u8; 32], EntryKind)> = ids
-            .iter()
-            .filter(|i| i.kind == "email" || i.kind == "phone")
-            .flat_map(|i| {
-                let kind = if i.kind == "email" {
-                    EntryKind::Email
-                } else {
-                    EntryKind::Phone
-                };
-                crate::identity::forms(i)
-                    .into_iter()
-                    .map(move |(_, d)| (d, kind))
-            })
-            .collect();
-        digests.sort_unstable_by_key(|(d, _)| *d);
-        digests.dedup_by_key(|(d, _)| *d);
+        let digests = person_digests(&ids);
         if digests.is_empty() {
             return Err(Error::InvalidArgument(
                 "no email or phone to record the objection by".into(),

@@ -25,6 +25,29 @@ pub enum EntryKind {
     Hashed,
 }
 
+/// The list entries that suppress a person by `ids`: every form platforms hash (see
+/// `identity::forms`) of each email and phone, sorted by digest, each digest once.
+pub(crate) fn person_digests<'a>(
+    ids: impl IntoIterator<Item = &'a crate::record::Identifier>,
+) -> Vec<([u8; 32], EntryKind)> {
+    let mut digests: Vec<([u8; 32], EntryKind)> = ids
+        .into_iter()
+        .filter_map(|id| match id.kind.as_str() {
+            "email" => Some((id, EntryKind::Email)),
+            "phone" => Some((id, EntryKind::Phone)),
+            _ => None,
+        })
+        .flat_map(|(id, kind)| {
+            crate::identity::forms(id)
+                .into_iter()
+                .map(move |(_, d)| (d, kind))
+        })
+        .collect();
+    digests.sort_unstable_by_key(|(d, _)| *d);
+    digests.dedup_by_key(|(d, _)| *d);
+    digests
+}
+
 impl EntryKind {
     pub(crate) fn to_byte(self) -> u8 {
         match self {

@@ -73,3 +73,43 @@ fn snapshots_never_show_half_a_merge() {
     }
     assert_eq!(db.stats().profiles, u64::from(PAIRS));
 }
+
+/// Statistics never wait for the writer: an import holds the writer for all its batches,
+/// and `stats` and `profile_count` keep answering meanwhile (`stats` once waited for the
+/// writer while holding the state lock the writer needed: a deadlock under the server).
+#[test]
+fn statistics_answer_while_an_import_holds_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = cidb::Config::default().with_import_batch_records(200);
+    let db = Arc::new(Engine::open_with(dir.path(), config).unwrap());
+    let file: String = cidb::Generator::new(3_000, 11).records().join("\n");
+    let importing = Arc::new(AtomicBool::new(true));
+    let reader = {
+        let (db, importing) = (Arc::clone(&db), Arc::clone(&importing));
+        std::thread::spawn(move || {
+            let mut during = 0u64;
+            while importing.load(Ordering::Acquire) {
+                let stats = db.stats();
+                assert!(db.profile_count() <= stats.profile_ids);
+                during += 1;
+                std::thread::yield_now();
+            }
+            during
+        })
+    };
+    let mut batches = 0;
+    db.import_jsonl(
+        file.as_bytes(),
+        &cidb::ImportOptions::default(),
+        &mut |_| batches += 1,
+    )
+    .unwrap();
+    importing.store(false, Ordering::Release);
+    let during = reader.join().unwrap();
+    assert!(batches > 10, "the import ran in {batches} batches");
+    assert!(
+        during > batches,
+        "stats answered {during} times during an import of {batches} batches"
+    );
+    assert_eq!(db.profile_count(), db.stats().profiles);
+}

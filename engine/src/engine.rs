@@ -31,6 +31,8 @@ pub struct Engine {
     pub(crate) destination_locks: crate::export::DestinationLocks,
     /// When expired idempotency keys were last removed (ms; see `ingest`).
     pub(crate) idempotency_pruned_at: std::sync::atomic::AtomicI64,
+    /// Set by [`Engine::close_quickly`]: drop flushes without a checkpoint.
+    skip_checkpoint_on_close: std::sync::atomic::AtomicBool,
     pub(crate) state: RwLock<State>,
     pub(crate) writer: Mutex<WriterState>,
     /// Figures published by the writer for readers that must never wait on a lock
@@ -217,6 +219,7 @@ impl Engine {
             export_cache: crate::export::RowCache::new(config.export_cache),
             destination_locks: Default::default(),
             idempotency_pruned_at: Default::default(),
+            skip_checkpoint_on_close: Default::default(),
             config,
             state: RwLock::new(State {
                 generation: 0,
@@ -441,7 +444,18 @@ impl Engine {
         self.flush_on_close()
     }
 
+    /// Flushes without writing an index checkpoint: quick whatever the database's size
+    /// (for a process that must stop now). Nothing is lost: the next open replays the
+    /// profiles changed since the last checkpoint, as after a crash.
+    pub fn close_quickly(self) -> Result<(), StorageError> {
+        self.skip_checkpoint_on_close.store(true, Ordering::Release);
+        self.store.flush()
+    }
+
     fn flush_on_close(&self) -> Result<(), StorageError> {
+        if self.skip_checkpoint_on_close.load(Ordering::Acquire) {
+            return self.store.flush();
+        }
         let mut w = self.writer.lock().expect("writer lock");
         if !w.dirty.is_empty() {
             self.checkpoint_locked(&mut w)?;

@@ -1902,3 +1902,96 @@ async fn oversized_values_are_rejected_over_http() {
         "the rejected record stored nothing"
     );
 }
+
+/// A full export streams while it holds an evaluation slot: a client that stops reading
+/// is cut off at the export timeout, and the slot is free again (before, it was held for
+/// as long as the client kept the connection open).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_an_export_is_cut_off_and_frees_its_slot() {
+    use std::io::Write;
+    let s = start(&[
+        "--max-evaluations",
+        "1",
+        "--export-timeout-ms",
+        "1500",
+        "--queue-wait-ms",
+        "500",
+    ]);
+    // Enough rows that the response cannot fit in the channel and socket buffers.
+    for part in 0..8 {
+        let records: Vec<Value> = (0..5_000)
+            .map(|i| {
+                json!({"source": "crm",
+                    "identifiers": {"email": format!("slow{part}x{i}@example.com"), "phone": format!("+3162{part}{i:06}")},
+                    "attributes": {"country": "NL", "first_name": format!("N{i}"), "last_name": "Reader", "city": "Utrecht"},
+                    "consent": {"custom_audiences": true}})
+            })
+            .collect();
+        s.json("POST", "/v1/records", &s.ingest, Value::Array(records))
+            .await;
+    }
+    s.json(
+        "PUT",
+        "/v1/segments/everyone",
+        &s.analyst,
+        json!({"expr": "ALL"}),
+    )
+    .await;
+    let body = r#"{"format": "meta-api"}"#;
+    let mut stalled = std::net::TcpStream::connect(host(&s)).unwrap();
+    write!(
+        stalled,
+        "POST /v1/segments/everyone/export HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        s.analyst,
+        body.len()
+    )
+    .unwrap();
+    // Read the status line only: the export is streaming.
+    let mut head = [0u8; 12];
+    std::io::Read::read_exact(&mut stalled, &mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200", "{}", String::from_utf8_lossy(&head));
+    // Then never read again. Past the export timeout the one slot is free again.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let waited = Instant::now();
+    loop {
+        let (status, text) = s
+            .call(
+                "POST",
+                "/v1/segments/count",
+                Some(&s.analyst),
+                Some(r#"{"expr": "ALL"}"#),
+            )
+            .await;
+        if status == StatusCode::OK {
+            break;
+        }
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{text}");
+        assert!(
+            waited.elapsed() < Duration::from_secs(20),
+            "the stalled export still holds the only slot"
+        );
+    }
+    // And its response was cut off: the connection closes without the last chunk.
+    let (got, _, closed) = read_until_closed(&mut stalled, Duration::from_secs(20));
+    assert!(closed, "the server closed the stalled export's connection");
+    assert!(
+        !got.ends_with("0\r\n\r\n"),
+        "the export was cut off, not completed ({} bytes)",
+        got.len()
+    );
+    drop(stalled);
+}
+
+/// SIGTERM right after `listening on` stops the server cleanly (exit 0, database closed),
+/// not by the signal's default action: the handlers exist before the address is printed.
+#[test]
+fn sigterm_right_after_start_stops_cleanly() {
+    for _ in 0..3 {
+        let mut s = start(&[]);
+        let (status, _) =
+            common::terminate(&mut s.child, Duration::from_secs(10)).expect("stopped within 10 s");
+        assert!(status.success(), "exit status {status:?}");
+        let check = cidb(&s.data, &["check"]);
+        assert!(check.status.success());
+    }
+}

@@ -45,6 +45,11 @@ pub struct ServeArgs {
     /// their connections are dropped and the database is closed.
     #[arg(long, default_value_t = 5_000)]
     pub shutdown_timeout_ms: u64,
+    /// Milliseconds a streamed response (an export, a sync's adds or removes) may take in
+    /// all; a client that reads more slowly is cut off, so it cannot hold an evaluation
+    /// slot or a thread forever.
+    #[arg(long, default_value_t = 900_000)]
+    pub export_timeout_ms: u64,
     /// Smallest group an analyst's breakdown shows; smaller groups are suppressed (only
     /// their number and total are given). Admin keys see every group.
     #[arg(long, default_value_t = 10)]
@@ -71,6 +76,7 @@ impl ServeArgs {
             body_timeout: Duration::from_millis(self.body_timeout_ms),
             idle_timeout: Duration::from_millis(self.idle_timeout_ms),
             shutdown_timeout: Duration::from_millis(self.shutdown_timeout_ms),
+            export_timeout: Duration::from_millis(self.export_timeout_ms),
             min_group_size: self.min_group_size,
         }
     }

@@ -31,17 +31,41 @@ const PERSONAL_FIELDS: &[&str] = &[
     "date_of_birth",
     "picture",
     "profile_url",
+    "firstname",
+    "lastname",
+    "fullname",
+    "surname",
+    "dob",
 ];
 
 /// Words that make a (custom) attribute personal wherever they appear in its
 /// `_`-separated name: `work_email`, `mobile_phone`, `street_address`, `billing_address`.
 const PERSONAL_WORDS: &[&str] = &[
-    "email", "phone", "mobile", "address", "street", "birth", "ssn", "passport", "iban",
+    "email",
+    "mail",
+    "phone",
+    "telephone",
+    "tel",
+    "mobile",
+    "address",
+    "street",
+    "birth",
+    "ssn",
+    "passport",
+    "iban",
+    "surname",
 ];
 
-/// Whether `field`'s values are personal data an analyst may not break down by.
+/// Whether `field`'s values are personal data an analyst may not break down by (a word
+/// counts in the plural too: `emails`, `phones`; `e_mail` is `e` + `mail`).
 pub(crate) fn personal_field(field: &str) -> bool {
-    PERSONAL_FIELDS.contains(&field) || field.split('_').any(|word| PERSONAL_WORDS.contains(&word))
+    PERSONAL_FIELDS.contains(&field)
+        || field.split('_').any(|word| {
+            PERSONAL_WORDS.contains(&word)
+                || word
+                    .strip_suffix('s')
+                    .is_some_and(|w| PERSONAL_WORDS.contains(&w))
+        })
 }
 
 /// Removes the groups smaller than `min_group_size` from an analyst's breakdown; the
@@ -85,6 +109,14 @@ mod tests {
             "street_address",
             "address_line1",
             "profile_url",
+            "emails",
+            "surname",
+            "firstname",
+            "dob",
+            "telephone",
+            "home_tel",
+            "e_mail",
+            "mail",
         ] {
             assert!(personal_field(f), "{f}");
         }

@@ -57,6 +57,8 @@ pub struct ServeOptions {
     /// After SIGINT or SIGTERM: how long running requests may take to finish before
     /// their connections are dropped.
     pub shutdown_timeout: Duration,
+    /// How long a streamed response (export, a sync's adds or removes) may take in all.
+    pub export_timeout: Duration,
     /// Smallest group an analyst's breakdown shows; smaller ones are suppressed.
     pub min_group_size: u64,
 }
@@ -75,6 +77,7 @@ impl Default for ServeOptions {
             body_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(5),
+            export_timeout: Duration::from_secs(15 * 60),
             min_group_size: 10,
         }
     }
@@ -237,7 +240,11 @@ async fn track(State(state): State<AppState>, request: Request, next: Next) -> R
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let method = request.method().to_string();
+    // Known methods only: a client must not create a metric series per made-up method.
+    let method = match request.method().as_str() {
+        m @ ("GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "PATCH" | "OPTIONS") => m.to_string(),
+        _ => "other".to_string(),
+    };
     let started = Instant::now();
     let response = next.run(request).await;
     let labels = metrics::RequestLabels {
@@ -262,6 +269,10 @@ pub(crate) fn app(state: AppState) -> axum::Router {
         .with_state(state)
 }
 
+/// After SIGTERM, the time past which the server closes the database without an index
+/// checkpoint, so that it stops within 10 s.
+const CHECKPOINT_BUDGET: Duration = Duration::from_secs(8);
+
 /// Serves until SIGINT or SIGTERM, then stops accepting, lets running requests finish
 /// (for at most the shutdown timeout) and closes the database (index checkpoint and
 /// flush).
@@ -285,9 +296,13 @@ pub fn serve_announcing(
         .enable_all()
         .build()?;
     let engine = Arc::new(engine);
+    let stopping = Arc::new(std::sync::OnceLock::new());
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(options.addr).await?;
         let addr = listener.local_addr()?;
+        // Handlers before anything is announced: a SIGTERM right after `listening on`
+        // must stop the server cleanly, not kill it.
+        let signalled = shutdown_signal(stopping.clone())?;
         announce(addr);
         let options = Arc::new(options);
         let state = AppState {
@@ -306,13 +321,19 @@ pub fn serve_announcing(
             out.flush()?;
         }
         tracing::info!(%addr, "serving");
-        conn::serve(listener, app(state), &options, shutdown_signal()).await;
+        conn::serve(listener, app(state), &options, signalled).await;
         anyhow::Ok(())
     })?;
     // Blocking engine work still running holds clones of the engine: give it a moment,
     // then close the engine if it was released.
     runtime.shutdown_timeout(ENGINE_WORK_GRACE);
     match Arc::try_unwrap(engine) {
+        // A checkpoint of a large database takes seconds: past the budget, stop without
+        // one (the next open replays what changed since the last).
+        Ok(engine) if stopping.get().is_some_and(|t| t.elapsed() > CHECKPOINT_BUDGET) => {
+            tracing::warn!("stopping without an index checkpoint to stop in time");
+            engine.close_quickly()?
+        }
         Ok(engine) => engine.close()?,
         Err(_) => tracing::warn!(
             "engine work still running at exit; the next open recovers from the last committed batch"
@@ -322,21 +343,20 @@ pub fn serve_announcing(
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// The signal handlers, registered now; the future completes on SIGINT or SIGTERM and
+/// records when.
+fn shutdown_signal(
+    stopping: Arc<std::sync::OnceLock<Instant>>,
+) -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {},
+            _ = terminate.recv() => {},
         }
-    };
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    tracing::info!("shutting down");
+        let _ = stopping.set(Instant::now());
+        tracing::info!("shutting down");
+    })
 }

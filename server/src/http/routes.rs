@@ -576,7 +576,12 @@ async fn export(
                     additive_only: false,
                 };
                 prepare_destination(db, &s, &spec, requested.is_some())?;
-                let dir = ScratchDir::new();
+                // A private directory (random name, mode 0700), removed when dropped
+                // (also when the request timed out and nobody streams it).
+                let dir = tempfile::Builder::new()
+                    .prefix("cidb-sync-")
+                    .tempdir()
+                    .map_err(ApiError::internal)?;
                 let report = s.sync(&dest, dir.path())?;
                 let file = if mode == "adds" {
                     report.adds_file
@@ -586,7 +591,7 @@ async fn export(
                 Ok((dir, file))
             })
             .await?;
-        let (writer, response_body) = stream::channel();
+        let (writer, response_body) = stream::channel(state.options.export_timeout);
         tokio::task::spawn_blocking(move || stream_file(file, writer));
         return Ok(([(header::CONTENT_TYPE, content_type)], response_body).into_response());
     }
@@ -600,7 +605,7 @@ async fn export(
             ))
         })
         .await?;
-    let (writer, response_body) = stream::channel();
+    let (writer, response_body) = stream::channel(state.options.export_timeout);
     let permit = state
         .slots
         .clone()
@@ -689,7 +694,10 @@ fn stream_export(
 }
 
 /// Streams a sync's file, then removes its scratch directory.
-fn stream_file((dir, file): (ScratchDir, std::path::PathBuf), mut writer: stream::BodyWriter) {
+fn stream_file(
+    (dir, file): (tempfile::TempDir, std::path::PathBuf),
+    mut writer: stream::BodyWriter,
+) {
     let result = std::fs::File::open(&file)
         .and_then(|mut f| std::io::copy(&mut f, &mut writer))
         .and_then(|_| std::io::Write::flush(&mut writer));
@@ -697,28 +705,6 @@ fn stream_file((dir, file): (ScratchDir, std::path::PathBuf), mut writer: stream
     if let Err(e) = result {
         tracing::error!(error = %e, "sync file failed while streaming");
         writer.fail("the sync file could not be streamed; see the server log".into());
-    }
-}
-
-/// A fresh scratch directory for a sync's files, removed when dropped (also when the
-/// request timed out and nobody streams it).
-struct ScratchDir(std::path::PathBuf);
-
-impl ScratchDir {
-    fn new() -> ScratchDir {
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        ScratchDir(std::env::temp_dir().join(format!("cidb-sync-{}-{n}", std::process::id())))
-    }
-
-    fn path(&self) -> &std::path::Path {
-        &self.0
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

@@ -224,3 +224,54 @@ fn the_row_cache_gives_the_same_bytes_and_never_a_changed_profile() {
     );
     assert!(!after.contains(&sha256_hex("name7")));
 }
+
+/// Output that accepts `room` bytes, then fails (a client that went away mid-download).
+struct CutOff {
+    room: usize,
+}
+
+impl std::io::Write for CutOff {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if data.len() > self.room {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "the client went away",
+            ));
+        }
+        self.room -= data.len();
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// An export whose output fails part way is still audited (marked incomplete), with
+/// the profiles handed out before the failure and the policy applied.
+#[test]
+fn an_export_cut_off_part_way_is_audited_as_incomplete() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Engine::open(dir.path()).unwrap();
+    db.ingest_json(
+        &(0..3_000)
+            .map(|i| person(i, "NL", Some(true), true))
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let result = cidb::query::Segments::new(&db).export(
+        "ALL",
+        None,
+        &ExportOptions::new(Format::Hashes),
+        &mut CutOff { room: 100_000 },
+    );
+    assert!(result.is_err(), "the output failed");
+    let entries = db.audit_log(None, 10).unwrap();
+    let export = entries.iter().rfind(|e| e.action == "export").unwrap();
+    assert_eq!(export.details["completed"], false);
+    assert_eq!(
+        export.details["policy"],
+        serde_json::json!(cidb::query::DEFAULT_POLICY)
+    );
+    assert!(export.details["profiles"].as_u64().unwrap() > 0);
+}

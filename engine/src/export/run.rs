@@ -216,7 +216,7 @@ impl Engine {
         let (mut profiles, mut skipped) = (0u64, 0u64);
         let mut included = RoaringBitmap::new();
         let builder = self.row_builder(platform);
-        let (fields, vanished) = rows_in_order(
+        let written = rows_in_order(
             &self.store,
             &self.export_cache,
             &builder,
@@ -237,8 +237,25 @@ impl Engine {
                 w.push(&row)
             },
         )?
-        .map_err(Error::Output)?;
-        let Written { rows, batches } = w.finish().map_err(Error::Output)?;
+        .map_err(Error::Output)
+        .and_then(|stats| Ok((stats, w.finish().map_err(Error::Output)?)));
+        let ((fields, vanished), Written { rows, batches }) = match written {
+            Ok(done) => done,
+            Err(e) => {
+                // Rows may have reached the reader before the output failed (a client
+                // that went away): audit what was handed out, marked incomplete.
+                self.audit(
+                    "export",
+                    serde_json::json!({
+                        "format": report.format, "platform": report.platform,
+                        "members": report.members, "profiles": profiles,
+                        "policy": options.policy_text, "completed": false,
+                    }),
+                    Some(&included),
+                )?;
+                return Err(e);
+            }
+        };
         report.skipped_no_identifier = skipped;
         report.skipped_changed = vanished;
         report.profiles = profiles;

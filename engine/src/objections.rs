@@ -5,9 +5,9 @@
 //!
 //! sled keys: `O` id:u64 BE → JSON of [`Objection`] (digests only, never values).
 
+use crate::digest::{parse_hex, to_hex};
 use crate::engine::{Engine, Lookup};
 use crate::error::{Error, StorageError};
-use crate::export::hash::{parse_hex, to_hex};
 use crate::profile::ProfileId;
 use crate::suppression::{person_digests, SuppressionReport};
 use crate::time::Millis;

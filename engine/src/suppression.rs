@@ -3,7 +3,7 @@
 //! profiles a list currently matches are derived (through the identifier links, which are
 //! keyed over the same digests) and kept current as profiles change.
 
-use crate::export::hash::{parse_hex, sha256};
+use crate::digest::{parse_hex, sha256};
 use crate::export::{clean, e164, normalize, Field, Normalized, Platform};
 use crate::profile::ProfileId;
 use roaring::RoaringBitmap;
@@ -11,7 +11,7 @@ use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
 
 /// Longest list name.
-pub const MAX_LIST_NAME: usize = 64;
+pub const MAX_LIST_NAME: usize = crate::names::MAX_NAME;
 
 /// What one suppression entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -207,17 +207,13 @@ impl SuppressionLists {
 
 /// Checks a list name: `[a-z0-9_-]{1,64}`.
 pub fn valid_list_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= MAX_LIST_NAME
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    crate::names::valid_name(name)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::export::hash::sha256_hex;
+    use crate::digest::sha256_hex;
 
     #[test]
     fn entries_are_normalized_or_taken_as_digests() {

@@ -514,13 +514,13 @@ impl AudienceWriter for Hashes<'_> {
             self.written.rows += 1;
         }
         self.phones
-            .extend(r.phones.iter().filter_map(|p| super::hash::parse_hex(p)));
+            .extend(r.phones.iter().filter_map(|p| crate::digest::parse_hex(p)));
         Ok(())
     }
 
     fn finish(mut self: Box<Self>) -> io::Result<Written> {
         for p in std::mem::take(&mut self.phones) {
-            self.out.write_all(super::hash::to_hex(&p).as_bytes())?;
+            self.out.write_all(crate::digest::to_hex(&p).as_bytes())?;
             self.out.write_all(b"\n")?;
             self.written.rows += 1;
         }

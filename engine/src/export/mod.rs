@@ -15,7 +15,10 @@ mod cache;
 mod dates;
 mod formats;
 mod geo;
-pub mod hash;
+/// SHA-256 as lower-case hex (the digest module, under its export-facing name).
+pub mod hash {
+    pub use crate::digest::{parse_hex, sha256, sha256_hex, to_hex};
+}
 mod normalize;
 mod pipeline;
 mod rows;

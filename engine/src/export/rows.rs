@@ -2,8 +2,8 @@
 //! platform's rules (`normalize`), hashed where the platform wants hashes, and counted
 //! (valid, invalid, missing) for the report.
 
-use super::hash::sha256_hex;
 use super::normalize::{normalize, Field, Normalized, Platform};
+use crate::digest::sha256_hex;
 use crate::profile::{Attribute, Profile, ProfileId};
 use crate::record::Value;
 use serde::Serialize;

@@ -23,10 +23,10 @@
 //! acknowledged.
 
 use super::formats::{writer, BatchOptions, Direction, Format, Written};
-use super::hash::{parse_hex, to_hex};
 use super::normalize::Platform;
 use super::pipeline::rows_in_order;
 use super::rows::{FieldStats, ProfileRow};
+use crate::digest::{parse_hex, to_hex};
 use crate::engine::Engine;
 use crate::error::{Error, StorageError};
 use crate::profile::ProfileId;
@@ -237,7 +237,7 @@ fn row_digests(row: &ProfileRow) -> Vec<(u8, [u8; 32])> {
 
 /// Checks a destination name: `[a-z0-9_-]{1,64}`.
 pub fn valid_destination_name(name: &str) -> bool {
-    crate::suppression::valid_list_name(name)
+    crate::names::valid_name(name)
 }
 
 /// A state file's path relative to the data directory (what errors show).

@@ -1,8 +1,8 @@
 //! `cidb normalize` (export.md "Normalization as a tool"): one JSON object a line in,
 //! the same object out with what each platform would receive.
 
-use super::hash::sha256_hex;
 use super::normalize::{normalize, Field, Normalized, Platform};
+use crate::digest::sha256_hex;
 use serde_json::{json, Map, Value as Json};
 
 /// Normalizes one input line `{"field", "raw", "country"?, ...}` (other keys are kept)

@@ -1,7 +1,8 @@
 //! The forms of an identifier that other systems hash: a suppression list or an ad
 //! platform may hold the SHA-256 of any of them, so each gets a link.
 
-use crate::export::{hash::sha256, normalize, Field, Normalized, Platform};
+use crate::digest::sha256;
+use crate::export::{normalize, Field, Normalized, Platform};
 use crate::record::Identifier;
 
 /// Tag of a phone's digits-only form (Meta hashes E.164 without `+`).

@@ -13,10 +13,10 @@ use crate::profile::ProfileId;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-/// A link key: the first 16 bytes of the identifier's keyed hash (HMAC-SHA-256 with the
-/// database secret). 128 bits make an accidental collision negligible (≈ 2⁻⁶⁴ at 2³²
-/// identifiers).
-pub(crate) type LinkKey = [u8; 16];
+/// A link key (defined with the digests, so records can carry them): the first 16 bytes
+/// of the identifier's keyed hash (HMAC-SHA-256 with the database secret). 128 bits make
+/// an accidental collision negligible (≈ 2⁻⁶⁴ at 2³² identifiers).
+pub(crate) use crate::digest::LinkKey;
 
 /// Bytes of one serialized link: key, then pid (u32 LE).
 const ENTRY_LEN: usize = 20;

@@ -127,7 +127,7 @@ pub struct ParsedRecord {
     pub dropped_by_scope: Vec<String>,
     /// Link keys of each identifier (canonical first), computed before the writer when
     /// the caller can (parser threads); empty when not computed yet.
-    pub(crate) link_keys: Vec<Vec<crate::identity::LinkKey>>,
+    pub(crate) link_keys: Vec<Vec<crate::digest::LinkKey>>,
 }
 
 /// Whether `s` matches `[a-z0-9_]{1,max}`.

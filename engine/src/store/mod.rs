@@ -249,7 +249,7 @@ impl Store {
 
     /// The link key of an identifier's canonical form (what resolution matches on).
     pub(crate) fn identifier_key(&self, id: &Identifier) -> LinkKey {
-        self.link_key(&id.kind, &crate::export::hash::sha256(&id.value))
+        self.link_key(&id.kind, &crate::digest::sha256(&id.value))
     }
 
     /// Every link key of an identifier: the canonical one first, then its aliases (the

@@ -2,7 +2,7 @@
 //! rules.
 
 use super::*;
-use crate::export::hash::sha256_hex;
+use crate::digest::sha256_hex;
 
 const TODAY: i32 = 20_779; // 2026-11-22
 

@@ -1,6 +1,11 @@
-//! SHA-256 as lower-case hex, the form both platforms take.
+//! SHA-256 digests and their lower-case hex form (the form both platforms take), and the
+//! link key type: the base every layer hashes with.
 
 use sha2::{Digest, Sha256};
+
+/// A link key: the first 16 bytes of an identifier form's keyed hash (see
+/// `identity::links`).
+pub(crate) type LinkKey = [u8; 16];
 
 /// The SHA-256 digest of `s` (UTF-8) as 64 lower-case hex characters.
 pub fn sha256_hex(s: &str) -> String {

@@ -862,13 +862,9 @@ fn demo_imports_prints_a_key_and_serves() {
             .unwrap()
     });
     assert!(count > 250, "about 300 persons imported, got {count}");
-    let pid = child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    assert!(child.wait().unwrap().success());
+    let (status, _) =
+        common::terminate(&mut child, Duration::from_secs(10)).expect("stopped within 10 s");
+    assert!(status.success());
 }
 
 /// `n` web records with fresh emails (`tag` keeps batches apart), each with one event.

@@ -23,65 +23,52 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-pub mod audit;
-mod codec;
-mod config;
-mod crash_point;
-mod digest;
+// The layers, bottom to top; each imports only from the ones above it in this list
+// (ARCHITECTURE.md "Engine layers"; `tests/layers.rs` enforces it).
+mod base;
 mod engine;
-mod error;
 pub mod export;
-mod forget;
-mod generate;
 mod identity;
-mod import;
 mod index;
-mod ingest;
-mod names;
-mod normalize;
-mod objections;
-mod profile;
-mod record;
-mod report;
-mod scope;
-mod store;
-mod suppress_ops;
-pub mod suppression;
-mod time;
-mod writer;
+mod input;
+mod privacy;
+mod storage;
+mod write;
 
-pub use codec::{FORMAT_VERSION, OLDEST_SUPPORTED_FORMAT};
-pub use config::Config;
+pub use privacy::{audit, suppression};
+
+pub use base::error::{Error, ImportError, IngestError, OpenError, StorageError};
+pub use base::time::{
+    civil_from_day, day_from_civil_clamped, day_of, format_date, format_rfc3339, now_millis,
+    parse_date, parse_rfc3339, DayNumber, Millis, MS_PER_DAY,
+};
 pub use engine::{CheckReport, Engine, Lookup, ProfileView, Snapshot, Stats, MAX_BATCH_RECORDS};
-pub use error::{Error, ImportError, IngestError, OpenError, StorageError};
-pub use forget::{ForgetOptions, ForgetReport, ERASED_LIST};
-pub use generate::{GenerateSummary, Generator, REFERENCE_TIME};
-pub use identity::IdentityRules;
-pub use import::{input_fingerprint, ImportOptions, Progress, MAX_LINE_BYTES};
 pub use index::{
     bool_text, scale_number, Bsi, Cmp, EventIndex, EventKey, IndexSizes, Indexes, NumericKey,
     NumericKind, Series, Term, TimeRange, Totals, ValueKind, NUMBER_SCALE,
 };
-pub use ingest::{IdempotencyKey, IdempotentIngest, IDEMPOTENCY_TTL_MS};
-pub use normalize::{
+pub use input::config::Config;
+pub use input::generate::{GenerateSummary, Generator, REFERENCE_TIME};
+pub use input::normalize::{
     country as normalize_country, email as normalize_email, index_text, phone as normalize_phone,
     IdentifierProblem,
 };
-pub use objections::{Objection, OBJECTIONS_LIST};
-pub use profile::{
-    Attribute, ConsentChange, ListItem, Profile, ProfileId, Provenance, ProvenanceList, Scalar,
-    SourceSeen, StoredIdentifier,
-};
-pub use record::{
+pub use input::record::{
     parse_json_record, Event, FieldWarning, Identifier, ParsedRecord, Record, RejectReason,
     ShortText, Value, MAX_ABS_NUMBER, MAX_EVENTS_PER_RECORD, MAX_FIELDS, MAX_LIST_ITEMS,
     MAX_RECORD_BYTES, MAX_VALUE_BYTES,
 };
-pub use report::{IngestReport, Rejected, Warning, MAX_LISTED_PROBLEMS};
-pub use scope::ScopePolicies;
-pub use store::{EventChunk, MergeLogEntry};
-pub use suppress_ops::RESERVED_LISTS;
-pub use time::{
-    civil_from_day, day_from_civil_clamped, day_of, format_date, format_rfc3339, now_millis,
-    parse_date, parse_rfc3339, DayNumber, Millis, MS_PER_DAY,
+pub use input::report::{IngestReport, Rejected, Warning, MAX_LISTED_PROBLEMS};
+pub use input::rules::IdentityRules;
+pub use input::scope::ScopePolicies;
+pub use privacy::forget::{ForgetOptions, ForgetReport, ERASED_LIST};
+pub use privacy::lists::RESERVED_LISTS;
+pub use privacy::objections::{Objection, OBJECTIONS_LIST};
+pub use storage::codec::{FORMAT_VERSION, OLDEST_SUPPORTED_FORMAT};
+pub use storage::profile::{
+    Attribute, ConsentChange, ListItem, Profile, ProfileId, Provenance, ProvenanceList, Scalar,
+    SourceSeen, StoredIdentifier,
 };
+pub use storage::{EventChunk, MergeLogEntry};
+pub use write::import::{input_fingerprint, ImportOptions, Progress, MAX_LINE_BYTES};
+pub use write::ingest::{IdempotencyKey, IdempotentIngest, IDEMPOTENCY_TTL_MS};

@@ -10,10 +10,10 @@
 //! are invalid), so the cache starts over when the day changes. Memory: about 300–400
 //! bytes per cached profile per platform; `Config::with_export_cache(false)` turns it off.
 
-use super::normalize::Platform;
 use super::rows::{FieldStats, ProfileRow, RowCounts};
-use crate::digest::{parse_hex, to_hex};
-use crate::profile::ProfileId;
+use crate::base::digest::{parse_hex, to_hex};
+use crate::input::normalize::platform::Platform;
+use crate::storage::profile::ProfileId;
 use std::collections::HashMap;
 use std::sync::RwLock;
 

@@ -1,8 +1,8 @@
 //! The five output formats of export.md "Formats", as streaming writers: rows go in in
 //! profile-id order, bytes come out with the platforms' batch limits applied.
 
-use super::normalize::Platform;
 use super::rows::ProfileRow;
+use crate::input::normalize::platform::Platform;
 use serde_json::{json, Value as Json};
 use std::io::{self, Write};
 use std::str::FromStr;
@@ -513,14 +513,18 @@ impl AudienceWriter for Hashes<'_> {
             self.out.write_all(b"\n")?;
             self.written.rows += 1;
         }
-        self.phones
-            .extend(r.phones.iter().filter_map(|p| crate::digest::parse_hex(p)));
+        self.phones.extend(
+            r.phones
+                .iter()
+                .filter_map(|p| crate::base::digest::parse_hex(p)),
+        );
         Ok(())
     }
 
     fn finish(mut self: Box<Self>) -> io::Result<Written> {
         for p in std::mem::take(&mut self.phones) {
-            self.out.write_all(crate::digest::to_hex(&p).as_bytes())?;
+            self.out
+                .write_all(crate::base::digest::to_hex(&p).as_bytes())?;
             self.out.write_all(b"\n")?;
             self.written.rows += 1;
         }

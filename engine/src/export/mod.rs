@@ -12,26 +12,25 @@
 //! - `tool`: `cidb normalize`, one JSON line at a time.
 
 mod cache;
-mod dates;
 mod formats;
-mod geo;
 /// SHA-256 as lower-case hex (the digest module, under its export-facing name).
 pub mod hash {
-    pub use crate::digest::{parse_hex, sha256, sha256_hex, to_hex};
+    pub use crate::base::digest::{parse_hex, sha256, sha256_hex, to_hex};
 }
-mod normalize;
 mod pipeline;
 mod rows;
 mod run;
 mod sync;
 mod tool;
 
+pub use crate::input::normalize::dates::BirthDate;
+pub use crate::input::normalize::platform::{
+    clean, e164, is_sha256_hex, normalize, Field, Normalized, Platform,
+};
 pub(crate) use cache::RowCache;
-pub use dates::BirthDate;
 pub use formats::{
     Format, GOOGLE_MAX_IDENTIFIERS, GOOGLE_MAX_OPERATIONS, META_MAX_ROWS, META_SCHEMA,
 };
-pub use normalize::{clean, e164, is_sha256_hex, normalize, Field, Normalized, Platform};
 pub use rows::{FieldCounts, FieldStats, ProfileRow};
 pub use run::{ExportOptions, ExportReport, DEFAULT_MIN_AUDIENCE};
 pub(crate) use sync::DestinationLocks;

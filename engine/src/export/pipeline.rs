@@ -4,10 +4,10 @@
 
 use super::cache::{PackedRow, RowCache};
 use super::rows::{FieldStats, ProfileRow, RowBuilder, RowCounts};
-use crate::error::StorageError;
-use crate::profile::Profile;
-use crate::profile::ProfileId;
-use crate::store::{Slot, Store};
+use crate::base::error::StorageError;
+use crate::storage::profile::Profile;
+use crate::storage::profile::ProfileId;
+use crate::storage::{Slot, Store};
 use crossbeam_channel::bounded;
 use roaring::RoaringBitmap;
 use std::collections::BTreeMap;

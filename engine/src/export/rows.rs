@@ -2,10 +2,10 @@
 //! platform's rules (`normalize`), hashed where the platform wants hashes, and counted
 //! (valid, invalid, missing) for the report.
 
-use super::normalize::{normalize, Field, Normalized, Platform};
-use crate::digest::sha256_hex;
-use crate::profile::{Attribute, Profile, ProfileId};
-use crate::record::Value;
+use crate::base::digest::sha256_hex;
+use crate::input::normalize::platform::{normalize, Field, Normalized, Platform};
+use crate::input::record::Value;
+use crate::storage::profile::{Attribute, Profile, ProfileId};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -118,7 +118,7 @@ impl RowBuilder<'_> {
     /// The row of `profile`, counting every value into `stats`.
     pub(crate) fn row(&self, profile: &Profile, stats: &mut RowCounts) -> ProfileRow {
         let region = text_attr(profile, "country")
-            .and_then(crate::normalize::country)
+            .and_then(crate::input::normalize::country)
             .or(self.default_region);
         let mut row = ProfileRow {
             pid: profile.id,
@@ -241,7 +241,7 @@ fn text_attr<'p>(profile: &'p Profile, name: &str) -> Option<&'p str> {
 fn birth_date(profile: &Profile) -> Option<String> {
     match profile.attributes.get("birth_date") {
         Some(Attribute::Scalar(s)) => match &s.value {
-            Value::Date(day) => Some(crate::time::format_date(*day)),
+            Value::Date(day) => Some(crate::base::time::format_date(*day)),
             Value::Text(t) => Some(t.to_string()),
             _ => None,
         },

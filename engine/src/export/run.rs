@@ -2,11 +2,11 @@
 //! pipeline, the writer, and the report.
 
 use super::formats::{writer, BatchOptions, Direction, Format, Written};
-use super::normalize::Platform;
 use super::pipeline::rows_in_order;
 use super::rows::{FieldStats, ProfileRow, RowBuilder};
+use crate::base::error::Error;
 use crate::engine::Engine;
-use crate::error::Error;
+use crate::input::normalize::platform::Platform;
 use roaring::RoaringBitmap;
 use serde::Serialize;
 use std::collections::HashSet;
@@ -182,7 +182,7 @@ impl Engine {
         RowBuilder {
             platform,
             default_region: self.config().default_region.as_deref(),
-            today: crate::time::day_of(crate::time::now_millis()),
+            today: crate::base::time::day_of(crate::base::time::now_millis()),
         }
     }
 

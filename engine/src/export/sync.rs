@@ -23,15 +23,15 @@
 //! acknowledged.
 
 use super::formats::{writer, BatchOptions, Direction, Format, Written};
-use super::normalize::Platform;
 use super::pipeline::rows_in_order;
 use super::rows::{FieldStats, ProfileRow};
-use crate::digest::{parse_hex, to_hex};
+use crate::base::digest::{parse_hex, to_hex};
+use crate::base::error::{Error, StorageError};
+use crate::base::time::Millis;
 use crate::engine::Engine;
-use crate::error::{Error, StorageError};
-use crate::profile::ProfileId;
-use crate::store::atomic_file;
-use crate::time::Millis;
+use crate::input::normalize::platform::Platform;
+use crate::storage::atomic_file;
+use crate::storage::profile::ProfileId;
 use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -237,7 +237,7 @@ fn row_digests(row: &ProfileRow) -> Vec<(u8, [u8; 32])> {
 
 /// Checks a destination name: `[a-z0-9_-]{1,64}`.
 pub fn valid_destination_name(name: &str) -> bool {
-    crate::names::valid_name(name)
+    crate::base::names::valid_name(name)
 }
 
 /// A state file's path relative to the data directory (what errors show).
@@ -678,7 +678,7 @@ impl Engine {
             )));
         };
         let (from, to) = (self.state_path(name, true), self.state_path(name, false));
-        crate::crash_point::crash_point("ack.before_rename");
+        crate::base::crash_point::crash_point("ack.before_rename");
         std::fs::rename(&from, &to).map_err(|e| StorageError::io(&to, e))?;
         atomic_file::sync_parent(&to)?;
         self.audit(

@@ -1,8 +1,8 @@
 //! `cidb normalize` (export.md "Normalization as a tool"): one JSON object a line in,
 //! the same object out with what each platform would receive.
 
-use super::normalize::{normalize, Field, Normalized, Platform};
-use crate::digest::sha256_hex;
+use crate::base::digest::sha256_hex;
+use crate::input::normalize::platform::{normalize, Field, Normalized, Platform};
 use serde_json::{json, Map, Value as Json};
 
 /// Normalizes one input line `{"field", "raw", "country"?, ...}` (other keys are kept)
@@ -31,7 +31,7 @@ pub fn normalize_line(
         Some(_) => return Err("`raw` must be a string, a number or null".into()),
     };
     let region = match obj.get("country") {
-        Some(Json::String(c)) => crate::normalize::country(c).or(default_region),
+        Some(Json::String(c)) => crate::input::normalize::country(c).or(default_region),
         _ => default_region,
     };
     let mut valid = false;

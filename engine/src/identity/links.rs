@@ -9,14 +9,14 @@
 //! and a sled read per identifier on resolution, and keeps even keyed hashes of erased
 //! identifiers out of sled's log.
 
-use crate::profile::ProfileId;
+use crate::storage::profile::ProfileId;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// A link key (defined with the digests, so records can carry them): the first 16 bytes
 /// of the identifier's keyed hash (HMAC-SHA-256 with the database secret). 128 bits make
 /// an accidental collision negligible (≈ 2⁻⁶⁴ at 2³² identifiers).
-pub(crate) use crate::digest::LinkKey;
+pub(crate) use crate::base::digest::LinkKey;
 
 /// Bytes of one serialized link: key, then pid (u32 LE).
 const ENTRY_LEN: usize = 20;

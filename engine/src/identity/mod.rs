@@ -1,11 +1,7 @@
-//! Identity rules (records.md "Identity rules"): blocked values, per-type limits and
-//! priority, and the link table from identifiers to profiles. Resolution itself runs in
-//! the writer (`crate::writer`), which applies these rules to the identity graph.
+//! Layer 3, identity: the link table from identifiers to live profiles. The rules
+//! (`crate::input::rules`) say which identifiers link; resolution itself runs in the write
+//! path (`crate::write`), which applies them to the identity graph.
 
-mod forms;
 mod links;
-mod rules;
 
-pub(crate) use forms::{forms, SUPPRESSIBLE_TAGS};
-pub(crate) use links::{LinkKey, Links};
-pub use rules::IdentityRules;
+pub(crate) use links::Links;

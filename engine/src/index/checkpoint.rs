@@ -16,9 +16,9 @@
 //! synced, so a crash leaves either the old or the new checkpoint.
 
 use super::Indexes;
-use crate::codec::{decode_body, encode_body};
-use crate::error::StorageError;
+use crate::base::error::StorageError;
 use crate::identity::Links;
+use crate::storage::codec::{decode_body, encode_body};
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
@@ -47,7 +47,7 @@ pub(crate) fn write_checkpoint(
     header.extend_from_slice(&generation.to_le_bytes());
     header.extend_from_slice(&(body.len() as u64).to_le_bytes());
     header.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
-    crate::store::atomic_file::replace(&dir.join(CHECKPOINT_FILE), &[&header, &body])
+    crate::storage::atomic_file::replace(&dir.join(CHECKPOINT_FILE), &[&header, &body])
 }
 
 /// Reads the checkpoint: `None` when there is none yet or it has another version (the

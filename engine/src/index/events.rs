@@ -4,8 +4,8 @@
 //! exact filtering of the two boundary days; `count`/`sum` over a window read only the
 //! entries inside the window; `count`/`sum` without a window read the totals.
 
-use crate::record::Event;
-use crate::time::{day_of, DayNumber, Millis, MS_PER_DAY};
+use crate::base::time::{day_of, DayNumber, Millis, MS_PER_DAY};
+use crate::input::record::Event;
 use roaring::{MultiOps, RoaringBitmap};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -18,9 +18,9 @@ type FastHash = foldhash::fast::RandomState;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct EventKey {
     /// Event type (normalized).
-    pub kind: crate::record::ShortText,
+    pub kind: crate::input::record::ShortText,
     /// Category (normalized), or `None` for all categories of the type.
-    pub category: Option<crate::record::ShortText>,
+    pub category: Option<crate::input::record::ShortText>,
 }
 
 /// One event as indexed.

@@ -14,7 +14,7 @@ pub use postings::{
     bool_text, scale_number, NumericKey, NumericKind, Postings, Term, ValueKind, NUMBER_SCALE,
 };
 
-use crate::record::Event;
+use crate::input::record::Event;
 use postings::sorted_minus;
 use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};

@@ -1,9 +1,9 @@
 //! What one profile contributes to the indexes: a pure function of the stored profile, so
 //! an index can always be checked against (or rebuilt from) the profiles.
 
-use crate::normalize::index_text;
-use crate::profile::{Attribute, Profile};
-use crate::record::{ShortText, Value};
+use crate::input::normalize::index_text;
+use crate::input::record::{ShortText, Value};
+use crate::storage::profile::{Attribute, Profile};
 use serde::{Deserialize, Serialize};
 
 /// Numbers are indexed at this fixed precision: `round(x * NUMBER_SCALE)`.

@@ -1,0 +1,550 @@
+//! The engine handle: opening and recovery, batch ingest, lookups, statistics, the
+//! integrity check and index checkpoints.
+
+use crate::base::error::{Error, IngestError, OpenError, StorageError};
+use crate::identity::Links;
+use crate::index::{read_checkpoint, write_checkpoint, IndexSizes, Indexes, Postings};
+use crate::input::config::Config;
+use crate::input::normalize;
+use crate::input::record::{parse_json_record, Identifier};
+use crate::input::report::IngestReport;
+use crate::privacy::suppression::SuppressionLists;
+use crate::storage::profile::{Profile, ProfileId};
+use crate::storage::{Counters, EventChunk, MergeLogEntry, Store};
+use roaring::RoaringBitmap;
+use serde::Serialize;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock, RwLockReadGuard};
+
+/// The most records one ingest call (one atomic batch) may carry.
+pub const MAX_BATCH_RECORDS: usize = 100_000;
+
+/// An embedded cidb database. `Send + Sync`: share it behind an `Arc`; queries run
+/// concurrently with one writer and always see whole batches.
+pub struct Engine {
+    pub(crate) store: Store,
+    config: Config,
+    /// Packed rows of exported profiles (see `export::cache`).
+    pub(crate) export_cache: crate::export::RowCache,
+    /// Destinations with a sync operation running (see `export::sync`).
+    pub(crate) destination_locks: crate::export::DestinationLocks,
+    /// When expired idempotency keys were last removed (ms; see `ingest`).
+    pub(crate) idempotency_pruned_at: std::sync::atomic::AtomicI64,
+    /// Set by [`Engine::close_quickly`]: drop flushes without a checkpoint.
+    skip_checkpoint_on_close: std::sync::atomic::AtomicBool,
+    pub(crate) state: RwLock<State>,
+    pub(crate) writer: Mutex<WriterState>,
+    /// Figures published by the writer for readers that must never wait on a lock
+    /// (metrics, health): updated after each commit, erasure and checkpoint.
+    pub(crate) published: Published,
+}
+
+/// Counts that [`Engine::stats`] and [`Engine::profile_count`] read without taking the
+/// writer lock (see the lock order in ARCHITECTURE.md).
+#[derive(Debug, Default)]
+pub(crate) struct Published {
+    /// Live profiles.
+    pub(crate) profiles: AtomicU64,
+    /// Profiles changed since the last checkpoint.
+    pub(crate) dirty: AtomicU64,
+}
+
+impl Published {
+    /// Publishes the writer's figures; call with the writer lock held, after the state
+    /// readers see was updated.
+    pub(crate) fn set(&self, profiles: u64, dirty: u64) {
+        self.profiles.store(profiles, Ordering::Release);
+        self.dirty.store(dirty, Ordering::Release);
+    }
+}
+
+pub(crate) struct State {
+    pub(crate) indexes: Indexes,
+    /// Identifier → live profile.
+    pub(crate) links: Links,
+    /// Suppression lists and the profiles they match.
+    pub(crate) suppression: SuppressionLists,
+    /// Bumped by every change a reader can see (caches key on it).
+    pub(crate) generation: u64,
+    pub(crate) counters: Counters,
+}
+
+pub(crate) struct WriterState {
+    pub(crate) counters: Counters,
+    /// Profiles changed since the last checkpoint.
+    pub(crate) dirty: RoaringBitmap,
+}
+
+/// A consistent read view of the indexes; writers wait while one is held, so keep it short.
+pub struct Snapshot<'a> {
+    guard: RwLockReadGuard<'a, State>,
+}
+
+impl Snapshot<'_> {
+    /// The indexes.
+    pub fn indexes(&self) -> &Indexes {
+        &self.guard.indexes
+    }
+
+    /// A number that changes whenever the state a snapshot shows changes (within this
+    /// process), so results derived from a snapshot can be cached against it.
+    pub fn generation(&self) -> u64 {
+        self.guard.generation
+    }
+
+    /// Profiles with an identifier on any suppression list (`None`), or on the list
+    /// `name` (`None` when no such list exists).
+    pub fn suppressed(&self, name: Option<&str>) -> Option<&RoaringBitmap> {
+        self.guard.suppression.members(name)
+    }
+}
+
+/// How to find a profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Lookup {
+    /// By email (normalized like ingest).
+    Email(String),
+    /// By phone (normalized with the default region).
+    Phone(String),
+    /// By any identifier type and value.
+    Identifier(String, String),
+    /// By profile id (merged ids redirect).
+    Id(ProfileId),
+}
+
+/// A profile with everything stored about it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProfileView {
+    /// The unified profile (with per-value provenance).
+    pub profile: Profile,
+    /// Its events, one chunk per record, with provenance.
+    pub events: Vec<EventChunk>,
+    /// Merges into it.
+    pub merges: Vec<MergeLogEntry>,
+}
+
+/// Database statistics.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Stats {
+    /// Live profiles.
+    pub profiles: u64,
+    /// Profile ids issued (live, merged and erased).
+    pub profile_ids: u64,
+    /// Records ingested.
+    pub records: u64,
+    /// Merges performed.
+    pub merges: u64,
+    /// Events ingested.
+    pub events: u64,
+    /// Index sizes.
+    pub indexes: IndexSizes,
+    /// Identifier links (distinct identifiers held by live profiles).
+    pub identifier_links: u64,
+    /// Profiles changed since the last index checkpoint.
+    pub dirty_profiles: u64,
+    /// sled's size on disk in bytes.
+    pub disk_bytes: u64,
+}
+
+/// The result of [`Engine::check`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckReport {
+    /// Live profiles read.
+    pub profiles: u64,
+    /// Events read.
+    pub events: u64,
+    /// Every difference found (empty when the database is consistent).
+    pub problems: Vec<String>,
+}
+
+impl CheckReport {
+    /// Whether nothing was wrong.
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+impl Engine {
+    /// Opens (or creates) the database in `path` with the default configuration.
+    pub fn open(path: impl AsRef<Path>) -> Result<Engine, OpenError> {
+        Engine::open_with(path, Config::default())
+    }
+
+    /// Opens (or creates) the database in `path`.
+    pub fn open_with(path: impl AsRef<Path>, config: Config) -> Result<Engine, OpenError> {
+        let (store, counters) = Store::open(path.as_ref())?;
+        let dirty = store.dirty()?;
+        let mut rebuilt = false;
+        let (indexes, links) = match read_checkpoint(store.dir())? {
+            Some((_, mut indexes, mut links)) => {
+                if !dirty.is_empty() {
+                    tracing::info!(
+                        profiles = dirty.len(),
+                        "replaying profiles changed since the index checkpoint"
+                    );
+                    indexes.remove_profiles(&dirty);
+                    links.remove_profiles(&dirty);
+                    for pid in &dirty {
+                        index_stored_profile(&store, &mut indexes, &mut links, pid)?;
+                    }
+                }
+                (indexes, links)
+            }
+            None if counters.next_pid == 0 => (Indexes::default(), Links::default()),
+            None => {
+                tracing::warn!("no index checkpoint: rebuilding indexes from stored profiles");
+                rebuilt = true;
+                let rebuilt = rebuild(&store)?;
+                (rebuilt.indexes, rebuilt.links)
+            }
+        };
+        // A crash between a commit and the key destruction that follows a merge or an
+        // erasure leaves keys of profiles that are gone (a scan of the key file in memory).
+        // Only slots that are really not live: a key is never destroyed on the word of
+        // the indexes alone.
+        let mut gone = store.keys_of_dead_profiles(counters.next_pid, indexes.live());
+        gone.retain(|pid| !matches!(store.slot(*pid), Ok(Some(crate::storage::Slot::Live(_)))));
+        if !gone.is_empty() {
+            tracing::warn!(profiles = gone.len(), "destroying keys a crash left behind");
+            store.destroy_keys(&gone)?;
+        }
+        let suppression = crate::privacy::lists::load_lists(&store, &links)?;
+        let published = Published::default();
+        published.set(indexes.live().len(), dirty.len());
+        let engine = Engine {
+            published,
+            store,
+            export_cache: crate::export::RowCache::new(config.export_cache),
+            destination_locks: Default::default(),
+            idempotency_pruned_at: Default::default(),
+            skip_checkpoint_on_close: Default::default(),
+            config,
+            state: RwLock::new(State {
+                generation: 0,
+                suppression,
+                indexes,
+                links,
+                counters: counters.clone(),
+            }),
+            writer: Mutex::new(WriterState { counters, dirty }),
+        };
+        if rebuilt {
+            // Checkpoint now, so that the next open does not rebuild again.
+            engine.checkpoint()?;
+        }
+        engine.finish_interrupted_erasures()?;
+        engine.prune_idempotency()?;
+        Ok(engine)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// A consistent read view of the indexes.
+    pub fn snapshot(&self) -> Snapshot<'_> {
+        Snapshot {
+            guard: self.state.read().expect("state lock"),
+        }
+    }
+
+    /// Ingests JSON records (one JSON object per string) as one atomic batch. A bad
+    /// record is reported with its 1-based position and does not stop the others.
+    pub fn ingest_json<S: AsRef<str>>(&self, records: &[S]) -> Result<IngestReport, IngestError> {
+        self.ingest_parsed(self.parse_json_batch(records))
+    }
+
+    /// Parses JSON records for one batch, numbered from 1, with their link keys.
+    pub(crate) fn parse_json_batch<S: AsRef<str>>(
+        &self,
+        records: &[S],
+    ) -> crate::write::ingest::ParsedBatch {
+        let now = crate::base::time::now_millis();
+        records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let mut parsed = parse_json_record(r.as_ref(), &self.config, now);
+                if let Ok(p) = &mut parsed {
+                    self.store.fill_link_keys(p);
+                }
+                (i as u64 + 1, parsed)
+            })
+            .collect()
+    }
+
+    /// Writes an index checkpoint now (done automatically as profiles change and on drop).
+    pub fn checkpoint(&self) -> Result<(), StorageError> {
+        let mut w = self.writer.lock().expect("writer lock");
+        self.checkpoint_locked(&mut w)
+    }
+
+    pub(crate) fn checkpoint_locked(&self, w: &mut WriterState) -> Result<(), StorageError> {
+        {
+            let state = self.state.read().expect("state lock");
+            write_checkpoint(
+                self.store.dir(),
+                w.counters.checkpoint_generation + 1,
+                &state.indexes,
+                &state.links,
+            )?;
+        }
+        w.counters.checkpoint_generation += 1;
+        self.store.clear_dirty()?;
+        self.store.flush()?;
+        w.dirty.clear();
+        self.published.dirty.store(0, Ordering::Release);
+        Ok(())
+    }
+
+    /// Publishes the live and dirty counts for lock-free readers (writer lock held).
+    pub(crate) fn publish_counts(&self, w: &WriterState) {
+        let live = self.state.read().expect("state lock").indexes.live().len();
+        self.published.set(live, w.dirty.len());
+    }
+
+    /// Finds a profile.
+    pub fn lookup(&self, how: &Lookup) -> Result<Option<ProfileView>, Error> {
+        let state = self.state.read().expect("state lock");
+        let pid = match how {
+            Lookup::Id(pid) => Some(*pid),
+            other => {
+                let id = self.normalize_lookup(other)?;
+                state.links.get(&self.store.identifier_key(&id))
+            }
+        };
+        let Some(pid) = pid else { return Ok(None) };
+        let Some(profile) = self.store.resolve(pid)? else {
+            return Ok(None);
+        };
+        let events = self
+            .store
+            .events(profile.id)?
+            .into_iter()
+            .map(|(_, c)| c)
+            .collect();
+        let merges = self.store.merge_log(profile.id)?;
+        Ok(Some(ProfileView {
+            profile,
+            events,
+            merges,
+        }))
+    }
+
+    pub(crate) fn normalize_lookup(&self, how: &Lookup) -> Result<Identifier, Error> {
+        let bad = |what: &str, p: normalize::IdentifierProblem| {
+            Error::InvalidArgument(format!("{what}: {p}"))
+        };
+        Ok(match how {
+            Lookup::Email(e) => Identifier {
+                kind: "email".into(),
+                value: normalize::email(e).map_err(|p| bad("email", p))?,
+            },
+            Lookup::Phone(p) => Identifier {
+                kind: "phone".into(),
+                value: normalize::phone(p, self.config.default_region.as_deref())
+                    .map_err(|e| bad("phone", e))?,
+            },
+            Lookup::Identifier(kind, value) => {
+                let value = match kind.as_str() {
+                    "email" => normalize::email(value),
+                    "phone" => normalize::phone(value, self.config.default_region.as_deref()),
+                    _ => normalize::opaque(value),
+                }
+                .map_err(|p| bad(kind, p))?;
+                Identifier {
+                    kind: kind.as_str().into(),
+                    value,
+                }
+            }
+            Lookup::Id(_) => unreachable!("handled by the caller"),
+        })
+    }
+
+    /// Live profiles, as of the last commit; never waits for a lock (for metrics and
+    /// health checks).
+    pub fn profile_count(&self) -> u64 {
+        self.published.profiles.load(Ordering::Acquire)
+    }
+
+    /// Statistics. Takes only the state's read lock (never the writer's), so it waits at
+    /// most for one commit to publish its batch.
+    pub fn stats(&self) -> Stats {
+        let state = self.state.read().expect("state lock");
+        let dirty = self.published.dirty.load(Ordering::Acquire);
+        Stats {
+            profiles: state.indexes.live().len(),
+            profile_ids: u64::from(state.counters.next_pid),
+            records: state.counters.records,
+            merges: state.counters.merges,
+            events: state.counters.events,
+            indexes: state.indexes.sizes(),
+            identifier_links: state.links.len() as u64,
+            dirty_profiles: dirty,
+            disk_bytes: self.store.size_on_disk(),
+        }
+    }
+
+    /// Rebuilds every index from the stored profiles and compares it with the live
+    /// indexes; also checks that every identifier of every live profile links to it.
+    pub fn check(&self) -> Result<CheckReport, StorageError> {
+        let _w = self.writer.lock().expect("writer lock");
+        let state = self.state.read().expect("state lock");
+        let mut rebuilt = rebuild(&self.store)?;
+        rebuilt
+            .problems
+            .extend(state.indexes.differences(&rebuilt.indexes));
+        rebuilt
+            .problems
+            .extend(state.links.differences(&rebuilt.links));
+        let unfinished = self.store.erasure_intents()?;
+        if let Some((first, _)) = unfinished.first() {
+            rebuilt.problems.push(format!(
+                "{} erasure(s) not finished (first: profile {first}); retried on the next open",
+                unfinished.len()
+            ));
+        }
+        let keyed = self
+            .store
+            .keys_of_dead_profiles(state.counters.next_pid, rebuilt.indexes.live());
+        if !keyed.is_empty() {
+            rebuilt.problems.push(format!(
+                "{} merged or erased profile(s) still have a key (first: {})",
+                keyed.len(),
+                keyed[0]
+            ));
+        }
+        Ok(CheckReport {
+            profiles: rebuilt.profiles,
+            events: rebuilt.events,
+            problems: rebuilt.problems,
+        })
+    }
+
+    /// Reads a catalog entry (saved segments and other named items).
+    pub fn catalog_get(&self, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        self.store.catalog_get(name)
+    }
+
+    /// Writes (or with `None` removes) a catalog entry durably.
+    pub fn catalog_put(&self, name: &str, value: Option<&[u8]>) -> Result<(), StorageError> {
+        self.store.catalog_put(name, value)
+    }
+
+    /// Every catalog entry.
+    pub fn catalog_list(&self) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
+        self.store.catalog_list()
+    }
+
+    /// Checkpoints the indexes and flushes; called on drop too.
+    pub fn close(self) -> Result<(), StorageError> {
+        self.flush_on_close()
+    }
+
+    /// Flushes without writing an index checkpoint: quick whatever the database's size
+    /// (for a process that must stop now). Nothing is lost: the next open replays the
+    /// profiles changed since the last checkpoint, as after a crash.
+    pub fn close_quickly(self) -> Result<(), StorageError> {
+        self.skip_checkpoint_on_close.store(true, Ordering::Release);
+        self.store.flush()
+    }
+
+    fn flush_on_close(&self) -> Result<(), StorageError> {
+        if self.skip_checkpoint_on_close.load(Ordering::Acquire) {
+            return self.store.flush();
+        }
+        let mut w = self.writer.lock().expect("writer lock");
+        if !w.dirty.is_empty() {
+            self.checkpoint_locked(&mut w)?;
+        }
+        self.store.flush()
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if let Err(e) = self.flush_on_close() {
+            tracing::error!(error = %e, "checkpoint on close failed; the next open replays changes");
+        }
+    }
+}
+
+/// Indexes one stored profile (if live), its events and its identifier links.
+fn index_stored_profile(
+    store: &Store,
+    indexes: &mut Indexes,
+    links: &mut Links,
+    pid: ProfileId,
+) -> Result<(), StorageError> {
+    if let Some(crate::storage::Slot::Live(profile)) = store.slot(pid)? {
+        indexes.update(pid, None, Some(&Postings::of(&profile)));
+        for sid in &profile.identifiers {
+            for key in store.link_keys(&sid.id) {
+                links.insert(key, pid);
+            }
+        }
+        for (_, chunk) in store.events(pid)? {
+            indexes.add_events(pid, &chunk.events);
+        }
+    }
+    Ok(())
+}
+
+/// Indexes and links rebuilt from the stored profiles.
+struct Rebuilt {
+    indexes: Indexes,
+    links: Links,
+    profiles: u64,
+    events: u64,
+    /// Inconsistencies found in the stored data itself.
+    problems: Vec<String>,
+}
+
+/// Builds indexes and links from scratch from the stored profiles; also checks that no
+/// identifier is held by two live profiles and that event counts match.
+fn rebuild(store: &Store) -> Result<Rebuilt, StorageError> {
+    let mut out = Rebuilt {
+        indexes: Indexes::default(),
+        links: Links::default(),
+        profiles: 0,
+        events: 0,
+        problems: Vec::new(),
+    };
+    for profile in store.live_profiles() {
+        let profile = profile?;
+        out.profiles += 1;
+        out.indexes
+            .update(profile.id, None, Some(&Postings::of(&profile)));
+        let mut held = 0u64;
+        for (_, chunk) in store.events(profile.id)? {
+            held += chunk.events.len() as u64;
+            out.indexes.add_events(profile.id, &chunk.events);
+        }
+        out.events += held;
+        if held != profile.events {
+            out.problems.push(format!(
+                "profile {}: holds {held} events, counts {}",
+                profile.id, profile.events
+            ));
+        }
+        for sid in &profile.identifiers {
+            for (form, key) in store.link_keys(&sid.id).into_iter().enumerate() {
+                // Only the canonical form is an identity; alias forms (a Gmail address
+                // without dots, a phone's digits) may be shared by several profiles.
+                if form == 0 {
+                    if let Some(other) = out.links.get(&key) {
+                        out.problems.push(format!(
+                            "profiles {other} and {}: both hold one {} identifier",
+                            profile.id, sid.id.kind
+                        ));
+                    }
+                }
+                out.links.insert(key, profile.id);
+            }
+        }
+    }
+    Ok(out)
+}

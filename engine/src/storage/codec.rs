@@ -1,0 +1,148 @@
+//! The one place that turns engine structures into bytes: bincode 2 (serde) with a fixed
+//! configuration, plus the on-disk format version.
+//!
+//! Every persisted value is `[tag][bincode body]`; the tag lets a later format decode old
+//! values without guessing. Tag 1 bodies hold little-endian fixed-width integers, tag 2
+//! bodies (written since format 3) variable-width ones; both are read. Key components are
+//! big-endian (see `store::keys`).
+
+use crate::base::error::StorageError;
+use serde::{de::DeserializeOwned, Serialize};
+
+/// The on-disk format this build writes.
+///
+/// Version changes (also in `docs/format.md`):
+/// - 1: first format (sled single tree, encrypted profiles, key file, index checkpoint).
+/// - 2: identifier links leave sled for the index checkpoint (format 1 is migrated on
+///   open).
+/// - 3: values are written with tag 2 (variable-width integers: a length prefix takes one
+///   byte instead of eight; a 1M-person import's sled directory is 1.0 GB instead of
+///   1.8 GB). Tag 1 values stay readable, so a format-2 directory only has its version
+///   raised on open.
+pub const FORMAT_VERSION: u32 = 3;
+/// The oldest on-disk format this build can open.
+pub const OLDEST_SUPPORTED_FORMAT: u32 = 1;
+
+/// Tag byte in front of every encoded value (the value-level format version): fixed-width
+/// integers (formats 1 and 2).
+const VALUE_TAG_V1: u8 = 1;
+/// Value tag of variable-width integers (written since format 3).
+const VALUE_TAG_V2: u8 = 2;
+
+/// Bodies of tag 1 values and of the index checkpoint.
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard()
+        .with_little_endian()
+        .with_fixed_int_encoding()
+}
+
+/// Bodies of tag 2 values.
+fn varint_config() -> impl bincode::config::Config {
+    bincode::config::standard()
+        .with_little_endian()
+        .with_variable_int_encoding()
+}
+
+/// Encodes `value` with the value tag in front.
+pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_into(value, &mut out);
+    out
+}
+
+/// Appends `value`, encoded with the value tag in front, to `out`.
+pub(crate) fn encode_into<T: Serialize>(value: &T, out: &mut Vec<u8>) {
+    out.push(VALUE_TAG_V2);
+    bincode::serde::encode_into_std_write(value, out, varint_config())
+        .expect("encoding into a Vec cannot fail");
+}
+
+/// Encodes `value` as formats 1 and 2 did (tag 1, fixed-width integers), for tests that
+/// build an older data directory.
+#[cfg(test)]
+pub(crate) fn encode_fixed_width(value: &impl Serialize, out: &mut Vec<u8>) {
+    out.push(VALUE_TAG_V1);
+    bincode::serde::encode_into_std_write(value, out, config())
+        .expect("encoding into a Vec cannot fail");
+}
+
+/// Decodes a value written by [`encode`], naming `what` in the error.
+pub(crate) fn decode<T: DeserializeOwned>(
+    what: &'static str,
+    bytes: &[u8],
+) -> Result<T, StorageError> {
+    let corrupted = |detail: String| StorageError::Corrupted {
+        what,
+        key: Vec::new(),
+        detail,
+    };
+    let decoded = match bytes.first() {
+        Some(&VALUE_TAG_V2) => bincode::serde::decode_from_slice(&bytes[1..], varint_config()),
+        Some(&VALUE_TAG_V1) => bincode::serde::decode_from_slice(&bytes[1..], config()),
+        Some(tag) => return Err(corrupted(format!("unknown value tag {tag}"))),
+        None => return Err(corrupted("empty value".into())),
+    };
+    let (value, used) = decoded.map_err(|e| corrupted(e.to_string()))?;
+    if used + 1 != bytes.len() {
+        return Err(corrupted(format!(
+            "{} trailing bytes",
+            bytes.len() - used - 1
+        )));
+    }
+    Ok(value)
+}
+
+/// Encodes without the tag, for bodies inside an already-tagged container.
+pub(crate) fn encode_body<T: Serialize, W: std::io::Write>(
+    value: &T,
+    w: &mut W,
+) -> std::io::Result<()> {
+    bincode::serde::encode_into_std_write(value, w, config())
+        .map(|_| ())
+        .map_err(std::io::Error::other)
+}
+
+/// Decodes a body written by [`encode_body`].
+pub(crate) fn decode_body<T: DeserializeOwned, R: std::io::Read>(r: &mut R) -> Result<T, String> {
+    bincode::serde::decode_from_std_read(r, config()).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_reject_unknown_tag() {
+        let bytes = encode(&(7u32, "x".to_string()));
+        let back: (u32, String) = decode("test", &bytes).unwrap();
+        assert_eq!(back, (7, "x".to_string()));
+        let mut bad = bytes.clone();
+        bad[0] = 9;
+        let err = decode::<(u32, String)>("test", &bad).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "corrupted test (key []): unknown value tag 9"
+        );
+        let mut long = bytes;
+        long.push(0);
+        assert!(decode::<(u32, String)>("test", &long).is_err());
+    }
+
+    #[test]
+    fn fixed_width_values_of_older_formats_still_decode() {
+        let value = (7u32, "x".to_string(), vec![1_700_000_000_000i64, -3]);
+        let mut old = Vec::new();
+        encode_fixed_width(&value, &mut old);
+        let new = encode(&value);
+        assert_eq!(new[0], VALUE_TAG_V2);
+        assert!(new.len() < old.len(), "{} vs {}", new.len(), old.len());
+        assert_eq!(
+            decode::<(u32, String, Vec<i64>)>("test", &old).unwrap(),
+            value
+        );
+        assert_eq!(
+            decode::<(u32, String, Vec<i64>)>("test", &new).unwrap(),
+            value
+        );
+    }
+}

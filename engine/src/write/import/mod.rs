@@ -1,0 +1,529 @@
+//! Streaming importers for JSON Lines and CSV. A reader thread cuts the input into chunks,
+//! parser threads parse and normalize them in parallel (crossbeam channels), and the
+//! calling thread applies them in input order, one atomic batch per
+//! `Config::import_batch_records` records (the first few smaller, see `batch_sizes`).
+//! Memory stays bounded by the channel depth whatever the file size.
+
+mod csv_records;
+
+use crate::base::error::ImportError;
+use crate::engine::Engine;
+use crate::input::record::{
+    parse_json_record, record_too_long, CsvLayout, CsvMapping, ParsedRecord, RejectReason,
+    MAX_RECORD_BYTES,
+};
+use crate::input::report::IngestReport;
+use crossbeam_channel::{bounded, Receiver, Sender};
+use csv_records::{CsvRecords, Status};
+use serde_json::Value as Json;
+use std::collections::BTreeMap;
+use std::io::{BufRead, Read};
+
+/// Lines per chunk handed to a parser thread.
+const CHUNK_LINES: usize = 512;
+/// Longest accepted input line (bytes, without its line break): JSON Lines lines and CSV
+/// records alike (the same as [`crate::MAX_RECORD_BYTES`]). Longer ones are rejected with
+/// their line number, and neither importer buffers them.
+pub const MAX_LINE_BYTES: usize = MAX_RECORD_BYTES;
+
+/// Options of an import.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct ImportOptions {
+    /// Source for records that name none (JSON Lines) or rows without a `source` column
+    /// (CSV).
+    pub source: Option<String>,
+    /// CSV column → field renames.
+    pub csv_renames: BTreeMap<String, String>,
+    /// Makes the import resumable under this key (see [`ImportOptions::resumable`]).
+    pub resume_key: Option<[u8; 32]>,
+}
+
+impl ImportOptions {
+    /// Sets the default source.
+    pub fn with_source(mut self, source: impl Into<String>) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+
+    /// Maps a CSV column onto a field.
+    pub fn with_csv_rename(mut self, column: impl Into<String>, field: impl Into<String>) -> Self {
+        self.csv_renames.insert(column.into(), field.into());
+        self
+    }
+
+    /// Makes the import resumable: each batch records, in its own atomic write, the
+    /// last input line it applied under `key`, and an import with the same key after a
+    /// crash skips the lines already applied instead of storing them (and their events)
+    /// twice. The record is removed when the import completes, so importing the same
+    /// input again later imports it again. [`input_fingerprint`] makes a key for a file.
+    pub fn resumable(mut self, key: [u8; 32]) -> Self {
+        self.resume_key = Some(key);
+        self
+    }
+}
+
+/// A key that identifies an import input for [`ImportOptions::resumable`]: SHA-256 over
+/// the input's length, its first and last MiB, and `options` (whatever else changes
+/// the meaning of the lines: format, default source, column mapping). A file changed
+/// since the crash gets another key, so it is imported from the start.
+pub fn input_fingerprint<R: Read + std::io::Seek>(
+    input: &mut R,
+    options: &[u8],
+) -> std::io::Result<[u8; 32]> {
+    use sha2::{Digest, Sha256};
+    const EDGE: u64 = 1 << 20;
+    let start = input.stream_position()?;
+    let len = input.seek(std::io::SeekFrom::End(0))? - start;
+    let mut hash = Sha256::new();
+    hash.update(b"cidb import v1\0");
+    hash.update(len.to_le_bytes());
+    hash.update((options.len() as u64).to_le_bytes());
+    hash.update(options);
+    let mut buf = Vec::new();
+    input.seek(std::io::SeekFrom::Start(start))?;
+    input.by_ref().take(EDGE).read_to_end(&mut buf)?;
+    if len > EDGE {
+        input.seek(std::io::SeekFrom::Start(
+            start + len.saturating_sub(EDGE).max(EDGE),
+        ))?;
+        input.by_ref().take(EDGE).read_to_end(&mut buf)?;
+    }
+    hash.update(&buf);
+    input.seek(std::io::SeekFrom::Start(start))?;
+    Ok(hash.finalize().into())
+}
+
+/// Progress of an import, for progress bars.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Progress {
+    /// Records applied so far.
+    pub records: u64,
+    /// Input bytes consumed so far.
+    pub bytes: u64,
+}
+
+type Parsed = (u64, Result<ParsedRecord, RejectReason>);
+
+enum Input {
+    /// Lines, or why a line was refused before parsing (too long, not UTF-8).
+    Json(Vec<(u64, Result<String, RejectReason>)>),
+    Csv(Vec<(u64, Result<Json, RejectReason>)>),
+}
+
+fn io_error(source: std::io::Error) -> ImportError {
+    ImportError::Io {
+        path: "<input>".into(),
+        source,
+    }
+}
+
+impl Engine {
+    /// Imports a JSON Lines stream.
+    pub fn import_jsonl<R: BufRead + Send>(
+        &self,
+        reader: R,
+        options: &ImportOptions,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<IngestReport, ImportError> {
+        self.run_pipeline(
+            progress,
+            |tx, bytes, skip| read_json_lines(reader, tx, bytes, skip),
+            options,
+        )
+    }
+
+    /// Imports a CSV stream with a header row.
+    pub fn import_csv<R: Read + Send>(
+        &self,
+        reader: R,
+        options: &ImportOptions,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<IngestReport, ImportError> {
+        let mapping = CsvMapping {
+            renames: options.csv_renames.clone(),
+            source: options.source.clone(),
+        };
+        let mut csv = CsvRecords::new(reader);
+        let header = match csv.next_record().map_err(io_error)? {
+            None => Vec::new(),
+            Some((_, Status::TooLong(size))) => {
+                return Err(ImportError::CsvHeader(format!(
+                    "header row of {size} bytes is longer than the limit of \
+                     {MAX_RECORD_BYTES} bytes"
+                )))
+            }
+            Some((_, Status::Read)) => csv
+                .fields()
+                .enumerate()
+                .map(|(i, f)| {
+                    std::str::from_utf8(f).map(str::to_string).map_err(|e| {
+                        ImportError::CsvHeader(format!(
+                            "invalid UTF-8 in column {} of the header at byte offset {}",
+                            i + 1,
+                            e.valid_up_to()
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        let header: Vec<&str> = header.iter().map(String::as_str).collect();
+        let layout = mapping.layout(&header).map_err(ImportError::CsvHeader)?;
+        self.run_pipeline(
+            progress,
+            move |tx, bytes, skip| {
+                let mut chunk = Vec::with_capacity(CHUNK_LINES);
+                while let Some((line, status)) = csv.next_record().map_err(io_error)? {
+                    if line <= skip {
+                        continue;
+                    }
+                    chunk.push((line, csv_row(&csv, status, &layout)));
+                    bytes.store(csv.bytes(), std::sync::atomic::Ordering::Relaxed);
+                    if chunk.len() == CHUNK_LINES
+                        && tx.send(Input::Csv(std::mem::take(&mut chunk))).is_err()
+                    {
+                        return Ok(());
+                    }
+                }
+                if !chunk.is_empty() {
+                    let _ = tx.send(Input::Csv(chunk));
+                }
+                Ok(())
+            },
+            options,
+        )
+    }
+
+    fn run_pipeline<F>(
+        &self,
+        progress: &mut dyn FnMut(Progress),
+        read: F,
+        options: &ImportOptions,
+    ) -> Result<IngestReport, ImportError>
+    where
+        F: FnOnce(Sender<Input>, &std::sync::atomic::AtomicU64, u64) -> Result<(), ImportError>
+            + Send,
+    {
+        // Lines an interrupted import of the same input already applied.
+        let resume = options.resume_key.as_ref();
+        let skip = match resume {
+            Some(key) => self
+                .store
+                .import_progress(key)
+                .map_err(|e| ImportError::Ingest(e.into()))?
+                .unwrap_or(0),
+            None => 0,
+        };
+        if skip > 0 {
+            tracing::info!(after_line = skip, "resuming an interrupted import");
+        }
+        let threads = match self.config().import_threads {
+            0 => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+            n => n,
+        };
+        let batch_records = self
+            .config()
+            .import_batch_records
+            .clamp(1, crate::MAX_BATCH_RECORDS);
+        let bytes = std::sync::atomic::AtomicU64::new(0);
+        let now = crate::base::time::now_millis();
+        let config = self.config();
+        let default_source = options.source.as_deref();
+        std::thread::scope(|scope| {
+            let (in_tx, in_rx) = bounded::<(u64, Input)>(threads * 4);
+            // Parsed chunks may run a batch and a half ahead of the writer: parsers keep
+            // working while it resolves a batch, and the next batch is ready when it asks.
+            let ahead = (batch_records * 3 / 2)
+                .div_ceil(CHUNK_LINES)
+                .max(threads * 4);
+            let (out_tx, out_rx) = bounded::<(u64, Vec<Parsed>)>(ahead);
+            let (raw_tx, raw_rx) = bounded::<Input>(threads * 4);
+            let bytes_ref = &bytes;
+            let reader = scope.spawn(move || read(raw_tx, bytes_ref, skip));
+            scope.spawn(move || {
+                for (seq, input) in raw_rx.into_iter().enumerate() {
+                    if in_tx.send((seq as u64, input)).is_err() {
+                        break;
+                    }
+                }
+            });
+            for _ in 0..threads {
+                let (rx, tx): (Receiver<(u64, Input)>, Sender<_>) = (in_rx.clone(), out_tx.clone());
+                scope.spawn(move || {
+                    for (seq, input) in rx {
+                        let mut parsed = parse_chunk(input, config, now, default_source);
+                        for (_, item) in &mut parsed {
+                            if let Ok(p) = item {
+                                self.store.fill_link_keys(p);
+                            }
+                        }
+                        if tx.send((seq, parsed)).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(out_tx);
+            let mut ordered = InOrder {
+                chunks: out_rx.into_iter(),
+                pending: BTreeMap::new(),
+                next: 0,
+                current: Vec::new().into_iter(),
+            };
+            let mut sizes = batch_sizes(batch_records);
+            let mut batches = std::iter::from_fn(move || {
+                let size = sizes.next().expect("endless");
+                let batch: Vec<Parsed> = ordered.by_ref().take(size).collect();
+                (!batch.is_empty()).then_some(batch)
+            });
+            let mut applied = 0u64;
+            let report = self.ingest_batches(batches.by_ref(), resume, &mut |committed| {
+                applied += committed.records;
+                progress(Progress {
+                    records: applied,
+                    bytes: bytes.load(std::sync::atomic::Ordering::Relaxed),
+                });
+            });
+            // Dropping the receiving end stops the parser threads if ingest failed early.
+            drop(batches);
+            let mut report = report?;
+            reader.join().expect("reader thread panicked")?;
+            if let Some(key) = resume {
+                self.store
+                    .clear_import_progress(key)
+                    .map_err(|e| ImportError::Ingest(e.into()))?;
+            }
+            report.resumed_after_line = (skip > 0).then_some(skip);
+            Ok(report)
+        })
+    }
+}
+
+/// One CSV record as the JSON object the record parser reads, or why it was refused.
+fn csv_row<R: Read>(
+    csv: &CsvRecords<R>,
+    status: Status,
+    layout: &CsvLayout,
+) -> Result<Json, RejectReason> {
+    if let Status::TooLong(size) = status {
+        return Err(RejectReason {
+            field: None,
+            message: record_too_long(size),
+        });
+    }
+    let cells = csv
+        .fields()
+        .enumerate()
+        .map(|(i, f)| {
+            std::str::from_utf8(f).map_err(|e| RejectReason {
+                field: layout.field_path(i),
+                message: format!(
+                    "invalid UTF-8 in column {} at byte offset {} of the cell",
+                    i + 1,
+                    e.valid_up_to()
+                ),
+            })
+        })
+        .collect::<Result<Vec<&str>, _>>()?;
+    Ok(layout.to_json(&cells))
+}
+
+/// Batch sizes large enough to ramp up from (smaller batch sizes are kept exactly).
+const RAMP_MIN_BATCH: usize = 4 * CHUNK_LINES;
+
+/// The sizes of an import's batches: `batch_records` each, except that a large batch size
+/// ramps up over the first three batches (1/8, 1/4, 1/2 of it). The committer cannot start
+/// before the first batch is parsed and resolved, and nothing overlaps the last commit, so a
+/// small first batch gets the pipeline going sooner; a batch still never exceeds
+/// `batch_records`.
+fn batch_sizes(batch_records: usize) -> impl Iterator<Item = usize> {
+    let ramp = if batch_records >= RAMP_MIN_BATCH {
+        [batch_records / 8, batch_records / 4, batch_records / 2]
+    } else {
+        [batch_records; 3]
+    };
+    ramp.into_iter().chain(std::iter::repeat(batch_records))
+}
+
+/// Parsed records in input order, from chunks that parser threads finish in any order.
+struct InOrder<I> {
+    chunks: I,
+    pending: BTreeMap<u64, Vec<Parsed>>,
+    next: u64,
+    current: std::vec::IntoIter<Parsed>,
+}
+
+impl<I: Iterator<Item = (u64, Vec<Parsed>)>> Iterator for InOrder<I> {
+    type Item = Parsed;
+
+    fn next(&mut self) -> Option<Parsed> {
+        loop {
+            if let Some(item) = self.current.next() {
+                return Some(item);
+            }
+            match self.pending.remove(&self.next) {
+                Some(chunk) => {
+                    self.next += 1;
+                    self.current = chunk.into_iter();
+                }
+                None => {
+                    let (seq, chunk) = self.chunks.next()?;
+                    self.pending.insert(seq, chunk);
+                }
+            }
+        }
+    }
+}
+
+fn read_json_lines<R: BufRead>(
+    mut reader: R,
+    tx: Sender<Input>,
+    bytes: &std::sync::atomic::AtomicU64,
+    skip: u64,
+) -> Result<(), ImportError> {
+    let mut chunk = Vec::with_capacity(CHUNK_LINES);
+    let mut line_no = 0u64;
+    let mut total = 0u64;
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        let n = (&mut reader)
+            .take(MAX_LINE_BYTES as u64 + 1)
+            .read_until(b'\n', &mut buf)
+            .map_err(io_error)?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        line_no += 1;
+        // Applied by an interrupted import of this input: read (an over-long line to its
+        // end) but not sent.
+        let applied = line_no <= skip;
+        if buf.len() > MAX_LINE_BYTES && buf.last() != Some(&b'\n') {
+            // Skip the rest of an over-long line without buffering it (but count it).
+            let mut len = buf.len() as u64;
+            let mut sink = Vec::new();
+            loop {
+                sink.clear();
+                let m = (&mut reader)
+                    .take(1 << 16)
+                    .read_until(b'\n', &mut sink)
+                    .map_err(io_error)?;
+                total += m as u64;
+                len += m as u64;
+                if m == 0 || sink.last() == Some(&b'\n') {
+                    break;
+                }
+            }
+            if sink.last() == Some(&b'\n') {
+                len -= 1;
+            }
+            if !applied {
+                chunk.push((
+                    line_no,
+                    Err(RejectReason {
+                        field: None,
+                        message: format!(
+                        "line of {len} bytes is longer than the limit of {MAX_LINE_BYTES} bytes"
+                    ),
+                    }),
+                ));
+            }
+        } else if !applied {
+            match std::str::from_utf8(&buf) {
+                Ok(s) => {
+                    let s = s.trim_end_matches(['\n', '\r']);
+                    if s.trim().is_empty() {
+                        continue;
+                    }
+                    chunk.push((line_no, Ok(s.to_string())));
+                }
+                Err(e) => chunk.push((
+                    line_no,
+                    Err(RejectReason {
+                        field: None,
+                        message: format!(
+                            "invalid UTF-8 at byte offset {} of the line",
+                            e.valid_up_to()
+                        ),
+                    }),
+                )),
+            }
+        }
+        bytes.store(total, std::sync::atomic::Ordering::Relaxed);
+        if chunk.len() == CHUNK_LINES && tx.send(Input::Json(std::mem::take(&mut chunk))).is_err() {
+            return Ok(());
+        }
+    }
+    if !chunk.is_empty() {
+        let _ = tx.send(Input::Json(chunk));
+    }
+    Ok(())
+}
+
+fn parse_chunk(
+    input: Input,
+    config: &crate::Config,
+    now: i64,
+    default_source: Option<&str>,
+) -> Vec<Parsed> {
+    match input {
+        Input::Json(lines) => lines
+            .into_iter()
+            .map(|(line, text)| {
+                let parsed = match text {
+                    Err(refused) => Err(refused),
+                    Ok(text) => parse_line(&text, config, now, default_source),
+                };
+                (line, parsed)
+            })
+            .collect(),
+        Input::Csv(rows) => rows
+            .into_iter()
+            .map(|(line, row)| {
+                (
+                    line,
+                    row.and_then(|json| {
+                        crate::input::record::parse_json_value_pub(json, config, now)
+                    }),
+                )
+            })
+            .collect(),
+    }
+}
+
+/// Parses one JSON Lines line, with the import's default source.
+fn parse_line(
+    text: &str,
+    config: &crate::Config,
+    now: i64,
+    default_source: Option<&str>,
+) -> Result<ParsedRecord, RejectReason> {
+    match default_source {
+        Some(source) => match serde_json::from_str::<Json>(text) {
+            Ok(Json::Object(mut obj)) => {
+                obj.entry("source")
+                    .or_insert_with(|| Json::String(source.to_string()));
+                crate::input::record::parse_json_value_pub(Json::Object(obj), config, now)
+            }
+            _ => parse_json_record(text, config, now),
+        },
+        None => parse_json_record(text, config, now),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_batches_ramp_up_and_small_ones_stay_exact() {
+        let sizes: Vec<usize> = batch_sizes(20_000).take(5).collect();
+        assert_eq!(sizes, [2_500, 5_000, 10_000, 20_000, 20_000]);
+        let sizes: Vec<usize> = batch_sizes(2).take(4).collect();
+        assert_eq!(sizes, [2, 2, 2, 2]);
+        assert!(batch_sizes(RAMP_MIN_BATCH).take(3).all(|n| n >= 1));
+    }
+}

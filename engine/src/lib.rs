@@ -38,11 +38,15 @@ mod write;
 pub use privacy::{audit, suppression};
 
 pub use base::error::{Error, ImportError, IngestError, OpenError, StorageError};
+pub use base::limits::{
+    IDEMPOTENCY_TTL_MS, MAX_ABS_NUMBER, MAX_BATCH_RECORDS, MAX_EVENTS_PER_RECORD, MAX_FIELDS,
+    MAX_LINE_BYTES, MAX_LISTED_PROBLEMS, MAX_LIST_ITEMS, MAX_RECORD_BYTES, MAX_VALUE_BYTES,
+};
 pub use base::time::{
     civil_from_day, day_from_civil_clamped, day_of, format_date, format_rfc3339, now_millis,
     parse_date, parse_rfc3339, DayNumber, Millis, MS_PER_DAY,
 };
-pub use engine::{CheckReport, Engine, Lookup, ProfileView, Snapshot, Stats, MAX_BATCH_RECORDS};
+pub use engine::{CheckReport, Engine, Lookup, ProfileView, Stats};
 pub use index::{
     bool_text, scale_number, Bsi, Cmp, EventIndex, EventKey, IndexSizes, Indexes, NumericKey,
     NumericKind, Series, Term, TimeRange, Totals, ValueKind, NUMBER_SCALE,
@@ -55,10 +59,9 @@ pub use input::normalize::{
 };
 pub use input::record::{
     parse_json_record, Event, FieldWarning, Identifier, ParsedRecord, Record, RejectReason,
-    ShortText, Value, MAX_ABS_NUMBER, MAX_EVENTS_PER_RECORD, MAX_FIELDS, MAX_LIST_ITEMS,
-    MAX_RECORD_BYTES, MAX_VALUE_BYTES,
+    ShortText, Value,
 };
-pub use input::report::{IngestReport, Rejected, Warning, MAX_LISTED_PROBLEMS};
+pub use input::report::{IngestReport, Rejected, Warning};
 pub use input::rules::IdentityRules;
 pub use input::scope::ScopePolicies;
 pub use privacy::forget::{ForgetOptions, ForgetReport, ERASED_LIST};
@@ -70,5 +73,6 @@ pub use storage::profile::{
     SourceSeen, StoredIdentifier,
 };
 pub use storage::{EventChunk, MergeLogEntry};
-pub use write::import::{input_fingerprint, ImportOptions, Progress, MAX_LINE_BYTES};
-pub use write::ingest::{IdempotencyKey, IdempotentIngest, IDEMPOTENCY_TTL_MS};
+pub use write::import::{input_fingerprint, ImportOptions, Progress};
+pub use write::ingest::{IdempotencyKey, IdempotentIngest};
+pub use write::state::Snapshot;

@@ -74,7 +74,7 @@ pub enum StorageError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum IngestError {
-    /// The batch is larger than [`crate::MAX_BATCH_RECORDS`].
+    /// The batch is larger than [`crate::base::limits::MAX_BATCH_RECORDS`].
     #[error("batch of {got} records exceeds the limit of {limit}")]
     BatchTooLarge {
         /// Records in the batch.

@@ -4,5 +4,6 @@
 pub(crate) mod crash_point;
 pub(crate) mod digest;
 pub(crate) mod error;
+pub(crate) mod limits;
 pub(crate) mod names;
 pub(crate) mod time;

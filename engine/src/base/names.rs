@@ -1,8 +1,7 @@
 //! The rule for names users give to lists and destinations (they become sled keys and
 //! file names): 1-64 of `a-z`, `0-9`, `_` and `-`.
 
-/// Longest name.
-pub(crate) const MAX_NAME: usize = 64;
+use crate::base::limits::MAX_NAME;
 
 /// Whether `name` is 1-64 of `a-z`, `0-9`, `_` and `-`.
 pub(crate) fn valid_name(name: &str) -> bool {

@@ -1,6 +1,15 @@
 //! The engine handle: opening and recovery, batch ingest, lookups, statistics, the
 //! integrity check and index checkpoints.
 
+mod audit;
+mod export;
+mod forget;
+mod import;
+mod ingest;
+mod lists;
+mod objections;
+mod sync;
+
 use crate::base::error::{Error, IngestError, OpenError, StorageError};
 use crate::identity::Links;
 use crate::index::{read_checkpoint, write_checkpoint, IndexSizes, Indexes, Postings};
@@ -8,17 +17,13 @@ use crate::input::config::Config;
 use crate::input::normalize;
 use crate::input::record::{parse_json_record, Identifier};
 use crate::input::report::IngestReport;
-use crate::privacy::suppression::SuppressionLists;
 use crate::storage::profile::{Profile, ProfileId};
-use crate::storage::{Counters, EventChunk, MergeLogEntry, Store};
-use roaring::RoaringBitmap;
+use crate::storage::{EventChunk, MergeLogEntry, Store};
+use crate::write::state::{Published, Snapshot, State, WriterState};
 use serde::Serialize;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, RwLock, RwLockReadGuard};
-
-/// The most records one ingest call (one atomic batch) may carry.
-pub const MAX_BATCH_RECORDS: usize = 100_000;
+use std::sync::atomic::Ordering;
+use std::sync::{Mutex, RwLock};
 
 /// An embedded cidb database. `Send + Sync`: share it behind an `Arc`; queries run
 /// concurrently with one writer and always see whole batches.
@@ -38,66 +43,6 @@ pub struct Engine {
     /// Figures published by the writer for readers that must never wait on a lock
     /// (metrics, health): updated after each commit, erasure and checkpoint.
     pub(crate) published: Published,
-}
-
-/// Counts that [`Engine::stats`] and [`Engine::profile_count`] read without taking the
-/// writer lock (see the lock order in ARCHITECTURE.md).
-#[derive(Debug, Default)]
-pub(crate) struct Published {
-    /// Live profiles.
-    pub(crate) profiles: AtomicU64,
-    /// Profiles changed since the last checkpoint.
-    pub(crate) dirty: AtomicU64,
-}
-
-impl Published {
-    /// Publishes the writer's figures; call with the writer lock held, after the state
-    /// readers see was updated.
-    pub(crate) fn set(&self, profiles: u64, dirty: u64) {
-        self.profiles.store(profiles, Ordering::Release);
-        self.dirty.store(dirty, Ordering::Release);
-    }
-}
-
-pub(crate) struct State {
-    pub(crate) indexes: Indexes,
-    /// Identifier → live profile.
-    pub(crate) links: Links,
-    /// Suppression lists and the profiles they match.
-    pub(crate) suppression: SuppressionLists,
-    /// Bumped by every change a reader can see (caches key on it).
-    pub(crate) generation: u64,
-    pub(crate) counters: Counters,
-}
-
-pub(crate) struct WriterState {
-    pub(crate) counters: Counters,
-    /// Profiles changed since the last checkpoint.
-    pub(crate) dirty: RoaringBitmap,
-}
-
-/// A consistent read view of the indexes; writers wait while one is held, so keep it short.
-pub struct Snapshot<'a> {
-    guard: RwLockReadGuard<'a, State>,
-}
-
-impl Snapshot<'_> {
-    /// The indexes.
-    pub fn indexes(&self) -> &Indexes {
-        &self.guard.indexes
-    }
-
-    /// A number that changes whenever the state a snapshot shows changes (within this
-    /// process), so results derived from a snapshot can be cached against it.
-    pub fn generation(&self) -> u64 {
-        self.guard.generation
-    }
-
-    /// Profiles with an identifier on any suppression list (`None`), or on the list
-    /// `name` (`None` when no such list exists).
-    pub fn suppressed(&self, name: Option<&str>) -> Option<&RoaringBitmap> {
-        self.guard.suppression.members(name)
-    }
 }
 
 /// How to find a profile.

@@ -11,16 +11,16 @@
 //! - `sync`: destinations and incremental sync (adds and removes, acknowledgement);
 //! - `tool`: `cidb normalize`, one JSON line at a time.
 
-mod cache;
-mod formats;
+pub(crate) mod cache;
+pub(crate) mod formats;
 /// SHA-256 as lower-case hex (the digest module, under its export-facing name).
 pub mod hash {
     pub use crate::base::digest::{parse_hex, sha256, sha256_hex, to_hex};
 }
-mod pipeline;
-mod rows;
-mod run;
-mod sync;
+pub(crate) mod pipeline;
+pub(crate) mod rows;
+pub(crate) mod run;
+pub(crate) mod sync;
 mod tool;
 
 pub use crate::input::normalize::dates::BirthDate;

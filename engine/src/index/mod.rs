@@ -6,6 +6,7 @@ mod bsi;
 mod checkpoint;
 mod events;
 mod postings;
+pub(crate) mod suppression;
 
 pub use bsi::{Bsi, Cmp};
 pub(crate) use checkpoint::{read_checkpoint, write_checkpoint};

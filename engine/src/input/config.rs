@@ -74,7 +74,7 @@ impl Config {
 
     /// Sets the importers' batch size (records per committed batch).
     pub fn with_import_batch_records(mut self, n: usize) -> Self {
-        self.import_batch_records = n.clamp(1, crate::MAX_BATCH_RECORDS);
+        self.import_batch_records = n.clamp(1, crate::base::limits::MAX_BATCH_RECORDS);
         self
     }
 }

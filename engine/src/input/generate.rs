@@ -668,7 +668,7 @@ mod tests {
         let b = Generator::new(3000, 7).records();
         assert_eq!(a, b);
         assert!(a.len() > 300);
-        let config = crate::Config::default();
+        let config = crate::input::config::Config::default();
         let mut phones = 0;
         for line in &a {
             let parsed = crate::input::record::parse_json_record(line, &config, 0)

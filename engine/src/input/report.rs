@@ -1,11 +1,8 @@
 //! The ingest report.
 
+use crate::base::limits::MAX_LISTED_PROBLEMS;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-
-/// At most this many rejected lines and warnings are listed one by one; the totals count
-/// all of them.
-pub const MAX_LISTED_PROBLEMS: usize = 1000;
 
 /// A rejected record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,11 +7,7 @@
 //! the profiles an export included. Entries hold ids, names and counts, never personal
 //! values.
 
-use crate::base::error::StorageError;
 use crate::base::time::Millis;
-use crate::engine::Engine;
-use crate::storage::profile::ProfileId;
-use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 
@@ -45,37 +41,4 @@ pub struct AuditEntry {
     pub action: String,
     /// Details: format, destination, list, counts (no personal values).
     pub details: serde_json::Value,
-}
-
-impl Engine {
-    /// Records an audit entry (and, for exports, the profiles included).
-    pub(crate) fn audit(
-        &self,
-        action: &str,
-        details: serde_json::Value,
-        included: Option<&RoaringBitmap>,
-    ) -> Result<(), StorageError> {
-        let entry = AuditEntry {
-            seq: 0,
-            at: crate::base::time::now_millis(),
-            actor: current_actor(),
-            action: action.to_string(),
-            details,
-        };
-        self.store.audit_append(entry, included, None)
-    }
-
-    /// Audit entries after `after` (exclusive), oldest first, at most `limit`.
-    pub fn audit_log(
-        &self,
-        after: Option<u64>,
-        limit: usize,
-    ) -> Result<Vec<AuditEntry>, StorageError> {
-        self.store.audit_entries(after, limit)
-    }
-
-    /// Export entries whose included profiles contain `pid`.
-    pub fn exports_including(&self, pid: ProfileId) -> Result<Vec<AuditEntry>, StorageError> {
-        self.store.audit_exports_including(pid)
-    }
 }

@@ -1,16 +1,11 @@
 //! Suppression list operations on an open engine: import, list, delete, and loading the
 //! lists (with the profiles they match) on open.
 
-use crate::base::error::{Error, StorageError};
-use crate::engine::{Engine, WriterState};
+use crate::base::error::StorageError;
 use crate::identity::Links;
+use crate::index::suppression::{List, SuppressionLists};
 use crate::input::normalize::forms::SUPPRESSIBLE_TAGS;
-use crate::privacy::suppression::{
-    parse_entry, valid_list_name, EntryKind, List, SuppressionListInfo, SuppressionLists,
-    SuppressionReport,
-};
 use crate::storage::Store;
-use std::io::BufRead;
 
 /// Lists the engine keeps for erasures and objections; never deleted.
 pub const RESERVED_LISTS: [&str; 2] = [
@@ -18,11 +13,8 @@ pub const RESERVED_LISTS: [&str; 2] = [
     crate::privacy::objections::OBJECTIONS_LIST,
 ];
 
-/// The first this many invalid lines are listed in a report (all are counted).
-const MAX_LISTED_INVALID: usize = 1000;
-
 /// Profiles a digest matches: every link of an email or phone form keyed over it.
-fn profiles_of(store: &Store, links: &Links, digest: &[u8; 32], list: &mut List) {
+pub(crate) fn profiles_of(store: &Store, links: &Links, digest: &[u8; 32], list: &mut List) {
     for tag in SUPPRESSIBLE_TAGS {
         list.members
             .extend(links.holders(&store.link_key(tag, digest)));
@@ -42,170 +34,4 @@ pub(crate) fn load_lists(store: &Store, links: &Links) -> Result<SuppressionList
     }
     lists.recompute_any();
     Ok(lists)
-}
-
-impl Engine {
-    /// Imports one entry a line into suppression list `name` (created if new): raw emails
-    /// and phones are normalized (phones with `region` when they have no country code)
-    /// and SHA-256 hashed; 64-hex digests are taken as they are. Invalid lines are
-    /// reported by line number and skipped; the valid ones are added in one atomic write.
-    pub fn suppress_import<R: BufRead>(
-        &self,
-        name: &str,
-        input: R,
-        region: Option<&str>,
-    ) -> Result<SuppressionReport, Error> {
-        if !valid_list_name(name) {
-            return Err(Error::InvalidArgument(format!(
-                "invalid suppression list name {name:?}: use 1-64 of a-z, 0-9, _ and -"
-            )));
-        }
-        let mut report = SuppressionReport {
-            list: name.to_string(),
-            ..Default::default()
-        };
-        let mut parsed: Vec<([u8; 32], EntryKind)> = Vec::new();
-        for (i, line) in input.lines().enumerate() {
-            let line_no = i as u64 + 1;
-            let line = line
-                .map_err(|e| Error::InvalidArgument(format!("line {line_no}: cannot read: {e}")))?;
-            report.lines += 1;
-            match parse_entry(&line, region) {
-                Ok(Some((kind, digests))) => parsed.extend(digests.into_iter().map(|d| (d, kind))),
-                Ok(None) => report.blank += 1,
-                Err(reason) => {
-                    report.invalid_count += 1;
-                    if report.invalid.len() < MAX_LISTED_INVALID {
-                        report.invalid.push((line_no, reason.to_string()));
-                    }
-                }
-            }
-        }
-        let mut writer = self.writer.lock().expect("writer lock");
-        self.add_to_list_locked(&mut writer, name, parsed, &mut report)?;
-        self.audit(
-            "suppress_import",
-            serde_json::json!({"list": name, "lines": report.lines, "added": report.added,
-                "already_present": report.already_present, "invalid": report.invalid_count,
-                "profiles": report.profiles}),
-            None,
-        )?;
-        tracing::info!(
-            list = name,
-            added = report.added,
-            "suppression list imported"
-        );
-        Ok(report)
-    }
-
-    /// Adds digests to list `name` (created if new); `_writer` proves the caller holds the
-    /// writer lock. Counts new and already present digests into `report`.
-    pub(crate) fn add_to_list_locked(
-        &self,
-        _writer: &mut WriterState,
-        name: &str,
-        parsed: Vec<([u8; 32], EntryKind)>,
-        report: &mut SuppressionReport,
-    ) -> Result<(), Error> {
-        let mut fresh: Vec<([u8; 32], u8)> = Vec::new();
-        {
-            let state = self.state.read().expect("state lock");
-            let existing = state.suppression.lists.get(name);
-            let mut seen = std::collections::HashSet::new();
-            for (digest, kind) in parsed {
-                if existing.is_some_and(|l| l.digests.contains(&digest)) || !seen.insert(digest) {
-                    report.already_present += 1;
-                } else {
-                    fresh.push((digest, kind.to_byte()));
-                }
-            }
-        }
-        self.store.suppression_add(name, &fresh)?;
-        let mut state = self.state.write().expect("state lock");
-        let crate::engine::State {
-            suppression, links, ..
-        } = &mut *state;
-        let list = suppression.lists.entry(name.to_string()).or_default();
-        for (digest, kind) in &fresh {
-            list.digests.insert(*digest);
-            list.kinds[usize::from(kind - 1)] += 1;
-            profiles_of(&self.store, links, digest, list);
-        }
-        report.added += fresh.len() as u64;
-        report.profiles = list.members.len();
-        suppression.recompute_any();
-        state.generation += 1;
-        Ok(())
-    }
-
-    /// Removes digests from list `name` (`_writer`: the caller holds the writer lock) and
-    /// re-derives the profiles the list matches.
-    pub(crate) fn remove_from_list_locked(
-        &self,
-        _writer: &mut WriterState,
-        name: &str,
-        digests: &[[u8; 32]],
-    ) -> Result<(), Error> {
-        let kinds = self.store.suppression_remove_digests(name, digests)?;
-        let mut state = self.state.write().expect("state lock");
-        let crate::engine::State {
-            suppression, links, ..
-        } = &mut *state;
-        if let Some(list) = suppression.lists.get_mut(name) {
-            for d in digests {
-                list.digests.remove(d);
-            }
-            for kind in kinds {
-                let slot = &mut list.kinds[usize::from(kind.clamp(1, 3) - 1)];
-                *slot = slot.saturating_sub(1);
-            }
-            list.members.clear();
-            let all: Vec<[u8; 32]> = list.digests.iter().copied().collect();
-            for d in &all {
-                profiles_of(&self.store, links, d, list);
-            }
-            if list.digests.is_empty() {
-                suppression.lists.remove(name);
-            }
-        }
-        suppression.recompute_any();
-        state.generation += 1;
-        Ok(())
-    }
-
-    /// Every suppression list with its counts.
-    pub fn suppression_lists(&self) -> Vec<SuppressionListInfo> {
-        self.state.read().expect("state lock").suppression.infos()
-    }
-
-    /// Deletes a suppression list; `false` when there was none of that name. The
-    /// reserved lists (`erased`, `objections`) are refused: they are what erasures and
-    /// objections left, and deleting them would bring those people back into audiences.
-    pub fn suppress_delete(&self, name: &str) -> Result<bool, Error> {
-        if RESERVED_LISTS.contains(&name) {
-            return Err(Error::Conflict(format!(
-                "the suppression list {name:?} is reserved: it holds erasures and objections and cannot be deleted (withdraw an objection instead)"
-            )));
-        }
-        let _writer = self.writer.lock().expect("writer lock");
-        if !self
-            .state
-            .read()
-            .expect("state lock")
-            .suppression
-            .lists
-            .contains_key(name)
-        {
-            return Ok(false);
-        }
-        self.store.suppression_remove(name)?;
-        let mut state = self.state.write().expect("state lock");
-        state.suppression.lists.remove(name);
-        state.suppression.recompute_any();
-        state.generation += 1;
-        drop(state);
-        self.audit("suppress_delete", serde_json::json!({ "list": name }), None)?;
-        tracing::info!(list = name, "suppression list deleted");
-        Ok(true)
-    }
 }

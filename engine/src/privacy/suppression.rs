@@ -4,14 +4,12 @@
 //! keyed over the same digests) and kept current as profiles change.
 
 use crate::base::digest::{parse_hex, sha256};
+pub use crate::index::suppression::SuppressionListInfo;
 use crate::input::normalize::platform::{clean, e164, normalize, Field, Normalized, Platform};
-use crate::storage::profile::ProfileId;
-use roaring::RoaringBitmap;
 use serde::Serialize;
-use std::collections::{BTreeMap, HashSet};
 
 /// Longest list name.
-pub const MAX_LIST_NAME: usize = crate::base::names::MAX_NAME;
+pub const MAX_LIST_NAME: usize = crate::base::limits::MAX_NAME;
 
 /// What one suppression entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -93,31 +91,6 @@ pub fn parse_entry(raw: &str, region: Option<&str>) -> Result<Option<ParsedEntry
     }
 }
 
-/// One list in memory.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct List {
-    pub(crate) digests: HashSet<[u8; 32]>,
-    pub(crate) kinds: [u64; 3],
-    pub(crate) members: RoaringBitmap,
-}
-
-/// A list as reported.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SuppressionListInfo {
-    /// Its name.
-    pub name: String,
-    /// Digests held.
-    pub entries: u64,
-    /// Entries imported as raw emails.
-    pub emails: u64,
-    /// Entries imported as raw phones.
-    pub phones: u64,
-    /// Entries imported already hashed.
-    pub hashed: u64,
-    /// Live profiles it currently matches.
-    pub profiles: u64,
-}
-
 /// The result of importing entries into a list.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct SuppressionReport {
@@ -137,72 +110,6 @@ pub struct SuppressionReport {
     pub invalid: Vec<(u64, String)>,
     /// Live profiles the list matches after the import.
     pub profiles: u64,
-}
-
-/// Every list, with the profiles each matches.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct SuppressionLists {
-    pub(crate) lists: BTreeMap<String, List>,
-    any: RoaringBitmap,
-}
-
-impl SuppressionLists {
-    /// Whether there are no lists (then ingest skips all suppression work).
-    pub(crate) fn is_empty(&self) -> bool {
-        self.lists.is_empty()
-    }
-
-    /// Profiles on any list, or on `name` (`None` when that list does not exist).
-    pub(crate) fn members(&self, name: Option<&str>) -> Option<&RoaringBitmap> {
-        match name {
-            None => Some(&self.any),
-            Some(n) => self.lists.get(n).map(|l| &l.members),
-        }
-    }
-
-    /// Re-derives membership of changed profiles from their identifier forms (`None`:
-    /// no longer live).
-    pub(crate) fn refresh_profiles(&mut self, changed: &[(ProfileId, Option<Vec<[u8; 32]>>)]) {
-        if self.lists.is_empty() {
-            return;
-        }
-        for (pid, forms) in changed {
-            for list in self.lists.values_mut() {
-                let on = forms
-                    .as_ref()
-                    .is_some_and(|f| f.iter().any(|d| list.digests.contains(d)));
-                if on {
-                    list.members.insert(*pid);
-                } else {
-                    list.members.remove(*pid);
-                }
-            }
-        }
-        self.recompute_any();
-    }
-
-    pub(crate) fn recompute_any(&mut self) {
-        self.any = self
-            .lists
-            .values()
-            .map(|l| &l.members)
-            .fold(RoaringBitmap::new(), |a, b| a | b);
-    }
-
-    /// Reports on every list.
-    pub(crate) fn infos(&self) -> Vec<SuppressionListInfo> {
-        self.lists
-            .iter()
-            .map(|(name, l)| SuppressionListInfo {
-                name: name.clone(),
-                entries: l.digests.len() as u64,
-                emails: l.kinds[0],
-                phones: l.kinds[1],
-                hashed: l.kinds[2],
-                profiles: l.members.len(),
-            })
-            .collect()
-    }
 }
 
 /// Checks a list name: `[a-z0-9_-]{1,64}`.

@@ -12,12 +12,12 @@
 pub(crate) mod import;
 pub(crate) mod ingest;
 mod overlay;
+pub(crate) mod state;
 
 pub(crate) use overlay::Overlay;
 
 use crate::base::digest::LinkKey;
 use crate::base::error::StorageError;
-use crate::engine::State;
 use crate::identity::Links;
 use crate::index::{Indexes, Postings};
 use crate::input::config::Config;
@@ -25,6 +25,7 @@ use crate::input::record::{Event, Identifier, ParsedRecord};
 use crate::input::report::IngestReport;
 use crate::storage::profile::{Profile, ProfileId, Provenance};
 use crate::storage::{BatchWriter, Counters, EventChunk, MergeLogEntry, Slot, Store, WriteBatch};
+use crate::write::state::State;
 use overlay::OverlaySlot;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};

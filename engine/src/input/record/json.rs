@@ -3,8 +3,11 @@
 use super::lite::{Lite, Object};
 use super::{
     is_name, Event, FieldWarning, Identifier, ParsedRecord, Record, ShortText, Value,
+    NUMBER_ATTRIBUTES,
+};
+use crate::base::limits::{
     MAX_ABS_NUMBER, MAX_EVENTS_PER_RECORD, MAX_FIELDS, MAX_LIST_ITEMS, MAX_RECORD_BYTES,
-    MAX_VALUE_BYTES, NUMBER_ATTRIBUTES,
+    MAX_VALUE_BYTES,
 };
 use crate::base::time::{parse_date, parse_rfc3339, Millis};
 use crate::input::config::Config;

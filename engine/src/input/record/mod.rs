@@ -19,35 +19,6 @@ use std::collections::BTreeMap;
 /// decoding, copying and dropping them cheap.
 pub type ShortText = compact_str::CompactString;
 
-/// Largest accepted magnitude of a number attribute or event value (so fixed-precision
-/// indexing cannot overflow).
-pub const MAX_ABS_NUMBER: f64 = 1e12;
-
-// Size limits of one record, enforced here in the record layer, so JSON Lines, CSV and
-// `Engine::ingest_json` (the HTTP API) all apply them alike. A record over a limit is
-// rejected as a whole, naming the field (`attributes.first_name: value of 20971520 bytes
-// exceeds the limit of 4096`); the records around it are still ingested.
-
-/// Largest record, in bytes: a JSON Lines line (without its line break), one
-/// `Engine::ingest_json` record, or one CSV record (as in the file, quotes included).
-/// Longer records are rejected without being parsed, and the importers do not buffer them.
-pub const MAX_RECORD_BYTES: usize = 1 << 20;
-
-/// Largest text value, in bytes (UTF-8, as given): a text attribute, each item of a list
-/// attribute, each identifier value (before normalization), each scope, an event's type and
-/// category.
-pub const MAX_VALUE_BYTES: usize = 4 * 1024;
-
-/// Most items in one list of a record: a list attribute, the values of one identifier
-/// type, the scopes.
-pub const MAX_LIST_ITEMS: usize = 1_000;
-
-/// Most events in one record.
-pub const MAX_EVENTS_PER_RECORD: usize = 1_000;
-
-/// Most entries in each object of a record: attributes, identifier types, consent purposes.
-pub const MAX_FIELDS: usize = 1_000;
-
 /// Well-known attributes (`records.md`) that hold numbers: a string is accepted only when
 /// it is a decimal number (JSON number syntax, e.g. a CSV cell `1e5`), and the value must be
 /// finite and within [`MAX_ABS_NUMBER`].

@@ -6,7 +6,7 @@
 //! [`MAX_RECORD_BYTES`] are parsed but not kept, so the record can be reported with its
 //! line and skipped.
 
-use crate::input::record::MAX_RECORD_BYTES;
+use crate::base::limits::MAX_RECORD_BYTES;
 use csv_core::ReadRecordResult;
 use std::io::{self, Read};
 

@@ -1,0 +1,192 @@
+//! Imports on an open engine: JSON Lines and CSV files through the write pipeline, resumable.
+
+use crate::base::error::ImportError;
+use crate::base::limits::MAX_RECORD_BYTES;
+use crate::engine::Engine;
+use crate::input::record::CsvMapping;
+use crate::input::report::IngestReport;
+use crate::write::import::csv_records::{CsvRecords, Status};
+use crate::write::import::{
+    batch_sizes, csv_row, io_error, parse_chunk, read_json_lines, ImportOptions, InOrder, Input,
+    Parsed, Progress, CHUNK_LINES,
+};
+use crossbeam_channel::{bounded, Receiver, Sender};
+use std::io::{BufRead, Read};
+
+impl Engine {
+    /// Imports a JSON Lines stream.
+    pub fn import_jsonl<R: BufRead + Send>(
+        &self,
+        reader: R,
+        options: &ImportOptions,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<IngestReport, ImportError> {
+        self.run_pipeline(
+            progress,
+            |tx, bytes, skip| read_json_lines(reader, tx, bytes, skip),
+            options,
+        )
+    }
+
+    /// Imports a CSV stream with a header row.
+    pub fn import_csv<R: Read + Send>(
+        &self,
+        reader: R,
+        options: &ImportOptions,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<IngestReport, ImportError> {
+        let mapping = CsvMapping {
+            renames: options.csv_renames.clone(),
+            source: options.source.clone(),
+        };
+        let mut csv = CsvRecords::new(reader);
+        let header = match csv.next_record().map_err(io_error)? {
+            None => Vec::new(),
+            Some((_, Status::TooLong(size))) => {
+                return Err(ImportError::CsvHeader(format!(
+                    "header row of {size} bytes is longer than the limit of \
+                     {MAX_RECORD_BYTES} bytes"
+                )))
+            }
+            Some((_, Status::Read)) => csv
+                .fields()
+                .enumerate()
+                .map(|(i, f)| {
+                    std::str::from_utf8(f).map(str::to_string).map_err(|e| {
+                        ImportError::CsvHeader(format!(
+                            "invalid UTF-8 in column {} of the header at byte offset {}",
+                            i + 1,
+                            e.valid_up_to()
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        let header: Vec<&str> = header.iter().map(String::as_str).collect();
+        let layout = mapping.layout(&header).map_err(ImportError::CsvHeader)?;
+        self.run_pipeline(
+            progress,
+            move |tx, bytes, skip| {
+                let mut chunk = Vec::with_capacity(CHUNK_LINES);
+                while let Some((line, status)) = csv.next_record().map_err(io_error)? {
+                    if line <= skip {
+                        continue;
+                    }
+                    chunk.push((line, csv_row(&csv, status, &layout)));
+                    bytes.store(csv.bytes(), std::sync::atomic::Ordering::Relaxed);
+                    if chunk.len() == CHUNK_LINES
+                        && tx.send(Input::Csv(std::mem::take(&mut chunk))).is_err()
+                    {
+                        return Ok(());
+                    }
+                }
+                if !chunk.is_empty() {
+                    let _ = tx.send(Input::Csv(chunk));
+                }
+                Ok(())
+            },
+            options,
+        )
+    }
+
+    fn run_pipeline<F>(
+        &self,
+        progress: &mut dyn FnMut(Progress),
+        read: F,
+        options: &ImportOptions,
+    ) -> Result<IngestReport, ImportError>
+    where
+        F: FnOnce(Sender<Input>, &std::sync::atomic::AtomicU64, u64) -> Result<(), ImportError>
+            + Send,
+    {
+        // Lines an interrupted import of the same input already applied.
+        let resume = options.resume_key.as_ref();
+        let skip = match resume {
+            Some(key) => self
+                .store
+                .import_progress(key)
+                .map_err(|e| ImportError::Ingest(e.into()))?
+                .unwrap_or(0),
+            None => 0,
+        };
+        if skip > 0 {
+            tracing::info!(after_line = skip, "resuming an interrupted import");
+        }
+        let threads = match self.config().import_threads {
+            0 => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+            n => n,
+        };
+        let batch_records = self
+            .config()
+            .import_batch_records
+            .clamp(1, crate::base::limits::MAX_BATCH_RECORDS);
+        let bytes = std::sync::atomic::AtomicU64::new(0);
+        let now = crate::base::time::now_millis();
+        let config = self.config();
+        let default_source = options.source.as_deref();
+        std::thread::scope(|scope| {
+            let (in_tx, in_rx) = bounded::<(u64, Input)>(threads * 4);
+            // Parsed chunks may run a batch and a half ahead of the writer: parsers keep
+            // working while it resolves a batch, and the next batch is ready when it asks.
+            let ahead = (batch_records * 3 / 2)
+                .div_ceil(CHUNK_LINES)
+                .max(threads * 4);
+            let (out_tx, out_rx) = bounded::<(u64, Vec<Parsed>)>(ahead);
+            let (raw_tx, raw_rx) = bounded::<Input>(threads * 4);
+            let bytes_ref = &bytes;
+            let reader = scope.spawn(move || read(raw_tx, bytes_ref, skip));
+            scope.spawn(move || {
+                for (seq, input) in raw_rx.into_iter().enumerate() {
+                    if in_tx.send((seq as u64, input)).is_err() {
+                        break;
+                    }
+                }
+            });
+            for _ in 0..threads {
+                let (rx, tx): (Receiver<(u64, Input)>, Sender<_>) = (in_rx.clone(), out_tx.clone());
+                scope.spawn(move || {
+                    for (seq, input) in rx {
+                        let mut parsed = parse_chunk(input, config, now, default_source);
+                        for (_, item) in &mut parsed {
+                            if let Ok(p) = item {
+                                self.store.fill_link_keys(p);
+                            }
+                        }
+                        if tx.send((seq, parsed)).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(out_tx);
+            let mut ordered = InOrder::new(out_rx.into_iter());
+            let mut sizes = batch_sizes(batch_records);
+            let mut batches = std::iter::from_fn(move || {
+                let size = sizes.next().expect("endless");
+                let batch: Vec<Parsed> = ordered.by_ref().take(size).collect();
+                (!batch.is_empty()).then_some(batch)
+            });
+            let mut applied = 0u64;
+            let report = self.ingest_batches(batches.by_ref(), resume, &mut |committed| {
+                applied += committed.records;
+                progress(Progress {
+                    records: applied,
+                    bytes: bytes.load(std::sync::atomic::Ordering::Relaxed),
+                });
+            });
+            // Dropping the receiving end stops the parser threads if ingest failed early.
+            drop(batches);
+            let mut report = report?;
+            reader.join().expect("reader thread panicked")?;
+            if let Some(key) = resume {
+                self.store
+                    .clear_import_progress(key)
+                    .map_err(|e| ImportError::Ingest(e.into()))?;
+            }
+            report.resumed_after_line = (skip > 0).then_some(skip);
+            Ok(report)
+        })
+    }
+}

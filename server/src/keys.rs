@@ -1,5 +1,6 @@
 //! API keys: `cidb_<id>_<secret>`, shown once when created. The database keeps only the
-//! SHA-256 of the whole key, with its id and role, in the catalog (`apikey/<id>`).
+//! SHA-256 of the whole key, with its id and role, as a stored record of the catalog
+//! (`engine::ApiKeyRecord`, key `apikey/<id>`).
 
 use anyhow::{bail, Context};
 use engine::Engine;
@@ -7,8 +8,6 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::str::FromStr;
-
-const CATALOG_PREFIX: &str = "apikey/";
 
 /// What a key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,6 +20,17 @@ pub enum Role {
     /// Counts, samples of ids, breakdowns, explain, saved segments, hashed exports; never
     /// raw emails, phones or names.
     Analyst,
+}
+
+impl Role {
+    /// Its name, as stored and shown.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Ingest => "ingest",
+            Role::Analyst => "analyst",
+        }
+    }
 }
 
 impl FromStr for Role {
@@ -48,6 +58,32 @@ pub struct StoredKey {
     pub sha256: String,
     /// Creation time (ms since the epoch).
     pub created_at: i64,
+}
+
+impl StoredKey {
+    fn to_record(&self) -> engine::ApiKeyRecord {
+        engine::ApiKeyRecord {
+            id: self.id.clone(),
+            role: self.role.name().to_string(),
+            sha256: engine::export::hash::parse_hex(&self.sha256)
+                .expect("created from a SHA-256 hex digest"),
+            created_at: self.created_at,
+        }
+    }
+
+    fn from_record(record: engine::ApiKeyRecord) -> anyhow::Result<StoredKey> {
+        let role = record
+            .role
+            .parse()
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("stored API key {:?}", record.id))?;
+        Ok(StoredKey {
+            id: record.id,
+            role,
+            sha256: engine::export::hash::to_hex(&record.sha256),
+            created_at: record.created_at,
+        })
+    }
 }
 
 /// A freshly created key: the only time the secret is known.
@@ -84,31 +120,24 @@ pub fn create(engine: &Engine, role: Role) -> anyhow::Result<NewKey> {
         sha256: sha256_hex(&key),
         created_at: engine::now_millis(),
     };
-    engine.catalog_put(
-        &format!("{CATALOG_PREFIX}{id}"),
-        Some(&serde_json::to_vec(&stored)?),
-    )?;
+    engine.put_api_key(&stored.to_record())?;
     Ok(NewKey { key, id, role })
 }
 
 /// Every stored key.
 pub fn list(engine: &Engine) -> anyhow::Result<Vec<StoredKey>> {
-    let mut out = Vec::new();
-    for (name, value) in engine.catalog_list()? {
-        if name.starts_with(CATALOG_PREFIX) {
-            out.push(serde_json::from_slice(&value).context("stored API key")?);
-        }
-    }
-    Ok(out)
+    engine
+        .api_keys()?
+        .into_iter()
+        .map(StoredKey::from_record)
+        .collect()
 }
 
 /// Revokes a key by id.
 pub fn revoke(engine: &Engine, id: &str) -> anyhow::Result<()> {
-    let name = format!("{CATALOG_PREFIX}{id}");
-    if engine.catalog_get(&name)?.is_none() {
+    if !engine.delete_api_key(id)? {
         bail!("no API key with id {id:?}");
     }
-    engine.catalog_put(&name, None)?;
     Ok(())
 }
 
@@ -124,10 +153,10 @@ pub fn verify(engine: &Engine, presented: &str) -> anyhow::Result<Option<StoredK
     if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Ok(None);
     }
-    let Some(value) = engine.catalog_get(&format!("{CATALOG_PREFIX}{id}"))? else {
+    let Some(record) = engine.api_key(id)? else {
         return Ok(None);
     };
-    let stored: StoredKey = serde_json::from_slice(&value).context("stored API key")?;
+    let stored = StoredKey::from_record(record)?;
     // Both sides are SHA-256 of high-entropy secrets: comparing them leaks nothing useful.
     Ok((stored.sha256 == sha256_hex(presented)).then_some(stored))
 }

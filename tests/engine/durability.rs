@@ -140,6 +140,82 @@ fn format_1_directory_is_migrated() {
     );
 }
 
+/// A data directory written by the release before format 4 (`tests/fixtures/format3.tgz`,
+/// see its README) opens: its JSON records become stored records in one atomic upgrade,
+/// everything in it reads back, and `check` is clean, before and after a second open.
+#[test]
+fn format_3_directory_of_the_previous_release_is_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/format3.tgz");
+    let status = std::process::Command::new("tar")
+        .arg("xzf")
+        .arg(&fixture)
+        .arg("-C")
+        .arg(dir.path())
+        .status()
+        .expect("tar runs");
+    assert!(status.success());
+    let data = dir.path().join("db");
+    let before = {
+        let db = raw_sled(&data);
+        assert_eq!(
+            db.get(b"Mformat").unwrap().unwrap().as_ref(),
+            &3u32.to_le_bytes()
+        );
+        let json_values = ["A", "O", "Capikey/"]
+            .iter()
+            .flat_map(|p| db.scan_prefix(p.as_bytes()))
+            .filter(|kv| kv.as_ref().unwrap().1.first() == Some(&b'{'))
+            .count();
+        assert!(
+            json_values >= 5,
+            "the fixture holds JSON records: {json_values}"
+        );
+        db.scan_prefix(b"A").count()
+    };
+    for round in 0..2 {
+        let db = Engine::open(&data).unwrap();
+        assert_clean(&db);
+        let audit = db.audit_log(None, 100).unwrap();
+        assert_eq!(audit.len(), before, "round {round}");
+        let actions: Vec<&str> = audit.iter().map(|e| e.action.as_str()).collect();
+        for action in ["sync", "sync_ack", "object", "forget"] {
+            assert!(actions.contains(&action), "{action} in {actions:?}");
+        }
+        let sync = audit.iter().find(|e| e.action == "sync").unwrap();
+        assert_eq!(sync.details["destination"], "nl-meta");
+        let objections = db.objections().unwrap();
+        assert_eq!(objections.len(), 1);
+        assert!(objections[0].digests.iter().all(|d| d.len() == 64));
+        assert!(!objections[0].digests.is_empty());
+        let destinations = db.destinations().unwrap();
+        assert_eq!(destinations.len(), 1);
+        assert_eq!(destinations[0].name, "nl-meta");
+        assert_eq!(destinations[0].format.name(), "meta-api");
+        assert!(!db.destination_sent("nl-meta").unwrap().is_empty());
+        let segments = db.saved_segments().unwrap();
+        assert_eq!(segments.len(), 1);
+        assert_eq!(segments[0].expr, r#"country = "NL""#);
+        assert!(segments[0].created_at > 0);
+        let keys = db.api_keys().unwrap();
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].role, "analyst");
+        assert_eq!(db.stats().profiles, 199);
+    }
+    let db = raw_sled(&data);
+    assert_eq!(
+        db.get(b"Mformat").unwrap().unwrap().as_ref(),
+        &cidb::FORMAT_VERSION.to_le_bytes()
+    );
+    for prefix in ["A", "O", "Cdestination/", "Capikey/", "Csegment/"] {
+        for kv in db.scan_prefix(prefix.as_bytes()) {
+            let (k, v) = kv.unwrap();
+            assert_eq!(&v[..2], &[2, 1], "{k:?} is a stored record of layout 1");
+        }
+    }
+}
+
 #[test]
 fn unknown_format_version_is_refused() {
     let dir = tempfile::tempdir().unwrap();

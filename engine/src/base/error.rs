@@ -70,6 +70,22 @@ pub enum StorageError {
     },
 }
 
+impl StorageError {
+    /// The same error, naming `key` when it is a [`StorageError::Corrupted`] without one.
+    pub(crate) fn at_key(self, at: &[u8]) -> StorageError {
+        match self {
+            StorageError::Corrupted { what, key, detail } if key.is_empty() => {
+                StorageError::Corrupted {
+                    what,
+                    key: at.to_vec(),
+                    detail,
+                }
+            }
+            other => other,
+        }
+    }
+}
+
 /// Why an ingest batch failed as a whole (per-record problems go into the report instead).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

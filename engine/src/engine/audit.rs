@@ -21,7 +21,7 @@ impl Engine {
             action: action.to_string(),
             details,
         };
-        self.store.audit_append(entry, included, None)
+        self.store.audit_append(entry.to_record(), included, None)
     }
 
     /// Audit entries after `after` (exclusive), oldest first, at most `limit`.
@@ -30,11 +30,13 @@ impl Engine {
         after: Option<u64>,
         limit: usize,
     ) -> Result<Vec<AuditEntry>, StorageError> {
-        self.store.audit_entries(after, limit)
+        let records = self.store.audit_entries(after, limit)?;
+        Ok(records.into_iter().map(AuditEntry::from_record).collect())
     }
 
     /// Export entries whose included profiles contain `pid`.
     pub fn exports_including(&self, pid: ProfileId) -> Result<Vec<AuditEntry>, StorageError> {
-        self.store.audit_exports_including(pid)
+        let records = self.store.audit_exports_including(pid)?;
+        Ok(records.into_iter().map(AuditEntry::from_record).collect())
     }
 }

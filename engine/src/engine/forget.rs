@@ -3,9 +3,11 @@
 use crate::base::error::{Error, StorageError};
 use crate::engine::{Engine, Lookup};
 use crate::index::Postings;
+use crate::privacy::audit::AuditEntry;
 use crate::privacy::forget::{ForgetOptions, ForgetReport};
 use crate::privacy::suppression::{person_digests, SuppressionReport};
 use crate::storage::profile::ProfileId;
+use crate::storage::records::{AuditRecord, StoredRecord};
 use crate::write::state::{State, WriterState};
 
 impl Engine {
@@ -51,16 +53,18 @@ impl Engine {
         let batch = counters.batches;
         counters.batches += 1;
         // The intent carries the audit entry, written when the erasure is finished.
-        let intent = serde_json::json!({
-            "actor": crate::privacy::audit::current_actor(),
-            "at": crate::base::time::now_millis(),
-            "details": {
+        let intent = AuditEntry {
+            seq: 0,
+            at: crate::base::time::now_millis(),
+            actor: crate::privacy::audit::current_actor(),
+            action: "forget".into(),
+            details: serde_json::json!({
                 "profile": pid, "identifiers": report.identifiers, "events": report.events,
                 "suppressed": report.suppressed, "suppression_list": report.suppression_list,
-            },
-        });
+            }),
+        };
         self.store
-            .erase_profile(pid, batch, &counters, intent.to_string().as_bytes())?;
+            .erase_profile(pid, batch, &counters, &intent.to_record().encode())?;
         w.counters = counters.clone();
         w.dirty.insert(pid);
 
@@ -121,22 +125,24 @@ impl Engine {
         let destinations = self.forget_in_sync_states(pid)?;
         self.store.audit_forget(pid)?;
         if let Some(intent) = self.store.erasure_intent(pid)? {
-            let intent: serde_json::Value = serde_json::from_slice(&intent).unwrap_or_default();
-            let mut details = intent["details"].clone();
-            if !details.is_object() {
-                details = serde_json::json!({ "profile": pid });
-            }
-            details["destinations"] = destinations.into();
-            let entry = crate::privacy::audit::AuditEntry {
-                seq: 0,
-                at: intent["at"]
-                    .as_i64()
-                    .unwrap_or_else(crate::base::time::now_millis),
-                actor: intent["actor"].as_str().unwrap_or("embedded").to_string(),
-                action: "forget".into(),
-                details,
+            let key = crate::storage::erasure_key(pid);
+            let mut entry = match AuditRecord::decode(&key, &intent) {
+                Ok(record) => AuditEntry::from_record(record),
+                // A damaged intent still ends in an audited erasure.
+                Err(_) => AuditEntry {
+                    seq: 0,
+                    at: crate::base::time::now_millis(),
+                    actor: "embedded".into(),
+                    action: "forget".into(),
+                    details: serde_json::Value::Null,
+                },
             };
-            self.store.audit_append(entry, None, Some(pid))?;
+            if !entry.details.is_object() {
+                entry.details = serde_json::json!({ "profile": pid });
+            }
+            entry.details["destinations"] = destinations.into();
+            self.store
+                .audit_append(entry.to_record(), None, Some(pid))?;
         }
         Ok(destinations)
     }

@@ -2,6 +2,7 @@
 //! integrity check and index checkpoints.
 
 mod audit;
+mod catalog;
 mod export;
 mod forget;
 mod import;
@@ -345,6 +346,7 @@ impl Engine {
         rebuilt
             .problems
             .extend(state.links.differences(&rebuilt.links));
+        rebuilt.problems.extend(self.store.verify_records()?);
         let unfinished = self.store.erasure_intents()?;
         if let Some((first, _)) = unfinished.first() {
             rebuilt.problems.push(format!(
@@ -367,21 +369,6 @@ impl Engine {
             events: rebuilt.events,
             problems: rebuilt.problems,
         })
-    }
-
-    /// Reads a catalog entry (saved segments and other named items).
-    pub fn catalog_get(&self, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
-        self.store.catalog_get(name)
-    }
-
-    /// Writes (or with `None` removes) a catalog entry durably.
-    pub fn catalog_put(&self, name: &str, value: Option<&[u8]>) -> Result<(), StorageError> {
-        self.store.catalog_put(name, value)
-    }
-
-    /// Every catalog entry.
-    pub fn catalog_list(&self) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
-        self.store.catalog_list()
     }
 
     /// Checkpoints the indexes and flushes; called on drop too.

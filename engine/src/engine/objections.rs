@@ -1,6 +1,6 @@
 //! Objections on an open engine: record, list, withdraw (hashed onto the `objections` list).
 
-use crate::base::digest::{parse_hex, to_hex};
+use crate::base::digest::to_hex;
 use crate::base::error::{Error, StorageError};
 use crate::engine::{Engine, Lookup};
 use crate::privacy::objections::{Objection, OBJECTIONS_LIST};
@@ -45,7 +45,7 @@ impl Engine {
             profile: profile_id,
             digests: digests.iter().map(|(d, _)| to_hex(d)).collect(),
         };
-        self.store.put_objection(&objection)?;
+        self.store.put_objection(&objection.to_record())?;
         let mut report = SuppressionReport::default();
         self.add_to_list_locked(&mut w, OBJECTIONS_LIST, digests, &mut report)?;
         self.audit(
@@ -59,7 +59,8 @@ impl Engine {
 
     /// Every recorded objection, oldest first.
     pub fn objections(&self) -> Result<Vec<Objection>, StorageError> {
-        self.store.objections()
+        let records = self.store.objections()?;
+        Ok(records.into_iter().map(Objection::from_record).collect())
     }
 
     /// Withdraws an objection: its digests leave the `objections` list unless another
@@ -70,7 +71,7 @@ impl Engine {
         let Some(objection) = all.iter().find(|o| o.id == id) else {
             return Ok(false);
         };
-        let still: std::collections::HashSet<&String> = all
+        let still: std::collections::HashSet<&[u8; 32]> = all
             .iter()
             .filter(|o| o.id != id)
             .flat_map(|o| &o.digests)
@@ -79,7 +80,7 @@ impl Engine {
             .digests
             .iter()
             .filter(|d| !still.contains(d))
-            .filter_map(|d| parse_hex(d))
+            .copied()
             .collect();
         self.store.remove_objection(id)?;
         self.remove_from_list_locked(&mut w, OBJECTIONS_LIST, &release)?;

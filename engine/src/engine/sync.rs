@@ -7,11 +7,12 @@ use crate::export::formats::{writer, BatchOptions, Direction, Format, Written};
 use crate::export::pipeline::rows_in_order;
 use crate::export::rows::ProfileRow;
 use crate::export::sync::{
-    decode_destination, extension, row_digests, state_file_name, valid_destination_name, AckReport,
-    Destination, SentState, SyncReport, CATALOG_PREFIX, DESTINATION_LAYOUT, SEAL_PURPOSE,
+    extension, row_digests, state_file_name, valid_destination_name, AckReport, Destination,
+    SentState, SyncReport, SEAL_PURPOSE,
 };
 use crate::storage::atomic_file;
 use crate::storage::profile::ProfileId;
+use crate::storage::records::{DestinationRecord, DESTINATION_PREFIX};
 use roaring::RoaringBitmap;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -70,32 +71,26 @@ impl Engine {
             )));
         }
         let _held = self.destination_locks.try_hold(&destination.name)?;
-        let mut value = vec![DESTINATION_LAYOUT];
-        serde_json::to_writer(&mut value, destination).expect("serializing to a Vec");
-        self.catalog_put(
-            &format!("{CATALOG_PREFIX}{}", destination.name),
-            Some(&value),
+        self.store.put_record(
+            &format!("{DESTINATION_PREFIX}{}", destination.name),
+            Some(&destination.to_record()),
         )?;
         Ok(())
     }
 
     /// A destination by name.
     pub fn destination(&self, name: &str) -> Result<Option<Destination>, Error> {
-        match self.catalog_get(&format!("{CATALOG_PREFIX}{name}"))? {
-            Some(v) => Ok(Some(decode_destination(name, &v)?)),
+        match self.store.record(&format!("{DESTINATION_PREFIX}{name}"))? {
+            Some(record) => Ok(Some(Destination::from_record(record)?)),
             None => Ok(None),
         }
     }
 
     /// Every destination, by name.
     pub fn destinations(&self) -> Result<Vec<Destination>, Error> {
-        let mut out = Vec::new();
-        for (key, value) in self.catalog_list()? {
-            if let Some(name) = key.strip_prefix(CATALOG_PREFIX) {
-                out.push(decode_destination(name, &value)?);
-            }
-        }
-        Ok(out)
+        let records = self.store.records(DESTINATION_PREFIX)?;
+        let destinations = records.into_iter().map(Destination::from_record);
+        Ok(destinations.collect::<Result<_, _>>()?)
     }
 
     /// Deletes a destination and its sync state; `false` when there was none.
@@ -112,7 +107,8 @@ impl Engine {
                 Err(e) => return Err(StorageError::io(path, e).into()),
             }
         }
-        self.catalog_put(&format!("{CATALOG_PREFIX}{name}"), None)?;
+        self.store
+            .put_record::<DestinationRecord>(&format!("{DESTINATION_PREFIX}{name}"), None)?;
         Ok(true)
     }
 
@@ -321,9 +317,10 @@ impl Engine {
         // Names from the catalog keys: a destination whose definition does not decode
         // still has state files to clean.
         let names: Vec<String> = self
+            .store
             .catalog_list()?
             .into_iter()
-            .filter_map(|(key, _)| key.strip_prefix(CATALOG_PREFIX).map(str::to_string))
+            .filter_map(|(key, _)| key.strip_prefix(DESTINATION_PREFIX).map(str::to_string))
             .collect();
         for name in names {
             let _held = self.destination_locks.hold(&name);

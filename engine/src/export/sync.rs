@@ -29,6 +29,7 @@ use crate::base::error::{Error, StorageError};
 use crate::base::time::Millis;
 use crate::input::normalize::platform::Platform;
 use crate::storage::profile::ProfileId;
+use crate::storage::records::DestinationRecord;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -37,9 +38,6 @@ pub(crate) const MAGIC: &[u8; 8] = b"CIDBSYN1";
 pub(crate) const STATE_VERSION: u32 = 2;
 /// Purpose of the key that seals the erased section.
 pub(crate) const SEAL_PURPOSE: &str = "sync-erased-v1";
-pub(crate) const CATALOG_PREFIX: &str = "destination/";
-/// Catalog value layout version (a byte in front of the JSON).
-pub(crate) const DESTINATION_LAYOUT: u8 = 1;
 
 /// A named export target.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -306,18 +304,36 @@ pub(crate) fn extension(format: Format) -> &'static str {
     }
 }
 
-pub(crate) fn decode_destination(name: &str, bytes: &[u8]) -> Result<Destination, StorageError> {
-    let corrupted = |detail: String| StorageError::Corrupted {
-        what: "destination",
-        key: name.as_bytes().to_vec(),
-        detail,
-    };
-    match bytes.split_first() {
-        Some((&DESTINATION_LAYOUT, json)) => {
-            serde_json::from_slice(json).map_err(|e| corrupted(e.to_string()))
+impl Destination {
+    /// The stored form.
+    pub(crate) fn to_record(&self) -> DestinationRecord {
+        DestinationRecord {
+            name: self.name.clone(),
+            format: self.format.name().to_string(),
+            platform: self.platform.name().to_string(),
+            segment: self.segment.clone(),
+            policy: self.policy.clone(),
+            additive_only: self.additive_only,
+            created_at: self.created_at,
         }
-        Some((v, _)) => Err(corrupted(format!("unknown layout {v}"))),
-        None => Err(corrupted("empty".into())),
+    }
+
+    /// The destination a stored record holds.
+    pub(crate) fn from_record(record: DestinationRecord) -> Result<Destination, StorageError> {
+        let corrupted = |detail: String| StorageError::Corrupted {
+            what: "destination",
+            key: record.name.as_bytes().to_vec(),
+            detail,
+        };
+        Ok(Destination {
+            format: record.format.parse().map_err(corrupted)?,
+            platform: record.platform.parse().map_err(corrupted)?,
+            name: record.name,
+            segment: record.segment,
+            policy: record.policy,
+            additive_only: record.additive_only,
+            created_at: record.created_at,
+        })
     }
 }
 

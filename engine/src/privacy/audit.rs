@@ -3,11 +3,12 @@
 //! bitmap of profiles they included, so an access request can list every export that
 //! included a person; erasure removes the person from those bitmaps.
 //!
-//! sled keys: `A` seq:u64 BE → JSON of [`AuditEntry`]; `B` seq:u64 BE → roaring bitmap of
+//! sled keys: `A` seq:u64 BE → a stored `AuditRecord`; `B` seq:u64 BE → roaring bitmap of
 //! the profiles an export included. Entries hold ids, names and counts, never personal
 //! values.
 
 use crate::base::time::Millis;
+use crate::storage::records::AuditRecord;
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 
@@ -41,4 +42,31 @@ pub struct AuditEntry {
     pub action: String,
     /// Details: format, destination, list, counts (no personal values).
     pub details: serde_json::Value,
+}
+
+impl AuditEntry {
+    /// The stored form.
+    pub(crate) fn to_record(&self) -> AuditRecord {
+        AuditRecord {
+            seq: self.seq,
+            at: self.at,
+            actor: self.actor.clone(),
+            action: self.action.clone(),
+            details: self.details.to_string(),
+        }
+    }
+
+    /// The entry a stored record holds (details that are not JSON, which this build never
+    /// writes, come back as a string).
+    pub(crate) fn from_record(record: AuditRecord) -> AuditEntry {
+        let details = serde_json::from_str(&record.details)
+            .unwrap_or(serde_json::Value::String(record.details));
+        AuditEntry {
+            seq: record.seq,
+            at: record.at,
+            actor: record.actor,
+            action: record.action,
+            details,
+        }
+    }
 }

@@ -5,8 +5,10 @@
 //!
 //! sled keys: `O` id:u64 BE → JSON of [`Objection`] (digests only, never values).
 
+use crate::base::digest::{parse_hex, to_hex};
 use crate::base::time::Millis;
 use crate::storage::profile::ProfileId;
+use crate::storage::records::ObjectionRecord;
 use serde::{Deserialize, Serialize};
 
 /// The suppression list objections go to.
@@ -25,4 +27,28 @@ pub struct Objection {
     pub profile: Option<ProfileId>,
     /// SHA-256 digests (hex) of the identifier forms it covers.
     pub digests: Vec<String>,
+}
+
+impl Objection {
+    /// The stored form.
+    pub(crate) fn to_record(&self) -> ObjectionRecord {
+        ObjectionRecord {
+            id: self.id,
+            at: self.at,
+            channel: self.channel.clone(),
+            profile: self.profile,
+            digests: self.digests.iter().filter_map(|d| parse_hex(d)).collect(),
+        }
+    }
+
+    /// The objection a stored record holds.
+    pub(crate) fn from_record(record: ObjectionRecord) -> Objection {
+        Objection {
+            id: record.id,
+            at: record.at,
+            channel: record.channel,
+            profile: record.profile,
+            digests: record.digests.iter().map(to_hex).collect(),
+        }
+    }
 }

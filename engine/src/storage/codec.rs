@@ -19,7 +19,11 @@ use serde::{de::DeserializeOwned, Serialize};
 ///   byte instead of eight; a 1M-person import's sled directory is 1.0 GB instead of
 ///   1.8 GB). Tag 1 values stay readable, so a format-2 directory only has its version
 ///   raised on open.
-pub const FORMAT_VERSION: u32 = 3;
+/// - 4: audit entries, erasure intents, objections, destinations, API keys and saved
+///   segments are stored records (`storage::records`: tag, layout byte, bincode body)
+///   instead of JSON of API types; opening an older directory rewrites them in one atomic
+///   batch with the new version (`storage::migrate`).
+pub const FORMAT_VERSION: u32 = 4;
 /// The oldest on-disk format this build can open.
 pub const OLDEST_SUPPORTED_FORMAT: u32 = 1;
 
@@ -87,6 +91,50 @@ pub(crate) fn decode<T: DeserializeOwned>(
         return Err(corrupted(format!(
             "{} trailing bytes",
             bytes.len() - used - 1
+        )));
+    }
+    Ok(value)
+}
+
+/// Encodes a stored record: the value tag, then `layout` (which stored form of the record
+/// kind this is), then the body (`storage::records`).
+pub(crate) fn encode_record<T: Serialize>(layout: u8, value: &T) -> Vec<u8> {
+    let mut out = vec![VALUE_TAG_V2, layout];
+    bincode::serde::encode_into_std_write(value, &mut out, varint_config())
+        .expect("encoding into a Vec cannot fail");
+    out
+}
+
+/// The layout byte of a stored record, if `bytes` is one.
+pub(crate) fn record_layout(bytes: &[u8]) -> Option<u8> {
+    match bytes {
+        [VALUE_TAG_V2, layout, ..] => Some(*layout),
+        _ => None,
+    }
+}
+
+/// Decodes a record written by [`encode_record`] with layout `layout`.
+pub(crate) fn decode_record<T: DeserializeOwned>(
+    what: &'static str,
+    layout: u8,
+    bytes: &[u8],
+) -> Result<T, StorageError> {
+    let corrupted = |detail: String| StorageError::Corrupted {
+        what,
+        key: Vec::new(),
+        detail,
+    };
+    match record_layout(bytes) {
+        Some(found) if found == layout => {}
+        Some(found) => return Err(corrupted(format!("unknown layout {found}"))),
+        None => return Err(corrupted("not a stored record (older format?)".into())),
+    }
+    let (value, used) = bincode::serde::decode_from_slice(&bytes[2..], varint_config())
+        .map_err(|e| corrupted(e.to_string()))?;
+    if used + 2 != bytes.len() {
+        return Err(corrupted(format!(
+            "{} trailing bytes",
+            bytes.len() - used - 2
         )));
     }
     Ok(value)

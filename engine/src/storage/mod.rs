@@ -7,7 +7,9 @@ pub(crate) mod codec;
 mod crypto;
 mod keyfile;
 mod keys;
+pub(crate) mod migrate;
 pub(crate) mod profile;
+pub(crate) mod records;
 
 use crate::base::digest::LinkKey;
 use crate::base::error::{OpenError, StorageError};
@@ -16,6 +18,7 @@ use crate::input::record::{Event, Identifier};
 use crate::storage::profile::{Profile, ProfileId};
 use codec::{FORMAT_VERSION, OLDEST_SUPPORTED_FORMAT};
 use keyfile::KeyFile;
+use records::{AuditRecord, ObjectionRecord, StoredRecord};
 use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -154,6 +157,11 @@ impl IdempotencyEntry {
     }
 }
 
+/// The sled key of `pid`'s erasure intent (names the intent in errors).
+pub(crate) fn erasure_key(pid: ProfileId) -> [u8; 5] {
+    keys::prefixed_pid(keys::ERASURE, pid)
+}
+
 fn idempotency_key(key: &[u8; 32]) -> Vec<u8> {
     let mut k = keys::meta("idem/");
     k.extend_from_slice(key);
@@ -190,9 +198,8 @@ impl Store {
                     .map(u32::from_le_bytes)
                     .unwrap_or(u32::MAX);
                 match found {
-                    1 => migrate_from_v1(&db)?,
-                    2 => raise_format_version(&db)?,
                     FORMAT_VERSION => {}
+                    OLDEST_SUPPORTED_FORMAT..FORMAT_VERSION => migrate::upgrade(&db, found)?,
                     _ => {
                         return Err(OpenError::UnknownFormat {
                             path: dir.to_path_buf(),
@@ -477,6 +484,68 @@ impl Store {
         Ok(out)
     }
 
+    /// Decodes every stored record (audit entries, erasure intents, objections and the
+    /// catalog's destinations, API keys and saved segments); one problem per record that
+    /// does not decode as its current layout.
+    pub(crate) fn verify_records(&self) -> Result<Vec<String>, StorageError> {
+        fn each<R: StoredRecord>(
+            db: &sled::Db,
+            prefix: &[u8],
+            problems: &mut Vec<String>,
+        ) -> Result<(), StorageError> {
+            for item in db.scan_prefix(prefix) {
+                let (k, v) = item?;
+                if let Err(e) = R::decode(&k, &v) {
+                    problems.push(e.to_string());
+                }
+            }
+            Ok(())
+        }
+        let mut problems = Vec::new();
+        each::<AuditRecord>(&self.db, &[keys::AUDIT], &mut problems)?;
+        each::<AuditRecord>(&self.db, &[keys::ERASURE], &mut problems)?;
+        each::<ObjectionRecord>(&self.db, &[keys::OBJECTION], &mut problems)?;
+        let catalog = |prefix: &str| keys::catalog(prefix);
+        each::<records::DestinationRecord>(
+            &self.db,
+            &catalog(records::DESTINATION_PREFIX),
+            &mut problems,
+        )?;
+        each::<records::ApiKeyRecord>(&self.db, &catalog(records::API_KEY_PREFIX), &mut problems)?;
+        each::<records::SavedSegmentRecord>(
+            &self.db,
+            &catalog(records::SEGMENT_PREFIX),
+            &mut problems,
+        )?;
+        Ok(problems)
+    }
+
+    /// Reads the stored record `name` of the catalog.
+    pub(crate) fn record<R: StoredRecord>(&self, name: &str) -> Result<Option<R>, StorageError> {
+        let key = keys::catalog(name);
+        self.db.get(&key)?.map(|v| R::decode(&key, &v)).transpose()
+    }
+
+    /// Writes (or with `None` removes) the stored record `name` of the catalog durably.
+    pub(crate) fn put_record<R: StoredRecord>(
+        &self,
+        name: &str,
+        record: Option<&R>,
+    ) -> Result<(), StorageError> {
+        self.catalog_put(name, record.map(R::encode).as_deref())
+    }
+
+    /// Every stored record of the catalog whose name starts with `prefix`, by name.
+    pub(crate) fn records<R: StoredRecord>(&self, prefix: &str) -> Result<Vec<R>, StorageError> {
+        let start = keys::catalog(prefix);
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix(&start) {
+            let (k, v) = item?;
+            out.push(R::decode(&k, &v)?);
+        }
+        Ok(out)
+    }
+
     /// Adds suppression entries `(digest, kind byte)` to `list` atomically and durably.
     pub(crate) fn suppression_add(
         &self,
@@ -660,7 +729,7 @@ impl Store {
     /// the same atomic write, so the erasure is audited exactly once.
     pub(crate) fn audit_append(
         &self,
-        mut entry: crate::privacy::audit::AuditEntry,
+        mut entry: AuditRecord,
         included: Option<&RoaringBitmap>,
         finishing: Option<ProfileId>,
     ) -> Result<(), StorageError> {
@@ -676,10 +745,7 @@ impl Store {
             });
         entry.seq = last.map_or(1, |s| s + 1);
         let mut batch = sled::Batch::default();
-        batch.insert(
-            &keys::audit(keys::AUDIT, entry.seq)[..],
-            serde_json::to_vec(&entry).expect("an audit entry serializes"),
-        );
+        batch.insert(&keys::audit(keys::AUDIT, entry.seq)[..], entry.encode());
         if let Some(pids) = included {
             let pids = pids - &*erased;
             let mut value = Vec::with_capacity(pids.serialized_size());
@@ -700,7 +766,7 @@ impl Store {
         &self,
         after: Option<u64>,
         limit: usize,
-    ) -> Result<Vec<crate::privacy::audit::AuditEntry>, StorageError> {
+    ) -> Result<Vec<AuditRecord>, StorageError> {
         let start = keys::audit(keys::AUDIT, after.map_or(0, |a| a.saturating_add(1)));
         let mut out = Vec::new();
         for item in self.db.range(start..).take(limit) {
@@ -708,28 +774,16 @@ impl Store {
             if k.first() != Some(&keys::AUDIT) {
                 break;
             }
-            out.push(self.decode_audit(&k, &v)?);
+            out.push(AuditRecord::decode(&k, &v)?);
         }
         Ok(out)
-    }
-
-    fn decode_audit(
-        &self,
-        k: &[u8],
-        v: &[u8],
-    ) -> Result<crate::privacy::audit::AuditEntry, StorageError> {
-        serde_json::from_slice(v).map_err(|e| StorageError::Corrupted {
-            what: "audit entry",
-            key: k.to_vec(),
-            detail: e.to_string(),
-        })
     }
 
     /// Audited exports whose included profiles contain `pid`.
     pub(crate) fn audit_exports_including(
         &self,
         pid: ProfileId,
-    ) -> Result<Vec<crate::privacy::audit::AuditEntry>, StorageError> {
+    ) -> Result<Vec<AuditRecord>, StorageError> {
         let mut out = Vec::new();
         for item in self.db.scan_prefix([keys::AUDIT_BITMAP]) {
             let (k, v) = item?;
@@ -737,7 +791,7 @@ impl Store {
             if pids.contains(pid) {
                 let seq = u64::from_be_bytes(k[1..9].try_into().expect("8"));
                 if let Some(v) = self.db.get(keys::audit(keys::AUDIT, seq))? {
-                    out.push(self.decode_audit(&k, &v)?);
+                    out.push(AuditRecord::decode(&k, &v)?);
                 }
             }
         }
@@ -780,13 +834,10 @@ impl Store {
     }
 
     /// Stores an objection durably.
-    pub(crate) fn put_objection(
-        &self,
-        objection: &crate::privacy::objections::Objection,
-    ) -> Result<(), StorageError> {
+    pub(crate) fn put_objection(&self, objection: &ObjectionRecord) -> Result<(), StorageError> {
         self.db.insert(
             keys::audit(keys::OBJECTION, objection.id),
-            serde_json::to_vec(objection).expect("an objection serializes"),
+            objection.encode(),
         )?;
         self.db.flush()?;
         Ok(())
@@ -800,19 +851,11 @@ impl Store {
     }
 
     /// Every objection, oldest first.
-    pub(crate) fn objections(
-        &self,
-    ) -> Result<Vec<crate::privacy::objections::Objection>, StorageError> {
+    pub(crate) fn objections(&self) -> Result<Vec<ObjectionRecord>, StorageError> {
         let mut out = Vec::new();
         for item in self.db.scan_prefix([keys::OBJECTION]) {
             let (k, v) = item?;
-            out.push(
-                serde_json::from_slice(&v).map_err(|e| StorageError::Corrupted {
-                    what: "objection",
-                    key: k.to_vec(),
-                    detail: e.to_string(),
-                })?,
-            );
+            out.push(ObjectionRecord::decode(&k, &v)?);
         }
         Ok(out)
     }
@@ -929,34 +972,6 @@ fn stored_bitmap(
         key: key.to_vec(),
         detail: e.to_string(),
     })
-}
-
-/// Format 1 kept identifier links in sled (`I` keys); format 2 keeps them in the index
-/// checkpoint. Removes the old keys and records the new format in one batch. The index
-/// checkpoint of format 1 has an older index format, so the next open rebuilds the links
-/// from the stored profiles.
-fn migrate_from_v1(db: &sled::Db) -> Result<(), StorageError> {
-    let mut batch = sled::Batch::default();
-    for item in db.scan_prefix([keys::IDENTIFIER]) {
-        batch.remove(item?.0);
-    }
-    batch.insert(keys::meta("format"), &FORMAT_VERSION.to_le_bytes()[..]);
-    db.apply_batch(batch)?;
-    db.flush()?;
-    tracing::info!(
-        "migrated the data directory from format 1 to {FORMAT_VERSION} (identifier links moved)"
-    );
-    Ok(())
-}
-
-/// Format 3 writes values with tag 2 and reads tag 1 values as before, so a format-2
-/// directory needs no rewrite: only its version is raised (so that older builds refuse it
-/// instead of failing on the first tag 2 value).
-fn raise_format_version(db: &sled::Db) -> Result<(), StorageError> {
-    db.insert(keys::meta("format"), &FORMAT_VERSION.to_le_bytes()[..])?;
-    db.flush()?;
-    tracing::info!("raised the data directory's format from 2 to {FORMAT_VERSION}");
-    Ok(())
 }
 
 /// Builds a write batch against a store.

@@ -1,0 +1,61 @@
+//! The catalog records that the layers above the engine keep in its database: saved
+//! segments (the `query` crate) and API keys (the server). Each is a stored record with a
+//! layout byte (`storage::records`), never JSON of an API type.
+
+use crate::base::error::StorageError;
+use crate::engine::Engine;
+use crate::storage::records::{
+    ApiKeyRecord, SavedSegmentRecord, StoredRecord, API_KEY_PREFIX, SEGMENT_PREFIX,
+};
+
+impl Engine {
+    /// The saved segment `name`.
+    pub fn saved_segment(&self, name: &str) -> Result<Option<SavedSegmentRecord>, StorageError> {
+        self.store.record(&format!("{SEGMENT_PREFIX}{name}"))
+    }
+
+    /// Every saved segment, by name.
+    pub fn saved_segments(&self) -> Result<Vec<SavedSegmentRecord>, StorageError> {
+        self.store.records(SEGMENT_PREFIX)
+    }
+
+    /// Saves (or replaces) a segment durably.
+    pub fn put_saved_segment(&self, segment: &SavedSegmentRecord) -> Result<(), StorageError> {
+        self.store
+            .put_record(&format!("{SEGMENT_PREFIX}{}", segment.name), Some(segment))
+    }
+
+    /// Removes the saved segment `name` durably; `false` when there was none.
+    pub fn delete_saved_segment(&self, name: &str) -> Result<bool, StorageError> {
+        self.delete_record::<SavedSegmentRecord>(&format!("{SEGMENT_PREFIX}{name}"))
+    }
+
+    /// The API key with id `id` (its SHA-256, never the key).
+    pub fn api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StorageError> {
+        self.store.record(&format!("{API_KEY_PREFIX}{id}"))
+    }
+
+    /// Every API key, by id.
+    pub fn api_keys(&self) -> Result<Vec<ApiKeyRecord>, StorageError> {
+        self.store.records(API_KEY_PREFIX)
+    }
+
+    /// Stores an API key durably.
+    pub fn put_api_key(&self, key: &ApiKeyRecord) -> Result<(), StorageError> {
+        self.store
+            .put_record(&format!("{API_KEY_PREFIX}{}", key.id), Some(key))
+    }
+
+    /// Removes the API key `id` durably; `false` when there was none.
+    pub fn delete_api_key(&self, id: &str) -> Result<bool, StorageError> {
+        self.delete_record::<ApiKeyRecord>(&format!("{API_KEY_PREFIX}{id}"))
+    }
+
+    fn delete_record<R: StoredRecord>(&self, name: &str) -> Result<bool, StorageError> {
+        if self.store.catalog_get(name)?.is_none() {
+            return Ok(false);
+        }
+        self.store.put_record::<R>(name, None)?;
+        Ok(true)
+    }
+}

@@ -36,6 +36,7 @@ mod storage;
 mod write;
 
 pub use privacy::{audit, suppression};
+pub use base::kind::IdentifierKind;
 pub use storage::records::{ApiKeyRecord, SavedSegmentRecord};
 
 pub use base::error::{Error, ImportError, IngestError, OpenError, StorageError};

@@ -4,6 +4,7 @@
 pub(crate) mod crash_point;
 pub(crate) mod digest;
 pub(crate) mod error;
+pub(crate) mod kind;
 pub(crate) mod limits;
 pub(crate) mod names;
 pub(crate) mod time;

@@ -12,6 +12,7 @@ mod objections;
 mod sync;
 
 use crate::base::error::{Error, IngestError, OpenError, StorageError};
+use crate::base::kind::IdentifierKind;
 use crate::identity::Links;
 use crate::index::{read_checkpoint, write_checkpoint, IndexSizes, Indexes, Postings};
 use crate::input::config::Config;
@@ -285,22 +286,19 @@ impl Engine {
             Error::InvalidArgument(format!("{what}: {p}"))
         };
         Ok(match how {
-            Lookup::Email(e) => Identifier {
-                kind: "email".into(),
-                value: normalize::email(e).map_err(|p| bad("email", p))?,
-            },
-            Lookup::Phone(p) => Identifier {
-                kind: "phone".into(),
-                value: normalize::phone(p, self.config.default_region.as_deref())
+            Lookup::Email(e) => Identifier::of_kind(
+                IdentifierKind::Email,
+                normalize::email(e).map_err(|p| bad("email", p))?,
+            ),
+            Lookup::Phone(p) => Identifier::of_kind(
+                IdentifierKind::Phone,
+                normalize::phone(p, self.config.default_region.as_deref())
                     .map_err(|e| bad("phone", e))?,
-            },
+            ),
             Lookup::Identifier(kind, value) => {
-                let value = match kind.as_str() {
-                    "email" => normalize::email(value),
-                    "phone" => normalize::phone(value, self.config.default_region.as_deref()),
-                    _ => normalize::opaque(value),
-                }
-                .map_err(|p| bad(kind, p))?;
+                let value =
+                    normalize::identifier(kind, value, self.config.default_region.as_deref())
+                        .map_err(|p| bad(kind, p))?;
                 Identifier {
                     kind: kind.as_str().into(),
                     value,

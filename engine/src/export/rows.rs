@@ -3,6 +3,7 @@
 //! (valid, invalid, missing) for the report.
 
 use crate::base::digest::sha256_hex;
+use crate::base::kind::IdentifierKind;
 use crate::input::normalize::platform::{normalize, Field, Normalized, Platform};
 use crate::input::record::Value;
 use crate::storage::profile::{Attribute, Profile, ProfileId};
@@ -128,10 +129,10 @@ impl RowBuilder<'_> {
         // Most recently observed first; ties keep the order of attachment.
         ids.sort_by_key(|(i, sid)| (std::cmp::Reverse(sid.provenance.observed_at), *i));
         for (_, sid) in ids {
-            let (field, out) = match sid.id.kind.as_str() {
-                "email" => (Field::Email, &mut row.emails),
-                "phone" => (Field::Phone, &mut row.phones),
-                "crm_id" if row.external_id.is_none() => {
+            let (field, out) = match sid.id.known_kind() {
+                Some(IdentifierKind::Email) => (Field::Email, &mut row.emails),
+                Some(IdentifierKind::Phone) => (Field::Phone, &mut row.phones),
+                Some(IdentifierKind::CrmId) if row.external_id.is_none() => {
                     row.external_id = self.value(Field::ExternalId, &sid.id.value, region, stats);
                     continue;
                 }

@@ -1,3 +1,7 @@
+//! Identity rules (records.md "Identity rules"): blocked values, per-type limits and
+//! priority. The write path applies them when it resolves records to profiles.
+
+use crate::base::kind::IdentifierKind;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -22,14 +26,14 @@ pub struct IdentityRules {
 impl Default for IdentityRules {
     fn default() -> Self {
         let limits = [
-            ("crm_id", 1),
-            ("facebook_id", 1),
-            ("google_id", 1),
-            ("linkedin_id", 1),
-            ("twitter_id", 1),
-            ("email", 5),
-            ("phone", 5),
-            ("device_id", 10),
+            (IdentifierKind::CrmId, 1),
+            (IdentifierKind::FacebookId, 1),
+            (IdentifierKind::GoogleId, 1),
+            (IdentifierKind::LinkedinId, 1),
+            (IdentifierKind::TwitterId, 1),
+            (IdentifierKind::Email, 5),
+            (IdentifierKind::Phone, 5),
+            (IdentifierKind::DeviceId, 10),
         ];
         IdentityRules {
             blocked_values: [
@@ -48,16 +52,16 @@ impl Default for IdentityRules {
             block_repeated_digit: true,
             limits: limits.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             priority: [
-                "crm_id",
-                "email",
-                "phone",
-                "facebook_id",
-                "google_id",
-                "linkedin_id",
-                "twitter_id",
-                "device_id",
+                IdentifierKind::CrmId,
+                IdentifierKind::Email,
+                IdentifierKind::Phone,
+                IdentifierKind::FacebookId,
+                IdentifierKind::GoogleId,
+                IdentifierKind::LinkedinId,
+                IdentifierKind::TwitterId,
+                IdentifierKind::DeviceId,
             ]
-            .map(String::from)
+            .map(|k| k.name().to_string())
             .to_vec(),
         }
     }
@@ -73,7 +77,7 @@ impl IdentityRules {
         if self.block_zeros_and_dashes && v.bytes().all(|b| b == b'0' || b == b'-') {
             return true;
         }
-        if self.block_repeated_digit && kind != "email" {
+        if self.block_repeated_digit && IdentifierKind::of(kind) != Some(IdentifierKind::Email) {
             let digits: Vec<u8> = v.bytes().filter(u8::is_ascii_digit).collect();
             let only_digits_and_format = v
                 .bytes()

@@ -4,6 +4,7 @@
 //! keyed over the same digests) and kept current as profiles change.
 
 use crate::base::digest::{parse_hex, sha256};
+use crate::base::kind::IdentifierKind;
 pub use crate::index::suppression::SuppressionListInfo;
 use crate::input::normalize::platform::{clean, e164, normalize, Field, Normalized, Platform};
 use serde::Serialize;
@@ -30,9 +31,9 @@ pub(crate) fn person_digests<'a>(
 ) -> Vec<([u8; 32], EntryKind)> {
     let mut digests: Vec<([u8; 32], EntryKind)> = ids
         .into_iter()
-        .filter_map(|id| match id.kind.as_str() {
-            "email" => Some((id, EntryKind::Email)),
-            "phone" => Some((id, EntryKind::Phone)),
+        .filter_map(|id| match id.known_kind()? {
+            IdentifierKind::Email => Some((id, EntryKind::Email)),
+            IdentifierKind::Phone => Some((id, EntryKind::Phone)),
             _ => None,
         })
         .flat_map(|(id, kind)| {

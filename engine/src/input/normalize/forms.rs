@@ -3,6 +3,7 @@
 
 use super::platform::{normalize, Field, Normalized, Platform};
 use crate::base::digest::sha256;
+use crate::base::kind::IdentifierKind;
 use crate::input::record::Identifier;
 
 /// Tag of a phone's digits-only form (Meta hashes E.164 without `+`).
@@ -14,13 +15,15 @@ pub(crate) const EMAIL_GOOGLE: &str = "email/google";
 /// stored) first, then the aliases.
 pub(crate) fn forms(id: &Identifier) -> Vec<(&str, [u8; 32])> {
     let mut out = vec![(id.kind.as_str(), sha256(&id.value))];
-    match id.kind.as_str() {
-        "phone" => {
+    match id.known_kind() {
+        Some(IdentifierKind::Phone) => {
             if let Some(digits) = id.value.strip_prefix('+') {
                 out.push((PHONE_DIGITS, sha256(digits)));
             }
         }
-        "email" if id.value.ends_with("@gmail.com") || id.value.ends_with("@googlemail.com") => {
+        Some(IdentifierKind::Email)
+            if id.value.ends_with("@gmail.com") || id.value.ends_with("@googlemail.com") =>
+        {
             if let Normalized::Value(google) =
                 normalize(Field::Email, Platform::Google, &id.value, None, 0)
             {
@@ -35,4 +38,9 @@ pub(crate) fn forms(id: &Identifier) -> Vec<(&str, [u8; 32])> {
 }
 
 /// The tags a suppression digest of an email or phone may match, canonical first.
-pub(crate) const SUPPRESSIBLE_TAGS: [&str; 4] = ["email", EMAIL_GOOGLE, "phone", PHONE_DIGITS];
+pub(crate) const SUPPRESSIBLE_TAGS: [&str; 4] = [
+    IdentifierKind::Email.name(),
+    EMAIL_GOOGLE,
+    IdentifierKind::Phone.name(),
+    PHONE_DIGITS,
+];

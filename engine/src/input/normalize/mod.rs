@@ -2,11 +2,13 @@
 //! "Indexed values").
 
 pub(crate) mod dates;
+pub(crate) mod email;
 pub(crate) mod forms;
 mod geo;
 mod phone;
 pub(crate) mod platform;
 
+use crate::base::kind::IdentifierKind;
 use crate::input::record::ShortText;
 use std::str::FromStr;
 
@@ -34,24 +36,10 @@ impl std::fmt::Display for IdentifierProblem {
     }
 }
 
-/// Email: trimmed and lower-cased; must look like `local@domain.tld`.
+/// Email: trimmed and lower-cased; must look like `local@domain.tld` (the identity form
+/// of [`email::identity_form`]).
 pub fn email(raw: &str) -> Result<String, IdentifierProblem> {
-    let s = raw.trim().to_lowercase();
-    if s.is_empty() {
-        return Err(IdentifierProblem::Empty);
-    }
-    let (local, domain) = s.split_once('@').ok_or(IdentifierProblem::NotAnEmail)?;
-    let ok = !local.is_empty()
-        && !domain.contains('@')
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !s.chars().any(char::is_whitespace);
-    if ok {
-        Ok(s)
-    } else {
-        Err(IdentifierProblem::NotAnEmail)
-    }
+    email::identity_form(raw)
 }
 
 /// Phone: E.164 (`+31612345678`) by libphonenumber rules, with `region` (ISO alpha-2) as
@@ -62,6 +50,20 @@ pub fn phone(raw: &str, region: Option<&str>) -> Result<String, IdentifierProble
         return Err(IdentifierProblem::Empty);
     }
     phone::to_e164(s, region).ok_or(IdentifierProblem::NotAPhone)
+}
+
+/// An identifier of type `type_name` in its stored form: emails and phones by their
+/// rules, every other type (named or custom) as an opaque id.
+pub fn identifier(
+    type_name: &str,
+    raw: &str,
+    region: Option<&str>,
+) -> Result<String, IdentifierProblem> {
+    match IdentifierKind::of(type_name) {
+        Some(IdentifierKind::Email) => email(raw),
+        Some(IdentifierKind::Phone) => phone(raw, region),
+        _ => opaque(raw),
+    }
 }
 
 /// Opaque ids (crm_id, device_id, social ids, custom types): trimmed.

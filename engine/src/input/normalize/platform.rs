@@ -244,36 +244,9 @@ pub fn normalize(
 }
 
 fn email(s: &str, platform: Platform) -> Normalized {
-    let s: String = s
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect::<String>()
-        .to_lowercase();
-    let s = s.trim_matches('.');
-    if !s.is_ascii() {
-        return Normalized::Invalid("not an ASCII email address");
-    }
-    let Some((local, domain)) = s.split_once('@') else {
-        return Normalized::Invalid("no @");
-    };
-    let domain_ok = domain.contains('.')
-        && !domain.contains('@')
-        && domain.split('.').all(|label| !label.is_empty());
-    if local.is_empty() || !domain_ok {
-        return Normalized::Invalid("not of the form local@domain.tld");
-    }
-    if local.len() > 64 || s.len() > 254 {
-        return Normalized::Invalid("too long (local part over 64 or address over 254)");
-    }
-    match platform {
-        Platform::Google if domain == "gmail.com" || domain == "googlemail.com" => {
-            let local = local.split('+').next().unwrap_or("").replace('.', "");
-            if local.is_empty() {
-                return Normalized::Invalid("empty local part");
-            }
-            Normalized::Value(format!("{local}@{domain}"))
-        }
-        _ => Normalized::Value(s.to_string()),
+    match super::email::platform_form(s, platform) {
+        Ok(value) => Normalized::Value(value),
+        Err(why) => Normalized::Invalid(why),
     }
 }
 

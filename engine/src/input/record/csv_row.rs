@@ -1,5 +1,6 @@
 //! CSV rows mapped onto the JSON record shape (records.md "CSV").
 
+use crate::base::kind::IdentifierKind;
 use serde_json::{Map, Value as Json};
 use std::collections::BTreeMap;
 
@@ -16,17 +17,6 @@ const TEXT_ATTRIBUTES: &[&str] = &[
 ];
 /// Attributes that are always lists.
 const LIST_ATTRIBUTES: &[&str] = &["interests", "likes", "education", "work"];
-/// Identifier types recognised by column name.
-const IDENTIFIER_COLUMNS: &[&str] = &[
-    "email",
-    "phone",
-    "facebook_id",
-    "google_id",
-    "linkedin_id",
-    "twitter_id",
-    "crm_id",
-    "device_id",
-];
 
 /// How CSV columns map to record fields.
 #[derive(Debug, Clone, Default)]
@@ -88,7 +78,7 @@ fn target_of(name: &str) -> Option<Target> {
     Some(match name {
         "source" => Target::Source,
         "observed_at" => Target::ObservedAt,
-        n if IDENTIFIER_COLUMNS.contains(&n) => Target::Identifier(n.to_string()),
+        n if IdentifierKind::of(n).is_some() => Target::Identifier(n.to_string()),
         n => {
             if let Some(p) = n.strip_prefix("consent.") {
                 valid(p, 32).then(|| Target::Consent(p.to_string()))?

@@ -354,11 +354,7 @@ impl RecordBuilder<'_> {
                     self.warn(path(), "blocked value ignored");
                     continue;
                 }
-                let normalized = match kind.as_ref() {
-                    "email" => normalize::email(&raw),
-                    "phone" => normalize::phone(&raw, region),
-                    _ => normalize::opaque(&raw),
-                };
+                let normalized = normalize::identifier(&kind, &raw, region);
                 match normalized {
                     Ok(value) => {
                         let id = Identifier {

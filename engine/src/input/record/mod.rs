@@ -9,6 +9,7 @@ pub(crate) use csv_row::{CsvLayout, CsvMapping};
 pub use json::{parse_json_record, RejectReason};
 pub(crate) use json::{parse_json_value as parse_json_value_pub, record_too_long};
 
+use crate::base::kind::IdentifierKind;
 use crate::base::time::{DayNumber, Millis};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -46,6 +47,21 @@ pub struct Identifier {
     pub kind: ShortText,
     /// Normalized value.
     pub value: String,
+}
+
+impl Identifier {
+    /// An identifier of a named kind.
+    pub fn of_kind(kind: IdentifierKind, value: impl Into<String>) -> Identifier {
+        Identifier {
+            kind: kind.name().into(),
+            value: value.into(),
+        }
+    }
+
+    /// Its kind, if its type is one records.md names (`None`: a custom opaque id).
+    pub fn known_kind(&self) -> Option<IdentifierKind> {
+        IdentifierKind::of(&self.kind)
+    }
 }
 
 /// One event.

@@ -1,0 +1,120 @@
+//! The one email canonicalizer. Identity resolution and the ad platforms agree on what an
+//! address is (`local@domain.tld`, lower case); they differ only in what they tolerate
+//! around it and what they do with it afterwards, and each difference is an explicit
+//! function here:
+//!
+//! - [`identity_form`] (records.md): trimmed and lower-cased; no whitespace inside;
+//! - [`platform_form`] (export.md): every whitespace removed, lower-cased, dots trimmed;
+//!   ASCII only, no empty domain label, local part ≤ 64 and address ≤ 254 bytes; for
+//!   Google, gmail addresses also lose the dots of the local part and a `+` suffix
+//!   ([`google_form`]).
+
+use super::platform::Platform;
+use super::IdentifierProblem;
+
+/// Splits a lower-cased address into its local part and domain: one `@`, a non-empty
+/// local part, a domain with a dot that neither starts nor ends with one.
+fn split(address: &str) -> Option<(&str, &str)> {
+    let (local, domain) = address.split_once('@')?;
+    let ok = !local.is_empty()
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.');
+    ok.then_some((local, domain))
+}
+
+/// The form identity resolution links on.
+pub fn identity_form(raw: &str) -> Result<String, IdentifierProblem> {
+    let s = raw.trim().to_lowercase();
+    if s.is_empty() {
+        return Err(IdentifierProblem::Empty);
+    }
+    match split(&s) {
+        Some(_) if !s.chars().any(char::is_whitespace) => Ok(s),
+        _ => Err(IdentifierProblem::NotAnEmail),
+    }
+}
+
+/// The form `platform` hashes, or why the address is not valid for it.
+pub fn platform_form(raw: &str, platform: Platform) -> Result<String, &'static str> {
+    let s: String = raw
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_lowercase();
+    let s = s.trim_matches('.');
+    if !s.is_ascii() {
+        return Err("not an ASCII email address");
+    }
+    if !s.contains('@') {
+        return Err("no @");
+    }
+    let Some((local, domain)) = split(s).filter(|(_, d)| d.split('.').all(|l| !l.is_empty()))
+    else {
+        return Err("not of the form local@domain.tld");
+    };
+    if local.len() > 64 || s.len() > 254 {
+        return Err("too long (local part over 64 or address over 254)");
+    }
+    match platform {
+        Platform::Google => google_form(local, domain),
+        Platform::Meta => Ok(s.to_string()),
+    }
+}
+
+/// Google's form: for `gmail.com` and `googlemail.com`, the local part without dots and
+/// without a `+` suffix; other domains unchanged.
+pub fn google_form(local: &str, domain: &str) -> Result<String, &'static str> {
+    if domain != "gmail.com" && domain != "googlemail.com" {
+        return Ok(format!("{local}@{domain}"));
+    }
+    let local = local.split('+').next().unwrap_or("").replace('.', "");
+    if local.is_empty() {
+        return Err("empty local part");
+    }
+    Ok(format!("{local}@{domain}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_and_platform_forms_differ_only_as_documented() {
+        assert_eq!(
+            identity_form(" Jane.Doe@Example.COM ").unwrap(),
+            "jane.doe@example.com"
+        );
+        assert_eq!(
+            identity_form("a b@x.com"),
+            Err(IdentifierProblem::NotAnEmail)
+        );
+        assert_eq!(
+            platform_form("a b@x.com", Platform::Meta).unwrap(),
+            "ab@x.com"
+        );
+        assert_eq!(identity_form("a@b..com").unwrap(), "a@b..com");
+        assert!(platform_form("a@b..com", Platform::Meta).is_err());
+        assert_eq!(identity_form("josé@x.com").unwrap(), "josé@x.com");
+        assert!(platform_form("josé@x.com", Platform::Meta).is_err());
+        assert_eq!(
+            platform_form("First.Last+ads@GMAIL.com", Platform::Google).unwrap(),
+            "firstlast@gmail.com"
+        );
+        assert_eq!(
+            platform_form("First.Last+ads@GMAIL.com", Platform::Meta).unwrap(),
+            "first.last+ads@gmail.com"
+        );
+        assert_eq!(
+            platform_form("a.b@example.com", Platform::Google).unwrap(),
+            "a.b@example.com"
+        );
+        assert_eq!(
+            platform_form("+x@gmail.com", Platform::Google),
+            Err("empty local part")
+        );
+        assert_eq!(platform_form("nobody", Platform::Meta), Err("no @"));
+        assert_eq!(identity_form("  "), Err(IdentifierProblem::Empty));
+    }
+}

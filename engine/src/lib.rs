@@ -35,8 +35,8 @@ mod privacy;
 mod storage;
 mod write;
 
-pub use privacy::{audit, suppression};
 pub use base::kind::IdentifierKind;
+pub use privacy::{audit, suppression};
 pub use storage::records::{ApiKeyRecord, SavedSegmentRecord};
 
 pub use base::error::{Error, ImportError, IngestError, OpenError, StorageError};

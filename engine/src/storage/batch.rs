@@ -1,0 +1,125 @@
+//! Write batches: everything one ingest batch or erasure writes, applied with one atomic
+//! `apply_batch` (`Store::apply`).
+
+use super::progress::{idempotency_key, import_progress_key, IdempotencyEntry, ImportKey};
+use super::SEALED_ENTRY_CAPACITY;
+use super::{codec, keys, Counters, EventChunk, MergeLogEntry, Store};
+use crate::base::error::StorageError;
+use crate::storage::profile::ProfileId;
+use roaring::RoaringBitmap;
+
+/// Writes to apply atomically.
+#[derive(Default)]
+pub(crate) struct WriteBatch {
+    pub(super) batch: sled::Batch,
+    pub(super) issued_keys: bool,
+}
+
+impl WriteBatch {
+    /// Writes the counters (added at commit, which knows the checkpoint generation).
+    pub(crate) fn put_counters(&mut self, counters: &Counters) {
+        self.batch
+            .insert(keys::meta("counters"), codec::encode(counters));
+    }
+
+    /// Records, in the batch itself, that an import has applied its input up to `line`.
+    pub(crate) fn put_import_progress(&mut self, import: &ImportKey, line: u64) {
+        self.batch
+            .insert(import_progress_key(import), &line.to_le_bytes()[..]);
+    }
+}
+
+impl WriteBatch {
+    /// Records, in the batch itself, the answer to an idempotent ingest.
+    pub(crate) fn put_idempotency(&mut self, key: &[u8; 32], entry: &IdempotencyEntry) {
+        self.batch.insert(idempotency_key(key), entry.encode());
+    }
+}
+
+/// Builds a write batch against a store.
+pub(crate) struct BatchWriter<'a> {
+    store: &'a Store,
+    batch: WriteBatch,
+}
+
+impl<'a> BatchWriter<'a> {
+    /// Starts a batch.
+    pub(crate) fn new(store: &'a Store) -> Self {
+        BatchWriter {
+            store,
+            batch: WriteBatch::default(),
+        }
+    }
+
+    /// Issues keys for new profiles now (written to the key file; synced before the batch
+    /// is applied, so no stored value can outlive its key's durability).
+    pub(crate) fn issue_keys(&mut self, pids: &[ProfileId]) -> Result<(), StorageError> {
+        if pids.is_empty() {
+            return Ok(());
+        }
+        self.store
+            .keys
+            .write()
+            .expect("key file lock")
+            .issue(pids)?;
+        self.batch.issued_keys = true;
+        Ok(())
+    }
+
+    /// Writes a live profile sealed earlier with [`Store::sealed_profile`].
+    pub(crate) fn put_sealed_profile(&mut self, pid: ProfileId, value: Vec<u8>) {
+        self.batch.batch.insert(&keys::profile(pid)[..], value);
+    }
+
+    /// Turns a profile into a redirect to `into`.
+    pub(crate) fn put_redirect(&mut self, pid: ProfileId, into: ProfileId) {
+        let mut value = vec![keys::SLOT_MERGED];
+        value.extend_from_slice(&into.to_le_bytes());
+        self.batch.batch.insert(&keys::profile(pid)[..], value);
+    }
+
+    /// Records which profiles batch number `batch` changes, for index recovery.
+    pub(crate) fn put_dirty(&mut self, batch: u64, pids: &RoaringBitmap) {
+        let mut value = Vec::with_capacity(pids.serialized_size());
+        pids.serialize_into(&mut value)
+            .expect("writing to a Vec cannot fail");
+        self.batch.batch.insert(&keys::dirty(batch)[..], value);
+    }
+
+    /// Stores one record's events under `pid` at `seq`.
+    pub(crate) fn put_events(&mut self, pid: ProfileId, seq: u64, chunk: &EventChunk) {
+        self.put_sealed(keys::EVENTS, pid, seq, chunk);
+    }
+
+    /// Removes an event chunk.
+    pub(crate) fn remove_events(&mut self, pid: ProfileId, seq: u64) {
+        self.batch
+            .batch
+            .remove(&keys::pid_seq(keys::EVENTS, pid, seq)[..]);
+    }
+
+    /// Appends a merge log entry under `pid`.
+    pub(crate) fn put_merge_log(&mut self, pid: ProfileId, seq: u64, entry: &MergeLogEntry) {
+        self.put_sealed(keys::MERGE_LOG, pid, seq, entry);
+    }
+
+    /// Removes a merge log entry.
+    pub(crate) fn remove_merge_log(&mut self, pid: ProfileId, seq: u64) {
+        self.batch
+            .batch
+            .remove(&keys::pid_seq(keys::MERGE_LOG, pid, seq)[..]);
+    }
+
+    fn put_sealed<T: serde::Serialize>(&mut self, tag: u8, pid: ProfileId, seq: u64, value: &T) {
+        let key = keys::pid_seq(tag, pid, seq);
+        let mut sealed = Vec::with_capacity(SEALED_ENTRY_CAPACITY);
+        self.store
+            .seal_for(pid, &key, &mut sealed, |buf| codec::encode_into(value, buf));
+        self.batch.batch.insert(&key[..], sealed);
+    }
+
+    /// Finishes the batch.
+    pub(crate) fn finish(self) -> WriteBatch {
+        self.batch
+    }
+}

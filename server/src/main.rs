@@ -1,6 +1,7 @@
 //! The `cidb` command: data generation, import, statistics, integrity check, lookups,
 //! segments, hashed exports, and the HTTP/JSON query server.
 
+mod api;
 mod cli;
 mod http;
 mod keys;

@@ -50,8 +50,9 @@ pub struct StoredKey {
     pub created_at: i64,
 }
 
-/// A freshly created key: the only time the secret is known.
-#[derive(Debug, Serialize)]
+/// A freshly created key: the only time the secret is known (shown as
+/// `api::keys::NewKey`).
+#[derive(Debug)]
 pub struct NewKey {
     /// The key to put in `Authorization: Bearer`.
     pub key: String,

@@ -12,7 +12,7 @@ WORK=$(mktemp -d)
 SERVER=; trap '[ -n "$SERVER" ] && kill $SERVER 2>/dev/null; rm -rf "$WORK"' EXIT
 DATA=$WORK/data
 AT='"2026-01-01T00:00:00Z"'
-mask() { sed -E 's/"(created|created_at|updated_at|at|time|started|finished|when|ms|micros|elapsed_ms|duration_ms|took_ms|eval_us|actual_us|us)": *("[^"]*"|[0-9.]+)/"\1":"*"/g; s/cidb_[A-Za-z0-9_-]+/cidb_*/g; s/"id": *"[0-9a-f]{12}"/"id":"*"/g; s@/tmp/tmp\.[A-Za-z0-9]+@TMP@g'; }
+mask() { sed -E 's/"(created|created_at|updated_at|at|time|started|finished|when|ms|micros|elapsed_ms|duration_ms|took_ms|eval_us|actual_us|us)": *("[^"]*"|[0-9.]+)/"\1":"*"/g; s/cidb_[A-Za-z0-9_-]+/cidb_*/g; s/"id": *"[0-9a-f]{12}"/"id":"*"/g; s/key:[0-9a-f]{12}/key:*/g; s@/tmp/tmp\.[A-Za-z0-9]+@TMP@g'; }
 "$BIN" --data "$DATA" generate --persons 3000 --seed 7 --out "$WORK/p.jsonl" >/dev/null 2>&1 \
   || "$BIN" --data "$DATA" generate --persons 3000 --seed 7 > "$WORK/p.jsonl"
 "$BIN" --data "$DATA" --json import "$WORK/p.jsonl" | mask > "$OUT/import.json" || true

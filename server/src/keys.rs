@@ -86,8 +86,9 @@ impl StoredKey {
     }
 }
 
-/// A freshly created key: the only time the secret is known.
-#[derive(Debug, Serialize)]
+/// A freshly created key: the only time the secret is known (shown as
+/// `api::keys::NewKey`).
+#[derive(Debug)]
 pub struct NewKey {
     /// The key to put in `Authorization: Bearer`.
     pub key: String,

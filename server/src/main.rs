@@ -1,10 +1,10 @@
 //! The `cidb` command: data generation, import, statistics, integrity check, lookups,
 //! segments, hashed exports, and the HTTP/JSON query server.
 
+mod api;
 mod cli;
 mod http;
 mod keys;
-mod render;
 
 /// sled allocates heavily on every write; mimalloc makes ingest markedly faster than the
 /// system allocator.
@@ -22,7 +22,10 @@ fn main() {
         if let Some(bad) = e.downcast_ref::<cli::ExprError>() {
             // A bad expression: its position (and, on a terminal, the line with a caret).
             if json {
-                eprintln!("{}", bad.to_json());
+                match serde_json::to_string(&bad.to_json()) {
+                    Ok(line) => eprintln!("{line}"),
+                    Err(_) => eprintln!("error: {bad}"),
+                }
             } else {
                 eprintln!("error: {}", bad.render());
             }

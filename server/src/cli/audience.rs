@@ -2,6 +2,11 @@
 
 use super::segments::{lift, segments};
 use super::{output, Global};
+use crate::api::export::{
+    AckReport, Destination, DestinationList, ExportReport, ListedDestination, SuppressionList,
+    SuppressionLists, SuppressionReport, SyncReport,
+};
+use crate::api::Deleted;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use engine::export::{ExportOptions, Format, Platform};
@@ -151,7 +156,7 @@ pub fn export(global: &Global, args: ExportArgs) -> anyhow::Result<()> {
         eprintln!("warning: {w}");
     }
     if global.json {
-        output::json(&report)
+        output::json(&ExportReport::from(&report))
     } else {
         eprintln!(
             "{} profiles exported as {} ({} rows, {} batches) to {}; {} members: {} removed by policy, {} suppressed, {} without an email or phone",
@@ -201,20 +206,23 @@ pub fn destination(global: &Global, cmd: DestinationCommand) -> anyhow::Result<(
                 })
                 .map_err(|e| lift(&db, &expr, e))?;
             if global.json {
-                output::json(&dest)
+                output::json(&Destination::from(&dest))
             } else {
                 println!("destination {} created ({})", dest.name, dest.format.name());
                 Ok(())
             }
         }
         DestinationCommand::List => {
-            let mut list = Vec::new();
+            let mut destinations = Vec::new();
             for d in db.destinations()? {
-                let sent = db.destination_sent(&d.name)?.len();
-                list.push(serde_json::json!({"destination": d, "sent_profiles": sent}));
+                let sent_profiles = db.destination_sent(&d.name)?.len();
+                destinations.push(ListedDestination {
+                    destination: Destination::from(&d),
+                    sent_profiles,
+                });
             }
             if global.json {
-                output::json(&serde_json::json!({ "destinations": list }))
+                output::json(&crate::api::sorted(&DestinationList { destinations })?)
             } else {
                 for d in db.destinations()? {
                     println!(
@@ -238,7 +246,7 @@ pub fn destination(global: &Global, cmd: DestinationCommand) -> anyhow::Result<(
                 bail!("no destination named {name:?}");
             }
             if global.json {
-                output::json(&serde_json::json!({ "deleted": name }))
+                output::json(&Deleted { deleted: name })
             } else {
                 println!("destination {name} deleted");
                 Ok(())
@@ -253,7 +261,7 @@ pub fn sync(global: &Global, args: SyncArgs) -> anyhow::Result<()> {
     if args.ack {
         let report = db.sync_ack(&args.destination)?;
         return if global.json {
-            output::json(&report)
+            output::json(&AckReport::from(&report))
         } else {
             println!(
                 "sync {} of {} acknowledged: {} profiles recorded as sent",
@@ -268,7 +276,7 @@ pub fn sync(global: &Global, args: SyncArgs) -> anyhow::Result<()> {
         .sync(&args.destination, &out)
         .map_err(|e| lift(&db, &args.destination, e))?;
     if global.json {
-        output::json(&report)
+        output::json(&SyncReport::from(&report))
     } else {
         println!(
             "{} adds ({} rows) -> {}\n{} removes ({} rows) -> {}\nrun `cidb sync {} --ack` after uploading",
@@ -292,7 +300,7 @@ pub fn suppress(global: &Global, cmd: SuppressCommand) -> anyhow::Result<()> {
             let input = open_in(Some(&file))?;
             let report = db.suppress_import(&name, input, region.as_deref())?;
             if global.json {
-                output::json(&report)
+                output::json(&SuppressionReport::from(&report))
             } else {
                 println!(
                     "{}: {} added, {} already listed, {} blank, {} invalid; matches {} profiles",
@@ -312,7 +320,8 @@ pub fn suppress(global: &Global, cmd: SuppressCommand) -> anyhow::Result<()> {
         SuppressCommand::List => {
             let lists = db.suppression_lists();
             if global.json {
-                output::json(&serde_json::json!({ "lists": lists }))
+                let lists = lists.iter().map(SuppressionList::from).collect();
+                output::json(&crate::api::sorted(&SuppressionLists { lists })?)
             } else {
                 for l in lists {
                     println!(
@@ -328,7 +337,7 @@ pub fn suppress(global: &Global, cmd: SuppressCommand) -> anyhow::Result<()> {
                 bail!("no suppression list named {name:?}");
             }
             if global.json {
-                output::json(&serde_json::json!({ "deleted": name }))
+                output::json(&Deleted { deleted: name })
             } else {
                 println!("suppression list {name} deleted");
                 Ok(())

@@ -1,6 +1,7 @@
 //! Commands on data: generate, import, stats, check, lookup.
 
 use super::{output, Global};
+use crate::api;
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use engine::{Generator, ImportOptions, IngestReport, Lookup};
@@ -88,9 +89,7 @@ pub fn generate(global: &Global, args: GenerateArgs) -> anyhow::Result<()> {
     bar.finish_and_clear();
     if let Some(path) = &args.out {
         if global.json {
-            output::json(
-                &serde_json::json!({"persons": summary.persons, "records": summary.records, "out": path}),
-            )?;
+            output::json(&api::data::Generated::new(&summary, path.clone()))?;
         } else {
             eprintln!(
                 "wrote {} records of {} persons to {}",
@@ -171,7 +170,7 @@ pub fn import(global: &Global, args: ImportArgs) -> anyhow::Result<()> {
     }
     db.close().context("closing the database")?;
     if global.json {
-        output::json(&report)
+        output::json(&api::ingest::IngestReport::from(&report))
     } else {
         print_report(&report);
         Ok(())
@@ -207,7 +206,7 @@ pub fn stats(global: &Global) -> anyhow::Result<()> {
     let db = global.open()?;
     let s = db.stats();
     if global.json {
-        return output::json(&s);
+        return output::json(&api::data::Stats::from(&s));
     }
     println!("profiles:        {}", s.profiles);
     println!("profile ids:     {}", s.profile_ids);
@@ -234,7 +233,7 @@ pub fn check(global: &Global) -> anyhow::Result<()> {
     let db = global.open()?;
     let report = db.check()?;
     if global.json {
-        output::json(&report)?;
+        output::json(&api::data::CheckReport::from(&report))?;
     } else {
         println!(
             "checked {} profiles and {} events",
@@ -276,6 +275,7 @@ pub fn lookup(global: &Global, args: LookupArgs) -> anyhow::Result<()> {
     let Some(view) = db.lookup(&how)? else {
         bail!("no profile found");
     };
+    let view = api::profiles::ProfileView::from(&view);
     if global.json {
         output::json(&view)
     } else {

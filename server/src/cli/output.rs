@@ -1,9 +1,10 @@
 //! Printing results: one JSON object with `--json`, readable text otherwise.
 
-use serde::Serialize;
+use crate::api::Answer;
 
-/// Prints `value` as one JSON line (a closed pipe, as with `| head`, is not an error).
-pub fn json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+/// Prints `value` (an `api` answer) as one JSON line (a closed pipe, as with `| head`, is
+/// not an error).
+pub fn json<T: Answer>(value: &T) -> anyhow::Result<()> {
     use std::io::Write;
     let line = serde_json::to_string(value)?;
     match writeln!(std::io::stdout().lock(), "{line}") {

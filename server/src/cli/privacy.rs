@@ -2,6 +2,9 @@
 
 use super::data::LookupArgs;
 use super::{output, Global};
+use crate::api::privacy::{
+    AccessReport, AuditLog, ConsentAt, ForgetReport, Objection, Objections, Withdrawn,
+};
 use clap::Args;
 use engine::ForgetOptions;
 
@@ -28,7 +31,7 @@ pub fn forget(global: &Global, args: ForgetArgs) -> anyhow::Result<()> {
     }
     db.close()?;
     if global.json {
-        output::json(&report)
+        output::json(&ForgetReport::from(&report))
     } else {
         println!(
             "profile {} erased: {} identifiers, {} events; {} hashed identifiers on list {}; {} destinations updated",
@@ -52,21 +55,6 @@ pub struct AccessArgs {
     pub consent_at: Option<String>,
 }
 
-/// Each purpose's consent at `at`, as a JSON object (`null`: nothing known yet).
-pub fn consent_at(profile: &engine::Profile, at: i64) -> serde_json::Value {
-    profile
-        .consent
-        .keys()
-        .map(|purpose| {
-            (
-                purpose.to_string(),
-                serde_json::json!(profile.consent_at(purpose, at)),
-            )
-        })
-        .collect::<serde_json::Map<_, _>>()
-        .into()
-}
-
 /// `cidb access`: everything held about a person, as one JSON object.
 pub fn access(global: &Global, args: AccessArgs) -> anyhow::Result<()> {
     let how = args.who.lookup()?;
@@ -74,17 +62,14 @@ pub fn access(global: &Global, args: AccessArgs) -> anyhow::Result<()> {
     let Some(report) = query::Segments::new(&db).access(&how)? else {
         anyhow::bail!("no profile found");
     };
-    // Always JSON: it is a data export for the person.
-    let mut value = serde_json::to_value(&report)?;
+    // Always JSON (sorted): it is a data export for the person.
+    let mut answer = AccessReport::from(&report);
     if let Some(t) = &args.consent_at {
         let at = engine::parse_rfc3339(t)
             .ok_or_else(|| anyhow::anyhow!("--consent-at: not an RFC 3339 time: {t}"))?;
-        value["consent_at"] = serde_json::json!({
-            "at": engine::format_rfc3339(at),
-            "purposes": consent_at(&report.view.profile, at),
-        });
+        answer.consent_at = Some(ConsentAt::new(&report.view.profile, at));
     }
-    output::json(&value)
+    output::json(&crate::api::sorted(&answer)?)
 }
 
 #[derive(Debug, Args)]
@@ -102,7 +87,7 @@ pub fn audit(global: &Global, args: AuditArgs) -> anyhow::Result<()> {
     let db = global.open()?;
     let entries = db.audit_log(args.after, args.limit)?;
     if global.json {
-        return output::json(&serde_json::json!({ "entries": entries }));
+        return output::json(&crate::api::sorted(&AuditLog::new(&entries))?);
     }
     for e in entries {
         println!(
@@ -138,7 +123,7 @@ pub fn object(global: &Global, args: ObjectArgs) -> anyhow::Result<()> {
     if args.list {
         let all = db.objections()?;
         if global.json {
-            return output::json(&serde_json::json!({ "objections": all }));
+            return output::json(&crate::api::sorted(&Objections::new(&all))?);
         }
         for o in all {
             println!(
@@ -156,7 +141,7 @@ pub fn object(global: &Global, args: ObjectArgs) -> anyhow::Result<()> {
             anyhow::bail!("no objection with id {id}");
         }
         return if global.json {
-            output::json(&serde_json::json!({ "withdrawn": id }))
+            output::json(&Withdrawn { withdrawn: id })
         } else {
             println!("objection {id} withdrawn");
             Ok(())
@@ -167,7 +152,7 @@ pub fn object(global: &Global, args: ObjectArgs) -> anyhow::Result<()> {
     };
     let objection = db.object(&who.lookup()?, &args.channel)?;
     if global.json {
-        output::json(&objection)
+        output::json(&Objection::from(&objection))
     } else {
         println!(
             "objection {} recorded ({} hashed identifiers on list {})",

@@ -1,16 +1,19 @@
 //! Commands on segments: query, segment save/list/show/delete, bench.
 
 use super::{output, Global};
+use crate::api::errors::{self, ErrorBody};
+use crate::api::segments::{
+    BenchFile, BenchReport, BenchResult, Breakdown, Count, Explain, Ids, Sample, SavedSegment,
+    SegmentList, MAX_SAMPLE,
+};
+use crate::api::Deleted;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use engine::{format_rfc3339, parse_rfc3339, Engine, Millis};
-use query::{Error, Explain, QueryError, Segments};
-use serde::Serialize;
-use serde_json::json;
+use query::{Error, QueryError, Segments};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::render::MAX_SAMPLE;
 /// Largest `--limit` for `--ids`.
 const MAX_IDS: usize = 1_000_000;
 
@@ -108,8 +111,10 @@ impl std::error::Error for ExprError {}
 
 impl ExprError {
     /// The error as the `--json` error object.
-    pub fn to_json(&self) -> serde_json::Value {
-        crate::render::expression_error(&self.error)
+    pub fn to_json(&self) -> ErrorBody {
+        ErrorBody {
+            error: errors::Error::expression(&self.error),
+        }
     }
 
     /// The message with the offending line underlined.
@@ -154,11 +159,10 @@ pub fn query(global: &Global, args: QueryArgs) -> anyhow::Result<()> {
     let s = segments(&db, Some(at));
     let src = args.expr.as_str();
     let lift = |e| lift(&db, src, e);
-    let at_text = format_rfc3339(at);
     if args.explain {
         let e = s.explain(src).map_err(lift)?;
         if global.json {
-            return output::json(&explain_json(&e));
+            return output::json(&Explain::from(&e));
         }
         print!("{e}");
         return Ok(());
@@ -166,7 +170,7 @@ pub fn query(global: &Global, args: QueryArgs) -> anyhow::Result<()> {
     if let Some(field) = &args.breakdown {
         let b = s.breakdown(src, field, args.top).map_err(lift)?;
         if global.json {
-            return output::json(&crate::render::breakdown(&b, at));
+            return output::json(&Breakdown::new(&b, at));
         }
         println!(
             "{} members, {} without {}, {} distinct values",
@@ -184,7 +188,7 @@ pub fn query(global: &Global, args: QueryArgs) -> anyhow::Result<()> {
         let seg = s.evaluate(src).map_err(lift)?;
         let sample = seg.sample(k, args.seed);
         if global.json {
-            return output::json(&json!({"count": seg.count(), "at": at_text, "sample": sample}));
+            return output::json(&Sample::new(seg.count(), sample, at));
         }
         println!("{} members; sample of {}:", seg.count(), sample.len());
         for id in sample {
@@ -202,9 +206,12 @@ pub fn query(global: &Global, args: QueryArgs) -> anyhow::Result<()> {
             .then(|| ids.last().copied())
             .flatten();
         if global.json {
-            return output::json(
-                &json!({"count": seg.count(), "at": at_text, "ids": ids, "next_after": next}),
-            );
+            return output::json(&Ids {
+                at: format_rfc3339(at),
+                count: seg.count(),
+                ids,
+                next_after: next,
+            });
         }
         for id in ids {
             println!("{id}");
@@ -213,35 +220,27 @@ pub fn query(global: &Global, args: QueryArgs) -> anyhow::Result<()> {
     }
     let count = s.count(src).map_err(lift)?;
     if global.json {
-        return output::json(&json!({"count": count, "at": at_text}));
+        return output::json(&Count::new(count, at));
     }
     println!("{count}");
     Ok(())
 }
 
-/// The `--json` form of an explain.
-pub fn explain_json(e: &Explain) -> serde_json::Value {
-    crate::render::explain(e)
-}
-
 pub fn segment(global: &Global, cmd: SegmentCommand) -> anyhow::Result<()> {
     let db = global.open()?;
     let s = Segments::new(&db);
-    let saved_json = crate::render::saved;
     match cmd {
         SegmentCommand::Save { name, expr } => {
             let saved = s.save(&name, &expr).map_err(|e| lift(&db, &expr, e))?;
             if global.json {
-                return output::json(&saved_json(&saved));
+                return output::json(&SavedSegment::from(&saved));
             }
             println!("saved segment {name}");
         }
         SegmentCommand::List => {
             let all = s.list()?;
             if global.json {
-                return output::json(
-                    &json!({"segments": all.iter().map(saved_json).collect::<Vec<_>>()}),
-                );
+                return output::json(&SegmentList::new(&all));
             }
             for seg in all {
                 println!("{}\t{}", seg.name, seg.expr);
@@ -254,9 +253,7 @@ pub fn segment(global: &Global, cmd: SegmentCommand) -> anyhow::Result<()> {
                 .count(&seg.expr)
                 .map_err(|e| lift(&db, &seg.expr, e))?;
             if global.json {
-                let mut v = saved_json(&seg);
-                v["count"] = count.into();
-                return output::json(&v);
+                return output::json(&SavedSegment::from(&seg).with_count(count));
             }
             println!("name:    {}", seg.name);
             println!("expr:    {}", seg.expr);
@@ -267,39 +264,12 @@ pub fn segment(global: &Global, cmd: SegmentCommand) -> anyhow::Result<()> {
         SegmentCommand::Delete { name } => {
             s.delete(&name)?;
             if global.json {
-                return output::json(&json!({"deleted": name}));
+                return output::json(&Deleted { deleted: name });
             }
             println!("deleted segment {name}");
         }
     }
     Ok(())
-}
-
-#[derive(serde::Deserialize)]
-struct BenchQuery {
-    name: String,
-    expr: String,
-}
-
-#[derive(serde::Deserialize)]
-#[serde(untagged)]
-enum BenchFile {
-    List(Vec<BenchQuery>),
-    Object {
-        queries: Vec<BenchQuery>,
-        /// Saved segments the queries refer to: saved (created or replaced) first.
-        #[serde(default)]
-        segments: std::collections::BTreeMap<String, String>,
-    },
-}
-
-#[derive(Serialize)]
-struct BenchResult {
-    name: String,
-    count: u64,
-    p50_us: f64,
-    p99_us: f64,
-    min_us: f64,
 }
 
 /// The `q` quantile (nearest rank) of sorted samples.
@@ -353,9 +323,11 @@ pub fn bench(global: &Global, args: BenchArgs) -> anyhow::Result<()> {
         });
     }
     if global.json {
-        return output::json(
-            &json!({"at": format_rfc3339(at), "runs": args.runs, "results": results}),
-        );
+        return output::json(&BenchReport {
+            at: format_rfc3339(at),
+            results,
+            runs: args.runs,
+        });
     }
     println!(
         "{:<32} {:>10} {:>10} {:>10} {:>10}",

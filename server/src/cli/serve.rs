@@ -1,6 +1,7 @@
 //! `cidb serve`, `cidb keys`, `cidb demo`.
 
 use super::{data, output, Global};
+use crate::api;
 use crate::http::{self, ServeOptions};
 use crate::keys::{self, Role};
 use clap::{Args, Subcommand};
@@ -120,7 +121,7 @@ pub fn keys(global: &Global, cmd: KeysCommand) -> anyhow::Result<()> {
         KeysCommand::Create { role } => {
             let key = keys::create(&db, role)?;
             if global.json {
-                output::json(&key)
+                output::json(&api::keys::NewKey::from(&key))
             } else {
                 println!("{}", key.key);
                 eprintln!(
@@ -133,11 +134,8 @@ pub fn keys(global: &Global, cmd: KeysCommand) -> anyhow::Result<()> {
         KeysCommand::List => {
             let all = keys::list(&db)?;
             if global.json {
-                let rows: Vec<_> = all
-                    .iter()
-                    .map(|k| serde_json::json!({"id": k.id, "role": k.role, "created_at": engine::format_rfc3339(k.created_at)}))
-                    .collect();
-                output::json(&serde_json::json!({ "keys": rows }))
+                let keys = all.iter().map(api::keys::KeyInfo::from).collect();
+                output::json(&api::keys::KeyList { keys })
             } else {
                 for k in all {
                     println!(
@@ -153,7 +151,7 @@ pub fn keys(global: &Global, cmd: KeysCommand) -> anyhow::Result<()> {
         KeysCommand::Revoke { id } => {
             keys::revoke(&db, &id)?;
             if global.json {
-                output::json(&serde_json::json!({ "revoked": id }))
+                output::json(&api::keys::Revoked { revoked: id })
             } else {
                 println!("key {id} revoked");
                 Ok(())

@@ -7,9 +7,9 @@
 //! - An analyst's export policy can only narrow the default: the effective policy is
 //!   `(consent("custom_audiences")) AND (their policy)` ([`effective_policy`]).
 
+use crate::api::segments::Suppressed;
 use crate::keys::Role;
 use query::Breakdown;
-use serde_json::{json, Value};
 
 /// Attributes whose values identify or locate a person (records.md's names, contact
 /// details, addresses, exact birth dates, pictures and profile links).
@@ -70,7 +70,7 @@ pub(crate) fn personal_field(field: &str) -> bool {
 
 /// Removes the groups smaller than `min_group_size` from an analyst's breakdown; the
 /// answer reports how many groups and members were suppressed.
-pub(crate) fn suppress_small_groups(b: &mut Breakdown, min_group_size: u64) -> Value {
+pub(crate) fn suppress_small_groups(b: &mut Breakdown, min_group_size: u64) -> Suppressed {
     let (mut groups, mut members) = (0u64, 0u64);
     b.values.retain(|v| {
         let small = v.count < min_group_size;
@@ -80,7 +80,11 @@ pub(crate) fn suppress_small_groups(b: &mut Breakdown, min_group_size: u64) -> V
         }
         !small
     });
-    json!({"groups": groups, "count": members, "min_group_size": min_group_size})
+    Suppressed {
+        count: members,
+        groups,
+        min_group_size,
+    }
 }
 
 /// The policy an export or sync applies. An admin's `policy` replaces the default; an

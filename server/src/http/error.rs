@@ -1,26 +1,24 @@
-//! API errors: `{"error": {"code", "message", "position"?}}` with a fitting status code.
+//! API errors: `{"error": {"code", "message", "position"?}}` (`api::errors`) with a
+//! fitting status code.
 
+use crate::api::errors::{Error, ErrorBody};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::{json, Value};
 
 /// An error answer.
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
-    pub message: String,
-    /// Extra members of the error object (`position`, `segment`).
-    pub extra: Option<Value>,
+    /// The error object the body carries (boxed: a `Result` with an `ApiError` stays
+    /// small).
+    pub error: Box<Error>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             status,
-            code,
-            message: message.into(),
-            extra: None,
+            error: Box::new(Error::new(code, message)),
         }
     }
 
@@ -58,7 +56,7 @@ impl ApiError {
             "internal",
             format!("internal error {id}; the server log has the details"),
         );
-        err.extra = Some(json!({ "error_id": id }));
+        err.error.error_id = Some(id);
         err
     }
 
@@ -77,7 +75,7 @@ impl ApiError {
                 "the request took longer than the server's request timeout; nothing was written"
             },
         );
-        err.extra = Some(json!({ "may_still_commit": writes }));
+        err.error.may_still_commit = Some(writes);
         err
     }
 
@@ -102,19 +100,10 @@ impl From<query::Error> for ApiError {
     fn from(e: query::Error) -> Self {
         use query::Error as E;
         match e {
-            E::Query(q) => {
-                let body = crate::render::expression_error(&q);
-                let mut err = ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_expression",
-                    q.kind.to_string(),
-                );
-                err.extra = Some(json!({
-                    "position": body["error"]["position"],
-                    "segment": body["error"]["segment"],
-                }));
-                err
-            }
+            E::Query(q) => ApiError {
+                status: StatusCode::BAD_REQUEST,
+                error: Box::new(Error::expression(&q)),
+            },
             E::SegmentNotFound(n) => ApiError::not_found(format!("saved segment `{n}` not found")),
             E::SegmentInUse { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
@@ -139,10 +128,10 @@ impl From<engine::Error> for ApiError {
                 // The person is erased; say so, without the storage detail (which may
                 // name files), and log the detail under the error id.
                 let mut err = ApiError::internal(&source);
-                err.code = "erasure_incomplete";
-                err.message = format!(
+                err.error.code = "erasure_incomplete".into();
+                err.error.message = format!(
                     "profile {profile} is erased; finishing the erasure failed and is retried on the next open ({})",
-                    err.message
+                    err.error.message
                 );
                 err
             }
@@ -160,13 +149,8 @@ impl From<engine::Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut error = json!({"code": self.code, "message": self.message});
-        if let Some(Value::Object(extra)) = self.extra {
-            for (k, v) in extra {
-                error[k] = v;
-            }
-        }
-        let mut response = (self.status, axum::Json(json!({ "error": error }))).into_response();
+        let body = ErrorBody { error: *self.error };
+        let mut response = (self.status, axum::Json(body)).into_response();
         if self.status == StatusCode::REQUEST_TIMEOUT {
             // The rest of the body may still be on its way: do not read it, close.
             response.headers_mut().insert(
@@ -193,11 +177,12 @@ mod tests {
             ApiError::from(engine::Error::Storage(io)),
         ] {
             assert_eq!(err.status, StatusCode::INTERNAL_SERVER_ERROR);
-            assert!(!err.message.contains("/srv"), "{}", err.message);
-            assert!(!err.message.contains("disk full"), "{}", err.message);
-            let id = err.extra.as_ref().unwrap()["error_id"].as_str().unwrap();
+            let message = &err.error.message;
+            assert!(!message.contains("/srv"), "{message}");
+            assert!(!message.contains("disk full"), "{message}");
+            let id = err.error.error_id.as_deref().unwrap();
             assert_eq!(id.len(), 16);
-            assert!(err.message.contains(id));
+            assert!(message.contains(id));
         }
     }
 }

@@ -146,7 +146,7 @@ mod tests {
         let set = Arc::new(InFlight::default());
         let k = key(&with("k"), &who("a1"), b"").unwrap().unwrap();
         let claim = set.claim(&k).unwrap();
-        assert_eq!(set.claim(&k).err().unwrap().code, "in_progress");
+        assert_eq!(set.claim(&k).err().unwrap().error.code, "in_progress");
         drop(claim);
         assert!(set.claim(&k).is_ok());
     }

@@ -1,6 +1,6 @@
 //! The HTTP/JSON query server (`cidb serve`): axum on tokio, versioned under `/v1`.
 //!
-//! - `routes`: the handlers;
+//! - `routes`: the handlers, one area a file (answers are `crate::api` types);
 //! - `error`: JSON errors with fitting status codes;
 //! - `metrics`: Prometheus metrics;
 //! - `stream`: a `Write` that feeds a streamed response body (exports).

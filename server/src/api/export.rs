@@ -1,0 +1,404 @@
+//! The export stage: `cidb export`, `destination`, `sync`, `suppress` `--json`, and the
+//! bodies of `POST /v1/segments/{name}/export` and `/export/ack` (whose answer is the
+//! sync's [`AckReport`]).
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// What an export did (`cidb export --json`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExportReport {
+    /// Format name.
+    pub format: String,
+    /// Platform whose rules applied.
+    pub platform: String,
+    /// Live members of the segment.
+    pub members: u64,
+    /// Members outside the policy.
+    pub removed_by_policy: u64,
+    /// Members with an identifier on a suppression list.
+    pub removed_by_suppression: u64,
+    /// Members without a valid email or phone.
+    pub skipped_no_identifier: u64,
+    /// Members merged or erased while the export ran.
+    pub skipped_changed: u64,
+    /// Profiles written.
+    pub profiles: u64,
+    /// Rows written.
+    pub rows: u64,
+    /// API request bodies.
+    pub batches: u64,
+    /// Valid and invalid values per field.
+    pub fields: BTreeMap<String, FieldCounts>,
+    /// Warnings (e.g. below the minimum audience size).
+    pub warnings: Vec<String>,
+}
+
+/// Valid and invalid values of one field.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FieldCounts {
+    /// Values normalized and sent.
+    pub valid: u64,
+    /// Values present but not acceptable.
+    pub invalid: u64,
+}
+
+/// A destination (`cidb destination create --json`; inside [`DestinationList`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Destination {
+    /// Its name.
+    pub name: String,
+    /// Output format (`meta-api`, ...).
+    pub format: String,
+    /// Platform rules (`meta`, `google`).
+    pub platform: String,
+    /// A saved segment's name or an expression.
+    pub segment: String,
+    /// The policy expression.
+    pub policy: String,
+    /// Never emit removes.
+    pub additive_only: bool,
+    /// When it was created (ms since the epoch).
+    pub created_at: i64,
+}
+
+/// `cidb destination list --json` (printed sorted).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DestinationList {
+    /// Every destination.
+    pub destinations: Vec<ListedDestination>,
+}
+
+/// A destination with the profiles last acknowledged as sent.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ListedDestination {
+    /// The destination.
+    pub destination: Destination,
+    /// Profiles recorded as sent.
+    pub sent_profiles: u64,
+}
+
+/// What a sync wrote (`cidb sync --out DIR --json`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SyncReport {
+    /// The destination.
+    pub destination: String,
+    /// Profiles exported now.
+    pub members: u64,
+    /// Members outside the policy.
+    pub removed_by_policy: u64,
+    /// Members on a suppression list.
+    pub removed_by_suppression: u64,
+    /// Members without a valid email or phone.
+    pub skipped_no_identifier: u64,
+    /// Profiles in `adds`.
+    pub adds: u64,
+    /// Rows in the adds file.
+    pub add_rows: u64,
+    /// Request bodies in the adds file.
+    pub add_batches: u64,
+    /// Hashes sent before that no current member holds.
+    pub removes: u64,
+    /// Rows in the removes file.
+    pub remove_rows: u64,
+    /// Request bodies in the removes file.
+    pub remove_batches: u64,
+    /// The adds file.
+    pub adds_file: PathBuf,
+    /// The removes file.
+    pub removes_file: PathBuf,
+    /// The generation this sync will have once acknowledged.
+    pub generation: u64,
+    /// Valid and invalid values per field.
+    pub fields: BTreeMap<String, FieldCounts>,
+}
+
+/// An acknowledged sync (`cidb sync --ack --json`, `POST .../export/ack`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AckReport {
+    /// The destination.
+    pub destination: String,
+    /// The generation now recorded as sent.
+    pub generation: u64,
+    /// Profiles recorded as sent.
+    pub profiles: u64,
+}
+
+/// What `cidb suppress import --json` did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SuppressionReport {
+    /// The list.
+    pub list: String,
+    /// Lines read.
+    pub lines: u64,
+    /// New digests added.
+    pub added: u64,
+    /// Digests the list already held.
+    pub already_present: u64,
+    /// Empty or placeholder lines.
+    pub blank: u64,
+    /// Lines that could not be read (count).
+    pub invalid_count: u64,
+    /// The first invalid lines: `[line, reason]`.
+    pub invalid: Vec<(u64, String)>,
+    /// Live profiles the list matches after the import.
+    pub profiles: u64,
+}
+
+/// `cidb suppress list --json` (printed sorted).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SuppressionLists {
+    /// Every list.
+    pub lists: Vec<SuppressionList>,
+}
+
+/// A suppression list.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SuppressionList {
+    /// Its name.
+    pub name: String,
+    /// Digests held.
+    pub entries: u64,
+    /// Entries imported as raw emails.
+    pub emails: u64,
+    /// Entries imported as raw phones.
+    pub phones: u64,
+    /// Entries imported already hashed.
+    pub hashed: u64,
+    /// Live profiles it currently matches.
+    pub profiles: u64,
+}
+
+/// `POST /v1/segments/{name}/export`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportBody {
+    /// `meta-api`, `meta-csv`, `google-api`, `google-csv` or `hashes`.
+    pub format: String,
+    /// `meta` or `google` (for `hashes`).
+    pub platform: Option<String>,
+    /// The policy (an analyst's only narrows the default).
+    pub policy: Option<String>,
+    /// `full` (default): the whole audience; `adds` / `removes`: a diff sync against
+    /// what was acknowledged for this segment and format.
+    pub mode: Option<String>,
+}
+
+/// `POST /v1/segments/{name}/export/ack`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AckBody {
+    /// The format of the diff sync to acknowledge.
+    pub format: String,
+}
+
+fn fields(stats: &engine::export::FieldStats) -> BTreeMap<String, FieldCounts> {
+    stats
+        .iter()
+        .map(|(field, c)| {
+            let engine::export::FieldCounts { valid, invalid } = *c;
+            (field.to_string(), FieldCounts { valid, invalid })
+        })
+        .collect()
+}
+
+impl From<&engine::export::ExportReport> for ExportReport {
+    fn from(r: &engine::export::ExportReport) -> Self {
+        let engine::export::ExportReport {
+            format,
+            platform,
+            members,
+            removed_by_policy,
+            removed_by_suppression,
+            skipped_no_identifier,
+            skipped_changed,
+            profiles,
+            rows,
+            batches,
+            fields: field_stats,
+            warnings,
+        } = r;
+        ExportReport {
+            format: format.to_string(),
+            platform: platform.to_string(),
+            members: *members,
+            removed_by_policy: *removed_by_policy,
+            removed_by_suppression: *removed_by_suppression,
+            skipped_no_identifier: *skipped_no_identifier,
+            skipped_changed: *skipped_changed,
+            profiles: *profiles,
+            rows: *rows,
+            batches: *batches,
+            fields: fields(field_stats),
+            warnings: warnings.clone(),
+        }
+    }
+}
+
+impl From<&engine::export::Destination> for Destination {
+    fn from(d: &engine::export::Destination) -> Self {
+        let engine::export::Destination {
+            name,
+            format,
+            platform,
+            segment,
+            policy,
+            additive_only,
+            created_at,
+        } = d;
+        Destination {
+            name: name.clone(),
+            format: format.name().to_string(),
+            platform: platform.name().to_string(),
+            segment: segment.clone(),
+            policy: policy.clone(),
+            additive_only: *additive_only,
+            created_at: *created_at,
+        }
+    }
+}
+
+impl From<&engine::export::SyncReport> for SyncReport {
+    fn from(r: &engine::export::SyncReport) -> Self {
+        let engine::export::SyncReport {
+            destination,
+            members,
+            removed_by_policy,
+            removed_by_suppression,
+            skipped_no_identifier,
+            adds,
+            add_rows,
+            add_batches,
+            removes,
+            remove_rows,
+            remove_batches,
+            adds_file,
+            removes_file,
+            generation,
+            fields: field_stats,
+        } = r;
+        SyncReport {
+            destination: destination.clone(),
+            members: *members,
+            removed_by_policy: *removed_by_policy,
+            removed_by_suppression: *removed_by_suppression,
+            skipped_no_identifier: *skipped_no_identifier,
+            adds: *adds,
+            add_rows: *add_rows,
+            add_batches: *add_batches,
+            removes: *removes,
+            remove_rows: *remove_rows,
+            remove_batches: *remove_batches,
+            adds_file: adds_file.clone(),
+            removes_file: removes_file.clone(),
+            generation: *generation,
+            fields: fields(field_stats),
+        }
+    }
+}
+
+impl From<&engine::export::AckReport> for AckReport {
+    fn from(r: &engine::export::AckReport) -> Self {
+        let engine::export::AckReport {
+            destination,
+            generation,
+            profiles,
+        } = r;
+        AckReport {
+            destination: destination.clone(),
+            generation: *generation,
+            profiles: *profiles,
+        }
+    }
+}
+
+impl From<&engine::suppression::SuppressionReport> for SuppressionReport {
+    fn from(r: &engine::suppression::SuppressionReport) -> Self {
+        let engine::suppression::SuppressionReport {
+            list,
+            lines,
+            added,
+            already_present,
+            blank,
+            invalid_count,
+            invalid,
+            profiles,
+        } = r;
+        SuppressionReport {
+            list: list.clone(),
+            lines: *lines,
+            added: *added,
+            already_present: *already_present,
+            blank: *blank,
+            invalid_count: *invalid_count,
+            invalid: invalid.clone(),
+            profiles: *profiles,
+        }
+    }
+}
+
+impl From<&engine::suppression::SuppressionListInfo> for SuppressionList {
+    fn from(l: &engine::suppression::SuppressionListInfo) -> Self {
+        let engine::suppression::SuppressionListInfo {
+            name,
+            entries,
+            emails,
+            phones,
+            hashed,
+            profiles,
+        } = l;
+        SuppressionList {
+            name: name.clone(),
+            entries: *entries,
+            emails: *emails,
+            phones: *phones,
+            hashed: *hashed,
+            profiles: *profiles,
+        }
+    }
+}
+
+super::answers!(
+    ExportReport,
+    Destination,
+    DestinationList,
+    SyncReport,
+    AckReport,
+    SuppressionReport,
+    SuppressionLists
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_destination_keeps_every_field_in_order() {
+        let d = engine::export::Destination {
+            name: "nl-meta".into(),
+            format: engine::export::Format::MetaApi,
+            platform: engine::export::Platform::Meta,
+            segment: "nl".into(),
+            policy: "consent(\"custom_audiences\")".into(),
+            additive_only: false,
+            created_at: 5,
+        };
+        let answer = Destination::from(&d);
+        assert_eq!(
+            serde_json::to_string(&answer).unwrap(),
+            r#"{"name":"nl-meta","format":"meta-api","platform":"meta","segment":"nl","policy":"consent(\"custom_audiences\")","additive_only":false,"created_at":5}"#
+        );
+        // Listed, it is sorted (golden dest-list.json).
+        let list = DestinationList {
+            destinations: vec![ListedDestination {
+                destination: answer,
+                sent_profiles: 0,
+            }],
+        };
+        assert_eq!(
+            serde_json::to_string(&crate::api::sorted(&list).unwrap()).unwrap(),
+            r#"{"destinations":[{"destination":{"additive_only":false,"created_at":5,"format":"meta-api","name":"nl-meta","platform":"meta","policy":"consent(\"custom_audiences\")","segment":"nl"},"sent_profiles":0}]}"#
+        );
+    }
+}

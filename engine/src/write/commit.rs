@@ -1,0 +1,225 @@
+//! Committing a batch: encoding and sealing what planning staged into one sled batch with
+//! the matching index changes ([`PreparedBatch`]), applied all-or-nothing.
+
+use super::plan::{EventOp, LinkOp};
+use crate::base::error::StorageError;
+use crate::identity::Links;
+use crate::index::{Indexes, Postings};
+use crate::input::report::IngestReport;
+use crate::storage::profile::{Profile, ProfileId};
+use crate::storage::{BatchWriter, Counters, EventChunk, MergeLogEntry, Store, WriteBatch};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// A profile the batch touched, as the batch leaves it.
+pub(super) struct Resolved {
+    /// Live profile (shared with the next batch's overlay), or `None` once merged away.
+    pub(super) profile: Option<Arc<Profile>>,
+    pub(super) before: Option<Postings>,
+    /// Postings after the batch (live profiles).
+    pub(super) after: Option<Postings>,
+    pub(super) redirect: Option<ProfileId>,
+}
+
+/// A resolved batch, not yet encoded: [`ResolvedBatch::prepare`] turns it into writes
+/// (on the committer thread when importing, which balances the two threads' work).
+pub(crate) struct ResolvedBatch {
+    pub(super) staged: HashMap<ProfileId, Resolved>,
+    /// Profiles the batch changes.
+    pub(crate) changed: roaring::RoaringBitmap,
+    pub(super) batch_number: u64,
+    pub(super) track_forms: bool,
+    pub(super) new_pids: Vec<ProfileId>,
+    pub(super) new_events: BTreeMap<(ProfileId, u64), EventChunk>,
+    pub(super) new_log: BTreeMap<(ProfileId, u64), MergeLogEntry>,
+    pub(super) event_ops: Vec<EventOp>,
+    pub(super) links: Vec<LinkOp>,
+    pub(super) merged_away: Vec<ProfileId>,
+    /// Counters after the batch (the commit sets the checkpoint generation).
+    pub(crate) counters: Counters,
+    pub(super) report: IngestReport,
+}
+
+impl ResolvedBatch {
+    /// Moves the stored event chunks and merge-log entries of every stored profile merged
+    /// away in this batch to the live profile it ended in.
+    fn move_stored_entries(
+        &mut self,
+        store: &Store,
+        writer: &mut BatchWriter<'_>,
+    ) -> Result<(), StorageError> {
+        let absorbed: Vec<(ProfileId, ProfileId)> = self
+            .staged
+            .iter()
+            .filter(|(_, s)| s.profile.is_none() && s.before.is_some())
+            .filter_map(|(pid, s)| Some((*pid, self.live_target(s.redirect?))))
+            .collect();
+        for (pid, target) in absorbed {
+            let mut events = Vec::new();
+            for (q, chunk) in store.events(pid)? {
+                writer.remove_events(pid, q);
+                events.extend(chunk.events.iter().cloned());
+                self.new_events.insert((target, q), chunk);
+            }
+            if !events.is_empty() {
+                self.event_ops.push(EventOp::Remove(pid, events.clone()));
+                self.event_ops.push(EventOp::Add(target, events));
+            }
+            for entry in store.merge_log(pid)? {
+                writer.remove_merge_log(pid, entry.seq);
+                self.new_log.insert((target, entry.seq), entry);
+            }
+        }
+        Ok(())
+    }
+
+    /// The live profile `pid` ended in, following this batch's redirects.
+    fn live_target(&self, mut pid: ProfileId) -> ProfileId {
+        while let Some(Resolved {
+            profile: None,
+            redirect: Some(into),
+            ..
+        }) = self.staged.get(&pid)
+        {
+            pid = *into;
+        }
+        pid
+    }
+
+    /// Builds the write batch (issuing keys of new profiles, sealing every value) and the
+    /// index changes. Nothing is visible until the engine commits the result.
+    pub(crate) fn prepare(mut self, store: &Store) -> Result<PreparedBatch, StorageError> {
+        let mut writer = BatchWriter::new(store);
+        writer.issue_keys(&self.new_pids)?;
+        let mut changes = Vec::with_capacity(self.staged.len());
+        let mut forms = Vec::new();
+        self.move_stored_entries(store, &mut writer)?;
+        let mut sealed = seal_in_parallel(store, &self.staged);
+        for (pid, staged) in std::mem::take(&mut self.staged) {
+            let after = match (&staged.profile, staged.redirect) {
+                (Some(_), _) => {
+                    let value = sealed.remove(&pid).expect("every live profile is sealed");
+                    writer.put_sealed_profile(pid, value);
+                    staged.after
+                }
+                (None, Some(into)) => {
+                    writer.put_redirect(pid, into);
+                    None
+                }
+                (None, None) => None,
+            };
+            if self.track_forms {
+                let digests = staged.profile.as_ref().map(|p| {
+                    p.identifiers
+                        .iter()
+                        .flat_map(|i| crate::input::normalize::forms::forms(&i.id))
+                        .map(|(_, d)| d)
+                        .collect()
+                });
+                forms.push((pid, digests));
+            }
+            match (&staged.before, &after) {
+                (None, Some(_)) => self.report.new_profiles += 1,
+                (Some(_), Some(_)) => self.report.updated_profiles += 1,
+                _ => {}
+            }
+            changes.push((pid, staged.before, after));
+        }
+        for ((pid, seq), chunk) in &self.new_events {
+            writer.put_events(*pid, *seq, chunk);
+        }
+        for ((pid, seq), entry) in &self.new_log {
+            writer.put_merge_log(*pid, *seq, entry);
+        }
+        writer.put_dirty(self.batch_number, &self.changed);
+        Ok(PreparedBatch {
+            batch: writer.finish(),
+            changed: self.changed,
+            changes,
+            links: self.links,
+            forms,
+            event_ops: self.event_ops,
+            counters: self.counters,
+            merged_away: self.merged_away,
+            report: self.report,
+        })
+    }
+}
+
+/// Below this many profiles a batch is sealed on the calling thread.
+const PARALLEL_SEAL_MIN: usize = 512;
+
+/// Encodes and seals every live staged profile, on two threads for large batches
+/// (committing is the import's bottleneck; the parser threads leave spare CPU while they
+/// wait for it).
+fn seal_in_parallel(
+    store: &Store,
+    staged: &HashMap<ProfileId, Resolved>,
+) -> HashMap<ProfileId, Vec<u8>> {
+    let live: Vec<&Profile> = staged
+        .values()
+        .filter_map(|s| s.profile.as_deref())
+        .collect();
+    let work = |part: &[&Profile]| -> Vec<(ProfileId, Vec<u8>)> {
+        part.iter()
+            .map(|p| (p.id, store.sealed_profile(p)))
+            .collect()
+    };
+    if live.len() < PARALLEL_SEAL_MIN {
+        return work(&live).into_iter().collect();
+    }
+    let (left, right) = live.split_at(live.len() / 2);
+    std::thread::scope(|scope| {
+        let other = scope.spawn(|| work(right));
+        let mut out: HashMap<ProfileId, Vec<u8>> = work(left).into_iter().collect();
+        out.extend(other.join().expect("sealing thread panicked"));
+        out
+    })
+}
+
+/// A batch ready to apply: the sled writes and the matching index changes.
+pub(crate) struct PreparedBatch {
+    /// The sled writes (all but the counters, which the commit adds).
+    pub(crate) batch: WriteBatch,
+    /// Profiles the batch changes.
+    pub(crate) changed: roaring::RoaringBitmap,
+    changes: Vec<(ProfileId, Option<Postings>, Option<Postings>)>,
+    links: Vec<LinkOp>,
+    /// Identifier form digests of changed profiles (`None`: no longer live); collected
+    /// only when suppression lists exist.
+    pub(crate) forms: Vec<(ProfileId, Option<Vec<[u8; 32]>>)>,
+    event_ops: Vec<EventOp>,
+    /// Counters after the batch (the commit sets the checkpoint generation).
+    pub(crate) counters: Counters,
+    /// Profiles merged away (their keys are destroyed once the batch is durable).
+    pub(crate) merged_away: Vec<ProfileId>,
+    /// The report.
+    pub(crate) report: IngestReport,
+}
+
+impl PreparedBatch {
+    /// Separates the sled writes (applied first) from the rest.
+    pub(crate) fn split(mut self) -> (WriteBatch, PreparedBatch) {
+        let batch = std::mem::take(&mut self.batch);
+        (batch, self)
+    }
+
+    /// Applies the index and link changes.
+    pub(crate) fn apply_derived(&self, indexes: &mut Indexes, links: &mut Links) {
+        for op in &self.links {
+            match *op {
+                LinkOp::Add(key, pid) => links.insert(key, pid),
+                LinkOp::Remove(key, pid) => links.remove(&key, pid),
+            }
+        }
+        for (pid, before, after) in &self.changes {
+            indexes.update(*pid, before.as_ref(), after.as_ref());
+        }
+        for op in &self.event_ops {
+            match op {
+                EventOp::Add(pid, events) => indexes.add_events(*pid, events),
+                EventOp::Remove(pid, events) => indexes.remove_events(*pid, events),
+            }
+        }
+    }
+}

@@ -25,7 +25,7 @@ pub enum EntryKind {
 }
 
 /// The list entries that suppress a person by `ids`: every form platforms hash (see
-/// `identity::forms`) of each email and phone, sorted by digest, each digest once.
+/// `input::normalize::forms`) of each email and phone, sorted by digest, each digest once.
 pub(crate) fn person_digests<'a>(
     ids: impl IntoIterator<Item = &'a crate::input::record::Identifier>,
 ) -> Vec<([u8; 32], EntryKind)> {

@@ -4,7 +4,7 @@
 //! Every persisted value is `[tag][bincode body]`; the tag lets a later format decode old
 //! values without guessing. Tag 1 bodies hold little-endian fixed-width integers, tag 2
 //! bodies (written since format 3) variable-width ones; both are read. Key components are
-//! big-endian (see `store::keys`).
+//! big-endian (see `storage::keys`).
 
 use crate::base::error::StorageError;
 use serde::{de::DeserializeOwned, Serialize};

@@ -186,7 +186,7 @@ impl Store {
     }
 
     /// Every link key of an identifier: the canonical one first, then its aliases (the
-    /// other forms ad platforms hash, see `identity::forms`).
+    /// other forms ad platforms hash, see `input::normalize::forms`).
     pub(crate) fn link_keys(&self, id: &Identifier) -> Vec<LinkKey> {
         crate::input::normalize::forms::forms(id)
             .iter()

@@ -46,7 +46,7 @@ pub(super) fn idempotency_key(key: &[u8; 32]) -> Vec<u8> {
     k
 }
 
-/// Identifies one import input (see `import::ImportOptions::resumable`).
+/// Identifies one import input (see `ImportOptions::resumable`).
 pub(crate) type ImportKey = [u8; 32];
 
 pub(super) fn import_progress_key(import: &ImportKey) -> Vec<u8> {

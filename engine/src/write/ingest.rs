@@ -3,7 +3,7 @@
 //!
 //! A stream of batches (the importers) overlaps the two halves: a committer thread writes
 //! batch N while the calling thread resolves batch N+1 against what batch N left (see
-//! `writer::overlay`). Commits stay strictly ordered and one at a time, so every batch is
+//! `write::overlay`). Commits stay strictly ordered and one at a time, so every batch is
 //! still atomic and durable before the next one is applied.
 
 use crate::base::error::{IngestError, StorageError};

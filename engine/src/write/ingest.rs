@@ -30,7 +30,7 @@ pub struct IdempotencyKey {
     pub request: [u8; 32],
 }
 
-/// The outcome of [`Engine::ingest_json_idempotent`].
+/// The outcome of [`crate::Engine::ingest_json_idempotent`].
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum IdempotentIngest {
@@ -44,7 +44,7 @@ pub enum IdempotentIngest {
         /// When the first request was ingested.
         at: Millis,
     },
-    /// The key was used for another request within [`IDEMPOTENCY_TTL_MS`].
+    /// The key was used for another request within [`crate::IDEMPOTENCY_TTL_MS`].
     KeyReused {
         /// When the key was first used.
         at: Millis,

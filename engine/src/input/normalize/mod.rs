@@ -37,7 +37,7 @@ impl std::fmt::Display for IdentifierProblem {
 }
 
 /// Email: trimmed and lower-cased; must look like `local@domain.tld` (the identity form
-/// of [`email::identity_form`]).
+/// of `email::identity_form`).
 pub fn email(raw: &str) -> Result<String, IdentifierProblem> {
     email::identity_form(raw)
 }

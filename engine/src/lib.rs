@@ -30,6 +30,7 @@ mod engine;
 pub mod export;
 mod identity;
 mod index;
+mod model;
 mod input;
 mod privacy;
 mod storage;
@@ -65,6 +66,12 @@ pub use input::record::{
 };
 pub use input::report::{IngestReport, Rejected, Warning};
 pub use input::rules::IdentityRules;
+pub use model::{
+    Feature, Model, ModelReport, Quality, TopFeature, TrainOptions, MAX_PERCENTILE, MIN_SEED,
+    MIN_SUPPORT, PERSONAL_FIELDS, REDUNDANT_PHI, WARN_SEED,
+};
+pub use engine::models::ScoreExplanation;
+pub use model::auc_of;
 pub use input::scope::ScopePolicies;
 pub use privacy::forget::{ForgetOptions, ForgetReport, ERASED_LIST};
 pub use privacy::lists::RESERVED_LISTS;

@@ -19,6 +19,8 @@ const LAYERS: &[&[&str]] = &[
     &["identity"],
     // Bitmap indexes, the checkpoint, suppression membership.
     &["index"],
+    // Lookalike and propensity models: features, training, scores.
+    &["model"],
     // The write path: shared state, planning and commit, ingest, importers.
     &["write"],
     // Hashed audiences: rows, pipeline, formats, destinations and sync state.
@@ -58,7 +60,7 @@ fn a_planted_upward_import_is_reported() {
     assert_eq!(
         violations,
         [format!(
-            "base/time.rs:{line}: `base` (layer 0) imports `engine` (layer 8); \
+            "base/time.rs:{line}: `base` (layer 0) imports `engine` (layer 9); \
              a module may import only from lower layers"
         )]
     );

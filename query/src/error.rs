@@ -59,6 +59,9 @@ pub enum ErrorKind {
     /// A suppression list that does not exist.
     #[error("unknown suppression list `{0}`")]
     UnknownSuppressionList(String),
+    /// A model that does not exist.
+    #[error("unknown model `{0}`")]
+    UnknownModel(String),
     /// The expression is longer than the limit.
     #[error("expression is {len} bytes; the limit is {limit}")]
     TooLong {

@@ -140,6 +140,8 @@ impl Reference<'_> {
             Predicate::Identifier(n) => prof.identifiers.iter().any(|i| i.id.kind == n.text),
             Predicate::Source(n) => prof.sources.contains_key(n.text.as_str()),
             Predicate::Suppressed(_) => false,
+            // The generated expressions name no model (models have their own tests).
+            Predicate::Score { .. } => panic!("the reference has no models"),
             Predicate::Segment(n) => {
                 let expr = parse(&self.saved[&n.text], &Limits::default()).expect("saved parses");
                 self.matches(&expr, p)

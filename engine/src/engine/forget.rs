@@ -87,6 +87,10 @@ impl Engine {
                 }
             }
             suppression.refresh_profiles(&[(pid, None)]);
+            let State {
+                indexes, models, ..
+            } = &mut *state;
+            models.rescore(indexes, &std::iter::once(pid).collect());
             state.generation += 1;
             self.export_cache.invalidate([pid]);
             state.counters = counters;

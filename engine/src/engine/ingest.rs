@@ -1,5 +1,6 @@
 //! Ingest on an open engine: batches through the write pipeline, idempotent ingests.
 
+use roaring::RoaringBitmap;
 use crate::base::error::{IngestError, StorageError};
 use crate::base::limits::{IDEMPOTENCY_TTL_MS, MAX_BATCH_RECORDS};
 use crate::base::time::Millis;
@@ -278,6 +279,13 @@ impl Engine {
             let crate::write::state::State { indexes, links, .. } = &mut *state;
             rest.apply_derived(indexes, links);
             state.suppression.refresh_profiles(&rest.forms);
+            if !state.models.is_empty() {
+                let touched: RoaringBitmap = &changed | &rest.merged_away.iter().copied().collect();
+                let crate::write::state::State {
+                    indexes, models, ..
+                } = &mut *state;
+                models.rescore(indexes, &touched);
+            }
             state.generation += 1;
             self.export_cache.invalidate(changed.iter());
             state.counters = counters.clone();

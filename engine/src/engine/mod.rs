@@ -8,9 +8,12 @@ mod forget;
 mod import;
 mod ingest;
 mod lists;
+pub(crate) mod models;
 mod objections;
 mod sync;
 
+use crate::model::{decode_model, Models, MODEL_PREFIX};
+use std::sync::Arc;
 use crate::base::error::{Error, IngestError, OpenError, StorageError};
 use crate::base::kind::IdentifierKind;
 use crate::identity::Links;
@@ -158,6 +161,7 @@ impl Engine {
             store.destroy_keys(&gone)?;
         }
         let suppression = crate::privacy::lists::load_lists(&store, &links)?;
+        let models = load_models(&store, &indexes)?;
         let published = Published::default();
         published.set(indexes.live().len(), dirty.len());
         let engine = Engine {
@@ -171,6 +175,7 @@ impl Engine {
             state: RwLock::new(State {
                 generation: 0,
                 suppression,
+                models,
                 indexes,
                 links,
                 counters: counters.clone(),
@@ -345,6 +350,9 @@ impl Engine {
             .problems
             .extend(state.links.differences(&rebuilt.links));
         rebuilt.problems.extend(self.store.verify_records()?);
+        rebuilt
+            .problems
+            .extend(state.models.differences(&rebuilt.indexes));
         let unfinished = self.store.erasure_intents()?;
         if let Some((first, _)) = unfinished.first() {
             rebuilt.problems.push(format!(
@@ -477,4 +485,16 @@ fn rebuild(store: &Store) -> Result<Rebuilt, StorageError> {
         }
     }
     Ok(out)
+}
+
+/// Loads every model of the catalog and scores the live profiles.
+fn load_models(store: &Store, indexes: &Indexes) -> Result<Models, StorageError> {
+    let mut models = Models::default();
+    for (name, bytes) in store.catalog_list()? {
+        if name.starts_with(MODEL_PREFIX) {
+            let key = [&[b'C'][..], name.as_bytes()].concat();
+            models.install(Arc::new(decode_model(&key, &bytes)?), indexes);
+        }
+    }
+    Ok(models)
 }

@@ -6,6 +6,7 @@
 use crate::identity::Links;
 use crate::index::suppression::SuppressionLists;
 use crate::index::Indexes;
+use crate::model::Models;
 use crate::storage::Counters;
 use roaring::RoaringBitmap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,6 +40,8 @@ pub(crate) struct State {
     /// Bumped by every change a reader can see (caches key on it).
     pub(crate) generation: u64,
     pub(crate) counters: Counters,
+    /// Models and the percentiles of the live profiles.
+    pub(crate) models: Models,
 }
 
 pub(crate) struct WriterState {
@@ -68,5 +71,21 @@ impl Snapshot<'_> {
     /// `name` (`None` when no such list exists).
     pub fn suppressed(&self, name: Option<&str>) -> Option<&RoaringBitmap> {
         self.guard.suppression.members(name)
+    }
+
+    /// The percentile (0-100) of every live profile in model `name`, as a bit-sliced
+    /// index (`None` when there is no such model).
+    pub fn model_scores(&self, name: &str) -> Option<&crate::index::Bsi> {
+        self.guard.models.get(name).map(|m| &m.scores)
+    }
+
+    /// The model `name`.
+    pub fn model(&self, name: &str) -> Option<std::sync::Arc<crate::model::Model>> {
+        self.guard.models.get(name).map(|m| m.model.clone())
+    }
+
+    /// The names of every model.
+    pub fn model_names(&self) -> Vec<String> {
+        self.guard.models.iter().map(|(n, _)| n.clone()).collect()
     }
 }

@@ -226,6 +226,14 @@ pub enum Predicate {
     Source(Name),
     /// `suppressed()` or `suppressed("list")`
     Suppressed(Option<Name>),
+    /// `score("model") op n` or `score("model") BETWEEN a AND b`: a model's percentile
+    /// (0-100) of the profile.
+    Score {
+        /// The model.
+        model: Name,
+        /// The comparison.
+        test: ScoreTest,
+    },
     /// `event("type", options...)`
     Event {
         /// The event type.
@@ -233,6 +241,15 @@ pub enum Predicate {
         /// Its options.
         options: Vec<EventOption>,
     },
+}
+
+/// What `score("model")` is compared with.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScoreTest {
+    /// `op n`
+    Compare(CmpOp, Literal),
+    /// `BETWEEN low AND high`
+    Between(Literal, Literal),
 }
 
 /// One option of `event(...)`.
@@ -395,6 +412,14 @@ impl fmt::Display for Predicate {
             Predicate::Identifier(n) => write!(f, "identifier({})", quote(&n.text)),
             Predicate::Source(n) => write!(f, "source({})", quote(&n.text)),
             Predicate::Suppressed(None) => f.write_str("suppressed()"),
+            Predicate::Score {
+                model,
+                test: ScoreTest::Compare(op, value),
+            } => write!(f, "score({}) {} {value}", quote(&model.text), op.symbol()),
+            Predicate::Score {
+                model,
+                test: ScoreTest::Between(low, high),
+            } => write!(f, "score({}) BETWEEN {low} AND {high}", quote(&model.text)),
             Predicate::Suppressed(Some(n)) => write!(f, "suppressed({})", quote(&n.text)),
             Predicate::Event { kind, options } => {
                 write!(f, "event({}", quote(&kind.text))?;

@@ -6,7 +6,7 @@ mod lexer;
 
 pub use ast::{
     CmpOp, DurationUnit, EventOption, EventOptionKind, Expr, ExprKind, HasMode, Literal,
-    LiteralValue, Name, Predicate,
+    LiteralValue, Name, Predicate, ScoreTest,
 };
 
 use crate::error::{ErrorKind, QueryError};
@@ -43,8 +43,9 @@ fn parse_unlocated(src: &str, limits: &Limits) -> Result<Expr, QueryError> {
 }
 
 /// Functions of the grammar: only a function when `(` follows.
-const FUNCTIONS: [&str; 6] = [
+const FUNCTIONS: [&str; 7] = [
     "consent",
+    "score",
     "segment",
     "identifier",
     "source",
@@ -284,6 +285,27 @@ impl Parser {
             "segment" => Predicate::Segment(self.string_arg("a segment name string")?),
             "identifier" => Predicate::Identifier(self.string_arg("an identifier type string")?),
             "source" => Predicate::Source(self.string_arg("a source name string")?),
+            "score" => {
+                let model = self.string_arg("a model name string")?;
+                self.expect(Tok::RParen, "`)`")?;
+                let test = if self.eat_keyword("between") {
+                    let low = self.value()?;
+                    self.expect_keyword("and")?;
+                    ScoreTest::Between(low, self.value()?)
+                } else if let Tok::Cmp(op) = self.peek().clone() {
+                    self.bump();
+                    ScoreTest::Compare(op, self.value()?)
+                } else {
+                    return Err(self.expected("a comparison (=, !=, <, <=, >, >=) or BETWEEN"));
+                };
+                let end = match &test {
+                    ScoreTest::Compare(_, v) | ScoreTest::Between(_, v) => v.span,
+                };
+                return Ok(Expr {
+                    kind: ExprKind::Predicate(Predicate::Score { model, test }),
+                    span: start.to(end),
+                });
+            }
             "suppressed" => match self.peek() {
                 Tok::RParen => Predicate::Suppressed(None),
                 _ => Predicate::Suppressed(Some(

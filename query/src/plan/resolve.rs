@@ -9,7 +9,7 @@ use crate::error::{Error, ErrorKind, QueryError};
 use crate::ir::{EventFilter, EventQuery, Node, Op};
 use crate::limits::Limits;
 use crate::parser::{
-    self, CmpOp, EventOptionKind, Expr, ExprKind, HasMode, Literal, LiteralValue, Name, Predicate,
+    self, CmpOp, EventOptionKind, Expr, ExprKind, HasMode, Literal, LiteralValue, Name, Predicate, ScoreTest,
 };
 use crate::schema::{self, Field, BIRTH_DATE};
 use crate::span::Span;
@@ -31,6 +31,7 @@ pub(super) fn resolve(
     let mut p = Planner {
         ix: snap.indexes(),
         suppressed: &|name| snap.suppressed(name).map(|b| b & snap.indexes().live()),
+        scores: &|name| snap.model_scores(name),
         segments,
         limits,
         at,
@@ -43,6 +44,8 @@ struct Planner<'a> {
     ix: &'a Indexes,
     /// Live profiles on any suppression list (`None`) or on a named one.
     suppressed: &'a dyn Fn(Option<&str>) -> Option<RoaringBitmap>,
+    /// A model's percentiles of the live profiles.
+    scores: &'a dyn Fn(&str) -> Option<&'a engine::Bsi>,
     segments: &'a dyn SegmentSource,
     limits: &'a Limits,
     at: Millis,
@@ -113,6 +116,52 @@ impl Planner<'_> {
         })
     }
 
+    /// `score("m") op n` / `BETWEEN`: the model's percentiles, resolved to a bitmap.
+    fn score(&mut self, model: &Name, test: &ScoreTest) -> Result<Node, Error> {
+        let Some(bsi) = (self.scores)(&model.text) else {
+            return Err(err(ErrorKind::UnknownModel(model.text.clone()), model.span));
+        };
+        let number = |l: &Literal| match l.value {
+            LiteralValue::Num(n) => Ok(n),
+            _ => Err(mismatch(
+                "a score is a percentile from 0 to 100: compare it with a number".into(),
+                l.span,
+            )),
+        };
+        // Percentiles are whole numbers: a bound between two rounds inwards.
+        let (low, high) = match test {
+            ScoreTest::Between(l, h) => (number(l)?.ceil(), number(h)?.floor()),
+            ScoreTest::Compare(op, v) => {
+                let x = number(v)?;
+                match op {
+                    CmpOp::Ge => (x.ceil(), f64::INFINITY),
+                    CmpOp::Gt => (x.floor() + 1.0, f64::INFINITY),
+                    CmpOp::Le => (f64::NEG_INFINITY, x.floor()),
+                    CmpOp::Lt => (f64::NEG_INFINITY, x.ceil() - 1.0),
+                    CmpOp::Eq | CmpOp::Ne if x.fract() != 0.0 => (1.0, 0.0),
+                    CmpOp::Eq | CmpOp::Ne => (x, x),
+                }
+            }
+        };
+        let clamp = |x: f64| x.clamp(-1.0, engine::MAX_PERCENTILE as f64 + 1.0) as i64;
+        let mut bits = if low > high {
+            RoaringBitmap::new()
+        } else {
+            bsi.between(clamp(low), clamp(high))
+        };
+        if matches!(test, ScoreTest::Compare(CmpOp::Ne, _)) {
+            bits = bsi.exists() - &bits;
+        }
+        Ok(Node::new(Op::Bitmap {
+            what: Predicate::Score {
+                model: model.clone(),
+                test: test.clone(),
+            }
+            .to_string(),
+            bits: std::sync::Arc::new(bits & self.ix.live()),
+        }))
+    }
+
     fn predicate(&mut self, p: &Predicate) -> Result<Node, Error> {
         match p {
             Predicate::Compare { field, op, value } => self.compare(field, *op, value),
@@ -160,6 +209,7 @@ impl Planner<'_> {
                     n.span,
                 )),
             },
+            Predicate::Score { model, test } => self.score(model, test),
             Predicate::Event { kind, options } => self.event(kind, options),
             Predicate::Segment(n) => self.segment(n),
         }

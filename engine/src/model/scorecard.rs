@@ -1,0 +1,104 @@
+//! A trained model: its features with their weights, and the percentile cut-offs of the
+//! population at training time. Scoring is a pure function of the indexes and the model,
+//! done two ways that give identical numbers: for every profile at once (feature bitmaps,
+//! features added in order) and for one profile (the same sum, in the same order).
+
+use super::features::Feature;
+use super::report::ModelReport;
+use crate::base::time::Millis;
+use crate::index::{Bsi, Indexes};
+use roaring::RoaringBitmap;
+use serde::{Deserialize, Serialize};
+
+/// Percentiles run from 0 to this (100 = most like the seed).
+pub const MAX_PERCENTILE: i64 = 100;
+
+/// A trained, explainable model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Model {
+    /// Its name.
+    pub name: String,
+    /// The features used, with their readable labels.
+    pub features: Vec<(Feature, String)>,
+    /// One weight per feature: how much having it adds to the log-odds of looking like
+    /// the seed.
+    pub weights: Vec<f64>,
+    /// The log-odds of a profile with none of the features.
+    pub intercept: f64,
+    /// `cutoffs[k - 1]`: the smallest raw score at least `k` % of the population scored
+    /// at most, for `k` in 1..=100. A profile's percentile is how many it reaches.
+    pub cutoffs: Vec<f64>,
+    /// What event windows and ages are relative to (ms).
+    pub as_of: Millis,
+    /// The training report.
+    pub report: ModelReport,
+}
+
+impl Model {
+    /// The raw score (log-odds) of one profile.
+    pub fn raw_score(&self, ix: &Indexes, pid: u32) -> f64 {
+        let mut score = self.intercept;
+        for ((feature, _), weight) in self.features.iter().zip(&self.weights) {
+            if feature.holds(ix, pid) {
+                score += weight;
+            }
+        }
+        score
+    }
+
+    /// Raw scores of every profile in `among`, indexed by profile id (others hold the
+    /// intercept).
+    pub fn raw_scores(&self, ix: &Indexes, among: &RoaringBitmap) -> Vec<f64> {
+        let len = among.max().map_or(0, |m| m as usize + 1);
+        let mut scores = vec![self.intercept; len];
+        for ((feature, _), weight) in self.features.iter().zip(&self.weights) {
+            let members = feature.members(ix) & among;
+            for pid in &members {
+                scores[pid as usize] += weight;
+            }
+        }
+        scores
+    }
+
+    /// The percentile (0-100) of a raw score.
+    pub fn percentile(&self, raw: f64) -> i64 {
+        self.cutoffs.partition_point(|c| *c <= raw) as i64
+    }
+
+    /// Each feature's contribution to one profile's score, largest effect first.
+    pub fn contributions(&self, ix: &Indexes, pid: u32) -> Vec<(usize, f64)> {
+        let mut out: Vec<(usize, f64)> = self
+            .features
+            .iter()
+            .zip(&self.weights)
+            .enumerate()
+            .filter(|(_, ((f, _), _))| f.holds(ix, pid))
+            .map(|(i, (_, w))| (i, *w))
+            .collect();
+        out.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then(a.0.cmp(&b.0)));
+        out
+    }
+
+    /// The percentile of every live profile, as a bit-sliced index.
+    pub fn score_index(&self, ix: &Indexes) -> Bsi {
+        let live = ix.live();
+        let raw = self.raw_scores(ix, live);
+        let mut bsi = Bsi::new(0);
+        for pid in live {
+            bsi.insert(pid, self.percentile(raw[pid as usize]));
+        }
+        bsi
+    }
+}
+
+/// The cut-offs of [`Model::cutoffs`] from the population's raw scores.
+pub fn cutoffs(mut population_scores: Vec<f64>) -> Vec<f64> {
+    population_scores.sort_by(f64::total_cmp);
+    let n = population_scores.len();
+    if n == 0 {
+        return vec![f64::INFINITY; MAX_PERCENTILE as usize];
+    }
+    (1..=MAX_PERCENTILE as usize)
+        .map(|k| population_scores[(k * n).div_ceil(100) - 1])
+        .collect()
+}

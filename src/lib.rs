@@ -28,6 +28,7 @@
 pub use engine::*;
 pub use query::{
     Breakdown, EngineExt, Explain, Overlap, QueryError, SavedSegment, Segment, Segments,
+    TrainRequest,
 };
 
 /// The segment query layer (parser, planner, evaluator, saved segments).

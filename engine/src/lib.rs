@@ -30,8 +30,8 @@ mod engine;
 pub mod export;
 mod identity;
 mod index;
-mod model;
 mod input;
+mod model;
 mod privacy;
 mod storage;
 mod write;
@@ -49,6 +49,7 @@ pub use base::time::{
     civil_from_day, day_from_civil_clamped, day_of, format_date, format_rfc3339, now_millis,
     parse_date, parse_rfc3339, DayNumber, Millis, MS_PER_DAY,
 };
+pub use engine::models::ScoreExplanation;
 pub use engine::{CheckReport, Engine, Lookup, ProfileView, Stats};
 pub use index::{
     bool_text, scale_number, Bsi, Cmp, EventIndex, EventKey, IndexSizes, Indexes, NumericKey,
@@ -66,13 +67,12 @@ pub use input::record::{
 };
 pub use input::report::{IngestReport, Rejected, Warning};
 pub use input::rules::IdentityRules;
+pub use input::scope::ScopePolicies;
+pub use model::{auc_of, holdout_split};
 pub use model::{
     Feature, Model, ModelReport, Quality, TopFeature, TrainOptions, MAX_PERCENTILE, MIN_SEED,
     MIN_SUPPORT, PERSONAL_FIELDS, REDUNDANT_PHI, WARN_SEED,
 };
-pub use engine::models::ScoreExplanation;
-pub use model::auc_of;
-pub use input::scope::ScopePolicies;
 pub use privacy::forget::{ForgetOptions, ForgetReport, ERASED_LIST};
 pub use privacy::lists::RESERVED_LISTS;
 pub use privacy::objections::{Objection, OBJECTIONS_LIST};

@@ -207,6 +207,14 @@ pub enum Error {
         /// The segments that refer to it.
         used_by: Vec<String>,
     },
+    /// Deleting a model that saved segments use.
+    #[error("model `{name}` is used by saved segment(s) {}", .used_by.join(", "))]
+    ModelInUse {
+        /// The model.
+        name: String,
+        /// The saved segments that use it.
+        used_by: Vec<String>,
+    },
     /// A field that cannot be used where it was given (a breakdown of a number, say).
     #[error("{0}")]
     InvalidField(String),

@@ -31,6 +31,7 @@ mod eval;
 mod explain;
 mod ir;
 mod limits;
+mod models;
 mod parser;
 mod plan;
 mod results;
@@ -47,6 +48,7 @@ pub use error::{Error, ErrorKind, Position, QueryError};
 pub use explain::{Explain, ExplainNode};
 pub use ir::Plan;
 pub use limits::{Limits, MAX_EXPR_BYTES, MAX_EXPR_DEPTH, MAX_SEGMENT_NESTING};
+pub use models::TrainRequest;
 pub use parser::{
     parse, CmpOp, DurationUnit, EventOption, EventOptionKind, Expr, ExprKind, HasMode, Literal,
     LiteralValue, Name, Predicate,

@@ -74,6 +74,16 @@ impl<'e> Segments<'e> {
         self.at.unwrap_or_else(now_millis)
     }
 
+    /// The evaluation time: the pinned `at`, else now.
+    pub(crate) fn time(&self) -> Millis {
+        self.now()
+    }
+
+    /// The limits expressions are parsed under.
+    pub(crate) fn limits(&self) -> Limits {
+        self.limits
+    }
+
     /// Plans `src` on `snap`, locating errors in `src`. `saving`: the segment being saved
     /// and its text (validation only, so no cache).
     fn plan_on(

@@ -26,7 +26,7 @@ const LAYERS: &[&[&str]] = &[
     // The API: one snapshot per call; applies the cache to plans.
     &["segments"],
     // Built on the API: access requests, export and sync.
-    &["access", "audience"],
+    &["access", "audience", "models"],
 ];
 
 #[test]

@@ -7,6 +7,7 @@ mod durability;
 mod identity;
 mod import;
 mod limits;
+mod lookalike;
 mod model;
 mod scope;
 

@@ -1,6 +1,5 @@
 //! Ingest on an open engine: batches through the write pipeline, idempotent ingests.
 
-use roaring::RoaringBitmap;
 use crate::base::error::{IngestError, StorageError};
 use crate::base::limits::{IDEMPOTENCY_TTL_MS, MAX_BATCH_RECORDS};
 use crate::base::time::Millis;
@@ -15,6 +14,7 @@ use crate::write::ingest::{
 use crate::write::state::WriterState;
 use crate::write::{BatchPlan, Overlay, PreparedBatch, StoredLinks};
 use crossbeam_channel::{bounded, Receiver};
+use roaring::RoaringBitmap;
 use std::sync::atomic::Ordering;
 
 impl Engine {

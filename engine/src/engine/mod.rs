@@ -12,8 +12,6 @@ pub(crate) mod models;
 mod objections;
 mod sync;
 
-use crate::model::{decode_model, Models, MODEL_PREFIX};
-use std::sync::Arc;
 use crate::base::error::{Error, IngestError, OpenError, StorageError};
 use crate::base::kind::IdentifierKind;
 use crate::identity::Links;
@@ -22,12 +20,14 @@ use crate::input::config::Config;
 use crate::input::normalize;
 use crate::input::record::{parse_json_record, Identifier};
 use crate::input::report::IngestReport;
+use crate::model::{decode_model, Models, MODEL_PREFIX};
 use crate::storage::profile::{Profile, ProfileId};
 use crate::storage::{EventChunk, MergeLogEntry, Store};
 use crate::write::state::{Published, Snapshot, State, WriterState};
 use serde::Serialize;
 use std::path::Path;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::sync::{Mutex, RwLock};
 
 /// An embedded cidb database. `Send + Sync`: share it behind an `Arc`; queries run

@@ -51,16 +51,16 @@ impl Engine {
             let scores = model.score_index(&state.indexes);
             (Arc::new(model), scores)
         };
-        self.store
-            .catalog_put(&format!("{MODEL_PREFIX}{name}"), Some(&encode_model(&model)))?;
+        self.store.catalog_put(
+            &format!("{MODEL_PREFIX}{name}"),
+            Some(&encode_model(&model)),
+        )?;
         {
             let mut state = self.state.write().expect("state lock");
-            state
-                .models
-                .install_scored(crate::model::ScoredModel {
-                    model: model.clone(),
-                    scores,
-                });
+            state.models.install_scored(crate::model::ScoredModel {
+                model: model.clone(),
+                scores,
+            });
             state.generation += 1;
         }
         let r = &model.report;
@@ -93,7 +93,11 @@ impl Engine {
     /// `delete_model`.
     pub fn delete_model(&self, name: &str) -> Result<bool, Error> {
         let _w = self.writer.lock().expect("writer lock");
-        if self.store.catalog_get(&format!("{MODEL_PREFIX}{name}"))?.is_none() {
+        if self
+            .store
+            .catalog_get(&format!("{MODEL_PREFIX}{name}"))?
+            .is_none()
+        {
             return Ok(false);
         }
         self.store

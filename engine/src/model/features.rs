@@ -4,7 +4,7 @@
 //!
 //! Event windows and ages are anchored at the model's `as_of` time (training time unless
 //! pinned), so a feature and a score are pure functions of the stored data and the model:
-//! `event("purchase", since 2026-08-29)` keeps meaning that date after training.
+//! `event("purchase", since "2026-08-29")` keeps meaning that date after training.
 
 use crate::base::time::{
     civil_from_day, day_from_civil_clamped, day_of, format_date, DayNumber, Millis, MS_PER_DAY,
@@ -127,7 +127,7 @@ impl Feature {
                     out.push_str(&format!(", category = {}", q(c)));
                 }
                 if let Some(s) = since {
-                    out.push_str(&format!(", since {}", format_date(day_of(*s))));
+                    out.push_str(&format!(", since {}", q(&format_date(day_of(*s)))));
                 }
                 if *min_count > 1 {
                     out.push_str(&format!(", count >= {min_count}"));

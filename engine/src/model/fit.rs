@@ -124,14 +124,16 @@ mod tests {
         let mut rows = Vec::new();
         let mut state = 7u64;
         let mut next = || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (state >> 11) as f64 / (1u64 << 53) as f64
         };
         for _ in 0..40_000 {
             let a = next() < 0.3;
             let b = next() < 0.5;
             let z = -1.0 + 1.5 * f64::from(u8::from(a)) - 0.8 * f64::from(u8::from(b));
-            let positive = next() < 1.0 / (1.0 + (-z as f64).exp());
+            let positive = next() < 1.0 / (1.0 + (-z).exp());
             let mut active = Vec::new();
             if a {
                 active.push(0);

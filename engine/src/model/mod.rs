@@ -16,7 +16,7 @@ pub use report::{ModelReport, Quality, TopFeature};
 pub use scorecard::{Model, MAX_PERCENTILE};
 pub(crate) use stored::{decode_model, encode_model, MODEL_PREFIX};
 pub use train::{
-    auc_of, train, TrainOptions, MIN_SEED, MIN_SUPPORT, PERSONAL_FIELDS,
+    auc_of, holdout_split, train, TrainOptions, MIN_SEED, MIN_SUPPORT, PERSONAL_FIELDS,
     REDUNDANT_PHI, WARN_SEED,
 };
 

@@ -101,8 +101,7 @@ pub(crate) fn encode_model(model: &Model) -> Vec<u8> {
 
 /// Decodes a model from the catalog entry `key`.
 pub(crate) fn decode_model(key: &[u8], bytes: &[u8]) -> Result<Model, StorageError> {
-    let s: StoredModel =
-        codec::decode_record("model", LAYOUT, bytes).map_err(|e| e.at_key(key))?;
+    let s: StoredModel = codec::decode_record("model", LAYOUT, bytes).map_err(|e| e.at_key(key))?;
     let quality = match s.quality.as_str() {
         "fair" => Quality::Fair,
         "good" => Quality::Good,

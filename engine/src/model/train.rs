@@ -20,8 +20,9 @@ pub const WARN_SEED: u64 = 1_000;
 /// Fewest training rows (seed and rest together) that must have a feature for it to be
 /// estimated; features held by more than 99 % of them say nothing either.
 pub const MIN_SUPPORT: u64 = 30;
-/// Features with a correlation (phi, over the training rows) at least this high with a
-/// stronger feature are left out as redundant, and named in the warnings.
+/// Features whose correlation (|phi|, over the training rows) with a stronger feature is at
+/// least this are left out as redundant (a near-copy, or a complement such as
+/// `newsletter = false` beside `newsletter = true`), and named in the warnings.
 pub const REDUNDANT_PHI: f64 = 0.9;
 /// Most rows of each class the logistic regression is fitted on (a deterministic sample).
 const MAX_FIT_ROWS: u64 = 50_000;
@@ -124,6 +125,15 @@ fn split(bits: &RoaringBitmap, share: f64, salt: u64) -> (RoaringBitmap, Roaring
     (below, rest)
 }
 
+/// The deterministic holdout rule: the members of `bits` held out at `share` (first) and
+/// the rest, as training uses it for the seed and for the rest of the population.
+pub fn holdout_split(bits: &RoaringBitmap, share: f64) -> (RoaringBitmap, RoaringBitmap) {
+    split(bits, share, HOLDOUT_SALT)
+}
+
+/// Salt of the holdout hash.
+const HOLDOUT_SALT: u64 = 1;
+
 /// A candidate with its counts.
 struct Candidate {
     feature: Feature,
@@ -157,8 +167,8 @@ pub fn train(
     let population = population & ix.live();
     let seed = seed & &population;
     let rest = &population - &seed;
-    let (seed_hold, seed_train) = split(&seed, options.holdout, 1);
-    let (rest_hold, rest_train) = split(&rest, options.holdout, 1);
+    let (seed_hold, seed_train) = holdout_split(&seed, options.holdout);
+    let (rest_hold, rest_train) = holdout_split(&rest, options.holdout);
     let mut warnings = Vec::new();
     if seed_train.len() < MIN_SEED {
         return Err(TrainError(format!(
@@ -231,15 +241,23 @@ pub fn train(
             break;
         }
         let in_fit = &c.members & &fit_rows;
-        let duplicate = chosen.iter().find(|(other, other_fit)| {
-            phi(&in_fit, other_fit, fit_rows.len()) >= REDUNDANT_PHI
+        let duplicate = chosen.iter().position(|(other, other_fit)| {
+            phi(&in_fit, other_fit, fit_rows.len()).abs() >= REDUNDANT_PHI
                 && other.feature != c.feature
         });
-        if let Some((other, _)) = duplicate {
+        if let Some(at) = duplicate {
+            // Of a complementary pair (`x = true` / `x = false`), keep the form the seed
+            // has more of, which reads as what sets the seed apart.
+            let (kept, dropped) = if chosen[at].0.weight < 0.0 && c.weight > 0.0 {
+                let old = std::mem::replace(&mut chosen[at], (c, in_fit));
+                (&chosen[at].0.feature, old.0.feature)
+            } else {
+                (&chosen[at].0.feature, c.feature)
+            };
             warnings.push(format!(
                 "{} left out: it carries the same information as {}",
-                label(&c.feature, ix),
-                label(&other.feature, ix)
+                label(&dropped, ix),
+                label(kept, ix)
             ));
             continue;
         }
@@ -282,7 +300,11 @@ pub fn train(
             intercept: b0,
             ..model.clone()
         };
-        let lr_auc = auc_of(&logistic_model.raw_scores(ix, &holdout), &seed_hold, &rest_hold);
+        let lr_auc = auc_of(
+            &logistic_model.raw_scores(ix, &holdout),
+            &seed_hold,
+            &rest_hold,
+        );
         if lr_auc > sc_auc {
             model = logistic_model;
             method = "logistic";

@@ -9,7 +9,8 @@ use crate::error::{Error, ErrorKind, QueryError};
 use crate::ir::{EventFilter, EventQuery, Node, Op};
 use crate::limits::Limits;
 use crate::parser::{
-    self, CmpOp, EventOptionKind, Expr, ExprKind, HasMode, Literal, LiteralValue, Name, Predicate, ScoreTest,
+    self, CmpOp, EventOptionKind, Expr, ExprKind, HasMode, Literal, LiteralValue, Name, Predicate,
+    ScoreTest,
 };
 use crate::schema::{self, Field, BIRTH_DATE};
 use crate::span::Span;

@@ -46,10 +46,9 @@ impl Engine {
         let _w = self.writer.lock().expect("writer lock");
         let (model, scores) = {
             let state = self.state.read().expect("state lock");
-            let model = train(name, &state.indexes, seed, population, options)
+            let trained = train(name, &state.indexes, seed, population, options)
                 .map_err(|e| Error::InvalidArgument(e.0))?;
-            let scores = model.score_index(&state.indexes);
-            (Arc::new(model), scores)
+            (Arc::new(trained.model), trained.scores)
         };
         self.store.catalog_put(
             &format!("{MODEL_PREFIX}{name}"),

@@ -49,11 +49,18 @@ impl Model {
     /// Raw scores of every profile in `among`, indexed by profile id (others hold the
     /// intercept).
     pub fn raw_scores(&self, ix: &Indexes, among: &RoaringBitmap) -> Vec<f64> {
+        let members: Vec<RoaringBitmap> =
+            self.features.iter().map(|(f, _)| f.members(ix)).collect();
+        self.raw_scores_from(&members, among)
+    }
+
+    /// [`Model::raw_scores`] from the features' members, computed already (in feature
+    /// order).
+    pub(crate) fn raw_scores_from(&self, members: &[RoaringBitmap], among: &RoaringBitmap) -> Vec<f64> {
         let len = among.max().map_or(0, |m| m as usize + 1);
         let mut scores = vec![self.intercept; len];
-        for ((feature, _), weight) in self.features.iter().zip(&self.weights) {
-            let members = feature.members(ix) & among;
-            for pid in &members {
+        for (bits, weight) in members.iter().zip(&self.weights) {
+            for pid in bits & among {
                 scores[pid as usize] += weight;
             }
         }
@@ -82,12 +89,19 @@ impl Model {
     /// The percentile of every live profile, as a bit-sliced index.
     pub fn score_index(&self, ix: &Indexes) -> Bsi {
         let live = ix.live();
-        let raw = self.raw_scores(ix, live);
-        let mut bsi = Bsi::new(0);
+        self.percentiles(&self.raw_scores(ix, live), live)
+    }
+
+    /// The percentiles of `live` from their raw scores, as a bit-sliced index.
+    pub(crate) fn percentiles(&self, raw: &[f64], live: &RoaringBitmap) -> Bsi {
+        // Built slice by slice from sorted ids (inserting one profile at a time would
+        // search every slice per profile).
+        let mut by_value: Vec<RoaringBitmap> =
+            vec![RoaringBitmap::new(); MAX_PERCENTILE as usize + 1];
         for pid in live {
-            bsi.insert(pid, self.percentile(raw[pid as usize]));
+            by_value[self.percentile(raw[pid as usize]) as usize].insert(pid);
         }
-        bsi
+        Bsi::from_groups(by_value.into_iter().enumerate().map(|(v, b)| (v as i64, b)))
     }
 }
 

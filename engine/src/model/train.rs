@@ -137,7 +137,10 @@ const HOLDOUT_SALT: u64 = 1;
 /// A candidate with its counts.
 struct Candidate {
     feature: Feature,
-    members: RoaringBitmap,
+    /// Population members with it (kept only for the features selected).
+    members: Option<RoaringBitmap>,
+    /// Population members with it.
+    held: u64,
     /// Training seed members with it.
     seed: u64,
     /// Training non-seed members with it.
@@ -155,7 +158,7 @@ pub fn train(
     seed: &RoaringBitmap,
     population: &RoaringBitmap,
     options: &TrainOptions,
-) -> Result<Model, TrainError> {
+) -> Result<Trained, TrainError> {
     let started = std::time::Instant::now();
     if !(options.holdout > 0.0 && options.holdout < 1.0) {
         return Err(TrainError(format!(
@@ -208,11 +211,26 @@ pub fn train(
         if excluded(&feature) {
             continue;
         }
-        let members = feature.members(ix) & &population;
-        let s = members.intersection_len(&seed_train);
-        let r = members.intersection_len(&rest_train);
-        let held = s + r;
-        if held < MIN_SUPPORT || held * 100 > train_rows.len() * 99 {
+        // Terms are counted in place; other features are built once.
+        let (s, r, held) = match &feature {
+            Feature::Term(t) => {
+                let bits = ix.term(t);
+                (
+                    bits.intersection_len(&seed_train),
+                    bits.intersection_len(&rest_train),
+                    bits.intersection_len(&population),
+                )
+            }
+            other => {
+                let bits = other.members(ix);
+                (
+                    bits.intersection_len(&seed_train),
+                    bits.intersection_len(&rest_train),
+                    bits.intersection_len(&population),
+                )
+            }
+        };
+        if s + r < MIN_SUPPORT || (s + r) * 100 > train_rows.len() * 99 {
             continue;
         }
         let ps = (s as f64 + 0.5) / (n_seed + 1.0);
@@ -221,7 +239,8 @@ pub fn train(
         let woe_out = ((1.0 - ps) / (1.0 - pr)).ln();
         candidates.push(Candidate {
             feature,
-            members,
+            members: None,
+            held,
             seed: s,
             rest: r,
             weight: woe_in - woe_out,
@@ -236,11 +255,13 @@ pub fn train(
     let (fit_rest, _) = split(&rest_train, MAX_FIT_ROWS as f64 / n_rest, 3);
     let fit_rows = &fit_seed | &fit_rest;
     let mut chosen: Vec<(Candidate, RoaringBitmap)> = Vec::new();
-    for c in candidates {
+    for mut c in candidates {
         if chosen.len() == max_features {
             break;
         }
-        let in_fit = &c.members & &fit_rows;
+        let members = c.feature.members(ix) & ix.live();
+        let in_fit = &members & &fit_rows;
+        c.members = Some(members);
         let duplicate = chosen.iter().position(|(other, other_fit)| {
             phi(&in_fit, other_fit, fit_rows.len()).abs() >= REDUNDANT_PHI
                 && other.feature != c.feature
@@ -290,7 +311,15 @@ pub fn train(
         report: empty_report(name, options),
     };
     let holdout = &seed_hold | &rest_hold;
-    let sc_auc = auc_of(&model.raw_scores(ix, &holdout), &seed_hold, &rest_hold);
+    let members: Vec<RoaringBitmap> = chosen
+        .iter()
+        .map(|(c, _)| c.members.clone().expect("selected features keep their members"))
+        .collect();
+    let sc_auc = auc_of(
+        &model.raw_scores_from(&members, &holdout),
+        &seed_hold,
+        &rest_hold,
+    );
     let rows = fit_rows_of(&chosen, &fit_rows, &fit_seed);
     let mut method = "scorecard";
     let mut held_auc = sc_auc;
@@ -301,7 +330,7 @@ pub fn train(
             ..model.clone()
         };
         let lr_auc = auc_of(
-            &logistic_model.raw_scores(ix, &holdout),
+            &logistic_model.raw_scores_from(&members, &holdout),
             &seed_hold,
             &rest_hold,
         );
@@ -313,7 +342,7 @@ pub fn train(
     }
 
     // Percentiles of the population, lift, quality.
-    let raw = model.raw_scores(ix, &population);
+    let raw = model.raw_scores_from(&members, ix.live());
     model.cutoffs = cutoffs(population.iter().map(|p| raw[p as usize]).collect());
     let top_decile = model.cutoffs[89];
     let lift = if seed_hold.is_empty() {
@@ -341,7 +370,7 @@ pub fn train(
         .iter()
         .zip(&model.weights)
         .map(|((c, _), w)| {
-            let share = c.members.len() as f64 / population.len() as f64;
+            let share = c.held as f64 / population.len() as f64;
             let spread = (share * (1.0 - share)).sqrt();
             (
                 w.abs() * spread,
@@ -355,6 +384,7 @@ pub fn train(
         })
         .collect();
     top.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.feature.cmp(&b.1.feature)));
+    let scores = model.percentiles(&raw, ix.live());
     model.report = ModelReport {
         seed: seed_train.len(),
         holdout: seed_hold.len(),
@@ -372,7 +402,15 @@ pub fn train(
         train_ms: started.elapsed().as_millis() as u64,
         ..model.report
     };
-    Ok(model)
+    Ok(Trained { model, scores })
+}
+
+/// A trained model with the percentiles of the live profiles.
+pub struct Trained {
+    /// The model.
+    pub model: Model,
+    /// The percentile of every live profile.
+    pub scores: crate::index::Bsi,
 }
 
 fn empty_report(name: &str, options: &TrainOptions) -> ModelReport {

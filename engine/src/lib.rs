@@ -70,8 +70,8 @@ pub use input::rules::IdentityRules;
 pub use input::scope::ScopePolicies;
 pub use model::{auc_of, holdout_split};
 pub use model::{
-    Feature, Model, ModelReport, Quality, TopFeature, TrainOptions, MAX_PERCENTILE, MIN_SEED,
-    MIN_SUPPORT, PERSONAL_FIELDS, REDUNDANT_PHI, WARN_SEED,
+    Feature, Model, ModelReport, Quality, ScoreIndex, TopFeature, TrainOptions, MAX_PERCENTILE,
+    MIN_SEED, MIN_SUPPORT, PERSONAL_FIELDS, REDUNDANT_PHI, WARN_SEED,
 };
 pub use privacy::forget::{ForgetOptions, ForgetReport, ERASED_LIST};
 pub use privacy::lists::RESERVED_LISTS;

@@ -43,29 +43,6 @@ impl Bsi {
         }
     }
 
-    /// An index from disjoint groups of profiles that share a value (much faster than
-    /// inserting them one by one).
-    pub fn from_groups(groups: impl IntoIterator<Item = (i64, RoaringBitmap)>) -> Self {
-        let groups: Vec<(i64, RoaringBitmap)> =
-            groups.into_iter().filter(|(_, b)| !b.is_empty()).collect();
-        let base = groups.iter().map(|(v, _)| *v).min().unwrap_or(0).min(0);
-        let mut bsi = Bsi::new(base);
-        for (value, bits) in groups {
-            let offset = (value - base) as u64;
-            let width = 64 - offset.leading_zeros() as usize;
-            while bsi.slices.len() < width {
-                bsi.slices.push(RoaringBitmap::new());
-            }
-            for (i, slice) in bsi.slices.iter_mut().enumerate() {
-                if offset >> i & 1 == 1 {
-                    *slice |= &bits;
-                }
-            }
-            bsi.exists |= bits;
-        }
-        bsi
-    }
-
     /// Profiles that have a value.
     pub fn exists(&self) -> &RoaringBitmap {
         &self.exists
@@ -255,23 +232,6 @@ impl Bsi {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-
-    #[test]
-    fn groups_build_the_same_index_as_inserts() {
-        let mut inserted = Bsi::new(0);
-        let mut groups = vec![RoaringBitmap::new(); 101];
-        for pid in 0..5_000u32 {
-            let value = i64::from(pid.wrapping_mul(2_654_435_761) % 101);
-            inserted.insert(pid, value);
-            groups[value as usize].insert(pid);
-        }
-        let built = Bsi::from_groups(groups.into_iter().enumerate().map(|(v, b)| (v as i64, b)));
-        assert!(built.same_values(&inserted));
-        assert_eq!(built.between(90, 100), inserted.between(90, 100));
-        let mut updated = built.clone();
-        updated.insert(7, 0);
-        assert_eq!(updated.get(7), Some(0));
-    }
 
     proptest! {
         #[test]

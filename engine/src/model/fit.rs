@@ -2,10 +2,12 @@
 //! given as the indexes of the features they have (rows have few, so one step costs rows ×
 //! active² plus one K×K solve).
 
-/// A training row: the features it has, and whether it is a seed member.
+/// A training row: the features it has, whether it is a seed member, and how many
+/// profiles it stands for (rows are a sample of each class).
 pub(crate) struct Row {
     pub(crate) active: Vec<u16>,
     pub(crate) positive: bool,
+    pub(crate) weight: f64,
 }
 
 /// Most Newton steps.
@@ -36,8 +38,8 @@ pub(crate) fn logistic(
                     .map(|&f| beta[f as usize + 1])
                     .sum::<f64>();
             let p = 1.0 / (1.0 + (-z).exp());
-            let residual = f64::from(u8::from(row.positive)) - p;
-            let curvature = (p * (1.0 - p)).max(1e-12);
+            let residual = row.weight * (f64::from(u8::from(row.positive)) - p);
+            let curvature = row.weight * (p * (1.0 - p)).max(1e-12);
             let index = |f: u16| f as usize + 1;
             gradient[0] += residual;
             hessian[0] += curvature;
@@ -141,7 +143,11 @@ mod tests {
             if b {
                 active.push(1);
             }
-            rows.push(Row { active, positive });
+            rows.push(Row {
+                active,
+                positive,
+                weight: 1.0,
+            });
         }
         let (b0, w) = logistic(&rows, 2, (0.0, &[0.0, 0.0]), 1.0).unwrap();
         assert!((b0 + 1.0).abs() < 0.1, "{b0}");

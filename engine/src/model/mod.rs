@@ -8,19 +8,21 @@ mod features;
 mod fit;
 mod report;
 mod scorecard;
+mod scores;
 mod stored;
 mod train;
 
 pub use features::Feature;
 pub use report::{ModelReport, Quality, TopFeature};
 pub use scorecard::{Model, MAX_PERCENTILE};
+pub use scores::ScoreIndex;
 pub(crate) use stored::{decode_model, encode_model, MODEL_PREFIX};
 pub use train::{
     auc_of, holdout_split, train, TrainOptions, MIN_SEED, MIN_SUPPORT, PERSONAL_FIELDS,
     REDUNDANT_PHI, WARN_SEED,
 };
 
-use crate::index::{Bsi, Indexes};
+use crate::index::Indexes;
 use roaring::RoaringBitmap;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -29,7 +31,7 @@ use std::sync::Arc;
 #[derive(Debug, Clone)]
 pub(crate) struct ScoredModel {
     pub(crate) model: Arc<Model>,
-    pub(crate) scores: Bsi,
+    pub(crate) scores: ScoreIndex,
 }
 
 /// Every model of the database, by name (part of the state readers see).
@@ -79,7 +81,7 @@ impl Models {
             for pid in pids {
                 if live.contains(pid) {
                     let raw = scored.model.raw_score(ix, pid);
-                    scored.scores.insert(pid, scored.model.percentile(raw));
+                    scored.scores.set(pid, scored.model.percentile(raw));
                 } else {
                     scored.scores.remove(pid);
                 }
@@ -92,13 +94,13 @@ impl Models {
         let mut out = Vec::new();
         for (name, scored) in &self.by_name {
             let fresh = scored.model.score_index(ix);
-            if !fresh.same_values(&scored.scores) {
+            if fresh != scored.scores {
                 let mismatched = ix
                     .live()
                     .iter()
                     .filter(|p| fresh.get(*p) != scored.scores.get(*p))
                     .count();
-                let stray = (scored.scores.exists() - fresh.exists()).len();
+                let stray = (scored.scores.scored() - fresh.scored()).len();
                 out.push(format!(
                     "model {name:?}: {mismatched} live profile(s) hold a score that differs \
                      from a fresh scoring, {stray} non-live profile(s) hold one"

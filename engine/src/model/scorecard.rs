@@ -5,8 +5,9 @@
 
 use super::features::Feature;
 use super::report::ModelReport;
+use super::scores::ScoreIndex;
 use crate::base::time::Millis;
-use crate::index::{Bsi, Indexes};
+use crate::index::Indexes;
 use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
 
@@ -56,7 +57,11 @@ impl Model {
 
     /// [`Model::raw_scores`] from the features' members, computed already (in feature
     /// order).
-    pub(crate) fn raw_scores_from(&self, members: &[RoaringBitmap], among: &RoaringBitmap) -> Vec<f64> {
+    pub(crate) fn raw_scores_from(
+        &self,
+        members: &[RoaringBitmap],
+        among: &RoaringBitmap,
+    ) -> Vec<f64> {
         let len = among.max().map_or(0, |m| m as usize + 1);
         let mut scores = vec![self.intercept; len];
         for (bits, weight) in members.iter().zip(&self.weights) {
@@ -87,21 +92,19 @@ impl Model {
     }
 
     /// The percentile of every live profile, as a bit-sliced index.
-    pub fn score_index(&self, ix: &Indexes) -> Bsi {
+    pub fn score_index(&self, ix: &Indexes) -> ScoreIndex {
         let live = ix.live();
         self.percentiles(&self.raw_scores(ix, live), live)
     }
 
-    /// The percentiles of `live` from their raw scores, as a bit-sliced index.
-    pub(crate) fn percentiles(&self, raw: &[f64], live: &RoaringBitmap) -> Bsi {
-        // Built slice by slice from sorted ids (inserting one profile at a time would
-        // search every slice per profile).
-        let mut by_value: Vec<RoaringBitmap> =
+    /// The percentiles of `live` from their raw scores.
+    pub(crate) fn percentiles(&self, raw: &[f64], live: &RoaringBitmap) -> ScoreIndex {
+        let mut groups: Vec<RoaringBitmap> =
             vec![RoaringBitmap::new(); MAX_PERCENTILE as usize + 1];
         for pid in live {
-            by_value[self.percentile(raw[pid as usize]) as usize].insert(pid);
+            groups[self.percentile(raw[pid as usize]) as usize].insert(pid);
         }
-        Bsi::from_groups(by_value.into_iter().enumerate().map(|(v, b)| (v as i64, b)))
+        ScoreIndex::from_groups(groups)
     }
 }
 

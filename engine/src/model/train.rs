@@ -56,8 +56,11 @@ pub const PERSONAL_FIELDS: [&str; 8] = [
     "profile_url",
     "zip",
 ];
-/// The L2 penalty of the logistic regression.
-const LAMBDA: f64 = 1.0;
+/// The L2 penalty of the logistic regression (on the weights; rows weigh as many
+/// profiles as they stand for).
+const LAMBDA: f64 = 10.0;
+/// Most features a model may use.
+pub const MAX_FEATURES: usize = 200;
 /// Features the report lists.
 const TOP_FEATURES: usize = 20;
 
@@ -166,7 +169,13 @@ pub fn train(
             options.holdout
         )));
     }
-    let max_features = options.max_features.clamp(1, 200);
+    if !(1..=MAX_FEATURES).contains(&options.max_features) {
+        return Err(TrainError(format!(
+            "max_features must be between 1 and {MAX_FEATURES}, got {}",
+            options.max_features
+        )));
+    }
+    let max_features = options.max_features;
     let population = population & ix.live();
     let seed = seed & &population;
     let rest = &population - &seed;
@@ -313,14 +322,25 @@ pub fn train(
     let holdout = &seed_hold | &rest_hold;
     let members: Vec<RoaringBitmap> = chosen
         .iter()
-        .map(|(c, _)| c.members.clone().expect("selected features keep their members"))
+        .map(|(c, _)| {
+            c.members
+                .clone()
+                .expect("selected features keep their members")
+        })
         .collect();
     let sc_auc = auc_of(
         &model.raw_scores_from(&members, &holdout),
         &seed_hold,
         &rest_hold,
     );
-    let rows = fit_rows_of(&chosen, &fit_rows, &fit_seed);
+    // Each sampled row stands for its class's share, so the fit sees the true balance
+    // (a rare feature of 88 non-seed profiles is not reduced to the five that were
+    // sampled).
+    let weights = (
+        n_seed / fit_seed.len().max(1) as f64,
+        n_rest / fit_rest.len().max(1) as f64,
+    );
+    let rows = fit_rows_of(&chosen, &fit_rows, &fit_seed, weights);
     let mut method = "scorecard";
     let mut held_auc = sc_auc;
     if let Some((b0, w)) = logistic(&rows, chosen.len(), (intercept_sc, &scorecard), LAMBDA) {
@@ -410,7 +430,7 @@ pub struct Trained {
     /// The model.
     pub model: Model,
     /// The percentile of every live profile.
-    pub scores: crate::index::Bsi,
+    pub scores: super::scores::ScoreIndex,
 }
 
 fn empty_report(name: &str, options: &TrainOptions) -> ModelReport {
@@ -473,12 +493,17 @@ fn fit_rows_of(
     chosen: &[(Candidate, RoaringBitmap)],
     rows: &RoaringBitmap,
     positive: &RoaringBitmap,
+    (seed_weight, rest_weight): (f64, f64),
 ) -> Vec<Row> {
     let mut out: Vec<Row> = rows
         .iter()
-        .map(|pid| Row {
-            active: Vec::new(),
-            positive: positive.contains(pid),
+        .map(|pid| {
+            let positive = positive.contains(pid);
+            Row {
+                active: Vec::new(),
+                positive,
+                weight: if positive { seed_weight } else { rest_weight },
+            }
         })
         .collect();
     for (f, (_, in_rows)) in chosen.iter().enumerate() {

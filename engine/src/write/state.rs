@@ -73,9 +73,9 @@ impl Snapshot<'_> {
         self.guard.suppression.members(name)
     }
 
-    /// The percentile (0-100) of every live profile in model `name`, as a bit-sliced
-    /// index (`None` when there is no such model).
-    pub fn model_scores(&self, name: &str) -> Option<&crate::index::Bsi> {
+    /// The percentile (0-100) of every live profile in model `name` (`None` when there is
+    /// no such model).
+    pub fn model_scores(&self, name: &str) -> Option<&crate::model::ScoreIndex> {
         self.guard.models.get(name).map(|m| &m.scores)
     }
 

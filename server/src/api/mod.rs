@@ -24,6 +24,7 @@
 //!   bench, and the expression request bodies;
 //! - `export`: export, sync and ack reports, destinations, suppression lists, and the
 //!   export request bodies;
+//! - `models`: model reports, lists, per-profile score explanations, and the train body;
 //! - `privacy`: erasure, access, audit, objections, and their requests;
 //! - `keys`: API keys as shown;
 //! - `errors`: the error object.
@@ -35,6 +36,7 @@ pub mod export;
 mod fixtures;
 pub mod ingest;
 pub mod keys;
+pub mod models;
 pub mod privacy;
 pub mod profiles;
 pub mod segments;
@@ -64,7 +66,7 @@ pub fn sorted<T: Answer>(answer: &T) -> serde_json::Result<Sorted> {
     serde_json::to_value(answer).map(Sorted)
 }
 
-/// `{"deleted": name}`: a saved segment, destination or suppression list deleted.
+/// `{"deleted": name}`: a saved segment, model, destination or suppression list deleted.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Deleted {
     /// Its name.

@@ -2,6 +2,7 @@
 
 mod audience;
 mod data;
+mod models;
 mod output;
 mod privacy;
 mod segments;
@@ -55,6 +56,10 @@ pub enum Command {
     /// Manage saved segments (referred to as segment("name") in expressions).
     #[command(subcommand)]
     Segment(segments::SegmentCommand),
+    /// Lookalike and propensity models: train one from a seed segment, then use its
+    /// percentile scores as score("NAME") in expressions.
+    #[command(subcommand)]
+    Model(models::ModelCommand),
     /// Time segment counts for benchmark suites: opens the database once, runs each query
     /// of a JSON file N times, prints count, p50, p99 and min in microseconds.
     Bench(segments::BenchArgs),
@@ -110,6 +115,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Lookup(args) => data::lookup(&cli.global, args),
         Command::Query(args) => segments::query(&cli.global, args),
         Command::Segment(cmd) => segments::segment(&cli.global, cmd),
+        Command::Model(cmd) => models::model(&cli.global, cmd),
         Command::Bench(args) => segments::bench(&cli.global, args),
         Command::Export(args) => audience::export(&cli.global, args),
         Command::Destination(cmd) => audience::destination(&cli.global, cmd),

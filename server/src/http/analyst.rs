@@ -4,6 +4,9 @@
 //! - Breakdowns by a personal field are refused ([`personal_field`]); groups of a
 //!   breakdown smaller than the minimum group size are suppressed, only their number and
 //!   total are reported ([`suppress_small_groups`]).
+//! - A model feature that tests a personal field's value (a custom attribute such as
+//!   `work_email`, which the engine's own list of personal fields does not name) is shown
+//!   to an analyst without its value ([`withhold_personal_value`]).
 //! - An analyst's export policy can only narrow the default: the effective policy is
 //!   `(consent("custom_audiences")) AND (their policy)` ([`effective_policy`]).
 
@@ -66,6 +69,23 @@ pub(crate) fn personal_field(field: &str) -> bool {
                     .strip_suffix('s')
                     .is_some_and(|w| PERSONAL_WORDS.contains(&w))
         })
+}
+
+/// A model feature's label (a segment expression such as `interests HAS "yoga"`) as an
+/// analyst sees it: the value of a personal field is withheld (`work_email = …`), so
+/// reports and score reasons never show one. Other labels are returned as they are.
+pub(crate) fn withhold_personal_value(label: &str) -> String {
+    let field_end = label
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(label.len());
+    let (field, rest) = label.split_at(field_end);
+    // Functions (`consent("…")`, `event("…")`) name a purpose or an event type, not a
+    // person's value; `FIELD EXISTS` names no value at all.
+    if field.is_empty() || rest.starts_with('(') || rest == " EXISTS" || !personal_field(field) {
+        return label.to_string();
+    }
+    let op = rest.split_whitespace().next().unwrap_or_default();
+    format!("{field} {op} (personal value withheld)")
 }
 
 /// Removes the groups smaller than `min_group_size` from an analyst's breakdown; the
@@ -136,6 +156,30 @@ mod tests {
             "emailable",
         ] {
             assert!(!personal_field(f), "{f}");
+        }
+    }
+
+    #[test]
+    fn personal_values_in_model_features_are_withheld() {
+        assert_eq!(
+            withhold_personal_value("work_email = \"info@example.com\""),
+            "work_email = (personal value withheld)"
+        );
+        assert_eq!(
+            withhold_personal_value("street_address HAS \"Main St 1\""),
+            "street_address HAS (personal value withheld)"
+        );
+        for kept in [
+            "interests HAS \"yoga\"",
+            "country = \"NL\"",
+            "age BETWEEN 25 AND 34",
+            "work_email EXISTS",
+            "identifier(\"email\")",
+            "consent(\"marketing\")",
+            "event(\"purchase\", since \"2026-01-01\")",
+            "lifetime_value >= 120.5",
+        ] {
+            assert_eq!(withhold_personal_value(kept), kept);
         }
     }
 

@@ -105,7 +105,7 @@ impl From<query::Error> for ApiError {
                 error: Box::new(Error::expression(&q)),
             },
             E::SegmentNotFound(n) => ApiError::not_found(format!("saved segment `{n}` not found")),
-            E::SegmentInUse { .. } => {
+            E::SegmentInUse { .. } | E::ModelInUse { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
             }
             E::InvalidSegmentName(_) | E::InvalidField(_) => ApiError::bad_request(e.to_string()),

@@ -9,6 +9,7 @@
 //!   (`destinations`: the diff sync's destination name);
 //! - `profiles`: `/v1/profiles/...`;
 //! - `privacy`: `/v1/privacy/...`;
+//! - `models`: `/v1/models/...`;
 //! - `audit`: `/v1/audit`.
 
 mod audit;
@@ -16,6 +17,7 @@ mod body;
 mod destinations;
 mod export;
 mod health;
+mod models;
 mod privacy;
 mod profiles;
 mod records;
@@ -59,6 +61,16 @@ pub(super) fn router() -> Router<AppState> {
         .route(
             "/v1/privacy/objections/{id}",
             delete(privacy::withdraw_objection),
+        )
+        .route("/v1/models", get(models::list_models))
+        .route(
+            "/v1/models/{name}",
+            get(models::get_model).delete(models::delete_model),
+        )
+        .route("/v1/models/{name}/train", post(models::train))
+        .route(
+            "/v1/models/{name}/profiles/{id}",
+            get(models::profile_score),
         )
         .route("/v1/audit", get(audit::audit))
 }

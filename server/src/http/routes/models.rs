@@ -1,0 +1,134 @@
+//! `/v1/models`: train, list, show and delete lookalike and propensity models, and one
+//! profile's score with its reasons (models.md). Analyst and admin keys; an answer holds
+//! profile ids, scores and feature labels, never a personal value (the engine never
+//! makes a feature of a name or a contact detail, and an analyst's answers withhold the
+//! value of any other personal field: `analyst::withhold_personal_value`).
+
+use super::super::{analyst, ApiError, AppState};
+use super::body::authorized_body;
+use super::{answer, ANALYST};
+use crate::api::models::{failing_expression, ModelList, ModelReport, ScoreExplanation, TrainBody};
+use crate::api::Deleted;
+use crate::keys::Role;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::Json;
+use engine::Lookup;
+use serde_json::Value;
+
+/// A report as `role` may see it.
+fn report_for(role: Role, report: &engine::ModelReport) -> ModelReport {
+    let mut r = ModelReport::from(report);
+    if role != Role::Admin {
+        for f in &mut r.top_features {
+            f.feature = analyst::withhold_personal_value(&f.feature);
+        }
+    }
+    r
+}
+
+fn no_model(name: &str) -> ApiError {
+    ApiError::not_found(format!("model `{name}` not found"))
+}
+
+pub(super) async fn train(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let (who, b): (_, TrainBody) = authorized_body(&state, &headers, ANALYST, body).await?;
+    let limits = state.options.expr_limits;
+    let role = who.role;
+    // Training takes the engine's writer lock and scores every profile: a write.
+    let report = state
+        .run_write(&who, move |db, cache| {
+            let request = query::TrainRequest::from(b);
+            let s = AppState::segments(db, cache, &limits, engine::now_millis());
+            s.train_model(&name, &request).map_err(|e| match e {
+                query::Error::Query(q) if q.segment.is_none() => {
+                    // The position is in the seed or the population: say which.
+                    let which = failing_expression(&s, &request);
+                    let mut err = ApiError::from(query::Error::Query(q));
+                    err.error.message = format!("`{which}`: {}", err.error.message);
+                    err
+                }
+                other => other.into(),
+            })
+        })
+        .await?;
+    answer(&report_for(role, &report))
+}
+
+pub(super) async fn list_models(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let who = state.authorize(&headers, ANALYST).await?;
+    let models = state.run(&who, |db, _| Ok(db.models())).await?;
+    answer(&ModelList::new(&models))
+}
+
+pub(super) async fn get_model(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let who = state.authorize(&headers, ANALYST).await?;
+    let role = who.role;
+    let model = state
+        .run(&who, move |db, _| {
+            db.model(&name).ok_or_else(|| no_model(&name))
+        })
+        .await?;
+    answer(&report_for(role, &model.report))
+}
+
+pub(super) async fn delete_model(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let who = state.authorize(&headers, ANALYST).await?;
+    let deleted = name.clone();
+    state
+        .run_write(&who, move |db, _| {
+            if query::Segments::new(db).delete_model(&name)? {
+                Ok(())
+            } else {
+                Err(no_model(&name))
+            }
+        })
+        .await?;
+    answer(&Deleted { deleted })
+}
+
+pub(super) async fn profile_score(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((name, id)): Path<(String, u32)>,
+) -> Result<Json<Value>, ApiError> {
+    let who = state.authorize(&headers, ANALYST).await?;
+    let role = who.role;
+    let explanation = state
+        .run(&who, move |db, _| {
+            if db.model(&name).is_none() {
+                return Err(no_model(&name));
+            }
+            // A merged id redirects to the profile it was merged into.
+            let pid = db
+                .lookup(&Lookup::Id(id))?
+                .map(|v| v.profile.id)
+                .ok_or_else(|| ApiError::not_found("no such profile"))?;
+            Ok(db.explain_score(&name, pid)?)
+        })
+        .await?;
+    let mut shown = ScoreExplanation::from(&explanation);
+    if role != Role::Admin {
+        for r in &mut shown.reasons {
+            r.feature = analyst::withhold_personal_value(&r.feature);
+        }
+    }
+    answer(&shown)
+}

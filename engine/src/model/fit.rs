@@ -16,7 +16,9 @@ const MAX_STEPS: usize = 30;
 const TOLERANCE: f64 = 1e-7;
 
 /// Fits `(intercept, weights)` starting from `start`, with penalty `lambda` on the
-/// weights (not the intercept). `None` when the system cannot be solved.
+/// weights (not the intercept). Each Newton step is halved until the penalised
+/// log-likelihood improves, so the fit never diverges. `None` when the system cannot be
+/// solved or does not converge.
 pub(crate) fn logistic(
     rows: &[Row],
     features: usize,
@@ -27,17 +29,12 @@ pub(crate) fn logistic(
     let mut beta: Vec<f64> = std::iter::once(start.0)
         .chain(start.1.iter().copied())
         .collect();
+    let mut current = objective(rows, &beta, lambda);
     for _ in 0..MAX_STEPS {
         let mut gradient = vec![0.0; k];
         let mut hessian = vec![0.0; k * k];
         for row in rows {
-            let z = beta[0]
-                + row
-                    .active
-                    .iter()
-                    .map(|&f| beta[f as usize + 1])
-                    .sum::<f64>();
-            let p = 1.0 / (1.0 + (-z).exp());
+            let p = probability(row, &beta);
             let residual = row.weight * (f64::from(u8::from(row.positive)) - p);
             let curvature = row.weight * (p * (1.0 - p)).max(1e-12);
             let index = |f: u16| f as usize + 1;
@@ -62,18 +59,59 @@ pub(crate) fn logistic(
             hessian[j * k + j] += lambda;
         }
         let step = solve(&mut hessian, &mut gradient, k)?;
-        let moved = step.iter().fold(0.0f64, |m, s| m.max(s.abs()));
-        for (b, s) in beta.iter_mut().zip(&step) {
-            *b += s;
+        let mut scale = 1.0;
+        let mut accepted = false;
+        for _ in 0..30 {
+            let trial: Vec<f64> = beta.iter().zip(&step).map(|(b, s)| b + scale * s).collect();
+            let value = objective(rows, &trial, lambda);
+            if value.is_finite() && value >= current - 1e-9 * current.abs() {
+                let moved = step.iter().fold(0.0f64, |m, s| m.max((scale * s).abs()));
+                beta = trial;
+                current = value;
+                accepted = true;
+                if moved < TOLERANCE {
+                    return Some((beta[0], beta[1..].to_vec()));
+                }
+                break;
+            }
+            scale /= 2.0;
         }
-        if !moved.is_finite() {
-            return None;
-        }
-        if moved < TOLERANCE {
-            break;
+        if !accepted {
+            // No step improves: this is the optimum to the precision available.
+            return Some((beta[0], beta[1..].to_vec()));
         }
     }
-    Some((beta[0], beta[1..].to_vec()))
+    None
+}
+
+fn probability(row: &Row, beta: &[f64]) -> f64 {
+    let z = beta[0]
+        + row
+            .active
+            .iter()
+            .map(|&f| beta[f as usize + 1])
+            .sum::<f64>();
+    1.0 / (1.0 + (-z).exp())
+}
+
+/// The penalised log-likelihood (larger is better).
+fn objective(rows: &[Row], beta: &[f64], lambda: f64) -> f64 {
+    let likelihood: f64 = rows
+        .iter()
+        .map(|row| {
+            let z = beta[0]
+                + row
+                    .active
+                    .iter()
+                    .map(|&f| beta[f as usize + 1])
+                    .sum::<f64>();
+            // log σ(z) for seed rows, log σ(-z) for the rest, computed stably.
+            let signed = if row.positive { z } else { -z };
+            let log_sigmoid = -(1.0 + (-signed.abs()).exp()).ln() + signed.min(0.0);
+            row.weight * log_sigmoid
+        })
+        .sum();
+    likelihood - 0.5 * lambda * beta[1..].iter().map(|b| b * b).sum::<f64>()
 }
 
 /// Solves `a x = b` for a symmetric positive definite `a` (Cholesky, in place).

@@ -56,9 +56,9 @@ pub const PERSONAL_FIELDS: [&str; 8] = [
     "profile_url",
     "zip",
 ];
-/// The L2 penalty of the logistic regression (on the weights; rows weigh as many
-/// profiles as they stand for).
-const LAMBDA: f64 = 10.0;
+/// The L2 penalty of the logistic regression on the weights, in rows of the sample (rows
+/// weigh as many profiles as they stand for, so it is scaled by their mean weight).
+const LAMBDA: f64 = 5.0;
 /// Most features a model may use.
 pub const MAX_FEATURES: usize = 200;
 /// Features the report lists.
@@ -343,7 +343,9 @@ pub fn train(
     let rows = fit_rows_of(&chosen, &fit_rows, &fit_seed, weights);
     let mut method = "scorecard";
     let mut held_auc = sc_auc;
-    if let Some((b0, w)) = logistic(&rows, chosen.len(), (intercept_sc, &scorecard), LAMBDA) {
+    // The penalty is per row of the sample, so it means the same at any data size.
+    let lambda = LAMBDA * rows.iter().map(|r| r.weight).sum::<f64>() / rows.len() as f64;
+    if let Some((b0, w)) = logistic(&rows, chosen.len(), (intercept_sc, &scorecard), lambda) {
         let logistic_model = Model {
             weights: w,
             intercept: b0,

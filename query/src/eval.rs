@@ -94,6 +94,9 @@ impl<'a> Evaluator<'a> {
             Op::All => Cow::Borrowed(ix.live()),
             Op::Term(t) => Cow::Borrowed(ix.term(t)),
             Op::Bitmap { bits, .. } => Cow::Borrowed(&**bits),
+            Op::Score {
+                scores, low, high, ..
+            } => Cow::Owned(scores.between(*low, *high)),
             Op::Range { key, low, high } => Cow::Owned(self.range(key, *low, *high, None)),
             Op::NumericExists(key) => match ix.numeric(key) {
                 Some(b) => Cow::Borrowed(b.exists()),
@@ -148,6 +151,9 @@ impl<'a> Evaluator<'a> {
             Op::All => self.ix.live().len(),
             Op::Term(t) => self.ix.term(t).len(),
             Op::Bitmap { bits, .. } => bits.len(),
+            Op::Score {
+                scores, low, high, ..
+            } => scores.count_between(*low, *high),
             Op::NumericExists(key) => self.ix.numeric(key).map_or(0, |b| b.exists().len()),
             Op::Segment { inner, .. } => self.count(inner),
             Op::Not(n) => self.ix.live().len() - self.count(n),
@@ -167,7 +173,7 @@ impl<'a> Evaluator<'a> {
                     return acc.len();
                 }
                 let last = &all[all.len() - 1];
-                if matches!(last.op, Op::Range { .. }) {
+                if matches!(last.op, Op::Range { .. } | Op::Score { .. }) {
                     return self.and_step(acc, last).len();
                 }
                 let last = self.eval(last);
@@ -217,6 +223,16 @@ impl<'a> Evaluator<'a> {
     /// One step of an AND: `acc ∩ node`. A range is evaluated only within `acc` (the
     /// bit-sliced work shrinks with the intermediate result).
     fn and_step(&mut self, acc: Bits<'a>, node: &'a Node) -> Bits<'a> {
+        if let Op::Score {
+            scores, low, high, ..
+        } = &node.op
+        {
+            if acc.len().saturating_mul(FILTER_RATIO) < scores.scored().len() {
+                return self.traced(node, |_| {
+                    Cow::Owned(scores.between_within(*low, *high, &acc))
+                });
+            }
+        }
         if let Op::Range { key, low, high } = &node.op {
             let exists = self.ix.numeric(key).map_or(0, |b| b.exists().len());
             if acc.len().saturating_mul(FILTER_RATIO) > exists {

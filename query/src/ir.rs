@@ -46,6 +46,18 @@ pub(crate) enum Op {
     NumericExists(NumericKey),
     /// Profiles with matching events.
     Event(EventQuery),
+    /// Profiles whose percentile in a model is in `[low, high]` (evaluated within an
+    /// AND's intermediate result when that is small).
+    Score {
+        /// The predicate as written, for explain.
+        what: String,
+        /// The model's percentiles in this snapshot.
+        scores: std::sync::Arc<engine::ScoreIndex>,
+        /// Lowest percentile, inclusive.
+        low: i64,
+        /// Highest percentile, inclusive.
+        high: i64,
+    },
     /// Before optimization: intersection of the operands.
     And(Vec<Node>),
     /// Intersection of `all`, minus the union of `but_not`.
@@ -165,7 +177,7 @@ pub(crate) fn label(op: &Op) -> String {
             format!("bit-sliced {} {r}", key.field)
         }
         Op::NumericExists(key) => format!("bit-sliced {} EXISTS", key.field),
-        Op::Bitmap { what, .. } => what.clone(),
+        Op::Bitmap { what, .. } | Op::Score { what, .. } => what.clone(),
         Op::Event(q) => {
             let mut s = format!("event {:?}", q.key.kind);
             if let Some(c) = &q.key.category {

@@ -349,6 +349,11 @@ fn cached_leaves(node: &mut Node, cache: &LeafCache, ix: &Indexes, generation: u
             }
         }
         Op::Not(inner) | Op::Segment { inner, .. } => cached_leaves(inner, cache, ix, generation),
-        Op::Empty | Op::All | Op::Term(_) | Op::NumericExists(_) | Op::Bitmap { .. } => {}
+        Op::Empty
+        | Op::All
+        | Op::Term(_)
+        | Op::NumericExists(_)
+        | Op::Bitmap { .. }
+        | Op::Score { .. } => {}
     }
 }

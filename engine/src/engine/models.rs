@@ -58,7 +58,7 @@ impl Engine {
             let mut state = self.state.write().expect("state lock");
             state.models.install_scored(crate::model::ScoredModel {
                 model: model.clone(),
-                scores,
+                scores: Arc::new(scores),
             });
             state.generation += 1;
         }

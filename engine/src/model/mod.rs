@@ -31,7 +31,7 @@ use std::sync::Arc;
 #[derive(Debug, Clone)]
 pub(crate) struct ScoredModel {
     pub(crate) model: Arc<Model>,
-    pub(crate) scores: ScoreIndex,
+    pub(crate) scores: Arc<ScoreIndex>,
 }
 
 /// Every model of the database, by name (part of the state readers see).
@@ -58,7 +58,7 @@ impl Models {
 
     /// Adds or replaces a model, scoring every live profile.
     pub(crate) fn install(&mut self, model: Arc<Model>, ix: &Indexes) {
-        let scores = model.score_index(ix);
+        let scores = Arc::new(model.score_index(ix));
         self.by_name
             .insert(model.name.clone(), ScoredModel { model, scores });
     }
@@ -78,12 +78,15 @@ impl Models {
     pub(crate) fn rescore(&mut self, ix: &Indexes, pids: &RoaringBitmap) {
         let live = ix.live();
         for scored in self.by_name.values_mut() {
+            // Plans share the index only while a snapshot is held, never across a commit,
+            // so this does not copy.
+            let scores = Arc::make_mut(&mut scored.scores);
             for pid in pids {
                 if live.contains(pid) {
                     let raw = scored.model.raw_score(ix, pid);
-                    scored.scores.set(pid, scored.model.percentile(raw));
+                    scores.set(pid, scored.model.percentile(raw));
                 } else {
-                    scored.scores.remove(pid);
+                    scores.remove(pid);
                 }
             }
         }
@@ -94,7 +97,7 @@ impl Models {
         let mut out = Vec::new();
         for (name, scored) in &self.by_name {
             let fresh = scored.model.score_index(ix);
-            if fresh != scored.scores {
+            if fresh != *scored.scores {
                 let mismatched = ix
                     .live()
                     .iter()

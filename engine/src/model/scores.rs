@@ -64,6 +64,31 @@ impl ScoreIndex {
         }
     }
 
+    /// How many profiles have a percentile in `[low, high]`.
+    pub fn count_between(&self, low: i64, high: i64) -> u64 {
+        let (low, high) = (low.max(0), high.min(MAX_PERCENTILE));
+        if low > high {
+            return 0;
+        }
+        self.groups[low as usize..=high as usize]
+            .iter()
+            .map(|g| g.len())
+            .sum()
+    }
+
+    /// The members of `within` whose percentile is in `[low, high]`: one small
+    /// intersection per percentile, for an AND whose intermediate result is small.
+    pub fn between_within(&self, low: i64, high: i64, within: &RoaringBitmap) -> RoaringBitmap {
+        let (low, high) = (low.max(0), high.min(MAX_PERCENTILE));
+        if low > high {
+            return RoaringBitmap::new();
+        }
+        self.groups[low as usize..=high as usize]
+            .iter()
+            .map(|g| g & within)
+            .union()
+    }
+
     /// Profiles whose percentile is in `[low, high]` (clamped to 0-100).
     pub fn between(&self, low: i64, high: i64) -> RoaringBitmap {
         let (low, high) = (low.max(0), high.min(MAX_PERCENTILE));
@@ -115,6 +140,12 @@ mod tests {
                 .collect();
             assert_eq!(ix.between(lo, hi), expected, "{lo}..={hi}");
         }
+        let within: RoaringBitmap = (0..10_000u32).step_by(7).collect();
+        assert_eq!(
+            ix.between_within(90, 100, &within),
+            ix.between(90, 100) & &within
+        );
+        assert_eq!(ix.count_between(90, 100), ix.between(90, 100).len());
         assert_eq!(ix.get(3), Some(100));
         assert_eq!(ix.get(4), None);
     }

@@ -27,9 +27,9 @@ pub const REDUNDANT_PHI: f64 = 0.9;
 /// Most rows of each class the logistic regression is fitted on (a deterministic sample).
 const MAX_FIT_ROWS: u64 = 50_000;
 /// Event windows: at or after the start of the day this many days before `as_of`.
-const EVENT_WINDOWS_DAYS: [i64; 3] = [30, 90, 365];
+const EVENT_WINDOWS_DAYS: [i64; 6] = [7, 30, 90, 180, 365, 730];
 /// Event count bands (all time).
-const EVENT_COUNTS: [u32; 2] = [2, 5];
+const EVENT_COUNTS: [u32; 3] = [2, 5, 10];
 /// Age bands.
 const AGE_BANDS: [(u32, u32); 7] = [
     (18, 24),
@@ -40,8 +40,8 @@ const AGE_BANDS: [(u32, u32); 7] = [
     (65, 74),
     (75, 120),
 ];
-/// Bands of other numbers and dates: quantiles of the population.
-const BANDS: usize = 5;
+/// Bands of other numbers and dates: deciles of the population.
+const BANDS: usize = 10;
 /// Values of a numeric field sampled to find its quantiles.
 const QUANTILE_SAMPLE: u64 = 20_000;
 /// Fields that hold personal values: never features, so reports and explanations never
@@ -548,9 +548,11 @@ fn candidate_features(ix: &Indexes, population: &RoaringBitmap, as_of: Millis) -
     let mut out = Vec::new();
     for (term, _) in ix.terms() {
         match term {
-            Term::Eq(..) | Term::Consent(_) | Term::IdentifierType(_) | Term::Source(_) => {
-                out.push(Feature::Term(term.clone()))
-            }
+            Term::Eq(..)
+            | Term::Exists(_)
+            | Term::Consent(_)
+            | Term::IdentifierType(_)
+            | Term::Source(_) => out.push(Feature::Term(term.clone())),
             _ => {}
         }
     }

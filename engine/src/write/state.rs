@@ -75,8 +75,8 @@ impl Snapshot<'_> {
 
     /// The percentile (0-100) of every live profile in model `name` (`None` when there is
     /// no such model).
-    pub fn model_scores(&self, name: &str) -> Option<&crate::model::ScoreIndex> {
-        self.guard.models.get(name).map(|m| &m.scores)
+    pub fn model_scores(&self, name: &str) -> Option<std::sync::Arc<crate::model::ScoreIndex>> {
+        self.guard.models.get(name).map(|m| m.scores.clone())
     }
 
     /// The model `name`.

@@ -134,6 +134,9 @@ impl Optimizer<'_> {
             }
             Op::Event(q) => ix.events().series.get(&q.key).map_or(0, |s| s.any.len()),
             Op::Bitmap { bits, .. } => bits.len(),
+            Op::Score {
+                scores, low, high, ..
+            } => scores.count_between(*low, *high),
             _ => unreachable!("leaf() is only called with leaves"),
         };
         if estimate == 0 {

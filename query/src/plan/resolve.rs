@@ -46,7 +46,7 @@ struct Planner<'a> {
     /// Live profiles on any suppression list (`None`) or on a named one.
     suppressed: &'a dyn Fn(Option<&str>) -> Option<RoaringBitmap>,
     /// A model's percentiles of the live profiles.
-    scores: &'a dyn Fn(&str) -> Option<&'a engine::Bsi>,
+    scores: &'a dyn Fn(&str) -> Option<std::sync::Arc<engine::ScoreIndex>>,
     segments: &'a dyn SegmentSource,
     limits: &'a Limits,
     at: Millis,
@@ -145,21 +145,31 @@ impl Planner<'_> {
             }
         };
         let clamp = |x: f64| x.clamp(-1.0, engine::MAX_PERCENTILE as f64 + 1.0) as i64;
-        let mut bits = if low > high {
-            RoaringBitmap::new()
-        } else {
-            bsi.between(clamp(low), clamp(high))
-        };
-        if matches!(test, ScoreTest::Compare(CmpOp::Ne, _)) {
-            bits = bsi.exists() - &bits;
+        let what = Predicate::Score {
+            model: model.clone(),
+            test: test.clone(),
         }
-        Ok(Node::new(Op::Bitmap {
-            what: Predicate::Score {
-                model: model.clone(),
-                test: test.clone(),
+        .to_string();
+        if matches!(test, ScoreTest::Compare(CmpOp::Ne, _)) {
+            let mut bits = bsi.scored().clone();
+            if low <= high {
+                bits -= bsi.between(clamp(low), clamp(high));
             }
-            .to_string(),
-            bits: std::sync::Arc::new(bits & self.ix.live()),
+            return Ok(Node::new(Op::Bitmap {
+                what,
+                bits: std::sync::Arc::new(bits),
+            }));
+        }
+        let (low, high) = if low > high {
+            (1, 0)
+        } else {
+            (clamp(low), clamp(high))
+        };
+        Ok(Node::new(Op::Score {
+            what,
+            scores: bsi,
+            low,
+            high,
         }))
     }
 

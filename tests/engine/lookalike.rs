@@ -354,6 +354,20 @@ fn models_are_deterministic_scored_as_an_index_and_kept_current() {
     assert!(own.bitmap().contains(*pid));
     assert!(!why.reasons.is_empty());
 
+    // Exports of a segment that scores work like any other.
+    let mut out = Vec::new();
+    let export = s
+        .export(
+            r#"score("a") >= 90"#,
+            Some("ALL"),
+            &cidb::export::ExportOptions::new(cidb::export::Format::Hashes).with_min_audience(1),
+            &mut out,
+        )
+        .unwrap();
+    assert_eq!(export.members, top);
+    assert_eq!(export.profiles, top);
+    assert!(!out.is_empty());
+
     // Unknown models are positioned errors; a model used by a saved segment stays.
     let err = s
         .count(r#"country = "NL" AND score("nope") > 5"#)

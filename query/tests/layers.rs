@@ -26,7 +26,9 @@ const LAYERS: &[&[&str]] = &[
     // The API: one snapshot per call; applies the cache to plans.
     &["segments"],
     // Built on the API: access requests, export and sync.
-    &["access", "audience", "models"],
+    &["access", "audience"],
+    // Models from expressions (uses the audience's SEGMENT_OR_EXPR rule).
+    &["models"],
 ];
 
 #[test]

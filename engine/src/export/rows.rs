@@ -213,10 +213,11 @@ impl RowBuilder<'_> {
         match result {
             Normalized::Date(d) => {
                 stats.count(Field::BirthDate, true);
+                // A year alone leaves month and day empty (only `DOBY` is sent).
                 Some([
                     sha256_hex(&d.doby()),
-                    sha256_hex(&d.dobm()),
-                    sha256_hex(&d.dobd()),
+                    d.dobm().map(|m| sha256_hex(&m)).unwrap_or_default(),
+                    d.dobd().map(|d| sha256_hex(&d)).unwrap_or_default(),
                 ])
             }
             _ => {

@@ -59,8 +59,8 @@ pub fn normalize_line(
                 "normalized": {"DOBY": d.doby(), "DOBM": d.dobm(), "DOBD": d.dobd()},
                 "sha256": {
                     "DOBY": sha256_hex(&d.doby()),
-                    "DOBM": sha256_hex(&d.dobm()),
-                    "DOBD": sha256_hex(&d.dobd()),
+                    "DOBM": d.dobm().map(|m| sha256_hex(&m)),
+                    "DOBD": d.dobd().map(|d| sha256_hex(&d)),
                 },
             }),
             Normalized::Missing => {

@@ -1,15 +1,15 @@
 //! Birth dates for Meta's `DOBY`/`DOBM`/`DOBD` (export.md, birth_date row): the accepted
 //! layouts, the US month-first rule, and the validity bounds.
 
-/// A valid date of birth.
+/// A valid date of birth (a year alone gives only the year).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BirthDate {
     /// Year (1900 or later).
     pub year: i32,
-    /// Month 1–12.
-    pub month: u32,
-    /// Day 1–31.
-    pub day: u32,
+    /// Month 1–12 (`None` for a year alone).
+    pub month: Option<u32>,
+    /// Day 1–31 (`None` for a year alone).
+    pub day: Option<u32>,
 }
 
 impl BirthDate {
@@ -17,13 +17,13 @@ impl BirthDate {
     pub fn doby(&self) -> String {
         format!("{:04}", self.year)
     }
-    /// `MM`.
-    pub fn dobm(&self) -> String {
-        format!("{:02}", self.month)
+    /// `MM`, when known.
+    pub fn dobm(&self) -> Option<String> {
+        self.month.map(|m| format!("{m:02}"))
     }
-    /// `DD`.
-    pub fn dobd(&self) -> String {
-        format!("{:02}", self.day)
+    /// `DD`, when known.
+    pub fn dobd(&self) -> Option<String> {
+        self.day.map(|d| format!("{d:02}"))
     }
 }
 
@@ -49,7 +49,22 @@ pub fn parse_birth_date(
     region: Option<&str>,
     today: i32,
 ) -> Result<BirthDate, &'static str> {
-    let s = s.trim();
+    // CJK dates (`1985年3月7日`) read like `1985-3-7`; a date-time gives its date.
+    let cjk = s.trim().replace(['年', '月'], "-").replace('日', "");
+    let s = date_part(&cjk);
+    if s.len() == 4 && s.bytes().all(|b| b.is_ascii_digit()) {
+        let year: i32 = s.parse().map_err(|_| "not a date")?;
+        let (this_year, _, _) = crate::base::time::civil_from_day(today);
+        return match year {
+            y if y < 1900 => Err("year before 1900"),
+            y if y > this_year => Err("date in the future"),
+            _ => Ok(BirthDate {
+                year,
+                month: None,
+                day: None,
+            }),
+        };
+    }
     let (year, month, day) = if s.len() == 8 && s.bytes().all(|b| b.is_ascii_digit()) {
         (num(&s[0..4])?, num(&s[4..6])?, num(&s[6..8])?)
     } else if s.chars().any(|c| c.is_ascii_alphabetic()) {
@@ -69,7 +84,26 @@ pub fn parse_birth_date(
     if number > today {
         return Err("date in the future");
     }
-    Ok(BirthDate { year, month, day })
+    Ok(BirthDate {
+        year,
+        month: Some(month),
+        day: Some(day),
+    })
+}
+
+/// The date of a date-time (`1985-03-07T00:00:00Z`, `1985-03-07 00:00:00`): what comes
+/// before a `T` or a space that starts a time; anything else as it is.
+fn date_part(s: &str) -> &str {
+    match s.find(['T', ' ']) {
+        Some(i)
+            if !s[..i].chars().any(char::is_alphabetic)
+                && s[i + 1..].starts_with(|c: char| c.is_ascii_digit())
+                && s[i + 1..].contains(':') =>
+        {
+            &s[..i]
+        }
+        _ => s,
+    }
 }
 
 fn num(s: &str) -> Result<u32, &'static str> {
@@ -162,7 +196,7 @@ mod tests {
     const TODAY: i32 = 20_779; // 2026-11-22
 
     fn ymd(s: &str, region: Option<&str>) -> Result<(i32, u32, u32), &'static str> {
-        parse_birth_date(s, region, TODAY).map(|d| (d.year, d.month, d.day))
+        parse_birth_date(s, region, TODAY).map(|d| (d.year, d.month.unwrap(), d.day.unwrap()))
     }
 
     #[test]
@@ -185,6 +219,22 @@ mod tests {
         assert_eq!(ymd("March 7, 1985", None), Ok((1985, 3, 7)));
         assert_eq!(ymd("1st Feb 2000", None), Ok((2000, 2, 1)));
         assert_eq!(ymd("29 February 2024", None), Ok((2024, 2, 29)));
+        // export.md "Validity in detail": date-times, CJK separators, a year alone.
+        assert_eq!(ymd("1985-03-07T00:00:00Z", None), Ok((1985, 3, 7)));
+        assert_eq!(ymd("1985-03-07 00:00:00", None), Ok((1985, 3, 7)));
+        assert_eq!(ymd("07/03/1985 13:45", Some("NL")), Ok((1985, 3, 7)));
+        assert_eq!(ymd("1985年3月7日", None), Ok((1985, 3, 7)));
+        let year_only = parse_birth_date("1985", None, TODAY).unwrap();
+        assert_eq!(
+            (year_only.doby(), year_only.dobm(), year_only.dobd()),
+            ("1985".into(), None, None)
+        );
+        assert!(parse_birth_date("1899", None, TODAY).is_err());
+        assert!(
+            parse_birth_date("2027", None, TODAY).is_err(),
+            "future year"
+        );
+        assert!(parse_birth_date("1985-03-07Tnoon", None, TODAY).is_err());
     }
 
     #[test]
@@ -200,6 +250,7 @@ mod tests {
         assert!(ymd("2030-01-01", None).is_err(), "future");
         assert!(ymd("1985-13-01", None).is_err());
         assert!(ymd("yesterday", None).is_err());
-        assert!(ymd("1985", None).is_err());
+        assert!(ymd("85", None).is_err(), "a two-digit year alone");
+        assert!(ymd("19851", None).is_err());
     }
 }

@@ -57,10 +57,44 @@ pub fn platform_form(raw: &str, platform: Platform) -> Result<String, &'static s
     if local.len() > 64 || s.len() > 254 {
         return Err("too long (local part over 64 or address over 254)");
     }
+    if !dot_atom(local) {
+        return Err("local part is not a dot-atom (letters, digits, !#$%&'*+/=?^_`{|}~- joined by single dots)");
+    }
+    if !ldh_domain(domain) {
+        return Err(
+            "domain is not letter-digit-hyphen labels with a top-level label of 2+ letters",
+        );
+    }
     match platform {
         Platform::Google => google_form(local, domain),
         Platform::Meta => Ok(s.to_string()),
     }
+}
+
+/// Atoms of letters, digits and ``!#$%&'*+/=?^_`{|}~-`` joined by single dots (so no
+/// quoted local part, display name, `mailto:` or separator survives).
+fn dot_atom(local: &str) -> bool {
+    const SPECIALS: &[u8] = b"!#$%&'*+/=?^_`{|}~-";
+    local.split('.').all(|atom| {
+        !atom.is_empty()
+            && atom
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || SPECIALS.contains(&b))
+    })
+}
+
+/// Labels of letters, digits and inner hyphens joined by dots, the last of 2+ letters (so
+/// no IP literal, bracket or trailing separator).
+fn ldh_domain(domain: &str) -> bool {
+    let labels: Vec<&str> = domain.split('.').collect();
+    let ldh = labels.iter().all(|l| {
+        !l.is_empty()
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    });
+    let top = labels.last().copied().unwrap_or("");
+    ldh && labels.len() >= 2 && top.len() >= 2 && top.bytes().all(|b| b.is_ascii_alphabetic())
 }
 
 /// Google's form: for `gmail.com` and `googlemail.com`, the local part without dots and
@@ -116,5 +150,39 @@ mod tests {
         );
         assert_eq!(platform_form("nobody", Platform::Meta), Err("no @"));
         assert_eq!(identity_form("  "), Err(IdentifierProblem::Empty));
+    }
+
+    /// export.md "Validity in detail": the dot-atom rule and what it refuses.
+    #[test]
+    fn platform_addresses_are_dot_atoms() {
+        let ok = |s: &str| platform_form(s, Platform::Meta).is_ok();
+        for valid in [
+            "john.smith@example.com",
+            "o'brien+tag@example.co.uk",
+            "x!#$%&'*/=?^_`{|}~-y@mail-server.example.org",
+            ".john@example.com", // leading and trailing dots are stripped first
+            "a@b.io",
+        ] {
+            assert!(ok(valid), "{valid}");
+        }
+        for invalid in [
+            "\"john smith\"@example.com",
+            "user@[192.168.0.1]",
+            "John <john@example.com>",
+            "mailto:john@example.com",
+            "a@example.com,b@example.com",
+            "a@example.com;",
+            "john..smith@example.com",
+            "john.@example.com",
+            "user@-example.com",
+            "user@example-.com",
+            "user@example.c",
+            "user@example.123",
+            "user@exa_mple.com",
+            "josé@example.com",
+            "user@localhost",
+        ] {
+            assert!(!ok(invalid), "{invalid}");
+        }
     }
 }

@@ -251,6 +251,10 @@ fn email(s: &str, platform: Platform) -> Normalized {
 }
 
 fn phone(s: &str, platform: Platform, region: Option<&str>) -> Normalized {
+    let s = &ascii_digits(s);
+    if holds_two_numbers(s) {
+        return Normalized::Invalid("holds more than one phone number");
+    }
     let e164 = match e164(s, region) {
         Some(p) => p,
         None => return Normalized::Invalid("not a valid phone number for its region"),
@@ -259,6 +263,40 @@ fn phone(s: &str, platform: Platform, region: Option<&str>) -> Normalized {
         Platform::Meta => e164.trim_start_matches('+').to_string(),
         Platform::Google => e164,
     })
+}
+
+/// Digits of every script (fullwidth `４`, Arabic-Indic `٤`, Devanagari `४`, ...) as their
+/// ASCII digits, as libphonenumber reads them. Unicode encodes decimal digits only in runs
+/// of ten, `0` to `9` in order, so a digit's value is its distance from the start of its
+/// run, modulo ten.
+fn ascii_digits(s: &str) -> String {
+    let is_decimal =
+        |c: char| c.general_category() == unicode_properties::GeneralCategory::DecimalNumber;
+    s.chars()
+        .map(|c| {
+            if c.is_ascii() || !is_decimal(c) {
+                return c;
+            }
+            let mut start = c as u32;
+            while start > 0
+                && char::from_u32(start - 1).is_some_and(is_decimal)
+                && (c as u32 - start) < 90
+            {
+                start -= 1;
+            }
+            char::from_digit((c as u32 - start) % 10, 10).unwrap_or(c)
+        })
+        .collect()
+}
+
+/// Whether a phone field holds two numbers (`…2671;+1-415-…`): two parts, between
+/// separators, with at least six digits each. Such a field is invalid, never its first
+/// number.
+fn holds_two_numbers(s: &str) -> bool {
+    s.split([';', ',', '|', '/', '\n', '&'])
+        .filter(|part| part.bytes().filter(u8::is_ascii_digit).count() >= 6)
+        .count()
+        >= 2
 }
 
 /// E.164 with `+` by libphonenumber rules: `00` is read as `+`; without a region the
@@ -294,7 +332,7 @@ fn name(s: &str, platform: Platform) -> Normalized {
             .collect::<Vec<_>>()
             .join(" "),
     };
-    if kept.is_empty() {
+    if !kept.chars().any(char::is_alphabetic) {
         Normalized::Invalid("no letters")
     } else {
         Normalized::Value(kept)

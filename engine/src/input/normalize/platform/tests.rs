@@ -114,7 +114,7 @@ fn birth_date_row_splits_for_meta_and_is_not_sent_to_google() {
     match norm(Field::BirthDate, Platform::Meta, "1985-03-07", None) {
         Normalized::Date(d) => assert_eq!(
             (d.doby(), d.dobm(), d.dobd()),
-            ("1985".into(), "03".into(), "07".into())
+            ("1985".into(), Some("03".into()), Some("07".into()))
         ),
         other => panic!("{other:?}"),
     }
@@ -382,4 +382,79 @@ fn gender_city_state_zip_country_external_id() {
         norm(Field::ExternalId, Platform::Google, "CRM-00X1", None),
         value("CRM-00X1")
     );
+}
+
+/// export.md "Validity in detail", phone: digits of any script read as ASCII digits; a
+/// field holding two numbers is invalid, never the first of them.
+#[test]
+fn phones_in_other_scripts_and_fields_with_two_numbers() {
+    for raw in [
+        "(４１５) ５５５-２６７１", // fullwidth
+        "(٤١٥) ٥٥٥-٢٦٧١",           // Arabic-Indic
+        "(۴۱۵) ۵۵۵-۲۶۷۱",           // Extended Arabic-Indic
+        "(४१५) ५५५-२६७१",           // Devanagari
+    ] {
+        assert_eq!(
+            norm(Field::Phone, Platform::Meta, raw, Some("US")),
+            value("14155552671"),
+            "{raw}"
+        );
+    }
+    for raw in [
+        "+1 415 555 2671;+1-415-555-2672",
+        "+14155552671, +14155552672",
+        "0612345678 / 0687654321",
+    ] {
+        assert!(
+            matches!(
+                norm(Field::Phone, Platform::Google, raw, Some("NL")),
+                Normalized::Invalid(_)
+            ),
+            "{raw}"
+        );
+    }
+    // Slashes and extensions inside one number are not a second number.
+    assert_eq!(
+        norm(Field::Phone, Platform::Google, "030/12345678", Some("DE")),
+        value("+493012345678")
+    );
+}
+
+/// export.md "Validity in detail", names: nothing but digits or punctuation is invalid.
+#[test]
+fn names_without_letters_are_invalid() {
+    for raw in ["123", "---", "#1", "42 42"] {
+        for platform in [Platform::Meta, Platform::Google] {
+            assert!(
+                matches!(
+                    norm(Field::FirstName, platform, raw, None),
+                    Normalized::Invalid(_)
+                ),
+                "{raw} {platform:?}"
+            );
+        }
+    }
+    assert_eq!(
+        norm(Field::LastName, Platform::Meta, "O'Neil 2nd", None),
+        value("oneil2nd")
+    );
+}
+
+/// export.md "Validity in detail", birth_date: date-times, CJK separators, a year alone.
+#[test]
+fn birth_dates_from_date_times_cjk_and_years() {
+    let parts = |raw: &str| match norm(Field::BirthDate, Platform::Meta, raw, None) {
+        Normalized::Date(d) => Some((d.doby(), d.dobm(), d.dobd())),
+        _ => None,
+    };
+    let full = Some((
+        "1985".to_string(),
+        Some("03".to_string()),
+        Some("07".to_string()),
+    ));
+    assert_eq!(parts("1985-03-07T00:00:00Z"), full);
+    assert_eq!(parts("1985-03-07 00:00:00"), full);
+    assert_eq!(parts("1985年3月7日"), full);
+    assert_eq!(parts("1985"), Some(("1985".to_string(), None, None)));
+    assert_eq!(parts("85"), None);
 }

@@ -1,6 +1,7 @@
 //! Soak test: the real server under a mix of every kind of request at once — ingest
 //! batches (with idempotency keys, some retried), counts, breakdowns, samples, metrics
-//! and health, full exports, diff syncs with acknowledgements, erasures and objections.
+//! and health, full exports, diff syncs with acknowledgements, erasures and objections,
+//! model retraining and `score()` counts.
 //!
 //! Asserts that every request is answered within its deadline (no hang), that every answer
 //! is one the route documents (a 5xx other than 503 "overloaded" is unexpected), that the
@@ -288,6 +289,36 @@ async fn every_request_is_answered_under_a_mixed_load() {
                 let r = c.json(reqwest::Method::POST, path, &key, body);
                 c.send(route, r, ok).await;
                 i += 1;
+            }
+        }));
+    }
+    // Models: retraining (the writer lock, a full scoring) while everything else runs,
+    // and score() inside counts. Early on the seed is under 100 (400), and a count that
+    // names the model before its first training is an unknown model (400).
+    {
+        let (c, stop, key) = (client.clone(), stop.clone(), analyst.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                if i % 4 == 0 {
+                    let r = c.json(
+                        reqwest::Method::POST,
+                        "/v1/models/soak_m/train",
+                        &key,
+                        json!({"seed": "cohort = \"stable\" AND country = \"NL\""}),
+                    );
+                    c.send("train model", r, &[200, 400]).await;
+                } else {
+                    let r = c.json(
+                        reqwest::Method::POST,
+                        "/v1/segments/count",
+                        &key,
+                        json!({"expr": "score(\"soak_m\") >= 50 AND consent(\"custom_audiences\")"}),
+                    );
+                    c.send("count score", r, &[200, 400]).await;
+                }
+                i += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }));
     }

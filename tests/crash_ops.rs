@@ -17,6 +17,9 @@
 //! First, a child dies right after an idempotent ingest committed (before answering); the
 //! retry with the same key must answer the first report and store nothing twice.
 //!
+//! A child dies between storing a trained model and installing it; the reopened database
+//! scores from the stored model and `check` is clean.
+//!
 //! Then a child is killed during a resumable import of a file; the rerun must resume
 //! after the last committed batch (every record and event once).
 //!
@@ -127,6 +130,72 @@ fn idempotent_retry_after_a_crash(dir: &std::path::Path) -> Vec<String> {
     if db.stats().events != events {
         problems.push("the retry stored the events again".into());
     }
+    problems
+}
+
+/// Varied people for the model round: the seed (`tier = "gold"`) is more often in NL and
+/// likes running.
+fn model_people() -> Vec<String> {
+    (0..1_200u64)
+        .map(|k| {
+            let gold = k % 3 == 0;
+            let country = if (gold && k % 4 != 1) || k % 7 == 0 {
+                "NL"
+            } else {
+                "DE"
+            };
+            let interests = if gold || k % 5 == 0 {
+                vec!["running"]
+            } else {
+                vec!["chess"]
+            };
+            serde_json::json!({
+                "source": "crm",
+                "identifiers": { "email": format!("m{k}@model.example") },
+                "attributes": { "tier": if gold { "gold" } else { "basic" },
+                                "country": country, "interests": interests },
+            })
+            .to_string()
+        })
+        .collect()
+}
+
+/// A child that dies between storing a trained model and installing it: on reopen the
+/// model is there, scored from the stored record, and `check` (which recomputes every
+/// score) is clean; a retrain after it works.
+fn model_training_after_a_crash(dir: &std::path::Path) -> Vec<String> {
+    {
+        let db = Engine::open(dir).unwrap();
+        db.ingest_json(&model_people()).unwrap();
+    }
+    let status = Command::new(std::env::current_exe().unwrap())
+        .env("CIDB_OPS_CHILD", dir)
+        .env("CIDB_OPS_MODE", "model")
+        .env("CIDB_OPS_START", "0")
+        .env("CIDB_CRASH_AT", "model.after_store")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    let mut problems = Vec::new();
+    if status.success() {
+        problems.push("the child was meant to die at model.after_store".into());
+    }
+    let db = Engine::open(dir).unwrap();
+    problems.extend(db.check().unwrap().problems);
+    let s = Segments::new(&db);
+    match s.count(r#"score("crash_m") >= 0"#) {
+        Ok(n) if n == db.stats().profiles => {}
+        other => problems.push(format!("scores after reopening: {other:?}")),
+    }
+    let retrain = cidb::TrainRequest {
+        seed: r#"tier = "gold""#.into(),
+        ..Default::default()
+    };
+    if let Err(e) = s.train_model("crash_m", &retrain) {
+        problems.push(format!("retraining after the crash: {e}"));
+    }
+    problems.extend(db.check().unwrap().problems);
     problems
 }
 
@@ -245,6 +314,14 @@ fn child(dir: &str, mode: &str, start: u64) {
         return;
     }
     let db = Engine::open(dir).expect("child opens the database");
+    if mode == "model" {
+        let seed = cidb::TrainRequest {
+            seed: r#"tier = "gold""#.into(),
+            ..Default::default()
+        };
+        Segments::new(&db).train_model("crash_m", &seed).unwrap();
+        return;
+    }
     if mode == "idempotent" {
         let (records, key) = idempotent_batch();
         db.ingest_json_idempotent(&records, &key).unwrap();
@@ -311,6 +388,11 @@ fn main() {
     must_pass(
         "idempotent retry after a crash",
         idempotent_retry_after_a_crash(dir.path()),
+    );
+    let model_dir = tempfile::tempdir().unwrap();
+    must_pass(
+        "model training after a crash",
+        model_training_after_a_crash(model_dir.path()),
     );
     let import_dir = tempfile::tempdir().unwrap();
     must_pass(

@@ -54,6 +54,7 @@ impl Engine {
             &format!("{MODEL_PREFIX}{name}"),
             Some(&encode_model(&model)),
         )?;
+        crate::base::crash_point::crash_point("model.after_store");
         {
             let mut state = self.state.write().expect("state lock");
             state.models.install_scored(crate::model::ScoredModel {

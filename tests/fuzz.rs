@@ -121,6 +121,7 @@ const SPLICES: &[&str] = &[
     "\"2026-01-01\"",
     "consent(",
     "segment(",
+    "score(\"m\")",
     "suppressed()",
     "age",
     "-",
@@ -526,6 +527,7 @@ fn expressions() -> &'static [String] {
                 r#"identifier("email") AND source("crm") AND suppressed() AND NOT suppressed("optout")"#,
                 "f != 1.5 AND f < -2 AND f <= 3e2 AND f > 4 AND f >= 5 AND g <> 6",
                 "a = \"\\u00e9\\n\\t\" AND\n  b = 1",
+                r#"score("buyers") >= 95 AND NOT score("churn") BETWEEN 0 AND 10.5"#,
             ]
             .map(str::to_string),
         );

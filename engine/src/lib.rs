@@ -56,7 +56,7 @@ pub use index::{
     NumericKind, Series, Term, TimeRange, Totals, ValueKind, NUMBER_SCALE,
 };
 pub use input::config::Config;
-pub use input::generate::{GenerateSummary, Generator, REFERENCE_TIME};
+pub use input::generate::{GenerateSummary, Generator, DEFAULT_EVENTS_PER_PERSON, REFERENCE_TIME};
 pub use input::normalize::{
     country as normalize_country, email as normalize_email, index_text, phone as normalize_phone,
     IdentifierProblem,

@@ -5,8 +5,18 @@
 //! purchases and consent, and a sprinkle of placeholder values that identity rules must
 //! block. Used by the demo, the tests and the benchmarks.
 //!
-//! Records of a block of persons are shuffled together, so links arrive out of order and
-//! merges happen. All times are before [`REFERENCE_TIME`].
+//! Event-heavy by default, as real customer data is: a person's event count follows a
+//! Zipf-like law over 0-50 (and more when asked) with a mean of
+//! [`DEFAULT_EVENTS_PER_PERSON`], over the three years before [`REFERENCE_TIME`], spread
+//! over the person's records from sources that see behaviour (shops, CRM, web forms,
+//! apps, WiFi).
+//!
+//! A person's records are spread across the whole file: the file is written in rounds,
+//! round `r` holding the `r`-th record of every person that has one, persons in a fresh
+//! random order each round. Each person is generated from their own random stream (the
+//! seed and their index), so any record can be made again without the others, and
+//! [`Generator::write_events_only`] can address persons an earlier run created. All
+//! times are before [`REFERENCE_TIME`].
 
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -17,8 +27,13 @@ use std::io::Write;
 /// Generated `observed_at` and event times lie in the two years before this instant
 /// (2026-11-01T00:00:00Z), so that benchmarks can pin the evaluation time.
 pub const REFERENCE_TIME: i64 = 1_793_491_200_000;
-const PERSONS_PER_BLOCK: usize = 4096;
 const DAY: i64 = 86_400_000;
+/// Mean events per person unless [`Generator::with_events_per_person`] says otherwise.
+pub const DEFAULT_EVENTS_PER_PERSON: f64 = 6.5;
+/// Events lie in this many days before [`REFERENCE_TIME`].
+const EVENT_DAYS: i64 = 3 * 365;
+/// The most records a person has.
+const MAX_RECORDS: usize = 4;
 
 struct CountryData {
     code: &'static str,
@@ -252,8 +267,12 @@ struct Person {
 
 /// Generates records; see the module docs.
 pub struct Generator {
+    /// The random stream of the person (or round) being generated.
     rng: ChaCha8Rng,
+    seed: u64,
     persons: u64,
+    /// Cumulative probabilities of a person's event count (0, 1, 2, ...).
+    event_counts: Vec<f64>,
 }
 
 /// What a generator wrote.
@@ -263,41 +282,142 @@ pub struct GenerateSummary {
     pub persons: u64,
     /// Records (lines) written.
     pub records: u64,
+    /// Events in them.
+    pub events: u64,
 }
 
 impl Generator {
-    /// A generator of `persons` people from `seed`.
+    /// A generator of `persons` people from `seed`, with the default event load.
     pub fn new(persons: u64, seed: u64) -> Self {
         Generator {
             rng: ChaCha8Rng::seed_from_u64(seed),
+            seed,
             persons,
+            event_counts: Vec::new(),
         }
+        .with_events_per_person(DEFAULT_EVENTS_PER_PERSON)
     }
 
-    /// Writes every record as JSON Lines; `progress` receives persons done.
-    pub fn write_jsonl<W: Write>(
+    /// Sets the mean number of events per person (Zipf-like counts from 0 up to
+    /// `max(50, 8 × mean)`).
+    pub fn with_events_per_person(mut self, mean: f64) -> Self {
+        self.event_counts = zipf_counts(mean.max(0.0));
+        self
+    }
+
+    /// Points the random stream at `person` (or, with `round`, at a round's order), so
+    /// every person is the same whichever order they are generated in.
+    fn reseed(&mut self, stream: u64, index: u64) {
+        let mut z = self.seed ^ stream.wrapping_mul(0xD6E8_FEB8_6659_FD93);
+        z ^= index.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.rng = ChaCha8Rng::seed_from_u64(z);
+    }
+
+    /// The records of person `index`, in their own order.
+    fn person_records(&mut self, index: u64) -> Vec<Value> {
+        self.reseed(1, index);
+        let person = self.person(index);
+        self.records_of(&person)
+    }
+
+    /// Writes every record as JSON Lines; `progress` receives persons done (an estimate
+    /// while later rounds run).
+    pub fn write_jsonl<W: Write + ?Sized>(
         mut self,
         out: &mut W,
         progress: &mut dyn FnMut(u64),
     ) -> std::io::Result<GenerateSummary> {
-        let mut summary = GenerateSummary::default();
-        let mut start = 0u64;
-        while start < self.persons {
-            let end = (start + PERSONS_PER_BLOCK as u64).min(self.persons);
-            let mut block: Vec<Value> = Vec::new();
-            for i in start..end {
-                let person = self.person(i);
-                block.extend(self.records_of(&person));
+        let mut summary = GenerateSummary {
+            persons: self.persons,
+            ..GenerateSummary::default()
+        };
+        let mut order: Vec<u64> = (0..self.persons).collect();
+        for round in 0..MAX_RECORDS {
+            self.reseed(2, round as u64);
+            order.shuffle(&mut self.rng);
+            for (done, &index) in order.iter().enumerate() {
+                if self.record_count(index) > round {
+                    let record = self.person_records(index).swap_remove(round);
+                    summary.events += record["events"].as_array().map_or(0, |e| e.len() as u64);
+                    serde_json::to_writer(&mut *out, &record)?;
+                    out.write_all(b"\n")?;
+                    summary.records += 1;
+                }
+                if done % 4096 == 4095 {
+                    let total = self.persons * MAX_RECORDS as u64;
+                    progress((round as u64 * self.persons + done as u64) * self.persons / total);
+                }
             }
-            block.shuffle(&mut self.rng);
-            for record in &block {
-                serde_json::to_writer(&mut *out, record)?;
-                out.write_all(b"\n")?;
+        }
+        progress(self.persons);
+        Ok(summary)
+    }
+
+    /// How many records person `index` has (1-4), without generating them.
+    fn record_count(&mut self, index: u64) -> usize {
+        self.reseed(3, index);
+        1 + self.zipf(MAX_RECORDS)
+    }
+
+    /// Writes `events` events of live traffic as small records (one identifier, one to
+    /// three events in the day before [`REFERENCE_TIME`]: page views, e-mail opens, app
+    /// opens, purchases) for the persons a [`Generator::write_jsonl`] run with the same
+    /// seed and person count created; the active few send most of it.
+    pub fn write_events_only<W: Write + ?Sized>(
+        mut self,
+        events: u64,
+        out: &mut W,
+        progress: &mut dyn FnMut(u64),
+    ) -> std::io::Result<GenerateSummary> {
+        let mut summary = GenerateSummary {
+            persons: self.persons,
+            ..GenerateSummary::default()
+        };
+        if self.persons == 0 {
+            return Ok(summary);
+        }
+        let mut n = 0u64;
+        while summary.events < events {
+            self.reseed(4, n);
+            n += 1;
+            // Activity is skewed: a power of a uniform draw favours a few persons.
+            let index = ((self.rng.gen::<f64>().powi(3) * self.persons as f64) as u64)
+                .min(self.persons - 1);
+            self.reseed(1, index);
+            let person = self.person(index);
+            self.reseed(4, n + (1 << 40));
+            let (source, id_kind, id) = match self.rng.gen_range(0..3) {
+                0 => ("web", "email", person.emails[0].clone()),
+                1 => ("app", "device_id", person.device_id.clone()),
+                _ => ("email", "email", person.emails[0].clone()),
+            };
+            let count = (1 + self.rng.gen_range(0..3)).min(events - summary.events);
+            let mut at = REFERENCE_TIME - self.rng.gen_range(0..DAY);
+            let list: Vec<Value> = (0..count)
+                .map(|_| {
+                    at = (at + self.rng.gen_range(0..600_000)).min(REFERENCE_TIME - 1);
+                    let stamp = crate::base::time::format_rfc3339(at);
+                    match (source, self.rng.gen_range(0..10)) {
+                        (_, 0) => self.purchase(at),
+                        ("app", _) => json!({"type": "app_open", "at": stamp}),
+                        ("email", _) => json!({"type": "email_open", "at": stamp}),
+                        _ => json!({"type": "page_view", "at": stamp}),
+                    }
+                })
+                .collect();
+            let record = json!({
+                "source": source,
+                "observed_at": crate::base::time::format_rfc3339(at),
+                "identifiers": {id_kind: id},
+                "events": list,
+            });
+            serde_json::to_writer(&mut *out, &record)?;
+            out.write_all(b"\n")?;
+            summary.records += 1;
+            summary.events += count;
+            if summary.records % 4096 == 0 {
+                progress(summary.events);
             }
-            summary.records += block.len() as u64;
-            summary.persons = end;
-            progress(end);
-            start = end;
         }
         Ok(summary)
     }
@@ -433,7 +553,7 @@ impl Generator {
             ),
             "DE" => (format!("0171{}", self.digits(7)), "49"),
             "GB" => (
-                format!("07{}{}", self.pick(&[4, 5, 7, 8, 9]), self.digits(8)),
+                format!("07{}{}", self.pick(&[4, 5, 8, 9]), self.digits(8)),
                 "44",
             ),
             "US" => (
@@ -514,7 +634,8 @@ impl Generator {
     }
 
     fn records_of(&mut self, p: &Person) -> Vec<Value> {
-        let n = 1 + self.zipf(4);
+        let n = self.record_count(p.index);
+        self.reseed(1, p.index + (1 << 48));
         let mut sources: Vec<&str> = SOURCES.to_vec();
         sources.shuffle(&mut self.rng);
         sources.truncate(n);
@@ -626,36 +747,111 @@ impl Generator {
             if let Some(s) = scopes {
                 record["scopes"] = json!(s);
             }
-            let events = self.events_for(source);
-            if !events.is_empty() {
-                record["events"] = Value::Array(events);
-            }
             out.push(record);
         }
+        self.add_events(&mut out);
         out
     }
 
-    fn events_for(&mut self, source: &str) -> Vec<Value> {
-        let (kind, max) = match source {
-            "pos" | "crm" | "web_form" => ("purchase", 6),
-            "app" => ("app_open", 8),
-            "wifi" => ("store_visit", 5),
-            _ => return Vec::new(),
-        };
-        let n = self.rng.gen_range(0..=max) * self.rng.gen_range(0..2);
-        (0..n)
-            .map(|_| {
-                let at = crate::base::time::format_rfc3339(self.time_before_reference(730));
-                if kind == "purchase" {
-                    let category = CATEGORIES[self.zipf(CATEGORIES.len())];
-                    let value = (self.rng.gen_range(5.0..250.0f64) * 100.0).round() / 100.0;
-                    json!({"type": kind, "at": at, "category": category, "value": value})
-                } else {
-                    json!({"type": kind, "at": at})
-                }
-            })
-            .collect()
+    /// Draws the person's event count and spreads the events over their records from
+    /// sources that see behaviour (none when they have no such record).
+    fn add_events(&mut self, records: &mut [Value]) {
+        let u: f64 = self.rng.gen();
+        let count = self.event_counts.partition_point(|c| *c < u);
+        let mut capable: Vec<usize> = records
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| event_kinds(r["source"].as_str().unwrap_or("")).is_some())
+            .map(|(i, _)| i)
+            .collect();
+        if capable.is_empty() {
+            // Someone known only from a social login still browses the brand's site: the
+            // site's events arrive with the first record.
+            capable.push(0);
+        }
+        let mut lists: Vec<Vec<Value>> = vec![Vec::new(); records.len()];
+        for _ in 0..count {
+            let at = self.pick(&capable);
+            let kinds =
+                event_kinds(records[at]["source"].as_str().unwrap_or("")).unwrap_or(WEB_EVENTS);
+            let kind = kinds[self.zipf(kinds.len())];
+            let when = REFERENCE_TIME - self.rng.gen_range(1..EVENT_DAYS * DAY);
+            let event = if kind == "purchase" {
+                self.purchase(when)
+            } else {
+                json!({"type": kind, "at": crate::base::time::format_rfc3339(when)})
+            };
+            lists[at].push(event);
+        }
+        for (record, list) in records.iter_mut().zip(lists) {
+            if !list.is_empty() {
+                record["events"] = Value::Array(list);
+            }
+        }
     }
+
+    fn purchase(&mut self, at: i64) -> Value {
+        let category = CATEGORIES[self.zipf(CATEGORIES.len())];
+        let value = (self.rng.gen_range(5.0..250.0f64) * 100.0).round() / 100.0;
+        json!({
+            "type": "purchase",
+            "at": crate::base::time::format_rfc3339(at),
+            "category": category,
+            "value": value,
+        })
+    }
+}
+
+/// Events of the brand's web site.
+const WEB_EVENTS: &[&str] = &["page_view", "purchase", "add_to_cart"];
+
+/// The event types a source sees, most frequent first (`None`: it sees no behaviour).
+fn event_kinds(source: &str) -> Option<&'static [&'static str]> {
+    match source {
+        "pos" => Some(&["purchase", "store_visit"]),
+        "crm" => Some(&["email_open", "purchase", "email_click"]),
+        "web_form" => Some(WEB_EVENTS),
+        "app" => Some(&["app_open", "page_view", "purchase"]),
+        "wifi" => Some(&["store_visit"]),
+        _ => None,
+    }
+}
+
+/// Cumulative probabilities of an event count `k` in `0..=cap` with weight
+/// `1 / (k + 1)^s`, where `s` is found so that the mean is `mean` (`cap` is
+/// `max(50, 8 × mean)`).
+fn zipf_counts(mean: f64) -> Vec<f64> {
+    let cap = (8.0 * mean).max(50.0) as usize;
+    let table = |s: f64| -> (Vec<f64>, f64) {
+        let weights: Vec<f64> = (0..=cap).map(|k| 1.0 / ((k + 1) as f64).powf(s)).collect();
+        let total: f64 = weights.iter().sum();
+        let mean = weights
+            .iter()
+            .enumerate()
+            .map(|(k, w)| k as f64 * w)
+            .sum::<f64>()
+            / total;
+        (weights.iter().map(|w| w / total).collect(), mean)
+    };
+    // The mean falls as the exponent grows: bisect for it.
+    let (mut low, mut high) = (0.0f64, 8.0f64);
+    for _ in 0..60 {
+        let mid = (low + high) / 2.0;
+        if table(mid).1 > mean {
+            low = mid;
+        } else {
+            high = mid;
+        }
+    }
+    let (probabilities, _) = table(high);
+    let mut cumulative = 0.0;
+    probabilities
+        .iter()
+        .map(|p| {
+            cumulative += p;
+            cumulative
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -684,5 +880,86 @@ mod tests {
             }
         }
         assert!(phones > 50);
+    }
+
+    /// Event-heavy by default (issue: a mean of at least 6 per person, Zipf-like, over
+    /// three years), a person's records far apart, and the events-only stream addresses
+    /// persons of the full run.
+    #[test]
+    fn events_records_spread_and_live_traffic() {
+        let persons = 4_000;
+        let mut buf = Vec::new();
+        let summary = Generator::new(persons, 11)
+            .write_jsonl(&mut buf, &mut |_| {})
+            .unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        let mean = summary.events as f64 / persons as f64;
+        assert!((6.0..7.5).contains(&mean), "mean {mean} events a person");
+        let records: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(records.len() as u64, summary.records);
+        let counted: u64 = records
+            .iter()
+            .map(|r| r["events"].as_array().map_or(0, |e| e.len() as u64))
+            .sum();
+        assert_eq!(counted, summary.events);
+        // Times within three years before the reference.
+        for r in records.iter().take(500) {
+            for e in r["events"].as_array().into_iter().flatten() {
+                let at = crate::base::time::parse_rfc3339(e["at"].as_str().unwrap()).unwrap();
+                assert!(at < REFERENCE_TIME && at > REFERENCE_TIME - EVENT_DAYS * DAY - DAY);
+            }
+        }
+        // A heavy tail: some persons far above the mean, many with none or few.
+        let lens: Vec<usize> = records
+            .iter()
+            .map(|r| r["events"].as_array().map_or(0, Vec::len))
+            .collect();
+        assert!(lens.iter().any(|n| *n >= 30), "a heavy tail");
+        // Records of one person (by primary email) are far apart on average.
+        let mut first_seen: std::collections::HashMap<String, usize> = Default::default();
+        let mut gaps = Vec::new();
+        for (line, r) in records.iter().enumerate() {
+            let email = match &r["identifiers"]["email"] {
+                Value::String(e) => e.trim().to_lowercase(),
+                Value::Array(a) => a[0].as_str().unwrap().trim().to_lowercase(),
+                _ => continue,
+            };
+            if let Some(first) = first_seen.get(&email) {
+                gaps.push(line - first);
+            } else {
+                first_seen.insert(email, line);
+            }
+        }
+        let mean_gap = gaps.iter().sum::<usize>() as f64 / gaps.len() as f64;
+        assert!(mean_gap > records.len() as f64 / 5.0, "mean gap {mean_gap}");
+        // Live traffic: exactly the events asked for, for persons of the run.
+        let mut live = Vec::new();
+        let stream = Generator::new(persons, 11)
+            .write_events_only(5_000, &mut live, &mut |_| {})
+            .unwrap();
+        assert_eq!(stream.events, 5_000);
+        let live = String::from_utf8(live).unwrap();
+        let emails: std::collections::HashSet<String> = first_seen.keys().cloned().collect();
+        let mut matched = 0;
+        for line in live.lines() {
+            let r: Value = serde_json::from_str(line).unwrap();
+            assert!(r["events"]
+                .as_array()
+                .is_some_and(|e| (1..=3).contains(&e.len())));
+            if let Some(e) = r["identifiers"]["email"].as_str() {
+                assert!(emails.contains(e), "{e} is a person of the full run");
+                matched += 1;
+            }
+        }
+        assert!(matched > 0);
+        // Deterministic.
+        let mut again = Vec::new();
+        Generator::new(persons, 11)
+            .write_events_only(5_000, &mut again, &mut |_| {})
+            .unwrap();
+        assert_eq!(String::from_utf8(again).unwrap(), live);
     }
 }

@@ -12,16 +12,23 @@ pub struct Generated {
     pub persons: u64,
     /// Records (lines) written.
     pub records: u64,
+    /// Events in them.
+    pub events: u64,
 }
 
 impl Generated {
     /// The summary of a run that wrote `out`.
     pub fn new(summary: &engine::GenerateSummary, out: PathBuf) -> Self {
-        let engine::GenerateSummary { persons, records } = summary;
+        let engine::GenerateSummary {
+            persons,
+            records,
+            events,
+        } = summary;
         Generated {
             out,
             persons: *persons,
             records: *records,
+            events: *events,
         }
     }
 }

@@ -19,6 +19,18 @@ pub struct GenerateArgs {
     /// Output file (default: standard output).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Mean events per person (Zipf-like counts over the three years before the
+    /// reference time)
+    #[arg(long, default_value_t = engine::DEFAULT_EVENTS_PER_PERSON)]
+    pub events_per_person: f64,
+    /// Write live traffic instead: `--events` events in small records (one identifier, a
+    /// few page views, opens and purchases) for the persons an earlier run with the same
+    /// `--persons` and `--seed` created
+    #[arg(long, requires = "events")]
+    pub events_only: bool,
+    /// Events to write with `--events-only`
+    #[arg(long)]
+    pub events: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -68,20 +80,32 @@ pub fn generate(global: &Global, args: GenerateArgs) -> anyhow::Result<()> {
         "persons",
     );
     let mut progress = |done: u64| bar.set_position(done);
-    let generator = Generator::new(args.persons, args.seed);
+    if !(args.events_per_person.is_finite() && args.events_per_person >= 0.0) {
+        anyhow::bail!("--events-per-person must be a number of 0 or more");
+    }
+    let generator =
+        Generator::new(args.persons, args.seed).with_events_per_person(args.events_per_person);
+    let write = |w: &mut dyn std::io::Write,
+                 progress: &mut dyn FnMut(u64)|
+     -> std::io::Result<engine::GenerateSummary> {
+        match (args.events_only, args.events) {
+            (true, Some(events)) => generator.write_events_only(events, w, progress),
+            _ => generator.write_jsonl(w, progress),
+        }
+    };
     let summary = match &args.out {
         Some(path) => {
             let file = std::fs::File::create(path)
                 .with_context(|| format!("cannot create {}", path.display()))?;
             let mut w = BufWriter::new(file);
-            let s = generator.write_jsonl(&mut w, &mut progress)?;
+            let s = write(&mut w, &mut progress)?;
             w.flush()?;
             s
         }
         None => {
             let stdout = std::io::stdout();
             let mut w = BufWriter::new(stdout.lock());
-            let s = generator.write_jsonl(&mut w, &mut progress)?;
+            let s = write(&mut w, &mut progress)?;
             w.flush()?;
             s
         }
@@ -92,8 +116,9 @@ pub fn generate(global: &Global, args: GenerateArgs) -> anyhow::Result<()> {
             output::json(&api::data::Generated::new(&summary, path.clone()))?;
         } else {
             eprintln!(
-                "wrote {} records of {} persons to {}",
+                "wrote {} records ({} events) of {} persons to {}",
                 summary.records,
+                summary.events,
                 summary.persons,
                 path.display()
             );

@@ -177,6 +177,9 @@ pub fn demo(global: &Global, args: DemoArgs) -> anyhow::Result<()> {
                 persons: args.persons,
                 seed: 1,
                 out: Some(file.clone()),
+                events_per_person: engine::DEFAULT_EVENTS_PER_PERSON,
+                events_only: false,
+                events: None,
             },
         )?;
         data::import(

@@ -65,6 +65,7 @@ fn populate(db: &Engine) {
         segment: r#"country = "NL""#.into(),
         policy: None,
         additive_only: false,
+        push: None,
     })
     .unwrap();
 }

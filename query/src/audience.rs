@@ -38,6 +38,8 @@ pub struct DestinationSpec {
     pub policy: Option<String>,
     /// Never emit removes.
     pub additive_only: bool,
+    /// Where cidb itself sends the syncs (platforms.md).
+    pub push: Option<engine::export::PushTarget>,
 }
 
 impl Segments<'_> {
@@ -74,6 +76,7 @@ impl Segments<'_> {
             policy,
             additive_only: spec.additive_only,
             created_at: engine::now_millis(),
+            push: spec.push.clone(),
         };
         self.engine().destination_put(&destination)?;
         Ok(destination)

@@ -18,6 +18,7 @@ fn create(db: &Engine, name: &str, format: Format, additive_only: bool) {
             segment: r#"country = "NL""#.into(),
             policy: None,
             additive_only,
+            push: None,
         })
         .unwrap();
 }

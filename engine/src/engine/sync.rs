@@ -8,7 +8,7 @@ use crate::export::pipeline::rows_in_order;
 use crate::export::rows::ProfileRow;
 use crate::export::sync::{
     extension, row_digests, state_file_name, valid_destination_name, AckReport, Destination,
-    SentState, SyncReport, SEAL_PURPOSE,
+    PushAudit, SentState, SyncReport, SEAL_PURPOSE,
 };
 use crate::storage::atomic_file;
 use crate::storage::profile::ProfileId;
@@ -69,6 +69,10 @@ impl Engine {
                 "invalid destination name {:?}: use 1-64 of a-z, 0-9, _ and -",
                 destination.name
             )));
+        }
+        if let Some(push) = &destination.push {
+            push.check(destination.format)
+                .map_err(Error::InvalidArgument)?;
         }
         let _held = self.destination_locks.try_hold(&destination.name)?;
         self.store.put_record(
@@ -364,6 +368,17 @@ impl Engine {
             touched += usize::from(had);
         }
         Ok(touched)
+    }
+
+    /// Records a push to a destination in the audit trail (the server sends it: the
+    /// engine knows no HTTP).
+    pub fn audit_push(&self, push: &PushAudit) -> Result<(), Error> {
+        self.audit(
+            "sync_push",
+            serde_json::to_value(push).expect("a push audit serializes"),
+            None,
+        )?;
+        Ok(())
     }
 
     /// Records the pending sync of a destination as sent.

@@ -61,6 +61,109 @@ pub struct Destination {
     pub additive_only: bool,
     /// When it was created (ms since the epoch).
     pub created_at: i64,
+    /// Where cidb pushes its syncs (absent: files only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub push: Option<PushConfig>,
+}
+
+/// A destination's push target: the names of the environment variables that hold the
+/// secrets, never the secrets.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PushConfig {
+    /// `meta` or `google`.
+    pub platform: String,
+    /// Meta's custom audience id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audience_id: Option<String>,
+    /// Google's customer id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<String>,
+    /// Google's user list id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_list_id: Option<String>,
+    /// Google's manager account id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub login_customer_id: Option<String>,
+    /// The variable holding the access token.
+    pub token_env: String,
+    /// The variable holding Google's developer token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub developer_token_env: Option<String>,
+    /// The API base URL (absent: the platform's public endpoint).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_base: Option<String>,
+}
+
+impl From<&engine::export::PushTarget> for PushConfig {
+    fn from(p: &engine::export::PushTarget) -> Self {
+        match p.clone() {
+            engine::export::PushTarget::Meta {
+                audience_id,
+                token_env,
+                api_base,
+            } => PushConfig {
+                platform: "meta".into(),
+                audience_id: Some(audience_id),
+                customer_id: None,
+                user_list_id: None,
+                login_customer_id: None,
+                token_env,
+                developer_token_env: None,
+                api_base,
+            },
+            engine::export::PushTarget::Google {
+                customer_id,
+                user_list_id,
+                login_customer_id,
+                token_env,
+                developer_token_env,
+                api_base,
+            } => PushConfig {
+                platform: "google".into(),
+                audience_id: None,
+                customer_id: Some(customer_id),
+                user_list_id: Some(user_list_id),
+                login_customer_id,
+                token_env,
+                developer_token_env: Some(developer_token_env),
+                api_base,
+            },
+        }
+    }
+}
+
+/// What `cidb sync DEST --push --json` did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PushReport {
+    /// The destination.
+    pub destination: String,
+    /// The platform (`meta`, `google`).
+    pub platform: String,
+    /// Profiles added (identifiers sent as adds).
+    pub adds: u64,
+    /// Hashes removed.
+    pub removes: u64,
+    /// Requests the platform accepted.
+    pub requests: u64,
+    /// Retries after transient failures.
+    pub retries: u64,
+    /// Whether the sync was recorded as sent.
+    pub acknowledged: bool,
+    /// Meta: `num_received` summed over the requests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub num_received: Option<u64>,
+    /// Meta: `num_invalid_entries` summed over the requests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub num_invalid_entries: Option<u64>,
+    /// Google: operations the platform refused in a partial failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partial_failures: Option<u64>,
+    /// Google: `addOperations` requests that reported a partial failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partial_failure_requests: Option<u64>,
+    /// Google: the offline user data jobs run.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub jobs: Vec<String>,
 }
 
 /// `cidb destination list --json` (printed sorted).
@@ -246,6 +349,7 @@ impl From<&engine::export::Destination> for Destination {
             policy,
             additive_only,
             created_at,
+            push,
         } = d;
         Destination {
             name: name.clone(),
@@ -255,6 +359,7 @@ impl From<&engine::export::Destination> for Destination {
             policy: policy.clone(),
             additive_only: *additive_only,
             created_at: *created_at,
+            push: push.as_ref().map(PushConfig::from),
         }
     }
 }
@@ -366,7 +471,8 @@ super::answers!(
     SyncReport,
     AckReport,
     SuppressionReport,
-    SuppressionLists
+    SuppressionLists,
+    PushReport
 );
 
 #[cfg(test)]
@@ -383,6 +489,7 @@ mod tests {
             policy: "consent(\"custom_audiences\")".into(),
             additive_only: false,
             created_at: 5,
+            push: None,
         };
         let answer = Destination::from(&d);
         assert_eq!(

@@ -61,7 +61,7 @@ pub enum DestinationCommand {
         #[arg(long)]
         additive_only: bool,
         #[command(flatten)]
-        push: PushArgs,
+        push: Box<PushArgs>,
     },
     /// List destinations with the number of profiles last acknowledged as sent.
     List,
@@ -156,6 +156,10 @@ pub struct SyncArgs {
     /// Record the pending sync as sent (after the upload succeeded).
     #[arg(long, group = "mode")]
     pub ack: bool,
+    /// Send the adds and removes to the destination's platform API and acknowledge them
+    /// once every request was accepted (a destination created with `--push`).
+    #[arg(long, group = "mode")]
+    pub push: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -269,7 +273,7 @@ pub fn destination(global: &Global, cmd: DestinationCommand) -> anyhow::Result<(
             additive_only,
             push,
         } => {
-            let push = push.target()?;
+            let push = (*push).target()?;
             if let Some(p) = &push {
                 p.check(format).map_err(anyhow::Error::msg)?;
             }
@@ -356,7 +360,31 @@ pub fn sync(global: &Global, args: SyncArgs) -> anyhow::Result<()> {
             Ok(())
         };
     }
-    let out = args.out.expect("clap requires --out or --ack");
+    if args.push {
+        let s = segments(&db, None);
+        let report = crate::push::push(&db, &s, &args.destination).map_err(|f| {
+            if global.json {
+                // The partial report, then the error on standard error.
+                let _ = output::json(&*f.report);
+            }
+            anyhow::anyhow!("{f}")
+        })?;
+        return if global.json {
+            output::json(&report)
+        } else {
+            println!(
+                "{}: {} adds and {} removes pushed to {} in {} requests ({} retries); acknowledged",
+                report.destination,
+                report.adds,
+                report.removes,
+                report.platform,
+                report.requests,
+                report.retries
+            );
+            Ok(())
+        };
+    }
+    let out = args.out.expect("clap requires --out, --ack or --push");
     let s = segments(&db, None);
     let report = s
         .sync(&args.destination, &out)

@@ -807,3 +807,98 @@ fn google_invalid_token_and_consent_unspecified() {
     google.check();
     assert_eq!(google.audience(), expected(0..2));
 }
+
+#[test]
+fn serve_pushes_on_a_schedule_and_on_request() {
+    use std::io::BufRead;
+    let dir = database(3);
+    let data = dir.path().join("data");
+    let meta = StandIn::start(false);
+    meta_destination(&data, &meta.base, &[]);
+    let admin = common::create_key(&data, "admin");
+    let analyst = common::create_key(&data, "analyst");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cidb"))
+        .arg("--data")
+        .arg(&data)
+        .args(["serve", "--addr", "127.0.0.1:0", "--sync-every", "1s"])
+        .env("CIDB_PUSH_BACKOFF_MS", "5")
+        .env("META_TOKEN", META_TOKEN)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_string();
+    let started = std::time::Instant::now();
+    while meta.audience() != expected(0..3) {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "no scheduled push"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    meta.check();
+    let call = |method: &str, path: &str, key: &str| -> (u16, Value) {
+        let r = ureq::request(method, &format!("{base}{path}"))
+            .set("Authorization", &format!("Bearer {key}"))
+            .call();
+        let (status, resp) = match r {
+            Ok(resp) => (resp.status(), resp),
+            Err(ureq::Error::Status(s, resp)) => (s, resp),
+            Err(e) => panic!("{e}"),
+        };
+        let text = resp.into_string().unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    };
+    // The list shows the last push (the scheduler's, acknowledged).
+    let mut listed = Value::Null;
+    while started.elapsed() < std::time::Duration::from_secs(30) {
+        let (status, v) = call("GET", "/v1/destinations", &analyst);
+        assert_eq!(status, 200, "{v}");
+        if v["destinations"][0]["last_push"].is_object() {
+            listed = v;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let last = &listed["destinations"][0]["last_push"];
+    assert_eq!(last["outcome"], "ok", "{listed}");
+    assert_eq!(last["acknowledged"], true);
+    assert_eq!(last["actor"], "scheduler");
+    assert_eq!(
+        listed["destinations"][0]["destination"]["push"]["platform"],
+        "meta"
+    );
+    assert_eq!(listed["destinations"][0]["sent_profiles"], 3);
+    // Admin only, and a destination that exists.
+    assert_eq!(call("POST", "/v1/destinations/fb/push", &analyst).0, 403);
+    assert_eq!(call("POST", "/v1/destinations/nope/push", &admin).0, 404);
+    let (status, r) = call("POST", "/v1/destinations/fb/push", &admin);
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["acknowledged"], true);
+    assert_eq!(r["adds"], 0);
+    let (_, _) = call("GET", "/healthz", &admin);
+    let metrics = ureq::get(&format!("{base}/metrics"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(
+        metrics.contains("cidb_pushed_identifiers_total{destination=\"fb\"} 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("cidb_push_failures_total") || !metrics.contains("push_failures_total{")
+    );
+    assert_eq!(meta.audience(), expected(0..3));
+    assert!(meta.added_once());
+    common::terminate(&mut child, std::time::Duration::from_secs(10)).expect("stops");
+    no_secret_in(&data);
+}

@@ -166,6 +166,73 @@ pub struct PushReport {
     pub jobs: Vec<String>,
 }
 
+/// `GET /v1/destinations`: every destination with its last push.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DestinationStatusList {
+    /// Every destination, by name.
+    pub destinations: Vec<DestinationStatus>,
+}
+
+/// A destination, the profiles last acknowledged as sent, and its last push.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DestinationStatus {
+    /// The destination.
+    pub destination: Destination,
+    /// Profiles recorded as sent.
+    pub sent_profiles: u64,
+    /// The last push (absent: never pushed).
+    pub last_push: Option<LastPush>,
+}
+
+/// A push as the audit trail recorded it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LastPush {
+    /// When it ended (ms since the epoch).
+    pub at: i64,
+    /// Who ran it (`key:ID`, `cli`, `scheduler`).
+    pub actor: String,
+    /// Profiles added.
+    pub adds: u64,
+    /// Hashes removed.
+    pub removes: u64,
+    /// Requests accepted.
+    pub requests: u64,
+    /// Retries after transient failures.
+    pub retries: u64,
+    /// Whether it was acknowledged.
+    pub acknowledged: bool,
+    /// `ok` or `failed`.
+    pub outcome: String,
+    /// The platform's message when it failed.
+    pub error: Option<String>,
+}
+
+impl LastPush {
+    /// From a `sync_push` audit entry.
+    pub fn from_audit(e: &engine::audit::AuditEntry) -> LastPush {
+        let d = &e.details;
+        let n = |k: &str| d.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+        LastPush {
+            at: e.at,
+            actor: e.actor.clone(),
+            adds: n("adds"),
+            removes: n("removes"),
+            requests: n("requests"),
+            retries: n("retries"),
+            acknowledged: d.get("acknowledged").and_then(serde_json::Value::as_bool) == Some(true),
+            outcome: d
+                .get("outcome")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            error: d
+                .get("error")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_string),
+        }
+    }
+}
+
 /// `cidb destination list --json` (printed sorted).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DestinationList {
@@ -472,7 +539,8 @@ super::answers!(
     AckReport,
     SuppressionReport,
     SuppressionLists,
-    PushReport
+    PushReport,
+    DestinationStatusList
 );
 
 #[cfg(test)]

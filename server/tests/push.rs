@@ -681,6 +681,15 @@ fn meta_invalid_token_acknowledges_nothing_and_the_next_push_resends() {
     let r = push(&data, "fb", &[]);
     assert_eq!(r["adds"], 3, "the diff stayed pending");
     assert_eq!(meta.audience(), expected(0..3));
+    // A platform message that echoes the token is redacted; 403 is permanent.
+    add_records(dir.path(), 3..4, true);
+    let echo = json!({"error": {"message": format!("token {META_TOKEN} lacks ads_management"), "code": 200}});
+    meta.fail_next(&[Action::Fail(403, None, echo.to_string())]);
+    let out = run(&data, &["sync", "fb", "--push"], &[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("[redacted] lacks ads_management"), "{err}");
+    assert!(!err.contains(META_TOKEN));
     no_secret_in(&data);
 }
 

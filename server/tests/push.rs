@@ -30,6 +30,8 @@ enum Action {
     Partial,
     /// Serve it as usual.
     Pass,
+    /// Wait this long (ms) before answering (as usual).
+    Stall(u64),
 }
 
 #[derive(Debug, Clone)]
@@ -160,6 +162,12 @@ fn handle(stream: TcpStream, state: &Mutex<State>) {
                     v["partialFailureError"] = json!({"code": 3, "message": "1 operation failed",
                         "details": [{"errors": [{"message": "bad identifier"}]}]});
                 }
+                (st, None, v.to_string())
+            }
+            Some(Action::Stall(ms)) => {
+                drop(s);
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+                let (st, v) = state.lock().unwrap().serve(&req);
                 (st, None, v.to_string())
             }
             None | Some(Action::Pass) => {
@@ -720,6 +728,23 @@ fn interrupted_pushes_are_repeated_until_the_platform_equals_the_segment() {
         &[("CIDB_CRASH_AT", "push.before_ack")],
     );
     assert!(!out.status.success());
+    // `kill -9` while a request waits for its answer.
+    meta.fail_next(&[Action::Stall(5_000)]);
+    let before = meta.requests().len();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cidb"))
+        .arg("--data")
+        .arg(&data)
+        .args(["sync", "fb", "--push"])
+        .env("META_TOKEN", META_TOKEN)
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while meta.requests().len() == before {
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
     // The clean push repeats what is pending.
     let r = push(&data, "fb", &[]);
     assert_eq!(

@@ -644,7 +644,8 @@ fn meta_transient_failures_are_retried() {
     let data = dir.path().join("data");
     let meta = StandIn::start(false);
     meta_destination(&data, &meta.base, &[]);
-    let transient = json!({"error": {"message": "Please retry", "code": 2, "is_transient": true}});
+    // A message that echoes the token is never logged as it is.
+    let transient = json!({"error": {"message": format!("Please retry {META_TOKEN}"), "code": 2, "is_transient": true}});
     meta.fail_next(&[
         Action::Fail(429, Some(1), "{}".into()),
         Action::Fail(500, None, "oops".into()),
@@ -652,7 +653,18 @@ fn meta_transient_failures_are_retried() {
         Action::Fail(400, None, transient.to_string()),
     ]);
     let started = std::time::Instant::now();
-    let r = push(&data, "fb", &[]);
+    let out = run(
+        &data,
+        &["sync", "fb", "--push", "--json"],
+        &[("RUST_LOG", "warn")],
+    );
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains(META_TOKEN));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("[redacted]"),
+        "the retries are logged"
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(
         started.elapsed() >= std::time::Duration::from_secs(1),
         "Retry-After honoured"

@@ -161,7 +161,11 @@ fn push_inner(
         lines(&sync.removes_file)?
     };
     drop(dir);
-    let mut sender = Sender::new();
+    let mut sender = Sender::new(
+        std::iter::once(token.clone())
+            .chain(developer_token.clone())
+            .collect(),
+    );
     let sent = match &target {
         PushTarget::Meta {
             audience_id,

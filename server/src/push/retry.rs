@@ -42,6 +42,8 @@ pub struct SendError {
 pub struct Sender {
     agent: ureq::Agent,
     base: Duration,
+    /// Values no message may show (the tokens): replaced by `[redacted]`.
+    secrets: Vec<String>,
     /// Retries so far, over every request.
     pub retries: u64,
 }
@@ -54,8 +56,9 @@ fn env_ms(name: &str) -> Option<Duration> {
 }
 
 impl Sender {
-    /// A client with the timeouts and back-off of the environment.
-    pub fn new() -> Sender {
+    /// A client with the timeouts and back-off of the environment; `secrets` never
+    /// appear in a message it logs or returns.
+    pub fn new(secrets: Vec<String>) -> Sender {
         let timeout = env_ms("CIDB_PUSH_TIMEOUT_MS").unwrap_or(DEFAULT_TIMEOUT);
         Sender {
             agent: ureq::AgentBuilder::new()
@@ -63,8 +66,16 @@ impl Sender {
                 .user_agent(concat!("cidb/", env!("CARGO_PKG_VERSION")))
                 .build(),
             base: env_ms("CIDB_PUSH_BACKOFF_MS").unwrap_or(DEFAULT_BASE),
+            secrets: secrets.into_iter().filter(|s| !s.is_empty()).collect(),
             retries: 0,
         }
+    }
+
+    fn redact(&self, mut message: String) -> String {
+        for s in &self.secrets {
+            message = message.replace(s.as_str(), "[redacted]");
+        }
+        message
     }
 
     fn backoff(&self, retry: u32) -> Duration {
@@ -125,6 +136,10 @@ impl Sender {
                     None,
                 ),
             };
+            let failure = match failure {
+                Failure::Permanent(m) => Failure::Permanent(self.redact(m)),
+                Failure::Transient(m) => Failure::Transient(self.redact(m)),
+            };
             match failure {
                 Failure::Permanent(message) => return Err(SendError { message }),
                 Failure::Transient(message) if retry >= MAX_RETRIES => {
@@ -168,6 +183,7 @@ mod tests {
         let s = Sender {
             agent: ureq::AgentBuilder::new().build(),
             base: Duration::from_millis(100),
+            secrets: vec!["tok".into()],
             retries: 0,
         };
         for retry in 0..4 {
@@ -176,6 +192,7 @@ mod tests {
             assert!(d >= exp && d <= exp.mul_f64(1.5), "{retry}: {d:?}");
         }
         assert!(s.backoff(30) <= MAX_DELAY.mul_f64(1.5));
+        assert_eq!(s.redact("a tok b".into()), "a [redacted] b");
         assert_eq!(by_status(503, "x".into()), Failure::Transient("x".into()));
         assert_eq!(by_status(403, "x".into()), Failure::Permanent("x".into()));
     }

@@ -863,6 +863,8 @@ fn serve_pushes_on_a_schedule_and_on_request() {
     meta_destination(&data, &meta.base, &[]);
     let admin = common::create_key(&data, "admin");
     let analyst = common::create_key(&data, "analyst");
+    // The first scheduled push waits on the platform for 3 s: queries go on meanwhile.
+    meta.fail_next(&[Action::Stall(3_000)]);
     let mut child = Command::new(env!("CARGO_BIN_EXE_cidb"))
         .arg("--data")
         .arg(&data)
@@ -883,6 +885,24 @@ fn serve_pushes_on_a_schedule_and_on_request() {
         .unwrap()
         .to_string();
     let started = std::time::Instant::now();
+    while meta.requests().is_empty() {
+        assert!(started.elapsed() < std::time::Duration::from_secs(30));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let asked = std::time::Instant::now();
+    let (status, _) = {
+        let r = ureq::get(&format!("{base}/v1/destinations"))
+            .set("Authorization", &format!("Bearer {analyst}"))
+            .call()
+            .unwrap();
+        (r.status(), ())
+    };
+    assert_eq!(status, 200);
+    assert!(
+        asked.elapsed() < std::time::Duration::from_millis(2_500),
+        "a query waited for the push"
+    );
+    assert!(meta.audience().is_empty(), "the push was still waiting");
     while meta.audience() != expected(0..3) {
         assert!(
             started.elapsed() < std::time::Duration::from_secs(30),

@@ -627,7 +627,17 @@ fn meta_push_batches_sends_each_identifier_once_and_then_nothing() {
         (r["adds"].clone(), r["removes"].clone()),
         (json!(0), json!(1))
     );
-    assert_eq!(meta.requests().last().unwrap().method, "DELETE");
+    let delete = meta.requests().last().unwrap().clone();
+    assert_eq!(delete.method, "DELETE");
+    // One session per push and direction.
+    assert_eq!(
+        reqs[0].body["session"]["session_id"],
+        reqs[1].body["session"]["session_id"]
+    );
+    assert_ne!(
+        reqs[0].body["session"]["session_id"],
+        delete.body["session"]["session_id"]
+    );
     meta.check();
     assert_eq!(meta.audience(), expected(1..n));
 

@@ -46,18 +46,33 @@ pub struct Answers {
     pub num_invalid_entries: u64,
 }
 
-/// Sends each body (one `meta-api` line) to `url` with `method`.
+/// A fresh session id (below 2^53, exact in any JSON reader).
+pub fn new_session_id() -> u64 {
+    use rand::Rng;
+    rand::thread_rng().gen_range(1..1u64 << 53)
+}
+
+/// Sends each body (one `meta-api` line) to `url` with `method`, as one upload session
+/// `session_id`: every push and every direction has its own, so Meta never takes a
+/// repeated push's batch for one it has seen (the files number sessions by generation,
+/// which a push that failed shares with the next one).
 pub fn send_bodies(
     sender: &mut Sender,
     method: &str,
     url: &str,
     token: &str,
     bodies: &[String],
+    session_id: u64,
     answers: &mut Answers,
 ) -> Result<(), SendError> {
     let auth = format!("Bearer {token}");
     for body in bodies {
-        let v = sender.send(method, url, &[("Authorization", &auth)], body, &classify)?;
+        let mut b: Value = serde_json::from_str(body).map_err(|e| SendError {
+            message: format!("a meta-api body does not parse: {e}"),
+        })?;
+        b["session"]["session_id"] = Value::from(session_id);
+        let body = b.to_string();
+        let v = sender.send(method, url, &[("Authorization", &auth)], &body, &classify)?;
         answers.requests += 1;
         answers.num_received += v.get("num_received").and_then(Value::as_u64).unwrap_or(0);
         answers.num_invalid_entries += v

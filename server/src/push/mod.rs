@@ -175,10 +175,27 @@ fn push_inner(
             let base = api_base.as_deref().unwrap_or(meta::DEFAULT_API_BASE);
             let url = format!("{}/{audience_id}/users", base.trim_end_matches('/'));
             let mut answers = meta::Answers::default();
-            let r = meta::send_bodies(&mut sender, "POST", &url, &token, &adds, &mut answers)
-                .and_then(|()| {
-                    meta::send_bodies(&mut sender, "DELETE", &url, &token, &removes, &mut answers)
-                });
+            let (add_session, remove_session) = (meta::new_session_id(), meta::new_session_id());
+            let r = meta::send_bodies(
+                &mut sender,
+                "POST",
+                &url,
+                &token,
+                &adds,
+                add_session,
+                &mut answers,
+            )
+            .and_then(|()| {
+                meta::send_bodies(
+                    &mut sender,
+                    "DELETE",
+                    &url,
+                    &token,
+                    &removes,
+                    remove_session,
+                    &mut answers,
+                )
+            });
             report.requests = answers.requests;
             report.num_received = Some(answers.num_received);
             report.num_invalid_entries = Some(answers.num_invalid_entries);

@@ -82,6 +82,23 @@ impl Segments<'_> {
         Ok(destination)
     }
 
+    /// The counts a sync of `destination` would have now (adds, removes, ...), writing
+    /// nothing.
+    pub fn sync_preview(&self, destination: &str) -> Result<SyncReport, Error> {
+        let dest =
+            self.engine()
+                .destination(destination)?
+                .ok_or_else(|| engine::Error::NotFound {
+                    what: "destination",
+                    name: destination.to_string(),
+                })?;
+        let segment = segment_or_expr(self, &dest.segment)?;
+        let sets = self.evaluate_all(&[&segment, &dest.policy])?;
+        Ok(self
+            .engine()
+            .sync_preview_evaluated(&dest, &sets[0], &sets[1])?)
+    }
+
     /// Syncs a destination into `out_dir` (`adds.*`, `removes.*`); acknowledge with
     /// [`engine::Engine::sync_ack`] once uploaded.
     pub fn sync(&self, destination: &str, out_dir: &Path) -> Result<SyncReport, Error> {

@@ -934,17 +934,29 @@ fn serve_pushes_on_a_schedule_and_on_request() {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     };
     // The list shows the last push (the scheduler's, acknowledged).
-    let mut listed = Value::Null;
-    while started.elapsed() < std::time::Duration::from_secs(30) {
+    loop {
+        assert!(started.elapsed() < std::time::Duration::from_secs(30));
         let (status, v) = call("GET", "/v1/destinations", &analyst);
         assert_eq!(status, 200, "{v}");
         if v["destinations"][0]["last_push"].is_object() {
-            listed = v;
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+    // Later rounds find nothing pending and push nothing.
+    std::thread::sleep(std::time::Duration::from_millis(2_500));
+    let (_, audit) = call("GET", "/v1/audit?limit=1000", &admin);
+    let pushes = audit["entries"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{audit}"))
+        .iter()
+        .filter(|e| e["action"] == "sync_push")
+        .count();
+    assert_eq!(pushes, 1, "{audit}");
+    assert_eq!(meta.requests().len(), 1);
+    let (_, listed) = call("GET", "/v1/destinations", &analyst);
     let last = &listed["destinations"][0]["last_push"];
+    assert_eq!(last["adds"], 3, "{listed}");
     assert_eq!(last["outcome"], "ok", "{listed}");
     assert_eq!(last["acknowledged"], true);
     assert_eq!(last["actor"], "scheduler");

@@ -272,7 +272,17 @@ impl AppState {
                 return;
             }
         };
+        let limits = self.options.expr_limits;
         for d in destinations.iter().filter(|d| d.push.is_some()) {
+            // Only a destination with pending changes is pushed.
+            let s = AppState::segments(&self.engine, &self.cache, &limits, engine::now_millis());
+            match s.sync_preview(&d.name) {
+                Ok(p) if p.adds == 0 && p.removes == 0 => continue,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(destination = d.name.as_str(), error = %e, "scheduled push: cannot compute the diff")
+                }
+            }
             if let Err(f) = self.push_now("scheduler", &d.name) {
                 tracing::warn!(destination = d.name.as_str(), error = %f, "scheduled push failed");
             }

@@ -68,6 +68,7 @@ fn populate(db: &Engine) {
         segment: r#"country = "NL""#.into(),
         policy: None,
         additive_only: false,
+        push: None,
     })
     .unwrap();
 }

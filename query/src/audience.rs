@@ -38,6 +38,8 @@ pub struct DestinationSpec {
     pub policy: Option<String>,
     /// Never emit removes.
     pub additive_only: bool,
+    /// Where cidb itself sends the syncs (platforms.md).
+    pub push: Option<engine::export::PushTarget>,
 }
 
 impl Segments<'_> {
@@ -74,9 +76,27 @@ impl Segments<'_> {
             policy,
             additive_only: spec.additive_only,
             created_at: engine::now_millis(),
+            push: spec.push.clone(),
         };
         self.engine().destination_put(&destination)?;
         Ok(destination)
+    }
+
+    /// The counts a sync of `destination` would have now (adds, removes, ...), writing
+    /// nothing.
+    pub fn sync_preview(&self, destination: &str) -> Result<SyncReport, Error> {
+        let dest =
+            self.engine()
+                .destination(destination)?
+                .ok_or_else(|| engine::Error::NotFound {
+                    what: "destination",
+                    name: destination.to_string(),
+                })?;
+        let segment = segment_or_expr(self, &dest.segment)?;
+        let sets = self.evaluate_all(&[&segment, &dest.policy])?;
+        Ok(self
+            .engine()
+            .sync_preview_evaluated(&dest, &sets[0], &sets[1])?)
     }
 
     /// Syncs a destination into `out_dir` (`adds.*`, `removes.*`); acknowledge with

@@ -5,6 +5,7 @@ mod api;
 mod cli;
 mod http;
 mod keys;
+mod push;
 
 /// sled allocates heavily on every write; mimalloc makes ingest markedly faster than the
 /// system allocator.

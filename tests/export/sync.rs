@@ -18,6 +18,7 @@ fn create(db: &Engine, name: &str, format: Format, additive_only: bool) {
             segment: r#"country = "NL""#.into(),
             policy: None,
             additive_only,
+            push: None,
         })
         .unwrap();
 }
@@ -81,6 +82,16 @@ fn adds_and_removes_follow_every_kind_of_change() {
     .unwrap();
     db.suppress_import("optout", &b"person.2@example.com\n"[..], None)
         .unwrap();
+
+    // A preview counts the same and writes nothing: no files, no pending state, no audit.
+    let audit_before = db.audit_log(None, 1000).unwrap().len();
+    let preview = Segments::new(&db).sync_preview("meta").unwrap();
+    assert_eq!((preview.adds, preview.removes), (2, 6));
+    assert_eq!(db.audit_log(None, 1000).unwrap().len(), audit_before);
+    assert!(
+        db.sync_ack("meta").is_err(),
+        "a preview leaves nothing pending"
+    );
 
     let (second, adds, removes) = sync(&db, "meta", &out.path().join("2"));
     let gone: BTreeSet<String> = [0, 1, 2]

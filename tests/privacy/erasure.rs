@@ -97,6 +97,7 @@ fn synced_destination(db: &Engine, name: &str) {
         segment: r#"country = "NL""#.into(),
         policy: None,
         additive_only: false,
+        push: None,
     })
     .unwrap();
     let out = tempfile::tempdir().unwrap();

@@ -8,7 +8,7 @@ use crate::export::pipeline::rows_in_order;
 use crate::export::rows::ProfileRow;
 use crate::export::sync::{
     extension, row_digests, state_file_name, valid_destination_name, AckReport, Destination,
-    SentState, SyncReport, SEAL_PURPOSE,
+    PushAudit, SentState, SyncReport, SEAL_PURPOSE,
 };
 use crate::storage::atomic_file;
 use crate::storage::profile::ProfileId;
@@ -70,6 +70,10 @@ impl Engine {
                 destination.name
             )));
         }
+        if let Some(push) = &destination.push {
+            push.check(destination.format)
+                .map_err(Error::InvalidArgument)?;
+        }
         let _held = self.destination_locks.try_hold(&destination.name)?;
         self.store.put_record(
             &format!("{DESTINATION_PREFIX}{}", destination.name),
@@ -130,7 +134,7 @@ impl Engine {
         policy: &RoaringBitmap,
         out_dir: &Path,
     ) -> Result<SyncReport, Error> {
-        self.sync_as_evaluated(name, None, segment, policy, out_dir)
+        self.sync_as_evaluated(name, None, segment, policy, Some(out_dir))
     }
 
     /// Like [`Engine::sync`], for bitmaps evaluated from the definition `evaluated`: if
@@ -144,17 +148,38 @@ impl Engine {
         policy: &RoaringBitmap,
         out_dir: &Path,
     ) -> Result<SyncReport, Error> {
-        self.sync_as_evaluated(&evaluated.name, Some(evaluated), segment, policy, out_dir)
+        self.sync_as_evaluated(
+            &evaluated.name,
+            Some(evaluated),
+            segment,
+            policy,
+            Some(out_dir),
+        )
     }
 
+    /// What [`Engine::sync_evaluated`] would find (`adds`, `removes` and the other
+    /// counts), writing nothing: no files, no pending state, no audit entry. A scheduled
+    /// push uses it to skip destinations without pending changes.
+    pub fn sync_preview_evaluated(
+        &self,
+        evaluated: &Destination,
+        segment: &RoaringBitmap,
+        policy: &RoaringBitmap,
+    ) -> Result<SyncReport, Error> {
+        self.sync_as_evaluated(&evaluated.name, Some(evaluated), segment, policy, None)
+    }
+
+    /// `out_dir` `None`: a preview that writes nothing.
     fn sync_as_evaluated(
         &self,
         name: &str,
         evaluated: Option<&Destination>,
         segment: &RoaringBitmap,
         policy: &RoaringBitmap,
-        out_dir: &Path,
+        out_dir: Option<&Path>,
     ) -> Result<SyncReport, Error> {
+        let preview = out_dir.is_none();
+        let out_dir = out_dir.unwrap_or(Path::new(""));
         let _held = self.destination_locks.try_hold(name)?;
         let dest = self.destination(name)?.ok_or_else(|| Error::NotFound {
             what: "destination",
@@ -173,7 +198,9 @@ impl Engine {
             f => f.platform(),
         };
         let ext = extension(dest.format);
-        std::fs::create_dir_all(out_dir).map_err(|e| StorageError::io(out_dir, e))?;
+        if !preview {
+            std::fs::create_dir_all(out_dir).map_err(|e| StorageError::io(out_dir, e))?;
+        }
         let adds_file = out_dir.join(format!("adds.{ext}"));
         let removes_file = out_dir.join(format!("removes.{ext}"));
         let mut report = SyncReport {
@@ -186,9 +213,12 @@ impl Engine {
             ..Default::default()
         };
 
-        let create = |p: &Path| {
+        let create = |p: &Path| -> Result<Box<dyn Write>, StorageError> {
+            if preview {
+                return Ok(Box::new(std::io::sink()));
+            }
             File::create(p)
-                .map(BufWriter::new)
+                .map(|f| Box::new(BufWriter::new(f)) as Box<dyn Write>)
                 .map_err(|e| StorageError::io(p, e))
         };
         let mut adds_out = create(&adds_file)?;
@@ -286,6 +316,9 @@ impl Engine {
         let Written { rows, batches } = w.finish().map_err(Error::Output)?;
         (report.remove_rows, report.remove_batches) = (rows, batches);
         removes_out.flush().map_err(Error::Output)?;
+        if preview {
+            return Ok(report);
+        }
         self.write_state(name, &current, true)?;
         self.audit(
             "sync",
@@ -364,6 +397,17 @@ impl Engine {
             touched += usize::from(had);
         }
         Ok(touched)
+    }
+
+    /// Records a push to a destination in the audit trail (the server sends it: the
+    /// engine knows no HTTP).
+    pub fn audit_push(&self, push: &PushAudit) -> Result<(), Error> {
+        self.audit(
+            "sync_push",
+            serde_json::to_value(push).expect("a push audit serializes"),
+            None,
+        )?;
+        Ok(())
     }
 
     /// Records the pending sync of a destination as sent.

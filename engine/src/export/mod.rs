@@ -34,5 +34,5 @@ pub use formats::{
 pub use rows::{FieldCounts, FieldStats, ProfileRow};
 pub use run::{ExportOptions, ExportReport, DEFAULT_MIN_AUDIENCE};
 pub(crate) use sync::DestinationLocks;
-pub use sync::{valid_destination_name, AckReport, Destination, SyncReport};
+pub use sync::{valid_destination_name, AckReport, Destination, PushAudit, PushTarget, SyncReport};
 pub use tool::normalize_line;

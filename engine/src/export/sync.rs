@@ -29,7 +29,7 @@ use crate::base::error::{Error, StorageError};
 use crate::base::time::Millis;
 use crate::input::normalize::platform::Platform;
 use crate::storage::profile::ProfileId;
-use crate::storage::records::DestinationRecord;
+use crate::storage::records::{DestinationRecord, PushRecord};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -57,6 +57,206 @@ pub struct Destination {
     pub additive_only: bool,
     /// When it was created (ms since the epoch).
     pub created_at: Millis,
+    /// Where cidb itself sends the syncs (platforms.md); `None`: files only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push: Option<PushTarget>,
+}
+
+/// A platform API that cidb pushes a destination's syncs to (platforms.md). Secrets are
+/// never kept: only the names of the environment variables that hold them, read when a
+/// push runs (by the server: the engine knows no HTTP).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "platform", rename_all = "lowercase")]
+pub enum PushTarget {
+    /// Meta Custom Audiences.
+    Meta {
+        /// The custom audience's id.
+        audience_id: String,
+        /// The environment variable holding the access token.
+        token_env: String,
+        /// The Graph API base URL (`None`: the public endpoint).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        api_base: Option<String>,
+    },
+    /// Google Ads Customer Match.
+    Google {
+        /// The customer id (digits).
+        customer_id: String,
+        /// The user list id.
+        user_list_id: String,
+        /// The manager account's customer id, sent as `login-customer-id`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        login_customer_id: Option<String>,
+        /// The environment variable holding the OAuth access token.
+        token_env: String,
+        /// The environment variable holding the developer token.
+        developer_token_env: String,
+        /// The Google Ads API base URL (`None`: the public endpoint).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        api_base: Option<String>,
+    },
+}
+
+impl PushTarget {
+    /// The platform it sends to.
+    pub fn platform(&self) -> Platform {
+        match self {
+            PushTarget::Meta { .. } => Platform::Meta,
+            PushTarget::Google { .. } => Platform::Google,
+        }
+    }
+
+    /// The format whose request bodies it sends.
+    pub fn format(&self) -> Format {
+        match self {
+            PushTarget::Meta { .. } => Format::MetaApi,
+            PushTarget::Google { .. } => Format::GoogleApi,
+        }
+    }
+
+    /// Checks ids and environment variable names; the message names the bad option.
+    pub fn check(&self, format: Format) -> Result<(), String> {
+        if format != self.format() {
+            return Err(format!(
+                "--push {} needs --format {}",
+                self.platform().name(),
+                self.format().name()
+            ));
+        }
+        let env_name = |flag: &str, v: &str| {
+            let ok = !v.is_empty()
+                && !v.starts_with(|c: char| c.is_ascii_digit())
+                && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if ok {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{flag} must name an environment variable (A-Z, a-z, 0-9, _), not hold a secret"
+                ))
+            }
+        };
+        let id = |flag: &str, v: &str| {
+            if !v.is_empty() && v.chars().all(|c| c.is_ascii_digit()) {
+                Ok(())
+            } else {
+                Err(format!("{flag} must be digits"))
+            }
+        };
+        let base = |v: &Option<String>| match v {
+            Some(b) if !(b.starts_with("http://") || b.starts_with("https://")) => {
+                Err("--api-base must be an http:// or https:// URL".to_string())
+            }
+            _ => Ok(()),
+        };
+        match self {
+            PushTarget::Meta {
+                audience_id,
+                token_env,
+                api_base,
+            } => {
+                id("--audience-id", audience_id)?;
+                env_name("--token-env", token_env)?;
+                base(api_base)
+            }
+            PushTarget::Google {
+                customer_id,
+                user_list_id,
+                login_customer_id,
+                token_env,
+                developer_token_env,
+                api_base,
+            } => {
+                id("--customer-id", customer_id)?;
+                id("--user-list-id", user_list_id)?;
+                if let Some(l) = login_customer_id {
+                    id("--login-customer-id", l)?;
+                }
+                env_name("--token-env", token_env)?;
+                env_name("--developer-token-env", developer_token_env)?;
+                base(api_base)
+            }
+        }
+    }
+
+    fn to_record(&self) -> PushRecord {
+        match self.clone() {
+            PushTarget::Meta {
+                audience_id,
+                token_env,
+                api_base,
+            } => PushRecord {
+                platform: "meta".into(),
+                api_base,
+                audience_id: Some(audience_id),
+                customer_id: None,
+                user_list_id: None,
+                login_customer_id: None,
+                token_env,
+                developer_token_env: None,
+            },
+            PushTarget::Google {
+                customer_id,
+                user_list_id,
+                login_customer_id,
+                token_env,
+                developer_token_env,
+                api_base,
+            } => PushRecord {
+                platform: "google".into(),
+                api_base,
+                audience_id: None,
+                customer_id: Some(customer_id),
+                user_list_id: Some(user_list_id),
+                login_customer_id,
+                token_env,
+                developer_token_env: Some(developer_token_env),
+            },
+        }
+    }
+
+    fn from_record(r: PushRecord) -> Result<PushTarget, String> {
+        let need = |v: Option<String>, what: &str| v.ok_or(format!("push target without {what}"));
+        match r.platform.as_str() {
+            "meta" => Ok(PushTarget::Meta {
+                audience_id: need(r.audience_id, "audience_id")?,
+                token_env: r.token_env,
+                api_base: r.api_base,
+            }),
+            "google" => Ok(PushTarget::Google {
+                customer_id: need(r.customer_id, "customer_id")?,
+                user_list_id: need(r.user_list_id, "user_list_id")?,
+                login_customer_id: r.login_customer_id,
+                token_env: r.token_env,
+                developer_token_env: need(r.developer_token_env, "developer_token_env")?,
+                api_base: r.api_base,
+            }),
+            other => Err(format!("unknown push platform {other:?}")),
+        }
+    }
+}
+
+/// One push, as the audit trail records it (who: the current actor): counts and the
+/// outcome, never a token.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PushAudit {
+    /// The destination.
+    pub destination: String,
+    /// The platform (`meta`, `google`).
+    pub platform: String,
+    /// Profiles added.
+    pub adds: u64,
+    /// Hashes removed.
+    pub removes: u64,
+    /// Requests accepted.
+    pub requests: u64,
+    /// Retries after transient failures.
+    pub retries: u64,
+    /// Whether the sync was acknowledged.
+    pub acknowledged: bool,
+    /// `ok` or `failed`.
+    pub outcome: String,
+    /// The platform's message when it failed.
+    pub error: Option<String>,
 }
 
 /// What a sync wrote.
@@ -315,6 +515,7 @@ impl Destination {
             policy: self.policy.clone(),
             additive_only: self.additive_only,
             created_at: self.created_at,
+            push: self.push.as_ref().map(PushTarget::to_record),
         }
     }
 
@@ -325,7 +526,12 @@ impl Destination {
             key: record.name.as_bytes().to_vec(),
             detail,
         };
+        let push = match record.push.clone() {
+            Some(p) => Some(PushTarget::from_record(p).map_err(corrupted)?),
+            None => None,
+        };
         Ok(Destination {
+            push,
             format: record.format.parse().map_err(corrupted)?,
             platform: record.platform.parse().map_err(corrupted)?,
             name: record.name,

@@ -179,6 +179,7 @@ fn legacy_destination(name: &str, key: &[u8], v: &[u8]) -> Result<DestinationRec
         policy: d.policy,
         additive_only: d.additive_only,
         created_at: d.created_at,
+        push: None,
     })
 }
 

@@ -88,6 +88,30 @@ pub(crate) struct DestinationRecord {
     pub(crate) additive_only: bool,
     /// When it was created (ms since the epoch).
     pub(crate) created_at: Millis,
+    /// Where cidb itself sends the syncs (platforms.md), if anywhere.
+    pub(crate) push: Option<PushRecord>,
+}
+
+/// A destination's push target, stored: the names of environment variables, never
+/// their values.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PushRecord {
+    /// `meta` or `google`.
+    pub(crate) platform: String,
+    /// The API's base URL (`None`: the public endpoint).
+    pub(crate) api_base: Option<String>,
+    /// Meta's custom audience id.
+    pub(crate) audience_id: Option<String>,
+    /// Google's customer id.
+    pub(crate) customer_id: Option<String>,
+    /// Google's user list id.
+    pub(crate) user_list_id: Option<String>,
+    /// Google's manager (login) customer id.
+    pub(crate) login_customer_id: Option<String>,
+    /// The environment variable holding the access token.
+    pub(crate) token_env: String,
+    /// The environment variable holding Google's developer token.
+    pub(crate) developer_token_env: Option<String>,
 }
 
 impl StoredRecord for DestinationRecord {

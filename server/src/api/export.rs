@@ -61,6 +61,176 @@ pub struct Destination {
     pub additive_only: bool,
     /// When it was created (ms since the epoch).
     pub created_at: i64,
+    /// Where cidb pushes its syncs (absent: files only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub push: Option<PushConfig>,
+}
+
+/// A destination's push target: the names of the environment variables that hold the
+/// secrets, never the secrets.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PushConfig {
+    /// `meta` or `google`.
+    pub platform: String,
+    /// Meta's custom audience id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audience_id: Option<String>,
+    /// Google's customer id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<String>,
+    /// Google's user list id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_list_id: Option<String>,
+    /// Google's manager account id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub login_customer_id: Option<String>,
+    /// The variable holding the access token.
+    pub token_env: String,
+    /// The variable holding Google's developer token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub developer_token_env: Option<String>,
+    /// The API base URL (absent: the platform's public endpoint).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_base: Option<String>,
+}
+
+impl From<&engine::export::PushTarget> for PushConfig {
+    fn from(p: &engine::export::PushTarget) -> Self {
+        match p.clone() {
+            engine::export::PushTarget::Meta {
+                audience_id,
+                token_env,
+                api_base,
+            } => PushConfig {
+                platform: "meta".into(),
+                audience_id: Some(audience_id),
+                customer_id: None,
+                user_list_id: None,
+                login_customer_id: None,
+                token_env,
+                developer_token_env: None,
+                api_base,
+            },
+            engine::export::PushTarget::Google {
+                customer_id,
+                user_list_id,
+                login_customer_id,
+                token_env,
+                developer_token_env,
+                api_base,
+            } => PushConfig {
+                platform: "google".into(),
+                audience_id: None,
+                customer_id: Some(customer_id),
+                user_list_id: Some(user_list_id),
+                login_customer_id,
+                token_env,
+                developer_token_env: Some(developer_token_env),
+                api_base,
+            },
+        }
+    }
+}
+
+/// What `cidb sync DEST --push --json` did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PushReport {
+    /// The destination.
+    pub destination: String,
+    /// The platform (`meta`, `google`).
+    pub platform: String,
+    /// Profiles added (identifiers sent as adds).
+    pub adds: u64,
+    /// Hashes removed.
+    pub removes: u64,
+    /// Requests the platform accepted.
+    pub requests: u64,
+    /// Retries after transient failures.
+    pub retries: u64,
+    /// Whether the sync was recorded as sent.
+    pub acknowledged: bool,
+    /// Meta: `num_received` summed over the requests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub num_received: Option<u64>,
+    /// Meta: `num_invalid_entries` summed over the requests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub num_invalid_entries: Option<u64>,
+    /// Google: operations the platform refused in a partial failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partial_failures: Option<u64>,
+    /// Google: `addOperations` requests that reported a partial failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partial_failure_requests: Option<u64>,
+    /// Google: the offline user data jobs run.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub jobs: Vec<String>,
+}
+
+/// `GET /v1/destinations`: every destination with its last push.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DestinationStatusList {
+    /// Every destination, by name.
+    pub destinations: Vec<DestinationStatus>,
+}
+
+/// A destination, the profiles last acknowledged as sent, and its last push.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DestinationStatus {
+    /// The destination.
+    pub destination: Destination,
+    /// Profiles recorded as sent.
+    pub sent_profiles: u64,
+    /// The last push (absent: never pushed).
+    pub last_push: Option<LastPush>,
+}
+
+/// A push as the audit trail recorded it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LastPush {
+    /// When it ended (ms since the epoch).
+    pub at: i64,
+    /// Who ran it (`key:ID`, `cli`, `scheduler`).
+    pub actor: String,
+    /// Profiles added.
+    pub adds: u64,
+    /// Hashes removed.
+    pub removes: u64,
+    /// Requests accepted.
+    pub requests: u64,
+    /// Retries after transient failures.
+    pub retries: u64,
+    /// Whether it was acknowledged.
+    pub acknowledged: bool,
+    /// `ok` or `failed`.
+    pub outcome: String,
+    /// The platform's message when it failed.
+    pub error: Option<String>,
+}
+
+impl LastPush {
+    /// From a `sync_push` audit entry.
+    pub fn from_audit(e: &engine::audit::AuditEntry) -> LastPush {
+        let d = &e.details;
+        let n = |k: &str| d.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+        LastPush {
+            at: e.at,
+            actor: e.actor.clone(),
+            adds: n("adds"),
+            removes: n("removes"),
+            requests: n("requests"),
+            retries: n("retries"),
+            acknowledged: d.get("acknowledged").and_then(serde_json::Value::as_bool) == Some(true),
+            outcome: d
+                .get("outcome")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            error: d
+                .get("error")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_string),
+        }
+    }
 }
 
 /// `cidb destination list --json` (printed sorted).
@@ -246,6 +416,7 @@ impl From<&engine::export::Destination> for Destination {
             policy,
             additive_only,
             created_at,
+            push,
         } = d;
         Destination {
             name: name.clone(),
@@ -255,6 +426,7 @@ impl From<&engine::export::Destination> for Destination {
             policy: policy.clone(),
             additive_only: *additive_only,
             created_at: *created_at,
+            push: push.as_ref().map(PushConfig::from),
         }
     }
 }
@@ -366,7 +538,9 @@ super::answers!(
     SyncReport,
     AckReport,
     SuppressionReport,
-    SuppressionLists
+    SuppressionLists,
+    PushReport,
+    DestinationStatusList
 );
 
 #[cfg(test)]
@@ -383,6 +557,7 @@ mod tests {
             policy: "consent(\"custom_audiences\")".into(),
             additive_only: false,
             created_at: 5,
+            push: None,
         };
         let answer = Destination::from(&d);
         assert_eq!(

@@ -60,6 +60,8 @@ pub enum DestinationCommand {
         /// Never emit removes (for platforms that refuse to shrink small audiences).
         #[arg(long)]
         additive_only: bool,
+        #[command(flatten)]
+        push: Box<PushArgs>,
     },
     /// List destinations with the number of profiles last acknowledged as sent.
     List,
@@ -68,6 +70,80 @@ pub enum DestinationCommand {
         /// The destination's name.
         name: String,
     },
+}
+
+/// `destination create` options of a destination that cidb pushes itself
+/// (platforms.md). Secrets are given as the names of environment variables.
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// Send syncs to this platform's API (`cidb sync DEST --push`): meta or google.
+    #[arg(long)]
+    pub push: Option<Platform>,
+    /// Meta: the custom audience's id.
+    #[arg(long, requires = "push")]
+    pub audience_id: Option<String>,
+    /// Google: the customer id.
+    #[arg(long, requires = "push")]
+    pub customer_id: Option<String>,
+    /// Google: the user list id.
+    #[arg(long, requires = "push")]
+    pub user_list_id: Option<String>,
+    /// Google: the manager account's customer id (`login-customer-id`).
+    #[arg(long, requires = "push")]
+    pub login_customer_id: Option<String>,
+    /// The environment variable holding the access token (its name, not the token).
+    #[arg(long, requires = "push")]
+    pub token_env: Option<String>,
+    /// Google: the environment variable holding the developer token.
+    #[arg(long, requires = "push")]
+    pub developer_token_env: Option<String>,
+    /// The API base URL (default: the platform's public endpoint).
+    #[arg(long, requires = "push")]
+    pub api_base: Option<String>,
+}
+
+impl PushArgs {
+    /// The push target, or `None` without `--push`.
+    pub fn target(self) -> anyhow::Result<Option<engine::export::PushTarget>> {
+        let need = |v: Option<String>, flag: &str, platform: &str| {
+            v.with_context(|| format!("--push {platform} needs {flag}"))
+        };
+        let refuse = |v: &Option<String>, flag: &str, platform: &str| {
+            if v.is_some() {
+                bail!("{flag} does not apply to --push {platform}");
+            }
+            Ok(())
+        };
+        Ok(match self.push {
+            None => None,
+            Some(Platform::Meta) => {
+                refuse(&self.customer_id, "--customer-id", "meta")?;
+                refuse(&self.user_list_id, "--user-list-id", "meta")?;
+                refuse(&self.login_customer_id, "--login-customer-id", "meta")?;
+                refuse(&self.developer_token_env, "--developer-token-env", "meta")?;
+                Some(engine::export::PushTarget::Meta {
+                    audience_id: need(self.audience_id, "--audience-id", "meta")?,
+                    token_env: need(self.token_env, "--token-env", "meta")?,
+                    api_base: self.api_base,
+                })
+            }
+            Some(Platform::Google) => {
+                refuse(&self.audience_id, "--audience-id", "google")?;
+                Some(engine::export::PushTarget::Google {
+                    customer_id: need(self.customer_id, "--customer-id", "google")?,
+                    user_list_id: need(self.user_list_id, "--user-list-id", "google")?,
+                    login_customer_id: self.login_customer_id,
+                    token_env: need(self.token_env, "--token-env", "google")?,
+                    developer_token_env: need(
+                        self.developer_token_env,
+                        "--developer-token-env",
+                        "google",
+                    )?,
+                    api_base: self.api_base,
+                })
+            }
+        })
+    }
 }
 
 #[derive(Debug, Args)]
@@ -80,6 +156,10 @@ pub struct SyncArgs {
     /// Record the pending sync as sent (after the upload succeeded).
     #[arg(long, group = "mode")]
     pub ack: bool,
+    /// Send the adds and removes to the destination's platform API and acknowledge them
+    /// once every request was accepted (a destination created with `--push`).
+    #[arg(long, group = "mode")]
+    pub push: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -191,7 +271,12 @@ pub fn destination(global: &Global, cmd: DestinationCommand) -> anyhow::Result<(
             policy,
             platform,
             additive_only,
+            push,
         } => {
+            let push = (*push).target()?;
+            if let Some(p) = &push {
+                p.check(format).map_err(anyhow::Error::msg)?;
+            }
             let expr = segment_or_expr(&s, &segment).map_err(|e| lift(&db, &segment, e))?;
             check_expr(&db, &s, &expr)?;
             check_expr(&db, &s, &policy)?;
@@ -203,6 +288,7 @@ pub fn destination(global: &Global, cmd: DestinationCommand) -> anyhow::Result<(
                     segment,
                     policy: Some(policy),
                     additive_only,
+                    push,
                 })
                 .map_err(|e| lift(&db, &expr, e))?;
             if global.json {
@@ -226,7 +312,7 @@ pub fn destination(global: &Global, cmd: DestinationCommand) -> anyhow::Result<(
             } else {
                 for d in db.destinations()? {
                     println!(
-                        "{}\t{}\t{}\tpolicy {}{}",
+                        "{}\t{}\t{}\tpolicy {}{}{}",
                         d.name,
                         d.format.name(),
                         d.segment,
@@ -235,6 +321,10 @@ pub fn destination(global: &Global, cmd: DestinationCommand) -> anyhow::Result<(
                             "\tadditive-only"
                         } else {
                             ""
+                        },
+                        match &d.push {
+                            Some(p) => format!("\tpush {}", p.platform().name()),
+                            None => String::new(),
                         }
                     );
                 }
@@ -270,7 +360,31 @@ pub fn sync(global: &Global, args: SyncArgs) -> anyhow::Result<()> {
             Ok(())
         };
     }
-    let out = args.out.expect("clap requires --out or --ack");
+    if args.push {
+        let s = segments(&db, None);
+        let report = crate::push::push(&db, &s, &args.destination).map_err(|f| {
+            if global.json {
+                // The partial report, then the error on standard error.
+                let _ = output::json(&*f.report);
+            }
+            anyhow::anyhow!("{f}")
+        })?;
+        return if global.json {
+            output::json(&report)
+        } else {
+            println!(
+                "{}: {} adds and {} removes pushed to {} in {} requests ({} retries); acknowledged",
+                report.destination,
+                report.adds,
+                report.removes,
+                report.platform,
+                report.requests,
+                report.retries
+            );
+            Ok(())
+        };
+    }
+    let out = args.out.expect("clap requires --out, --ack or --push");
     let s = segments(&db, None);
     let report = s
         .sync(&args.destination, &out)

@@ -55,6 +55,32 @@ pub struct ServeArgs {
     /// their number and total are given). Admin keys see every group.
     #[arg(long, default_value_t = 10)]
     pub min_group_size: u64,
+    /// Push every push destination's pending changes this often, in the background, one
+    /// at a time (e.g. `30s`, `15m`, `1h`; a plain number is seconds).
+    #[arg(long, value_parser = parse_duration)]
+    pub sync_every: Option<Duration>,
+}
+
+/// `500ms`, `30s`, `15m`, `1h`, `1d`, or seconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a number and a unit (ms, s, m, h, d)"))?;
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "" | "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        "d" => Duration::from_secs(n * 86_400),
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (ms, s, m, h, d)")),
+    };
+    if d.is_zero() {
+        return Err("the interval must be above zero".into());
+    }
+    Ok(d)
 }
 
 impl ServeArgs {
@@ -79,6 +105,7 @@ impl ServeArgs {
             shutdown_timeout: Duration::from_millis(self.shutdown_timeout_ms),
             export_timeout: Duration::from_millis(self.export_timeout_ms),
             min_group_size: self.min_group_size,
+            sync_every: self.sync_every,
         }
     }
 }

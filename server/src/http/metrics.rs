@@ -20,6 +20,11 @@ pub struct RouteLabels {
     pub route: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DestinationLabels {
+    pub destination: String,
+}
+
 /// Every metric the server exports.
 pub struct Metrics {
     registry: Registry,
@@ -29,6 +34,12 @@ pub struct Metrics {
     pub rejected_records: Counter,
     pub profiles: Gauge,
     pub evaluation: Histogram,
+    /// Identifiers (adds and removes) pushed and acknowledged, per destination.
+    pub pushed_identifiers: Family<DestinationLabels, Counter>,
+    /// Retries after transient platform failures, per destination.
+    pub push_retries: Family<DestinationLabels, Counter>,
+    /// Pushes that failed, per destination.
+    pub push_failures: Family<DestinationLabels, Counter>,
 }
 
 fn seconds_buckets() -> impl Iterator<Item = f64> {
@@ -73,7 +84,28 @@ impl Metrics {
             "Time to plan and evaluate a segment expression",
             evaluation.clone(),
         );
+        let pushed_identifiers = Family::<DestinationLabels, Counter>::default();
+        let push_retries = Family::<DestinationLabels, Counter>::default();
+        let push_failures = Family::<DestinationLabels, Counter>::default();
+        registry.register(
+            "pushed_identifiers",
+            "Identifiers (adds and removes) pushed to a platform and acknowledged",
+            pushed_identifiers.clone(),
+        );
+        registry.register(
+            "push_retries",
+            "Retries of push requests after transient platform failures",
+            push_retries.clone(),
+        );
+        registry.register(
+            "push_failures",
+            "Pushes that stopped without acknowledging",
+            push_failures.clone(),
+        );
         Metrics {
+            pushed_identifiers,
+            push_retries,
+            push_failures,
             registry,
             requests,
             latency,

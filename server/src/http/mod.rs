@@ -61,6 +61,8 @@ pub struct ServeOptions {
     pub export_timeout: Duration,
     /// Smallest group an analyst's breakdown shows; smaller ones are suppressed.
     pub min_group_size: u64,
+    /// Push every push destination this often in the background (`None`: never).
+    pub sync_every: Option<Duration>,
 }
 
 impl Default for ServeOptions {
@@ -79,6 +81,7 @@ impl Default for ServeOptions {
             shutdown_timeout: Duration::from_secs(5),
             export_timeout: Duration::from_secs(15 * 60),
             min_group_size: 10,
+            sync_every: None,
         }
     }
 }
@@ -96,6 +99,8 @@ pub(crate) struct AppState {
     pub(crate) keys: Arc<KeyCache>,
     /// Idempotency keys whose requests are running.
     pub(crate) in_flight: Arc<idempotency::InFlight>,
+    /// Held while a push runs: pushes run one at a time.
+    pub(crate) pushing: Arc<std::sync::Mutex<()>>,
 }
 
 /// How long a verified API key is answered from memory before the catalog is read again.
@@ -220,6 +225,70 @@ impl AppState {
         result
     }
 
+    /// Pushes one destination (blocking; one push at a time), counting it in the metrics.
+    pub(crate) fn push_now(
+        &self,
+        actor: &str,
+        name: &str,
+    ) -> Result<crate::api::export::PushReport, crate::push::PushFailure> {
+        let _one = self
+            .pushing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let limits = self.options.expr_limits;
+        let result = engine::audit::with_actor(actor, || {
+            let s = AppState::segments(&self.engine, &self.cache, &limits, engine::now_millis());
+            crate::push::push(&self.engine, &s, name)
+        });
+        let labels = metrics::DestinationLabels {
+            destination: name.to_string(),
+        };
+        let report = match &result {
+            Ok(r) => r,
+            Err(f) => {
+                self.metrics.push_failures.get_or_create(&labels).inc();
+                &*f.report
+            }
+        };
+        if report.acknowledged {
+            self.metrics
+                .pushed_identifiers
+                .get_or_create(&labels)
+                .inc_by(report.adds + report.removes);
+        }
+        self.metrics
+            .push_retries
+            .get_or_create(&labels)
+            .inc_by(report.retries);
+        result
+    }
+
+    /// One round of `--sync-every`: every push destination, one after the other.
+    fn scheduled_pushes(&self) {
+        let destinations = match self.engine.destinations() {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "scheduled pushes: cannot list destinations");
+                return;
+            }
+        };
+        let limits = self.options.expr_limits;
+        for d in destinations.iter().filter(|d| d.push.is_some()) {
+            // Only a destination with pending changes is pushed.
+            let s = AppState::segments(&self.engine, &self.cache, &limits, engine::now_millis());
+            match s.sync_preview(&d.name) {
+                Ok(p) if p.adds == 0 && p.removes == 0 => continue,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(destination = d.name.as_str(), error = %e, "scheduled push: cannot compute the diff")
+                }
+            }
+            if let Err(f) = self.push_now("scheduler", &d.name) {
+                tracing::warn!(destination = d.name.as_str(), error = %f, "scheduled push failed");
+            }
+        }
+    }
+
     /// Segments with the server's limits and leaf cache, evaluated at `at`.
     pub(crate) fn segments<'e>(
         engine: &'e Engine,
@@ -313,7 +382,19 @@ pub fn serve_announcing(
             cache: Arc::new(query::LeafCache::new()),
             keys: Arc::new(KeyCache::default()),
             in_flight: Arc::new(idempotency::InFlight::default()),
+            pushing: Arc::new(std::sync::Mutex::new(())),
         };
+        if let Some(every) = options.sync_every {
+            let state = state.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    let st = state.clone();
+                    // On a blocking thread, one round at a time: queries go on.
+                    let _ = tokio::task::spawn_blocking(move || st.scheduled_pushes()).await;
+                }
+            });
+        }
         {
             use std::io::Write;
             let mut out = std::io::stdout().lock();

@@ -68,6 +68,7 @@ pub(super) async fn export(
                     segment: name.clone(),
                     policy: Some(policy.clone()),
                     additive_only: false,
+                    push: None,
                 };
                 prepare_destination(db, &s, &spec, requested.is_some())?;
                 // A private directory (random name, mode 0700), removed when dropped

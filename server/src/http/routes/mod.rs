@@ -10,7 +10,8 @@
 //! - `profiles`: `/v1/profiles/...`;
 //! - `privacy`: `/v1/privacy/...`;
 //! - `models`: `/v1/models/...`;
-//! - `audit`: `/v1/audit`.
+//! - `audit`: `/v1/audit`;
+//! - `pushes`: `/v1/destinations`, `/v1/destinations/{name}/push`.
 
 mod audit;
 mod body;
@@ -20,6 +21,7 @@ mod health;
 mod models;
 mod privacy;
 mod profiles;
+mod pushes;
 mod records;
 mod segments;
 
@@ -73,6 +75,8 @@ pub(super) fn router() -> Router<AppState> {
             get(models::profile_score),
         )
         .route("/v1/audit", get(audit::audit))
+        .route("/v1/destinations", get(pushes::list))
+        .route("/v1/destinations/{name}/push", post(pushes::push))
 }
 
 const ANALYST: &[Role] = &[Role::Analyst];

@@ -174,6 +174,52 @@ fn additive_only_never_removes() {
     assert!(db.destination("adds").unwrap().is_none());
 }
 
+/// A push acknowledges exactly the sync it sent: a sync written since (or an erasure
+/// that rewrote the pending state) keeps its diff pending, and only the current one is
+/// acknowledged.
+#[test]
+fn an_exact_acknowledgement_refuses_a_pending_sync_that_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let db = Engine::open(dir.path()).unwrap();
+    db.ingest_json(&[
+        person(0, "NL", Some(true), true),
+        person(1, "NL", Some(true), true),
+    ])
+    .unwrap();
+    create(&db, "exact", Format::MetaApi, false);
+    let (sent, _, _) = sync(&db, "exact", &out.path().join("1"));
+    assert_eq!(sent.pending_digest.len(), 64);
+    // Another sync rewrites the pending state in the meantime (a newcomer joined).
+    db.ingest_json(&[person(2, "NL", Some(true), true)])
+        .unwrap();
+    let (again, adds, _) = sync(&db, "exact", &out.path().join("2"));
+    assert_ne!(again.pending_digest, sent.pending_digest);
+    assert!(!adds.is_empty());
+    let err = db
+        .sync_ack_exactly("exact", &sent.pending_digest)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("changed after it was sent"), "{err}");
+    assert!(
+        db.destination_sent("exact").unwrap().is_empty(),
+        "nothing acknowledged"
+    );
+    // An erasure rewrites the pending state too.
+    db.forget(
+        &cidb::Lookup::Email("person.2@example.com".into()),
+        &cidb::ForgetOptions::default(),
+    )
+    .unwrap();
+    assert!(db.sync_ack_exactly("exact", &again.pending_digest).is_err());
+    let (current, _, _) = sync(&db, "exact", &out.path().join("3"));
+    let ack = db
+        .sync_ack_exactly("exact", &current.pending_digest)
+        .unwrap();
+    assert_eq!(ack.profiles, 2);
+    assert_eq!(db.destination_sent("exact").unwrap().len(), 2);
+}
+
 /// Six threads sync, acknowledge and erase on one destination at once (the issue saw
 /// checksum mismatches, missing files and a corrupt state that outlived a restart):
 /// each operation either works or says the destination is busy, the state always

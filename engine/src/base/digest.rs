@@ -14,7 +14,12 @@ pub fn sha256_hex(s: &str) -> String {
 
 /// The raw digest.
 pub fn sha256(s: &str) -> [u8; 32] {
-    Sha256::digest(s.as_bytes()).into()
+    sha256_bytes(s.as_bytes())
+}
+
+/// The raw digest of bytes.
+pub(crate) fn sha256_bytes(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
 }
 
 /// 64 hex characters → digest bytes.

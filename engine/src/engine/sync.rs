@@ -52,14 +52,16 @@ impl Engine {
         name: &str,
         state: &SentState,
         pending: bool,
-    ) -> Result<(), StorageError> {
+    ) -> Result<String, StorageError> {
         let dir = self.sync_dir();
         std::fs::create_dir_all(&dir).map_err(|e| StorageError::io(&dir, e))?;
         let bytes = state.encode(|plain| {
             self.store
                 .seal_with_secret(SEAL_PURPOSE, name.as_bytes(), plain)
         });
-        atomic_file::replace(&self.state_path(name, pending), &[&bytes])
+        atomic_file::replace(&self.state_path(name, pending), &[&bytes])?;
+        // Sealing draws a fresh nonce, so the digest names this one write.
+        Ok(to_hex(&crate::base::digest::sha256_bytes(&bytes)))
     }
 
     /// Creates (or replaces) a destination.
@@ -319,7 +321,7 @@ impl Engine {
         if preview {
             return Ok(report);
         }
-        self.write_state(name, &current, true)?;
+        report.pending_digest = self.write_state(name, &current, true)?;
         self.audit(
             "sync",
             serde_json::json!({
@@ -410,8 +412,20 @@ impl Engine {
         Ok(())
     }
 
+    /// Acknowledges the pending sync of `name` only if it is still the one whose
+    /// [`SyncReport::pending_digest`] is `pending_digest`: a push acknowledges exactly
+    /// what it sent, never a sync written (or an erasure applied) since. Otherwise
+    /// [`Error::Conflict`], and the sync stays pending.
+    pub fn sync_ack_exactly(&self, name: &str, pending_digest: &str) -> Result<AckReport, Error> {
+        self.ack(name, Some(pending_digest))
+    }
+
     /// Records the pending sync of a destination as sent.
     pub fn sync_ack(&self, name: &str) -> Result<AckReport, Error> {
+        self.ack(name, None)
+    }
+
+    fn ack(&self, name: &str, expected: Option<&str>) -> Result<AckReport, Error> {
         let _held = self.destination_locks.try_hold(name)?;
         if self.destination(name)?.is_none() {
             return Err(Error::NotFound {
@@ -425,6 +439,15 @@ impl Engine {
             )));
         };
         let (from, to) = (self.state_path(name, true), self.state_path(name, false));
+        if let Some(expected) = expected {
+            let bytes = std::fs::read(&from).map_err(|e| StorageError::io(&from, e))?;
+            if to_hex(&crate::base::digest::sha256_bytes(&bytes)) != expected {
+                return Err(Error::Conflict(format!(
+                    "the pending sync of destination {name:?} changed after it was sent \
+                     (another sync, or an erasure); it stays pending: send it again"
+                )));
+            }
+        }
         crate::base::crash_point::crash_point("ack.before_rename");
         std::fs::rename(&from, &to).map_err(|e| StorageError::io(&to, e))?;
         atomic_file::sync_parent(&to)?;

@@ -290,6 +290,9 @@ pub struct SyncReport {
     pub removes_file: PathBuf,
     /// The generation this sync will have once acknowledged.
     pub generation: u64,
+    /// SHA-256 (hex) of the pending state this sync wrote: what
+    /// [`crate::Engine::sync_ack_exactly`] checks (empty for a preview).
+    pub pending_digest: String,
     /// Valid and invalid values per field.
     pub fields: FieldStats,
 }

@@ -448,6 +448,8 @@ impl From<&engine::export::SyncReport> for SyncReport {
             adds_file,
             removes_file,
             generation,
+            // Internal: a push acknowledges with it; not part of the report.
+            pending_digest: _,
             fields: field_stats,
         } = r;
         SyncReport {

@@ -251,7 +251,9 @@ fn push_inner(
     };
     sent.map_err(|e| redact(e.message))?;
     crate_crash_point();
-    db.sync_ack(name).map_err(|e| e.to_string())?;
+    // Exactly what was sent: a sync written (or an erasure applied) meanwhile stays pending.
+    db.sync_ack_exactly(name, &sync.pending_digest)
+        .map_err(|e| e.to_string())?;
     report.acknowledged = true;
     Ok(())
 }

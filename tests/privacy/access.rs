@@ -141,6 +141,18 @@ fn the_audit_trail_records_who_did_what() {
         "erasure removes the export bit"
     );
     assert_eq!(db.audit_log(Some(log[1].seq), 10).unwrap().len(), 2);
+    // Newest first: the same entries reversed, pageable backwards.
+    let newest: Vec<u64> = db
+        .audit_log_newest_first(None, 100)
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    let oldest: Vec<u64> = log.iter().rev().map(|e| e.seq).collect();
+    assert_eq!(newest, oldest);
+    let before_last = db.audit_log_newest_first(Some(newest[0]), 1).unwrap();
+    assert_eq!(before_last.len(), 1);
+    assert_eq!(before_last[0].seq, newest[1]);
     let text = serde_json::to_string(&log).unwrap();
     assert!(!text.contains("ada@example.com") && !text.contains("other@example.com"));
 }

@@ -34,6 +34,17 @@ impl Engine {
         Ok(records.into_iter().map(AuditEntry::from_record).collect())
     }
 
+    /// Audit entries before `before` (exclusive; all when `None`), newest first, at most
+    /// `limit`: for "the last time something happened" without reading the whole trail.
+    pub fn audit_log_newest_first(
+        &self,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StorageError> {
+        let records = self.store.audit_entries_newest_first(before, limit)?;
+        Ok(records.into_iter().map(AuditEntry::from_record).collect())
+    }
+
     /// Export entries whose included profiles contain `pid`.
     pub fn exports_including(&self, pid: ProfileId) -> Result<Vec<AuditEntry>, StorageError> {
         let records = self.store.audit_exports_including(pid)?;

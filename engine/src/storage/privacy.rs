@@ -175,6 +175,22 @@ impl Store {
         Ok(out)
     }
 
+    /// Audit entries before `before` (all when `None`), newest first.
+    pub(crate) fn audit_entries_newest_first(
+        &self,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StorageError> {
+        let start = keys::audit(keys::AUDIT, 0);
+        let end = keys::audit(keys::AUDIT, before.unwrap_or(u64::MAX));
+        let mut out = Vec::new();
+        for item in self.db.range(start..end).rev().take(limit) {
+            let (k, v) = item?;
+            out.push(AuditRecord::decode(&k, &v)?);
+        }
+        Ok(out)
+    }
+
     /// Audited exports whose included profiles contain `pid`.
     pub(crate) fn audit_exports_including(
         &self,

@@ -10,17 +10,22 @@ use axum::Json;
 use serde_json::Value;
 use std::collections::HashMap;
 
-/// The last `sync_push` audit entry of each destination (the trail, oldest first).
-fn last_pushes(db: &engine::Engine) -> Result<HashMap<String, LastPush>, ApiError> {
+/// The last `sync_push` audit entry of each of `names`, read from the newest entry back
+/// and stopping once every one of them is found.
+fn last_pushes(db: &engine::Engine, names: &[&str]) -> Result<HashMap<String, LastPush>, ApiError> {
     let mut last = HashMap::new();
-    let mut after = None;
-    loop {
-        let page = db.audit_log(after, 1000).map_err(ApiError::internal)?;
-        let Some(end) = page.last() else { break };
-        after = Some(end.seq);
+    let mut before = None;
+    while last.len() < names.len() {
+        let page = db
+            .audit_log_newest_first(before, 1000)
+            .map_err(ApiError::internal)?;
+        let Some(oldest) = page.last() else { break };
+        before = Some(oldest.seq);
         for e in page.iter().filter(|e| e.action == "sync_push") {
             if let Some(name) = e.details.get("destination").and_then(Value::as_str) {
-                last.insert(name.to_string(), LastPush::from_audit(e));
+                if names.contains(&name) && !last.contains_key(name) {
+                    last.insert(name.to_string(), LastPush::from_audit(e));
+                }
             }
         }
     }
@@ -34,9 +39,15 @@ pub(super) async fn list(
     let who = state.authorize(&headers, ANALYST).await?;
     let list = state
         .run(&who, move |db, _| {
-            let mut last = last_pushes(db)?;
+            let all = db.destinations()?;
+            let pushing: Vec<&str> = all
+                .iter()
+                .filter(|d| d.push.is_some())
+                .map(|d| d.name.as_str())
+                .collect();
+            let mut last = last_pushes(db, &pushing)?;
             let mut destinations = Vec::new();
-            for d in db.destinations()? {
+            for d in all {
                 destinations.push(DestinationStatus {
                     sent_profiles: db.destination_sent(&d.name)?.len(),
                     last_push: last.remove(&d.name),

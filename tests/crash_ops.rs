@@ -105,22 +105,27 @@ fn idempotent_batch() -> (Vec<String>, cidb::IdempotencyKey) {
     (records, key)
 }
 
-/// A child that dies right after an idempotent ingest committed, before it could answer:
-/// the retry must get the first answer and store nothing twice.
-fn idempotent_retry_after_a_crash(dir: &std::path::Path) -> Vec<String> {
+/// Runs a child in `mode` that must abort at crash point `point`; notes it if it did not.
+fn crash_child_at(dir: &std::path::Path, mode: &str, point: &str, problems: &mut Vec<String>) {
     let status = Command::new(std::env::current_exe().unwrap())
         .env("CIDB_OPS_CHILD", dir)
-        .env("CIDB_OPS_MODE", "idempotent")
+        .env("CIDB_OPS_MODE", mode)
         .env("CIDB_OPS_START", "0")
-        .env("CIDB_CRASH_AT", "ingest.after_commit")
+        .env("CIDB_CRASH_AT", point)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .unwrap();
-    let mut problems = Vec::new();
     if status.success() {
-        problems.push("the child was meant to die at ingest.after_commit".into());
+        problems.push(format!("the child was meant to die at {point}"));
     }
+}
+
+/// A child that dies right after an idempotent ingest committed, before it could answer:
+/// the retry must get the first answer and store nothing twice.
+fn idempotent_retry_after_a_crash(dir: &std::path::Path) -> Vec<String> {
+    let mut problems = Vec::new();
+    crash_child_at(dir, "idempotent", "ingest.after_commit", &mut problems);
     let db = Engine::open(dir).unwrap();
     let events = db.stats().events;
     let (records, key) = idempotent_batch();
@@ -169,19 +174,8 @@ fn model_training_after_a_crash(dir: &std::path::Path) -> Vec<String> {
         let db = Engine::open(dir).unwrap();
         db.ingest_json(&model_people()).unwrap();
     }
-    let status = Command::new(std::env::current_exe().unwrap())
-        .env("CIDB_OPS_CHILD", dir)
-        .env("CIDB_OPS_MODE", "model")
-        .env("CIDB_OPS_START", "0")
-        .env("CIDB_CRASH_AT", "model.after_store")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
     let mut problems = Vec::new();
-    if status.success() {
-        problems.push("the child was meant to die at model.after_store".into());
-    }
+    crash_child_at(dir, "model", "model.after_store", &mut problems);
     let db = Engine::open(dir).unwrap();
     problems.extend(db.check().unwrap().problems);
     let s = Segments::new(&db);

@@ -152,10 +152,13 @@ impl Engine {
         std::thread::scope(|scope| {
             scope.spawn(move || {
                 for job in job_rx {
+                    let started = std::time::Instant::now();
                     let outcome = job.batch.prepare(&self.store).and_then(|mut prepared| {
                         if let (Some(import), Some(line)) = (import, job.last_line) {
                             prepared.batch.put_import_progress(import, line);
                         }
+                        let prepare_ms = started.elapsed().as_millis() as u64;
+                        tracing::debug!(prepare_ms, "batch prepared");
                         self.commit_prepared(w, prepared)
                     });
                     let failed = outcome.is_err();
@@ -178,6 +181,7 @@ impl Engine {
             let mut next = self.next_batch(&mut batches)?;
             while let Some((items, stored)) = next.take() {
                 let last_line = items.last().map(|(line, _)| *line);
+                let resolving = std::time::Instant::now();
                 let planned = self.plan_batch(
                     items,
                     stored,
@@ -197,9 +201,14 @@ impl Engine {
                     Planned::Batch(resolved, overlay) => (resolved, overlay),
                 };
                 counters = resolved.counters.clone();
+                let resolve_ms = resolving.elapsed().as_millis() as u64;
+                tracing::debug!(resolve_ms, "batch resolved");
+                let waited = std::time::Instant::now();
                 if let Some(f) = in_flight.take() {
                     done(finish(f)?);
                 }
+                let wait_ms = waited.elapsed().as_millis() as u64;
+                tracing::debug!(wait_ms, "resolver waited for the previous commit");
                 let (done_tx, done_rx) = bounded(1);
                 let job = Job {
                     batch: *resolved,
@@ -213,7 +222,10 @@ impl Engine {
                 previous = overlay;
                 // Read the next batch's links now, while the committer is still sealing
                 // (before it takes the state lock to publish).
+                let reading = std::time::Instant::now();
                 next = self.next_batch(&mut batches)?;
+                let next_ms = reading.elapsed().as_millis() as u64;
+                tracing::debug!(next_ms, "next batch read");
             }
             if let Some(f) = in_flight.take() {
                 done(finish(f)?);
@@ -273,9 +285,12 @@ impl Engine {
         let changed = prepared.changed.clone();
         let (mut batch, rest) = prepared.split();
         batch.put_counters(&counters);
+        let started = std::time::Instant::now();
         {
             let mut state = self.state.write().expect("state lock");
             self.store.apply(batch)?;
+            let apply_ms = started.elapsed().as_millis() as u64;
+            tracing::debug!(apply_ms, "batch applied to sled");
             let crate::write::state::State { indexes, links, .. } = &mut *state;
             rest.apply_derived(indexes, links);
             state.suppression.refresh_profiles(&rest.forms);
@@ -290,17 +305,23 @@ impl Engine {
             self.export_cache.invalidate(changed.iter());
             state.counters = counters.clone();
         }
+        let published_ms = started.elapsed().as_millis() as u64;
         w.counters = counters;
         w.dirty |= changed;
         self.publish_counts(w);
         self.store.flush()?;
         self.store.destroy_keys(&rest.merged_away)?;
+        let flushed_ms = started.elapsed().as_millis() as u64;
+        tracing::debug!(published_ms, flushed_ms, "batch durable");
         let threshold = self
             .config()
             .checkpoint_min_dirty
             .max((self.state.read().expect("state lock").indexes.live().len() / 2) as usize);
         if w.dirty.len() as usize >= threshold {
+            let started = std::time::Instant::now();
             self.checkpoint_locked(w)?;
+            let checkpoint_ms = started.elapsed().as_millis() as u64;
+            tracing::debug!(checkpoint_ms, "index checkpoint written");
         }
         Ok(rest.report)
     }

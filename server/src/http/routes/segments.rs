@@ -8,6 +8,7 @@ use crate::api::segments::{
     Breakdown, Count, Explain, ExprBody, Overlap, OverlapBody, Sample, SaveBody, SavedSegment,
     SegmentList, MAX_SAMPLE,
 };
+use crate::api::console::History;
 use crate::api::Deleted;
 use crate::keys::Role;
 use axum::body::Body;
@@ -168,10 +169,15 @@ pub(super) async fn put_segment(
     let (who, b): (_, SaveBody) = authorized_body(&state, &headers, ANALYST, body).await?;
     let limits = state.options.expr_limits;
     let saved = state
-        .run_write(&who, move |db, _| {
-            Ok(query::Segments::new(db)
+        .run_write(&who, move |db, cache| {
+            let saved = query::Segments::new(db)
                 .with_limits(limits)
-                .save(&name, &b.expr)?)
+                .save(&name, &b.expr)?;
+            // The first point of its size over time (or today's, replaced).
+            let now = engine::now_millis();
+            let count = AppState::segments(db, cache, &limits, now).count(&saved.expr)?;
+            crate::history::record(db, &saved.name, count, now).map_err(engine::Error::from)?;
+            Ok(saved)
         })
         .await?;
     answer(&SavedSegment::from(&saved))
@@ -190,4 +196,21 @@ pub(super) async fn delete_segment(
         })
         .await?;
     answer(&Deleted { deleted })
+}
+
+/// `GET /v1/segments/{name}/history`: the saved segment's daily member counts.
+pub(super) async fn history(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let who = state.authorize(&headers, ANALYST).await?;
+    let (name, record) = state
+        .run(&who, move |db, _| {
+            query::Segments::new(db).get(&name)?;
+            let record = db.segment_history(&name).map_err(engine::Error::from)?;
+            Ok((name, record))
+        })
+        .await?;
+    answer(&History::new(&name, record.as_ref()))
 }

@@ -412,6 +412,18 @@ async fn the_console_in_a_real_browser() {
         )
         .await;
     assert!(trained["auc"].is_number(), "{trained}");
+    let curve = s
+        .call("GET", "/v1/models/runners-like/curve", &s.analyst, None)
+        .await;
+    let points = curve["points"].as_array().unwrap();
+    assert_eq!(points.len(), 10, "{curve}");
+    assert_eq!(points[0]["threshold"], 90);
+    assert!(points[0]["lift"].as_f64().unwrap() > 1.0, "{curve}");
+    let last = &points[9];
+    assert_eq!(last["threshold"], 0);
+    assert_eq!(last["gain"], 1.0);
+    assert_eq!(last["population_share"], 1.0);
+    assert_eq!(curve["seed"], last["seed"]);
 
     let b = Browser::start().await;
 
@@ -698,7 +710,7 @@ async fn the_console_in_a_real_browser() {
         .wait_for(
             "the profile",
             "const r = document.getElementById('lookup-result').innerText;
-             return r.includes('ada@example.com') && r.includes('provenance') && r",
+             return r.includes('ada@example.com') && r.includes('observed') && r",
         )
         .await;
     assert!(text.as_str().unwrap().contains("crm"), "{text}");

@@ -47,7 +47,7 @@ async function run() {
     chart.textContent = '';
     chart.dataset.field = r.field;
     chart.append(bars(rows, { title: `Members of the segment by ${r.field}` }));
-    let text = `${fmt.format(r.count)} members by ${r.field}: ${fmt.format(r.distinct)} distinct values, ${fmt.format(r.missing)} without one.`;
+    let text = `${ctx.expr}: ${fmt.format(r.count)} members by ${r.field}: ${fmt.format(r.distinct)} distinct values, ${fmt.format(r.missing)} without one.`;
     if (r.suppressed && r.suppressed.groups) {
       text += ` ${fmt.format(r.suppressed.groups)} groups smaller than ${r.suppressed.min_group_size} (${fmt.format(r.suppressed.count)} members) are not shown.`;
     }

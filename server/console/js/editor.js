@@ -25,7 +25,8 @@ export function init(c) {
   box.addEventListener('input', () => { changed(); complete(false); });
   box.addEventListener('scroll', () => { $('#expr-mirror').scrollTop = box.scrollTop; });
   box.addEventListener('keydown', keys);
-  box.addEventListener('blur', () => setTimeout(closeList, 150));
+  // Closed when focus leaves the box (not when a click on the list takes it briefly).
+  box.addEventListener('blur', () => setTimeout(() => { if (document.activeElement !== box) closeList(); }, 150));
   $('#at').addEventListener('input', changed);
   $('#completions').addEventListener('mousedown', (e) => {
     const li = e.target.closest('li');

@@ -18,7 +18,9 @@ pub(crate) fn record(
     count: u64,
     now: Millis,
 ) -> Result<SegmentHistoryRecord, StorageError> {
-    let _one = WRITES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _one = WRITES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut history = engine
         .segment_history(name)?
         .unwrap_or_else(|| SegmentHistoryRecord {

@@ -133,7 +133,10 @@ impl Browser {
         let req = match method {
             "GET" => self.http.get(&url),
             "DELETE" => self.http.delete(&url),
-            _ => self.http.post(&url).json(&body.unwrap_or_else(|| json!({}))),
+            _ => self
+                .http
+                .post(&url)
+                .json(&body.unwrap_or_else(|| json!({}))),
         };
         let v: Value = req
             .send()
@@ -207,9 +210,7 @@ impl Browser {
                 return v;
             }
             if started.elapsed() > Duration::from_secs(10) {
-                let page = self
-                    .js("return document.body.innerText", json!([]))
-                    .await;
+                let page = self.js("return document.body.innerText", json!([])).await;
                 panic!("timed out waiting for {what}; the page says:\n{page}");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -503,8 +504,11 @@ async fn the_console_in_a_real_browser() {
         "{message}"
     );
     assert_eq!(
-        b.js("return document.getElementById('count').textContent", json!([]))
-            .await,
+        b.js(
+            "return document.getElementById('count').textContent",
+            json!([])
+        )
+        .await,
         "–"
     );
     b.screenshot(&shots, "03-editor-error").await;
@@ -535,10 +539,7 @@ async fn the_console_in_a_real_browser() {
     assert_eq!(
         b.js("return document.getElementById('expr').value", json!([]))
             .await,
-        json!(format!(
-            "country = \"{}\"",
-            values[0].as_str().unwrap()
-        ))
+        json!(format!("country = \"{}\"", values[0].as_str().unwrap()))
     );
 
     // A shared link opens with its expression and counts it.

@@ -480,13 +480,20 @@ async fn console_files_and_routes() {
         assert!(headers["content-type"].to_str().unwrap().starts_with(kind));
         let csp = headers["content-security-policy"].to_str().unwrap();
         assert!(csp.starts_with("default-src 'self'"), "{csp}");
-        assert!(!body.contains("http://") && !body.contains("https://"), "{path} names another host");
+        assert!(
+            !body.contains("http://") && !body.contains("https://"),
+            "{path} names another host"
+        );
     }
     let (status, text) = s.call("GET", "/console/../Cargo.toml", None, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{text}");
 
     // whoami: any valid key, its role.
-    for (key, role) in [(&s.admin, "admin"), (&s.analyst, "analyst"), (&s.ingest, "ingest")] {
+    for (key, role) in [
+        (&s.admin, "admin"),
+        (&s.analyst, "analyst"),
+        (&s.ingest, "ingest"),
+    ] {
         let (status, text) = s.call("GET", "/v1/whoami", Some(key), None).await;
         assert_eq!(status, StatusCode::OK, "{text}");
         let v: Value = serde_json::from_str(&text).unwrap();
@@ -519,7 +526,10 @@ async fn console_files_and_routes() {
     );
     assert_eq!(country["profiles"], 3);
     assert_eq!(fields(&analyst, "interests")["kinds"], json!(["list"]));
-    assert_eq!(analyst["purposes"], json!(["custom_audiences", "marketing"]));
+    assert_eq!(
+        analyst["purposes"],
+        json!(["custom_audiences", "marketing"])
+    );
     assert_eq!(analyst["sources"], json!(["crm", "shop"]));
     assert_eq!(analyst["identifier_types"], json!(["email", "phone"]));
     let admin = s.json_get("/v1/fields", &s.admin).await;
@@ -531,11 +541,21 @@ async fn console_files_and_routes() {
     assert_eq!(status, StatusCode::FORBIDDEN);
 
     // History: saving takes today's point; deleting the segment deletes its history.
-    let (status, text) = s.call("GET", "/v1/segments/nl/history", Some(&s.analyst), None).await;
+    let (status, text) = s
+        .call("GET", "/v1/segments/nl/history", Some(&s.analyst), None)
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{text}");
     let body = json!({"expr": "country = \"NL\""});
-    s.json("PUT", "/v1/segments/nl", &s.analyst, body.clone()).await;
-    let today = s.json("POST", "/v1/segments/count", &s.analyst, json!({"expr": "ALL"})).await["at"]
+    s.json("PUT", "/v1/segments/nl", &s.analyst, body.clone())
+        .await;
+    let today = s
+        .json(
+            "POST",
+            "/v1/segments/count",
+            &s.analyst,
+            json!({"expr": "ALL"}),
+        )
+        .await["at"]
         .as_str()
         .unwrap()[..10]
         .to_string();
@@ -545,19 +565,31 @@ async fn console_files_and_routes() {
         json!({"name": "nl", "points": [{"day": today, "count": 2}]})
     );
     // Saved again the same day: still one point, replaced.
-    s.json("PUT", "/v1/segments/nl", &s.admin, json!({"expr": "country = \"DE\""})).await;
+    s.json(
+        "PUT",
+        "/v1/segments/nl",
+        &s.admin,
+        json!({"expr": "country = \"DE\""}),
+    )
+    .await;
     let history = s.json_get("/v1/segments/nl/history", &s.admin).await;
     assert_eq!(history["points"], json!([{"day": today, "count": 1}]));
-    let (status, _) = s.call("GET", "/v1/segments/nl/history", Some(&s.ingest), None).await;
+    let (status, _) = s
+        .call("GET", "/v1/segments/nl/history", Some(&s.ingest), None)
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, _) = s.call("DELETE", "/v1/segments/nl", Some(&s.analyst), None).await;
+    let (status, _) = s
+        .call("DELETE", "/v1/segments/nl", Some(&s.analyst), None)
+        .await;
     assert_eq!(status, StatusCode::OK);
     s.json("PUT", "/v1/segments/nl", &s.analyst, body).await;
     let history = s.json_get("/v1/segments/nl/history", &s.analyst).await;
     assert_eq!(history["points"], json!([{"day": today, "count": 2}]));
 
     // A model's curve: 404 for an unknown model (the browser test trains one).
-    let (status, text) = s.call("GET", "/v1/models/nope/curve", Some(&s.analyst), None).await;
+    let (status, text) = s
+        .call("GET", "/v1/models/nope/curve", Some(&s.analyst), None)
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{text}");
 }
 

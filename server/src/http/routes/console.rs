@@ -18,18 +18,54 @@ use std::collections::BTreeMap;
 
 /// The console's files: (path under `/console/`, content type, content).
 const ASSETS: &[(&str, &str, &str)] = &[
-    ("index.html", HTML, include_str!("../../../console/index.html")),
+    (
+        "index.html",
+        HTML,
+        include_str!("../../../console/index.html"),
+    ),
     ("style.css", CSS, include_str!("../../../console/style.css")),
     ("js/app.js", JS, include_str!("../../../console/js/app.js")),
     ("js/api.js", JS, include_str!("../../../console/js/api.js")),
-    ("js/charts.js", JS, include_str!("../../../console/js/charts.js")),
-    ("js/editor.js", JS, include_str!("../../../console/js/editor.js")),
-    ("js/breakdown.js", JS, include_str!("../../../console/js/breakdown.js")),
-    ("js/overlap.js", JS, include_str!("../../../console/js/overlap.js")),
-    ("js/history.js", JS, include_str!("../../../console/js/history.js")),
-    ("js/models.js", JS, include_str!("../../../console/js/models.js")),
-    ("js/audiences.js", JS, include_str!("../../../console/js/audiences.js")),
-    ("js/lookup.js", JS, include_str!("../../../console/js/lookup.js")),
+    (
+        "js/charts.js",
+        JS,
+        include_str!("../../../console/js/charts.js"),
+    ),
+    (
+        "js/editor.js",
+        JS,
+        include_str!("../../../console/js/editor.js"),
+    ),
+    (
+        "js/breakdown.js",
+        JS,
+        include_str!("../../../console/js/breakdown.js"),
+    ),
+    (
+        "js/overlap.js",
+        JS,
+        include_str!("../../../console/js/overlap.js"),
+    ),
+    (
+        "js/history.js",
+        JS,
+        include_str!("../../../console/js/history.js"),
+    ),
+    (
+        "js/models.js",
+        JS,
+        include_str!("../../../console/js/models.js"),
+    ),
+    (
+        "js/audiences.js",
+        JS,
+        include_str!("../../../console/js/audiences.js"),
+    ),
+    (
+        "js/lookup.js",
+        JS,
+        include_str!("../../../console/js/lookup.js"),
+    ),
 ];
 
 const HTML: &str = "text/html; charset=utf-8";

@@ -7,8 +7,8 @@
 use super::super::{analyst, ApiError, AppState};
 use super::body::authorized_body;
 use super::{answer, ANALYST};
-use crate::api::models::{failing_expression, ModelList, ModelReport, ScoreExplanation, TrainBody};
 use crate::api::console::{Curve, CurvePoint};
+use crate::api::models::{failing_expression, ModelList, ModelReport, ScoreExplanation, TrainBody};
 use crate::api::Deleted;
 use crate::keys::Role;
 use axum::body::Body;
@@ -175,7 +175,11 @@ pub(super) async fn curve(
                     let (gain, population_share) = (share(sd, seed_n), share(p, pop_n));
                     CurvePoint {
                         gain,
-                        lift: if population_share > 0.0 { gain / population_share } else { 0.0 },
+                        lift: if population_share > 0.0 {
+                            gain / population_share
+                        } else {
+                            0.0
+                        },
                         population: p,
                         population_share,
                         seed: sd,

@@ -4,11 +4,11 @@
 use super::super::{analyst, ApiError, AppState};
 use super::body::authorized_body;
 use super::{answer, parse_at, ANALYST};
+use crate::api::console::History;
 use crate::api::segments::{
     Breakdown, Count, Explain, ExprBody, Overlap, OverlapBody, Sample, SaveBody, SavedSegment,
     SegmentList, MAX_SAMPLE,
 };
-use crate::api::console::History;
 use crate::api::Deleted;
 use crate::keys::Role;
 use axum::body::Body;

@@ -355,7 +355,7 @@ async fn shown_count(b: &Browser, expr: &str) -> u64 {
         .wait_for(
             &format!("the count of {expr}"),
             "const c = document.getElementById('count');
-             return (document.getElementById('count-status').textContent === '' && c.dataset.count) || null",
+             return (c.dataset.state === 'done' && c.dataset.count) || null",
         )
         .await;
     v.as_str().unwrap().parse().unwrap()
@@ -473,6 +473,81 @@ async fn the_console_in_a_real_browser() {
         "{hash}"
     );
     b.screenshot(&shots, "02-editor").await;
+
+    // A pinned evaluation time is sent as `at` and kept in the link.
+    let timed = r#"event("page_view", within 365d)"#;
+    type_expression(&b, timed).await;
+    b.type_into("#at", "2026-06-01T00:00:00Z").await;
+    let api = s
+        .call(
+            "POST",
+            "/v1/segments/count",
+            &s.analyst,
+            Some(json!({ "expr": timed, "at": "2026-06-01T00:00:00Z" })),
+        )
+        .await;
+    assert_eq!(shown_count(&b, timed).await, api["count"].as_u64().unwrap());
+    let hash = b.js("return location.hash", json!([])).await;
+    assert!(
+        hash.as_str().unwrap().contains("&at=2026-06-01T00"),
+        "{hash}"
+    );
+    b.clear("#at").await;
+    b.js(
+        "document.getElementById('at').dispatchEvent(new Event('input'))",
+        json!([]),
+    )
+    .await;
+
+    // A slow answer leaves the page usable, and a newer expression's answer wins: counts
+    // are delayed 1.5 s, the first one is aborted by the second.
+    b.js(
+        "const real = window.fetch;
+         window.aborted = 0;
+         window.fetch = (url, init) => {
+           if (!String(url).endsWith('/v1/segments/count')) return real(url, init);
+           return new Promise((resolve, reject) => {
+             const t = setTimeout(() => real(url, init).then(resolve, reject), 1500);
+             init.signal.addEventListener('abort', () => {
+               clearTimeout(t);
+               window.aborted++;
+               reject(new DOMException('stale', 'AbortError'));
+             });
+           });
+         };",
+        json!([]),
+    )
+    .await;
+    type_expression(&b, r#"country = "DE""#).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    b.click("[data-view=overlap]").await;
+    let busy = b
+        .js(
+            "return [document.getElementById('view-overlap').hidden, document.getElementById('count-status').textContent]",
+            json!([]),
+        )
+        .await;
+    assert_eq!(busy, json!([false, "counting…"]));
+    b.click("[data-view=editor]").await;
+    b.type_into("#expr", " AND interests HAS \"running\"").await;
+    let last = r#"country = "DE" AND interests HAS "running""#;
+    let api = s
+        .call(
+            "POST",
+            "/v1/segments/count",
+            &s.analyst,
+            Some(json!({ "expr": last })),
+        )
+        .await;
+    assert_eq!(shown_count(&b, last).await, api["count"].as_u64().unwrap());
+    assert!(b.js("return window.aborted", json!([])).await.as_u64() >= Some(1));
+    // A fresh page (the real fetch again), still signed in.
+    b.goto(&format!("{}/", s.base)).await;
+    b.wait_for(
+        "the console again",
+        "return document.getElementById('role').textContent === 'analyst' && document.querySelectorAll('#breakdown-field option').length > 0",
+    )
+    .await;
 
     // A broken one is underlined at the API's column, and the message names the problem.
     let broken = r#"country = "NL" AND contry = "DE""#;
@@ -662,7 +737,7 @@ async fn the_console_in_a_real_browser() {
     b.click("[data-view=history]").await;
     b.wait_for(
         "the history chart",
-        "return document.querySelector('#history-chart svg path') && document.getElementById('history-chart').innerText.includes('1 days recorded')",
+        "return document.querySelector('#history-chart svg path') && document.getElementById('history-chart').innerText.includes('1 day recorded')",
     )
     .await;
     b.screenshot(&shots, "06-history").await;

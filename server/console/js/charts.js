@@ -55,8 +55,8 @@ export function bars(rows, { title, width = 720, labelWidth = 180, textWidth = 1
  * A line chart of series [{name, points: [{x, y}], dashed?}] with numeric x and y;
  * `xLabel`/`yLabel` format ticks.
  */
-export function line(series, { title, width = 720, height = 300, xLabel = String, yLabel = String, yMin } = {}) {
-  const pad = { l: 70, r: 16, t: 12, b: 36 };
+export function line(series, { title, width = 720, height = 300, xLabel = String, yLabel = String, yMin, xTicks } = {}) {
+  const pad = { l: 70, r: 44, t: 12, b: 36 };
   const all = series.flatMap((s) => s.points);
   const xs = all.map((p) => p.x), ys = all.map((p) => p.y);
   let [x0, x1] = [Math.min(...xs), Math.max(...xs)];
@@ -70,7 +70,12 @@ export function line(series, { title, width = 720, height = 300, xLabel = String
     const yv = y0 + ((y1 - y0) * i) / 4;
     root.append(svg('line', { x1: pad.l, x2: width - pad.r, y1: Y(yv), y2: Y(yv), stroke: '#e3e6ea' }),
       svg('text', { x: pad.l - 6, y: Y(yv) + 4, 'text-anchor': 'end', class: 'muted' }, yLabel(yv)));
-    const xv = x0 + ((x1 - x0) * i) / 4;
+    if (!xTicks) {
+      const xv = x0 + ((x1 - x0) * i) / 4;
+      root.append(svg('text', { x: X(xv), y: height - 12, 'text-anchor': 'middle', class: 'muted' }, xLabel(xv)));
+    }
+  }
+  for (const xv of xTicks ? xTicks(x0, x1) : []) {
     root.append(svg('text', { x: X(xv), y: height - 12, 'text-anchor': 'middle', class: 'muted' }, xLabel(xv)));
   }
   const colours = ['#1f5fbf', '#d0663a', '#2e8b57', '#7a4bc2'];
@@ -82,7 +87,9 @@ export function line(series, { title, width = 720, height = 300, xLabel = String
       root.append(svg('circle', { cx: X(p.x), cy: Y(p.y), r: 3, fill: colour },
         svg('title', {}, `${s.name}: ${xLabel(p.x)} → ${yLabel(p.y)}`)));
     }
-    root.append(svg('text', { x: pad.l + 8 + i * 170, y: pad.t + 12, fill: colour }, `● ${s.name}`));
+    const legend = svg('text', { x: pad.l + 8 + i * 170, y: pad.t + 12 }, `● ${s.name}`);
+    legend.style.fill = colour; // a style, as the stylesheet's text fill beats an attribute
+    root.append(legend);
   });
   return root;
 }

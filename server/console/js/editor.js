@@ -58,10 +58,12 @@ function changed() {
     $('#count').textContent = '–';
     $('#count').removeAttribute('data-count');
     $('#count-status').textContent = '';
+    $('#count').dataset.state = 'empty';
     $('#expr-error').textContent = '';
     return;
   }
   $('#count-status').textContent = 'counting…';
+  $('#count').dataset.state = 'counting';
   timer = setTimeout(run, DEBOUNCE_MS);
 }
 
@@ -73,12 +75,14 @@ async function run() {
     $('#count').textContent = fmt.format(r.count);
     $('#count').dataset.count = String(r.count);
     $('#count-status').textContent = ctx.at ? `at ${r.at}` : '';
+    $('#count').dataset.state = 'done';
     $('#expr-error').textContent = '';
   } catch (e) {
     if (aborted(e)) return;
     $('#count').textContent = '–';
     $('#count').removeAttribute('data-count');
     $('#count-status').textContent = '';
+    $('#count').dataset.state = 'error';
     showError(e);
   }
 }

@@ -33,9 +33,19 @@ async function run() {
     if (!r.points.length) { out.append(h('p', { class: 'hint' }, 'No counts recorded yet.')); return; }
     const points = r.points.map((p) => ({ x: Date.parse(`${p.day}T00:00:00Z`) / DAY, y: p.count }));
     const day = (x) => new Date(Math.round(x) * DAY).toISOString().slice(0, 10);
-    out.append(line([{ name: `${segment}: members`, points }], { title: `Members of ${segment} by day`, xLabel: day, yLabel: (y) => fmt.format(Math.round(y)), yMin: 0 }));
+    // Whole days as ticks, at most five of them.
+    const dayTicks = (x0, x1) => {
+      const step = Math.max(1, Math.ceil((x1 - x0) / 4));
+      const ticks = [];
+      for (let d = Math.ceil(x0); d <= x1; d += step) ticks.push(d);
+      return ticks;
+    };
+    out.append(line([{ name: `${segment}: members`, points }], {
+      title: `Members of ${segment} by day`, xLabel: day, yLabel: (y) => fmt.format(Math.round(y)), yMin: 0, xTicks: dayTicks,
+    }));
     const last = r.points[r.points.length - 1];
-    out.append(h('p', {}, `${r.points.length} days recorded; ${last.day}: ${fmt.format(last.count)} members.`));
+    const days = r.points.length === 1 ? '1 day' : `${r.points.length} days`;
+    out.append(h('p', {}, `${days} recorded; ${last.day}: ${fmt.format(last.count)} members.`));
   } catch (e) {
     if (aborted(e)) return;
     out.textContent = '';

@@ -36,7 +36,10 @@ async function show() {
       request('GET', `/v1/models/${path(model)}`),
       api('GET', `/v1/models/${path(model)}/curve`),
     ]);
-    $('#model-summary').textContent = `${report.name}: ${report.quality} (${report.method}), AUC ${report.auc.toFixed(3)}, lift in the top 10 % ${report.lift_at_10.toFixed(2)}×; seed ${fmt.format(report.seed)}, population ${fmt.format(report.population)}, trained ${report.trained_at}.${report.warnings.length ? ` Warnings: ${report.warnings.join('; ')}` : ''}`;
+    $('#model-summary').textContent = `${report.name}: ${report.quality} (${report.method}), AUC ${report.auc.toFixed(3)}, lift in the top 10 % ${report.lift_at_10.toFixed(2)}×; seed ${fmt.format(report.seed)}, population ${fmt.format(report.population)}, trained ${report.trained_at}.`;
+    const warnings = $('#model-warnings');
+    warnings.textContent = '';
+    for (const w of report.warnings) warnings.append(h('li', {}, w));
     const features = $('#model-features');
     features.textContent = '';
     features.append(bars(report.top_features.slice(0, 15).map((f) => ({

@@ -404,6 +404,18 @@ async fn the_console_in_a_real_browser() {
             .await;
         assert_eq!(saved["name"], name, "{saved}");
     }
+    // A diff sync's first `adds` creates destination `nl-hashes`.
+    let url = format!("{}/v1/segments/nl/export", s.base);
+    let adds = s
+        .http
+        .post(&url)
+        .header("Authorization", format!("Bearer {}", s.analyst))
+        .header("Content-Type", "application/json")
+        .body(r#"{"format": "hashes", "mode": "adds"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert!(adds.status().is_success());
     let trained = s
         .call(
             "POST",
@@ -751,13 +763,25 @@ async fn the_console_in_a_real_browser() {
     .await;
     b.screenshot(&shots, "07-model").await;
 
-    // Audiences: export and destinations.
+    // Audiences: the destinations with their last sync, and a hashed export downloaded.
     b.click("[data-view=audiences]").await;
-    b.wait_for(
-        "the destinations",
-        "return document.querySelector('#destinations tbody tr')",
-    )
-    .await;
+    let row = b
+        .wait_for(
+            "the destinations",
+            "const r = document.querySelector('#destinations tbody tr');
+             return r && r.innerText.includes('nl-hashes') && r.innerText",
+        )
+        .await;
+    assert!(row.as_str().unwrap().contains("never pushed"), "{row}");
+    b.click("#export-form button[type=submit]").await;
+    let status = b
+        .wait_for(
+            "the export",
+            "const s = document.getElementById('export-status').textContent;
+             return s.startsWith('Downloaded') && s",
+        )
+        .await;
+    assert!(status.as_str().unwrap().contains("bytes"), "{status}");
     b.screenshot(&shots, "08-audiences").await;
 
     // A phone-sized viewport: nothing scrolls sideways.

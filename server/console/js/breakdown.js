@@ -17,10 +17,11 @@ export function init(c) {
   ctx.on('view', (v) => { if (v === name && $('#breakdown-field').value) run(); });
 }
 
-/** Fields an analyst may break down by: not personal, with values to count. */
+/** Fields with values to count (text, lists, booleans); an analyst's not personal. */
 function fill(catalog) {
   const select = $('#breakdown-field');
-  const usable = catalog.fields.filter((f) => f.values.length && (ctx.role === 'admin' || !f.personal));
+  const countable = (f) => f.kinds.some((k) => k === 'text' || k === 'list' || k === 'bool');
+  const usable = catalog.fields.filter((f) => countable(f) && (ctx.role === 'admin' || !f.personal));
   select.textContent = '';
   for (const f of usable) select.append(new Option(f.name, f.name));
   const preferred = usable.find((f) => f.name === 'country') || usable[0];

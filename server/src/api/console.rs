@@ -39,7 +39,8 @@ pub struct FieldInfo {
     pub personal: bool,
     /// Profiles holding a value.
     pub profiles: u64,
-    /// Its most frequent values (text, boolean and list elements), most frequent first.
+    /// Its most frequent values (text, boolean and list elements), most frequent first;
+    /// for an analyst, only those held by at least the minimum group size.
     pub values: Vec<FieldValue>,
 }
 

@@ -2,7 +2,7 @@
 //! `/console/...` with a strict Content-Security-Policy: nothing is loaded from another
 //! host), and the small routes it needs: `GET /v1/whoami` (the key's role) and
 //! `GET /v1/fields` (the field catalog, for completion; an analyst gets no values of a
-//! personal field).
+//! personal field, nor values held by fewer profiles than the minimum group size).
 
 use super::super::{analyst, ApiError, AppState};
 use super::{answer, ANALYST};
@@ -136,17 +136,25 @@ pub(super) async fn fields(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let who = state.authorize(&headers, ANALYST).await?;
-    let analyst = who.role != Role::Admin;
+    // An analyst sees no value of a personal field, and no value held by fewer profiles
+    // than a breakdown would show.
+    let min_count = match who.role {
+        Role::Admin => None,
+        _ => Some(state.options.min_group_size),
+    };
     let fields = state
         .run(&who, move |db, _| {
-            Ok(catalog(db.snapshot().indexes(), analyst))
+            Ok(catalog(db.snapshot().indexes(), min_count))
         })
         .await?;
     answer(&fields)
 }
 
-/// The field catalog of `ix`; for an analyst, personal fields come without values.
-fn catalog(ix: &Indexes, analyst: bool) -> Fields {
+/// The field catalog of `ix`. For an analyst (`min_count`: the minimum group size),
+/// personal fields come without values, and values held by fewer profiles are left out.
+fn catalog(ix: &Indexes, min_count: Option<u64>) -> Fields {
+    let analyst = min_count.is_some();
+    let min_count = min_count.unwrap_or(0);
     #[derive(Default)]
     struct Acc<'a> {
         kinds: Vec<ValueKind>,
@@ -160,7 +168,7 @@ fn catalog(ix: &Indexes, analyst: bool) -> Fields {
             Term::Kind(f, k) => by_field.entry(f.as_str()).or_default().kinds.push(*k),
             Term::Exists(f) => by_field.entry(f.as_str()).or_default().profiles = bitmap.len(),
             Term::Eq(f, v) => {
-                if !(analyst && analyst::personal_field(f)) {
+                if !(analyst && analyst::personal_field(f)) && bitmap.len() >= min_count {
                     let acc = by_field.entry(f.as_str()).or_default();
                     acc.values.push((bitmap.len(), v.as_str()));
                 }

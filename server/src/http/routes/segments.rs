@@ -173,10 +173,18 @@ pub(super) async fn put_segment(
             let saved = query::Segments::new(db)
                 .with_limits(limits)
                 .save(&name, &b.expr)?;
-            // The first point of its size over time (or today's, replaced).
+            // The first point of its size over time (or today's, replaced). The segment
+            // is saved whatever happens here: a missing point is only logged.
             let now = engine::now_millis();
-            let count = AppState::segments(db, cache, &limits, now).count(&saved.expr)?;
-            crate::history::record(db, &saved.name, count, now).map_err(engine::Error::from)?;
+            let recorded = AppState::segments(db, cache, &limits, now)
+                .count(&saved.expr)
+                .map_err(|e| e.to_string())
+                .and_then(|n| {
+                    crate::history::record(db, &saved.name, n, now).map_err(|e| e.to_string())
+                });
+            if let Err(e) = recorded {
+                tracing::warn!(segment = saved.name.as_str(), error = %e, "segment history: no point on save");
+            }
             Ok(saved)
         })
         .await?;

@@ -57,7 +57,7 @@ function render(p) {
   const consent = Object.entries(p.consent || {}).flatMap(([purpose, changes]) =>
     changes.map((c) => [purpose, c.granted ? 'granted' : 'withdrawn', c.provenance.source, time(c.provenance.observed_at)]));
   return h('div', {},
-    h('p', {}, `${p.records} records, ${p.events} events${p.merged_from.length ? `, merged from profiles ${p.merged_from.join(', ')}` : ''}.`),
+    h('p', {}, `${p.records} record${p.records === 1 ? '' : 's'}, ${p.events} event${p.events === 1 ? '' : 's'}${p.merged_from.length ? `, merged from profiles ${p.merged_from.join(', ')}` : ''}.`),
     table('Identifiers', ['type', 'value', 'source', 'observed'], p.identifiers.map((i) => [i.id.kind, i.id.value, i.provenance.source, time(i.provenance.observed_at)])),
     table('Attributes', ['field', 'value', 'source', 'observed'], attrs),
     table('Consent', ['purpose', 'state', 'source', 'observed'], consent),

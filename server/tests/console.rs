@@ -3,12 +3,15 @@
 //! real `cidb serve` on a temporary database.
 //!
 //! Checked: sign-in (the key only in session storage, the role shown); a typed
-//! expression's count equals the API's; a broken one is underlined at the API's column;
-//! completion by keyboard; a shared `#expr=` link; the breakdown's bars and numbers equal
-//! `/v1/segments/breakdown`; the overlap heat map's counts equal `/v1/segments/overlap`;
-//! the history and model views draw; an analyst has no profile lookup, an admin has and
-//! sees provenance; a phone-sized viewport does not scroll sideways. Screenshots of each
-//! view go to `target/console-screenshots/` (`CIDB_CONSOLE_SCREENSHOTS` to change).
+//! expression's count equals the API's, also at a pinned `at`; a slow count is aborted by
+//! a newer one while the page stays usable; a broken expression is underlined at the
+//! API's column; completion by keyboard; a shared `#expr=` link; the breakdown's bars and
+//! numbers equal `/v1/segments/breakdown`; the overlap heat map's counts equal
+//! `/v1/segments/overlap`; the history, model and audience views draw (an export is
+//! downloaded); an analyst has no profile lookup, an admin has and sees provenance;
+//! nothing is loaded from another host; a phone-sized viewport does not scroll sideways.
+//! Screenshots of each view go to `target/console-screenshots/`
+//! (`CIDB_CONSOLE_SCREENSHOTS` to change).
 
 mod common;
 
@@ -783,6 +786,16 @@ async fn the_console_in_a_real_browser() {
         .await;
     assert!(status.as_str().unwrap().contains("bytes"), "{status}");
     b.screenshot(&shots, "08-audiences").await;
+
+    // Everything the page loaded came from the server itself.
+    let elsewhere = b
+        .js(
+            "return performance.getEntries().map(e => e.name)
+               .filter(n => /^[a-z]+:/.test(n) && !n.startsWith(location.origin))",
+            json!([]),
+        )
+        .await;
+    assert_eq!(elsewhere, json!([]), "requests to another host");
 
     // A phone-sized viewport: nothing scrolls sideways.
     b.click("[data-view=editor]").await;

@@ -515,14 +515,14 @@ async fn the_console_in_a_real_browser() {
     .await;
 
     // A slow answer leaves the page usable, and a newer expression's answer wins: counts
-    // are delayed 1.5 s, the first one is aborted by the second.
+    // are delayed 3 s, the first one is aborted by the second.
     b.js(
         "const real = window.fetch;
          window.aborted = 0;
          window.fetch = (url, init) => {
            if (!String(url).endsWith('/v1/segments/count')) return real(url, init);
            return new Promise((resolve, reject) => {
-             const t = setTimeout(() => real(url, init).then(resolve, reject), 1500);
+             const t = setTimeout(() => real(url, init).then(resolve, reject), 3000);
              init.signal.addEventListener('abort', () => {
                clearTimeout(t);
                window.aborted++;
@@ -830,8 +830,9 @@ async fn the_console_in_a_real_browser() {
     b.screenshot(&shots, "10-admin-lookup").await;
 
     b.quit().await;
+    // Typically 15 s; the bound only catches a hang-like slowdown.
     assert!(
-        started.elapsed() < Duration::from_secs(60),
+        started.elapsed() < Duration::from_secs(120),
         "the browser test took {:?}",
         started.elapsed()
     );

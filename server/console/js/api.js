@@ -53,14 +53,22 @@ export async function api(method, path, body, { signal } = {}) {
   return (await send(method, path, body, signal)).json();
 }
 
-/** A caller whose new request aborts its previous one (stale answers never land). */
+/**
+ * A caller whose new request aborts its previous one (stale answers never land);
+ * `.abort()` aborts the one running, say as soon as its question changes.
+ */
 export function latest() {
   let controller = null;
-  return (method, path, body) => {
+  const call = (method, path, body) => {
     if (controller) controller.abort();
     controller = new AbortController();
     return api(method, path, body, { signal: controller.signal });
   };
+  call.abort = () => {
+    if (controller) controller.abort();
+    controller = null;
+  };
+  return call;
 }
 
 /** Whether an error is only the abort of a stale request. */

@@ -54,6 +54,8 @@ function changed() {
   ctx.emit('expr', { expr: ctx.expr, at: ctx.at });
   mark(null);
   clearTimeout(timer);
+  count.abort(); // the answer to the old expression must not land
+  delete $('#expr-error').dataset.column;
   if (!ctx.expr.trim()) {
     $('#count').textContent = '–';
     $('#count').removeAttribute('data-count');

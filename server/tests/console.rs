@@ -765,6 +765,12 @@ async fn the_console_in_a_real_browser() {
     )
     .await;
     b.screenshot(&shots, "07-model").await;
+    b.js(
+        "document.getElementById('model-curve').scrollIntoView()",
+        json!([]),
+    )
+    .await;
+    b.screenshot(&shots, "07-model-curve").await;
 
     // Audiences: the destinations with their last sync, and a hashed export downloaded.
     b.click("[data-view=audiences]").await;

@@ -38,7 +38,9 @@ mod write;
 
 pub use base::kind::IdentifierKind;
 pub use privacy::{audit, suppression};
-pub use storage::records::{ApiKeyRecord, SavedSegmentRecord};
+pub use storage::records::{
+    ApiKeyRecord, SavedSegmentRecord, SegmentHistoryRecord, SEGMENT_HISTORY_DAYS,
+};
 
 pub use base::error::{Error, ImportError, IngestError, OpenError, StorageError};
 pub use base::limits::{

@@ -56,9 +56,11 @@ pub(crate) fn put(engine: &Engine, s: &SavedSegment) -> Result<(), StorageError>
     engine.put_saved_segment(&s.to_record())
 }
 
-/// Removes one saved segment.
+/// Removes one saved segment and its daily counts.
 pub(crate) fn remove(engine: &Engine, name: &str) -> Result<(), StorageError> {
-    engine.delete_saved_segment(name).map(|_| ())
+    engine.delete_saved_segment(name)?;
+    // Its daily counts go with it (a segment saved again under the name starts afresh).
+    engine.delete_segment_history(name).map(|_| ())
 }
 
 /// Every saved segment, by name.

@@ -3,6 +3,7 @@
 
 mod api;
 mod cli;
+mod history;
 mod http;
 mod keys;
 mod push;

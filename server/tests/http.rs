@@ -119,6 +119,12 @@ impl Server {
         (status, headers, resp.text().await.unwrap())
     }
 
+    async fn json_get(&self, path: &str, key: &str) -> Value {
+        let (status, text) = self.call("GET", path, Some(key), None).await;
+        assert_eq!(status, StatusCode::OK, "GET {path}: {text}");
+        serde_json::from_str(&text).unwrap()
+    }
+
     async fn json(&self, method: &str, path: &str, key: &str, body: Value) -> Value {
         let (status, text) = self
             .call(method, path, Some(key), Some(&body.to_string()))
@@ -458,6 +464,136 @@ async fn every_route_answers() {
     );
     assert!(metrics.contains("cidb_segment_evaluation_seconds_count"));
     assert!(!metrics.contains("example.com"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_files_and_routes() {
+    let s = start(&[]);
+    // The console: embedded files with a strict Content-Security-Policy, no key needed.
+    for (path, kind) in [
+        ("/", "text/html"),
+        ("/console/js/app.js", "text/javascript"),
+        ("/console/style.css", "text/css"),
+    ] {
+        let (status, headers, body) = s.call_full("GET", path, &[], None).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert!(headers["content-type"].to_str().unwrap().starts_with(kind));
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        assert!(csp.starts_with("default-src 'self'"), "{csp}");
+        assert!(
+            !body.contains("http://") && !body.contains("https://"),
+            "{path} names another host"
+        );
+    }
+    let (status, text) = s.call("GET", "/console/../Cargo.toml", None, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{text}");
+
+    // whoami: any valid key, its role.
+    for (key, role) in [
+        (&s.admin, "admin"),
+        (&s.analyst, "analyst"),
+        (&s.ingest, "ingest"),
+    ] {
+        let (status, text) = s.call("GET", "/v1/whoami", Some(key), None).await;
+        assert_eq!(status, StatusCode::OK, "{text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["role"], role);
+        assert!(v["id"].is_string() && !key.ends_with(v["id"].as_str().unwrap()));
+    }
+    let (status, _) = s.call("GET", "/v1/whoami", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // The field catalog: kinds for everyone, no personal values for an analyst.
+    let fields = |v: &Value, name: &str| {
+        v["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap_or_else(|| panic!("no field {name} in {v}"))
+            .clone()
+    };
+    let analyst = s.json_get("/v1/fields", &s.analyst).await;
+    let first_name = fields(&analyst, "first_name");
+    assert_eq!(first_name["kinds"], json!(["text"]));
+    assert_eq!(first_name["personal"], true);
+    assert_eq!(first_name["values"], json!([]));
+    assert!(!analyst.to_string().to_lowercase().contains("anna"));
+    // Values of fewer profiles than the minimum group size (10) are left out for an
+    // analyst, as in a breakdown.
+    let country = fields(&analyst, "country");
+    assert_eq!(country["values"], json!([]));
+    assert_eq!(country["profiles"], 3);
+    assert_eq!(fields(&analyst, "interests")["kinds"], json!(["list"]));
+    assert_eq!(
+        analyst["purposes"],
+        json!(["custom_audiences", "marketing"])
+    );
+    assert_eq!(analyst["sources"], json!(["crm", "shop"]));
+    assert_eq!(analyst["identifier_types"], json!(["email", "phone"]));
+    let admin = s.json_get("/v1/fields", &s.admin).await;
+    assert_eq!(
+        fields(&admin, "country")["values"],
+        json!([{"count": 2, "value": "nl"}, {"count": 1, "value": "de"}])
+    );
+    assert_eq!(
+        fields(&admin, "first_name")["values"],
+        json!([{"count": 1, "value": "anna"}])
+    );
+    let (status, _) = s.call("GET", "/v1/fields", Some(&s.ingest), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // History: saving takes today's point; deleting the segment deletes its history.
+    let (status, text) = s
+        .call("GET", "/v1/segments/nl/history", Some(&s.analyst), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{text}");
+    let body = json!({"expr": "country = \"NL\""});
+    s.json("PUT", "/v1/segments/nl", &s.analyst, body.clone())
+        .await;
+    let today = s
+        .json(
+            "POST",
+            "/v1/segments/count",
+            &s.analyst,
+            json!({"expr": "ALL"}),
+        )
+        .await["at"]
+        .as_str()
+        .unwrap()[..10]
+        .to_string();
+    let history = s.json_get("/v1/segments/nl/history", &s.analyst).await;
+    assert_eq!(
+        history,
+        json!({"name": "nl", "points": [{"day": today, "count": 2}]})
+    );
+    // Saved again the same day: still one point, replaced.
+    s.json(
+        "PUT",
+        "/v1/segments/nl",
+        &s.admin,
+        json!({"expr": "country = \"DE\""}),
+    )
+    .await;
+    let history = s.json_get("/v1/segments/nl/history", &s.admin).await;
+    assert_eq!(history["points"], json!([{"day": today, "count": 1}]));
+    let (status, _) = s
+        .call("GET", "/v1/segments/nl/history", Some(&s.ingest), None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = s
+        .call("DELETE", "/v1/segments/nl", Some(&s.analyst), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    s.json("PUT", "/v1/segments/nl", &s.analyst, body).await;
+    let history = s.json_get("/v1/segments/nl/history", &s.analyst).await;
+    assert_eq!(history["points"], json!([{"day": today, "count": 2}]));
+
+    // A model's curve: 404 for an unknown model (the browser test trains one).
+    let (status, text) = s
+        .call("GET", "/v1/models/nope/curve", Some(&s.analyst), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

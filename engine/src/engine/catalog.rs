@@ -1,11 +1,13 @@
 //! The catalog records that the layers above the engine keep in its database: saved
-//! segments (the `query` crate) and API keys (the server). Each is a stored record with a
-//! layout byte (`storage::records`), never JSON of an API type.
+//! segments and their daily counts (the `query` crate and the server) and API keys (the
+//! server). Each is a stored record with a layout byte (`storage::records`), never JSON
+//! of an API type.
 
 use crate::base::error::StorageError;
 use crate::engine::Engine;
 use crate::storage::records::{
-    ApiKeyRecord, SavedSegmentRecord, StoredRecord, API_KEY_PREFIX, SEGMENT_PREFIX,
+    ApiKeyRecord, SavedSegmentRecord, SegmentHistoryRecord, StoredRecord, API_KEY_PREFIX,
+    SEGMENT_HISTORY_PREFIX, SEGMENT_PREFIX,
 };
 
 impl Engine {
@@ -28,6 +30,28 @@ impl Engine {
     /// Removes the saved segment `name` durably; `false` when there was none.
     pub fn delete_saved_segment(&self, name: &str) -> Result<bool, StorageError> {
         self.delete_record::<SavedSegmentRecord>(&format!("{SEGMENT_PREFIX}{name}"))
+    }
+
+    /// The daily counts of the saved segment `name` (`None`: none recorded yet).
+    pub fn segment_history(
+        &self,
+        name: &str,
+    ) -> Result<Option<SegmentHistoryRecord>, StorageError> {
+        self.store
+            .record(&format!("{SEGMENT_HISTORY_PREFIX}{name}"))
+    }
+
+    /// Stores (or replaces) the daily counts of a saved segment durably.
+    pub fn put_segment_history(&self, history: &SegmentHistoryRecord) -> Result<(), StorageError> {
+        self.store.put_record(
+            &format!("{SEGMENT_HISTORY_PREFIX}{}", history.name),
+            Some(history),
+        )
+    }
+
+    /// Removes the daily counts of the saved segment `name`; `false` when there were none.
+    pub fn delete_segment_history(&self, name: &str) -> Result<bool, StorageError> {
+        self.delete_record::<SegmentHistoryRecord>(&format!("{SEGMENT_HISTORY_PREFIX}{name}"))
     }
 
     /// The API key with id `id` (its SHA-256, never the key).

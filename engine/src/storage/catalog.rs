@@ -64,6 +64,11 @@ impl Store {
             &catalog(records::SEGMENT_PREFIX),
             &mut problems,
         )?;
+        each::<records::SegmentHistoryRecord>(
+            &self.db,
+            &catalog(records::SEGMENT_HISTORY_PREFIX),
+            &mut problems,
+        )?;
         Ok(problems)
     }
 

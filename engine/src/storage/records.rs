@@ -1,6 +1,6 @@
 //! The stored forms of the engine's small records: audit entries (and erasure intents),
-//! objections, destinations, API keys and saved segments. Each is its own struct, kept
-//! apart from the types the API returns, and is encoded by the codec with a layout byte
+//! objections, destinations, API keys, saved segments and their daily counts. Each is its
+//! own struct, kept apart from the types the API returns, and is encoded by the codec with a layout byte
 //! (`codec::encode_record`), so a field renamed in an API type never changes the disk
 //! format, and a changed stored form gets a new layout instead of a guess.
 //!
@@ -155,9 +155,29 @@ impl StoredRecord for SavedSegmentRecord {
     const LAYOUT: u8 = 1;
 }
 
+/// The daily member counts of a saved segment (catalog `segment-history/NAME`): one
+/// point a day, the last [`SEGMENT_HISTORY_DAYS`] kept. Counts only, never members.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentHistoryRecord {
+    /// The saved segment's name.
+    pub name: String,
+    /// `(day number, members)`, oldest first, one point a day.
+    pub points: Vec<(i32, u64)>,
+}
+
+/// Days of history a saved segment keeps.
+pub const SEGMENT_HISTORY_DAYS: usize = 400;
+
+impl StoredRecord for SegmentHistoryRecord {
+    const WHAT: &'static str = "segment history";
+    const LAYOUT: u8 = 1;
+}
+
 /// Catalog key prefixes of the records kept in the catalog.
 pub(crate) const DESTINATION_PREFIX: &str = "destination/";
 /// See [`DESTINATION_PREFIX`].
 pub(crate) const API_KEY_PREFIX: &str = "apikey/";
 /// See [`DESTINATION_PREFIX`].
 pub(crate) const SEGMENT_PREFIX: &str = "segment/";
+/// See [`DESTINATION_PREFIX`].
+pub(crate) const SEGMENT_HISTORY_PREFIX: &str = "segment-history/";

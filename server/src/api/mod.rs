@@ -27,8 +27,11 @@
 //! - `models`: model reports, lists, per-profile score explanations, and the train body;
 //! - `privacy`: erasure, access, audit, objections, and their requests;
 //! - `keys`: API keys as shown;
-//! - `errors`: the error object.
+//! - `errors`: the error object;
+//! - `console`: the console's routes: whoami, the field catalog, segment history, model
+//!   curves.
 
+pub mod console;
 pub mod data;
 pub mod errors;
 pub mod export;

@@ -232,6 +232,15 @@ pub fn segment(global: &Global, cmd: SegmentCommand) -> anyhow::Result<()> {
     match cmd {
         SegmentCommand::Save { name, expr } => {
             let saved = s.save(&name, &expr).map_err(|e| lift(&db, &expr, e))?;
+            // Today's point of its size over time, as the server takes on a save.
+            let now = engine::now_millis();
+            let recorded = s
+                .count(&saved.expr)
+                .map_err(anyhow::Error::from)
+                .and_then(|n| Ok(crate::history::record(&db, &name, n, now)?));
+            if let Err(e) = recorded {
+                tracing::warn!(segment = name.as_str(), error = %e, "segment history: no point on save");
+            }
             if global.json {
                 return output::json(&SavedSegment::from(&saved));
             }

@@ -338,6 +338,9 @@ pub(crate) fn app(state: AppState) -> axum::Router {
         .with_state(state)
 }
 
+/// How often the server checks whether a saved segment lacks today's size point.
+const HISTORY_EVERY: Duration = Duration::from_secs(3600);
+
 /// After SIGTERM, the time past which the server closes the database without an index
 /// checkpoint, so that it stops within 10 s.
 const CHECKPOINT_BUDGET: Duration = Duration::from_secs(8);
@@ -384,6 +387,24 @@ pub fn serve_announcing(
             in_flight: Arc::new(idempotency::InFlight::default()),
             pushing: Arc::new(std::sync::Mutex::new(())),
         };
+        {
+            // Saved segments' sizes over time: a point a day for each (at start, then
+            // checked hourly), on a blocking thread.
+            let state = state.clone();
+            tokio::spawn(async move {
+                loop {
+                    let st = state.clone();
+                    let _ = tokio::task::spawn_blocking(move || {
+                        let limits = st.options.expr_limits;
+                        let now = engine::now_millis();
+                        let s = AppState::segments(&st.engine, &st.cache, &limits, now);
+                        crate::history::record_due(&s, &st.engine, now);
+                    })
+                    .await;
+                    tokio::time::sleep(HISTORY_EVERY).await;
+                }
+            });
+        }
         if let Some(every) = options.sync_every {
             let state = state.clone();
             tokio::spawn(async move {

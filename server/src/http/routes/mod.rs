@@ -11,10 +11,12 @@
 //! - `privacy`: `/v1/privacy/...`;
 //! - `models`: `/v1/models/...`;
 //! - `audit`: `/v1/audit`;
-//! - `pushes`: `/v1/destinations`, `/v1/destinations/{name}/push`.
+//! - `pushes`: `/v1/destinations`, `/v1/destinations/{name}/push`;
+//! - `console`: the console's files (`/`, `/console/...`), `/v1/whoami`, `/v1/fields`.
 
 mod audit;
 mod body;
+mod console;
 mod destinations;
 mod export;
 mod health;
@@ -35,6 +37,10 @@ use serde_json::Value;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
+        .route("/", get(console::index))
+        .route("/console/{*file}", get(console::file))
+        .route("/v1/whoami", get(console::whoami))
+        .route("/v1/fields", get(console::fields))
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(health::metrics))
         .route("/v1/records", post(records::records))
@@ -50,6 +56,7 @@ pub(super) fn router() -> Router<AppState> {
                 .put(segments::put_segment)
                 .delete(segments::delete_segment),
         )
+        .route("/v1/segments/{name}/history", get(segments::history))
         .route("/v1/segments/{name}/export", post(export::export))
         .route("/v1/segments/{name}/export/ack", post(export::export_ack))
         .route("/v1/profiles/lookup", get(profiles::lookup))
@@ -70,6 +77,7 @@ pub(super) fn router() -> Router<AppState> {
             get(models::get_model).delete(models::delete_model),
         )
         .route("/v1/models/{name}/train", post(models::train))
+        .route("/v1/models/{name}/curve", get(models::curve))
         .route(
             "/v1/models/{name}/profiles/{id}",
             get(models::profile_score),

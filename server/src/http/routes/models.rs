@@ -7,6 +7,7 @@
 use super::super::{analyst, ApiError, AppState};
 use super::body::authorized_body;
 use super::{answer, ANALYST};
+use crate::api::console::{Curve, CurvePoint};
 use crate::api::models::{failing_expression, ModelList, ModelReport, ScoreExplanation, TrainBody};
 use crate::api::Deleted;
 use crate::keys::Role;
@@ -131,4 +132,68 @@ pub(super) async fn profile_score(
         }
     }
     answer(&shown)
+}
+
+/// Score thresholds of a model's curve: the top 10 %, 20 %, ... of scores.
+const CURVE_THRESHOLDS: [u8; 10] = [90, 80, 70, 60, 50, 40, 30, 20, 10, 0];
+
+/// `GET /v1/models/{name}/curve`: the cumulative gain and lift of the model over its seed
+/// within its population, at each decile of scores (seed members used in training
+/// included, so it flatters the model a little; the held-out `auc` and `lift_at_10` of
+/// the report do not).
+pub(super) async fn curve(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let who = state.authorize(&headers, ANALYST).await?;
+    let limits = state.options.expr_limits;
+    let curve = state
+        .run(&who, move |db, cache| {
+            let model = db.model(&name).ok_or_else(|| no_model(&name))?;
+            let s = AppState::segments(db, cache, &limits, engine::now_millis());
+            let seed = query::segment_or_expr(&s, &model.report.seed_expr)?;
+            let quoted = serde_json::to_string(&name).map_err(ApiError::internal)?;
+            let mut srcs = vec![seed, model.report.population_expr.clone()];
+            srcs.extend(
+                CURVE_THRESHOLDS
+                    .iter()
+                    .map(|t| format!("score({quoted}) >= {t}")),
+            );
+            let refs: Vec<&str> = srcs.iter().map(String::as_str).collect();
+            let sets = s.evaluate_all(&refs)?;
+            let population = &sets[1];
+            let seed = &sets[0] & population;
+            let (pop_n, seed_n) = (population.len(), seed.len());
+            let share = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+            let points = CURVE_THRESHOLDS
+                .iter()
+                .zip(&sets[2..])
+                .map(|(&threshold, top)| {
+                    let in_pop = top & population;
+                    let (p, sd) = (in_pop.len(), in_pop.intersection_len(&seed));
+                    let (gain, population_share) = (share(sd, seed_n), share(p, pop_n));
+                    CurvePoint {
+                        gain,
+                        lift: if population_share > 0.0 {
+                            gain / population_share
+                        } else {
+                            0.0
+                        },
+                        population: p,
+                        population_share,
+                        seed: sd,
+                        threshold,
+                    }
+                })
+                .collect();
+            Ok(Curve {
+                model: name,
+                points,
+                population: pop_n,
+                seed: seed_n,
+            })
+        })
+        .await?;
+    answer(&curve)
 }

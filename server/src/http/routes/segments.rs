@@ -4,6 +4,7 @@
 use super::super::{analyst, ApiError, AppState};
 use super::body::authorized_body;
 use super::{answer, parse_at, ANALYST};
+use crate::api::console::History;
 use crate::api::segments::{
     Breakdown, Count, Explain, ExprBody, Overlap, OverlapBody, Sample, SaveBody, SavedSegment,
     SegmentList, MAX_SAMPLE,
@@ -168,10 +169,23 @@ pub(super) async fn put_segment(
     let (who, b): (_, SaveBody) = authorized_body(&state, &headers, ANALYST, body).await?;
     let limits = state.options.expr_limits;
     let saved = state
-        .run_write(&who, move |db, _| {
-            Ok(query::Segments::new(db)
+        .run_write(&who, move |db, cache| {
+            let saved = query::Segments::new(db)
                 .with_limits(limits)
-                .save(&name, &b.expr)?)
+                .save(&name, &b.expr)?;
+            // The first point of its size over time (or today's, replaced). The segment
+            // is saved whatever happens here: a missing point is only logged.
+            let now = engine::now_millis();
+            let recorded = AppState::segments(db, cache, &limits, now)
+                .count(&saved.expr)
+                .map_err(|e| e.to_string())
+                .and_then(|n| {
+                    crate::history::record(db, &saved.name, n, now).map_err(|e| e.to_string())
+                });
+            if let Err(e) = recorded {
+                tracing::warn!(segment = saved.name.as_str(), error = %e, "segment history: no point on save");
+            }
+            Ok(saved)
         })
         .await?;
     answer(&SavedSegment::from(&saved))
@@ -190,4 +204,21 @@ pub(super) async fn delete_segment(
         })
         .await?;
     answer(&Deleted { deleted })
+}
+
+/// `GET /v1/segments/{name}/history`: the saved segment's daily member counts.
+pub(super) async fn history(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let who = state.authorize(&headers, ANALYST).await?;
+    let (name, record) = state
+        .run(&who, move |db, _| {
+            query::Segments::new(db).get(&name)?;
+            let record = db.segment_history(&name).map_err(engine::Error::from)?;
+            Ok((name, record))
+        })
+        .await?;
+    answer(&History::new(&name, record.as_ref()))
 }

@@ -113,8 +113,9 @@ impl<'a> BatchWriter<'a> {
     fn put_sealed<T: serde::Serialize>(&mut self, tag: u8, pid: ProfileId, seq: u64, value: &T) {
         let key = keys::pid_seq(tag, pid, seq);
         let mut sealed = Vec::with_capacity(SEALED_ENTRY_CAPACITY);
-        self.store
-            .seal_for(pid, &key, &mut sealed, |buf| codec::encode_into(value, buf));
+        self.store.seal_for(pid, &key, &mut sealed, |buf| {
+            codec::encode_compressed_into(value, buf)
+        });
         self.batch.batch.insert(&key[..], sealed);
     }
 

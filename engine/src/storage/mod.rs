@@ -434,7 +434,7 @@ impl Store {
         let mut value = Vec::with_capacity(SEALED_PROFILE_CAPACITY);
         value.push(keys::SLOT_LIVE);
         self.seal_for(profile.id, &key, &mut value, |buf| {
-            codec::encode_into(profile, buf)
+            codec::encode_compressed_into(profile, buf)
         });
         value
     }

@@ -38,6 +38,9 @@ pub(crate) struct ResolvedBatch {
     /// Counters after the batch (the commit sets the checkpoint generation).
     pub(crate) counters: Counters,
     pub(super) report: IngestReport,
+    /// The previous batch's overlay, dropped by [`ResolvedBatch::prepare`] (on the
+    /// committer thread when importing: freeing a batch of profiles is not free).
+    pub(super) retired: super::overlay::Overlay,
 }
 
 impl ResolvedBatch {
@@ -89,6 +92,7 @@ impl ResolvedBatch {
     /// Builds the write batch (issuing keys of new profiles, sealing every value) and the
     /// index changes. Nothing is visible until the engine commits the result.
     pub(crate) fn prepare(mut self, store: &Store) -> Result<PreparedBatch, StorageError> {
+        drop(std::mem::take(&mut self.retired));
         let mut writer = BatchWriter::new(store);
         writer.issue_keys(&self.new_pids)?;
         let mut changes = Vec::with_capacity(self.staged.len());

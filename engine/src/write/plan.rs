@@ -451,6 +451,9 @@ impl<'a> BatchPlan<'a> {
             .collect();
         let links = self.link_ops;
         overlay.links = self.links;
+        // What the batch before left: its last references to profiles die with it, which
+        // is worth doing off the resolver's thread (`ResolvedBatch::prepare` drops it).
+        let retired = std::mem::take(&mut self.previous);
         let batch_number = self.counters.batches;
         self.counters.batches += 1;
         self.report.batches = 1;
@@ -467,6 +470,7 @@ impl<'a> BatchPlan<'a> {
             merged_away: self.merged_away,
             counters: self.counters,
             report: self.report,
+            retired,
         };
         (resolved, overlay)
     }

@@ -105,7 +105,8 @@ impl Engine {
         idempotency: Option<(&IdempotencyKey, Millis)>,
     ) -> Result<IngestReport, IngestError> {
         let counters = w.counters.clone();
-        let stored = StoredLinks::read(&self.store, &self.state, &mut items);
+        let mut stored = StoredLinks::read(&self.store, &self.state, &mut items);
+        stored.prefetch(&self.store, &Overlay::default())?;
         let entry = |report: &IngestReport, at| IdempotencyEntry {
             at,
             request: idempotency.map(|(k, _)| k.request).unwrap_or_default(),
@@ -178,7 +179,7 @@ impl Engine {
             let mut previous = Overlay::default();
             // The batch the committer is writing: its outcome arrives here.
             let mut in_flight: Option<Receiver<Commit>> = None;
-            let mut next = self.next_batch(&mut batches)?;
+            let mut next = self.next_batch(&mut batches, &previous)?;
             while let Some((items, stored)) = next.take() {
                 let last_line = items.last().map(|(line, _)| *line);
                 let resolving = std::time::Instant::now();
@@ -195,7 +196,7 @@ impl Engine {
                             done(finish(f)?);
                         }
                         done(report);
-                        next = self.next_batch(&mut batches)?;
+                        next = self.next_batch(&mut batches, &previous)?;
                         continue;
                     }
                     Planned::Batch(resolved, overlay) => (resolved, overlay),
@@ -223,7 +224,7 @@ impl Engine {
                 // Read the next batch's links now, while the committer is still sealing
                 // (before it takes the state lock to publish).
                 let reading = std::time::Instant::now();
-                next = self.next_batch(&mut batches)?;
+                next = self.next_batch(&mut batches, &previous)?;
                 let next_ms = reading.elapsed().as_millis() as u64;
                 tracing::debug!(next_ms, "next batch read");
             }
@@ -234,16 +235,20 @@ impl Engine {
         })
     }
 
-    /// The next batch of a stream, with its published links read.
+    /// The next batch of a stream, with its published links and their profiles read
+    /// (those that `previous`, the overlay it will resolve against, does not hold).
+    /// Called when every batch before `previous`'s is durable.
     fn next_batch(
         &self,
         batches: &mut impl Iterator<Item = ParsedBatch>,
+        previous: &Overlay,
     ) -> Result<Option<(ParsedBatch, StoredLinks)>, IngestError> {
         let Some(mut items) = batches.next() else {
             return Ok(None);
         };
         check_batch_size(&items)?;
-        let stored = StoredLinks::read(&self.store, &self.state, &mut items);
+        let mut stored = StoredLinks::read(&self.store, &self.state, &mut items);
+        stored.prefetch(&self.store, previous)?;
         Ok(Some((items, stored)))
     }
 

@@ -42,6 +42,19 @@ pub(crate) struct BatchWriter<'a> {
     batch: WriteBatch,
 }
 
+impl Store {
+    /// One record's events as stored under `pid` at `seq`: encoded and sealed with the
+    /// profile's key (which must be issued). Safe to call from several threads.
+    pub(crate) fn sealed_events(&self, pid: ProfileId, seq: u64, chunk: &EventChunk) -> Vec<u8> {
+        let key = keys::pid_seq(keys::EVENTS, pid, seq);
+        let mut sealed = Vec::with_capacity(SEALED_ENTRY_CAPACITY);
+        self.seal_for(pid, &key, &mut sealed, |buf| {
+            codec::encode_compressed_into(chunk, buf)
+        });
+        sealed
+    }
+}
+
 impl<'a> BatchWriter<'a> {
     /// Starts a batch.
     pub(crate) fn new(store: &'a Store) -> Self {
@@ -86,9 +99,11 @@ impl<'a> BatchWriter<'a> {
         self.batch.batch.insert(&keys::dirty(batch)[..], value);
     }
 
-    /// Stores one record's events under `pid` at `seq`.
-    pub(crate) fn put_events(&mut self, pid: ProfileId, seq: u64, chunk: &EventChunk) {
-        self.put_sealed(keys::EVENTS, pid, seq, chunk);
+    /// Stores one record's events sealed earlier with [`Store::sealed_events`].
+    pub(crate) fn put_sealed_events(&mut self, pid: ProfileId, seq: u64, value: Vec<u8>) {
+        self.batch
+            .batch
+            .insert(&keys::pid_seq(keys::EVENTS, pid, seq)[..], value);
     }
 
     /// Removes an event chunk.

@@ -98,7 +98,10 @@ impl ResolvedBatch {
         let mut changes = Vec::with_capacity(self.staged.len());
         let mut forms = Vec::new();
         self.move_stored_entries(store, &mut writer)?;
-        let mut sealed = seal_in_parallel(store, &self.staged);
+        let Sealed {
+            profiles: mut sealed,
+            events: sealed_events,
+        } = seal_in_parallel(store, &self.staged, &self.new_events);
         for (pid, staged) in std::mem::take(&mut self.staged) {
             let after = match (&staged.profile, staged.redirect) {
                 (Some(_), _) => {
@@ -129,8 +132,8 @@ impl ResolvedBatch {
             }
             changes.push((pid, staged.before, after));
         }
-        for ((pid, seq), chunk) in &self.new_events {
-            writer.put_events(*pid, *seq, chunk);
+        for ((pid, seq), value) in sealed_events {
+            writer.put_sealed_events(pid, seq, value);
         }
         for ((pid, seq), entry) in &self.new_log {
             writer.put_merge_log(*pid, *seq, entry);
@@ -150,33 +153,75 @@ impl ResolvedBatch {
     }
 }
 
-/// Below this many profiles a batch is sealed on the calling thread.
+/// Below this many values a batch is sealed on the calling thread.
 const PARALLEL_SEAL_MIN: usize = 512;
 
-/// Encodes and seals every live staged profile, on two threads for large batches
-/// (committing is the import's bottleneck; the parser threads leave spare CPU while they
-/// wait for it).
+/// A batch's sealed values.
+struct Sealed {
+    /// Live profiles by id.
+    profiles: HashMap<ProfileId, Vec<u8>>,
+    /// Event chunks by (profile, sequence).
+    events: Vec<((ProfileId, u64), Vec<u8>)>,
+}
+
+/// One value to seal.
+enum SealJob<'a> {
+    Profile(&'a Profile),
+    Events(ProfileId, u64, &'a EventChunk),
+}
+
+/// Encodes, compresses and seals every live staged profile and every new event chunk, on
+/// two threads for large batches (committing is the import's bottleneck; the parser
+/// threads leave spare CPU while they wait for it).
 fn seal_in_parallel(
     store: &Store,
     staged: &HashMap<ProfileId, Resolved>,
-) -> HashMap<ProfileId, Vec<u8>> {
-    let live: Vec<&Profile> = staged
+    new_events: &BTreeMap<(ProfileId, u64), EventChunk>,
+) -> Sealed {
+    let jobs: Vec<SealJob<'_>> = staged
         .values()
-        .filter_map(|s| s.profile.as_deref())
+        .filter_map(|s| s.profile.as_deref().map(SealJob::Profile))
+        .chain(
+            new_events
+                .iter()
+                .map(|((pid, seq), chunk)| SealJob::Events(*pid, *seq, chunk)),
+        )
         .collect();
-    let work = |part: &[&Profile]| -> Vec<(ProfileId, Vec<u8>)> {
-        part.iter()
-            .map(|p| (p.id, store.sealed_profile(p)))
-            .collect()
+    let work = |part: &[SealJob<'_>]| -> Sealed {
+        let mut out = Sealed {
+            profiles: HashMap::with_capacity(part.len()),
+            events: Vec::new(),
+        };
+        for job in part {
+            match job {
+                SealJob::Profile(p) => {
+                    out.profiles.insert(p.id, store.sealed_profile(p));
+                }
+                SealJob::Events(pid, seq, chunk) => out
+                    .events
+                    .push(((*pid, *seq), store.sealed_events(*pid, *seq, chunk))),
+            }
+        }
+        out
     };
-    if live.len() < PARALLEL_SEAL_MIN {
-        return work(&live).into_iter().collect();
+    if jobs.len() < PARALLEL_SEAL_MIN {
+        return work(&jobs);
     }
-    let (left, right) = live.split_at(live.len() / 2);
+    // Interleaved halves, so both threads get profiles and chunks alike.
+    let (mut left, mut right) = (Vec::with_capacity(jobs.len() / 2 + 1), Vec::new());
+    for (i, job) in jobs.into_iter().enumerate() {
+        if i % 2 == 0 {
+            left.push(job);
+        } else {
+            right.push(job);
+        }
+    }
     std::thread::scope(|scope| {
-        let other = scope.spawn(|| work(right));
-        let mut out: HashMap<ProfileId, Vec<u8>> = work(left).into_iter().collect();
-        out.extend(other.join().expect("sealing thread panicked"));
+        let other = scope.spawn(|| work(&right));
+        let mut out = work(&left);
+        let theirs = other.join().expect("sealing thread panicked");
+        out.profiles.extend(theirs.profiles);
+        out.events.extend(theirs.events);
         out
     })
 }

@@ -267,7 +267,7 @@ impl<'a> Evaluator<'a> {
         };
         let members: RoaringBitmap = if q.range.is_unbounded() {
             let mut v: Vec<u32> = series
-                .totals
+                .totals()
                 .iter()
                 .filter(|(_, t)| keep(t))
                 .map(|(p, _)| *p)

@@ -197,6 +197,24 @@ impl Links {
         }
     }
 
+    /// The length of the table that [`Links::write_to`] wrote at the start of `bytes`.
+    pub(crate) fn encoded_len(bytes: &[u8]) -> Result<usize, String> {
+        let (count, _) = bytes
+            .split_first_chunk::<8>()
+            .ok_or("identifier links: missing count")?;
+        u64::from_le_bytes(*count)
+            .checked_mul(ENTRY_LEN as u64)
+            .and_then(|n| n.checked_add(8))
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|n| *n <= bytes.len())
+            .ok_or_else(|| {
+                format!(
+                    "identifier links: the count does not fit {} bytes",
+                    bytes.len()
+                )
+            })
+    }
+
     /// Reads links written by [`Links::write_to`]; the bytes must be exactly one table.
     pub(crate) fn read_from(bytes: &[u8]) -> Result<Links, String> {
         let (count, body) = bytes

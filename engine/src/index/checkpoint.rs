@@ -7,7 +7,10 @@
 //! | 12 | 8 | checkpoint generation (u64 LE) |
 //! | 20 | 8 | body length (u64 LE) |
 //! | 28 | 4 | CRC-32 of the body (u32 LE) |
-//! | 32 | n | body: bincode of `Indexes` (see `codec`), then the identifier links (`Links`) |
+//! | 32 | n | body: the identifier links (`Links`: a count, then fixed-size entries), then bincode of `Indexes` (see `codec`) |
+//!
+//! The links come first because their length is known from their count: an open decodes
+//! them on a second thread while this one decodes the indexes.
 //!
 //! The checkpoint has its own version ([`INDEX_FORMAT`]): indexes are derived data, so a
 //! checkpoint of another version is not an error but is rebuilt from the stored profiles.
@@ -25,8 +28,9 @@ use std::path::Path;
 
 const MAGIC: &[u8; 8] = b"CIDBIDX1";
 /// Version of the checkpoint body. 1: first layout; 2: adds `Term::Kind` (field catalog);
-/// 3: the identifier links follow the indexes.
-pub(crate) const INDEX_FORMAT: u32 = 3;
+/// 3: the identifier links follow the indexes; 4: the links come first, and event series
+/// no longer hold per-profile totals (derived from the day buckets on first use).
+pub(crate) const INDEX_FORMAT: u32 = 4;
 const HEADER_LEN: usize = 32;
 /// File name inside the data directory.
 pub(crate) const CHECKPOINT_FILE: &str = "index.ckpt";
@@ -39,8 +43,8 @@ pub(crate) fn write_checkpoint(
     links: &Links,
 ) -> Result<(), StorageError> {
     let mut body = Vec::new();
-    encode_body(indexes, &mut body).map_err(|e| StorageError::io(dir, e))?;
     links.write_to(&mut body);
+    encode_body(indexes, &mut body).map_err(|e| StorageError::io(dir, e))?;
     let mut header = Vec::with_capacity(HEADER_LEN);
     header.extend_from_slice(MAGIC);
     header.extend_from_slice(&INDEX_FORMAT.to_le_bytes());
@@ -89,8 +93,22 @@ pub(crate) fn read_checkpoint(dir: &Path) -> Result<Option<(u64, Indexes, Links)
     if body.len() as u64 != len || crc32fast::hash(&body) != crc {
         return Err(corrupted("length or checksum mismatch".into()));
     }
-    let mut rest = body.as_slice();
-    let indexes: Indexes = decode_body(&mut rest).map_err(&corrupted)?;
-    let links = Links::read_from(rest).map_err(corrupted)?;
-    Ok(Some((generation, indexes, links)))
+    let links_len = Links::encoded_len(&body).map_err(&corrupted)?;
+    let (links, mut rest) = body.split_at(links_len);
+    let (indexes, links) = std::thread::scope(|scope| {
+        let links = scope.spawn(|| Links::read_from(links));
+        let indexes = decode_body::<Indexes, _>(&mut rest).and_then(|ix| {
+            if rest.is_empty() {
+                Ok(ix)
+            } else {
+                Err(format!("{} trailing bytes", rest.len()))
+            }
+        });
+        (indexes, links.join().expect("links decoding panicked"))
+    });
+    Ok(Some((
+        generation,
+        indexes.map_err(&corrupted)?,
+        links.map_err(corrupted)?,
+    )))
 }

@@ -52,15 +52,29 @@ pub struct Totals {
     pub sum: f64,
 }
 
+/// Totals of every profile of a series.
+pub type TotalsByProfile = HashMap<u32, Totals, FastHash>;
+
 /// Everything indexed for one event key.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Series {
     /// Profiles with at least one event.
     pub any: RoaringBitmap,
     /// Day buckets.
     pub days: BTreeMap<DayNumber, DayBucket>,
-    /// Totals per profile.
-    pub totals: HashMap<u32, Totals, FastHash>,
+    /// Totals per profile: derived from `days` on first use ([`Series::totals`]) and kept
+    /// up to date from then on; not in the checkpoint, so an import does not build them
+    /// and an open does not read them (a series of millions of events takes tens of
+    /// milliseconds to total on first use).
+    #[serde(skip)]
+    totals: std::sync::OnceLock<TotalsByProfile>,
+}
+
+/// Two series are equal when they hold the same events (their totals follow from them).
+impl PartialEq for Series {
+    fn eq(&self, other: &Series) -> bool {
+        self.any == other.any && self.days == other.days
+    }
 }
 
 /// A half-open time range `[from, until)`; `None` is unbounded.
@@ -94,12 +108,31 @@ impl Series {
             value,
         });
         self.any.insert(pid);
-        let t = self.totals.entry(pid).or_default();
-        t.count += 1;
-        t.sum += value;
+        if let Some(totals) = self.totals.get_mut() {
+            let t = totals.entry(pid).or_default();
+            t.count += 1;
+            t.sum += value;
+        }
+    }
+
+    /// Count and sum of every profile's events, over all time.
+    pub fn totals(&self) -> &TotalsByProfile {
+        self.totals.get_or_init(|| {
+            let mut out = TotalsByProfile::default();
+            for bucket in self.days.values() {
+                for e in &bucket.entries {
+                    let t = out.entry(e.pid).or_default();
+                    t.count += 1;
+                    t.sum += e.value;
+                }
+            }
+            out
+        })
     }
 
     fn remove(&mut self, pid: u32, at: Millis, value: f64) {
+        // Total before the entry leaves its day (the totals follow from the days).
+        self.totals();
         let day = day_of(at);
         let ms = (at - i64::from(day) * MS_PER_DAY) as u32;
         let Some(bucket) = self.days.get_mut(&day) else {
@@ -117,11 +150,12 @@ impl Series {
         if bucket.entries.is_empty() {
             self.days.remove(&day);
         }
-        if let Some(t) = self.totals.get_mut(&pid) {
+        let totals = self.totals.get_mut().expect("totalled above");
+        if let Some(t) = totals.get_mut(&pid) {
             t.count -= 1;
             t.sum -= value;
             if t.count == 0 {
-                self.totals.remove(&pid);
+                totals.remove(&pid);
                 self.any.remove(pid);
             }
         }
@@ -129,7 +163,9 @@ impl Series {
 
     fn remove_profiles(&mut self, pids: &RoaringBitmap) {
         self.any -= pids;
-        self.totals.retain(|p, _| !pids.contains(*p));
+        if let Some(totals) = self.totals.get_mut() {
+            totals.retain(|p, _| !pids.contains(*p));
+        }
         self.days.retain(|_, b| {
             b.members -= pids;
             b.entries.retain(|e| !pids.contains(e.pid));
@@ -173,9 +209,9 @@ impl Series {
     }
 
     /// Count and sum per profile of the events in `range`.
-    pub fn aggregate(&self, range: TimeRange) -> HashMap<u32, Totals, FastHash> {
+    pub fn aggregate(&self, range: TimeRange) -> TotalsByProfile {
         if range.is_unbounded() {
-            return self.totals.clone();
+            return self.totals().clone();
         }
         let lo = range.from.map(day_of).unwrap_or(DayNumber::MIN);
         let hi = range.until.map(|u| day_of(u - 1)).unwrap_or(DayNumber::MAX);
@@ -216,9 +252,9 @@ impl Series {
                 .all(|((d1, b1), (d2, b2))| {
                     d1 == d2 && b1.members == b2.members && sorted(b1) == sorted(b2)
                 })
-            && self.totals.len() == other.totals.len()
-            && self.totals.iter().all(|(p, t)| {
-                other.totals.get(p).is_some_and(|o| {
+            && self.totals().len() == other.totals().len()
+            && self.totals().iter().all(|(p, t)| {
+                other.totals().get(p).is_some_and(|o| {
                     o.count == t.count && (o.sum - t.sum).abs() <= 1e-6 * (1.0 + t.sum.abs())
                 })
             })

@@ -162,7 +162,7 @@ impl Feature {
                     series.members(range)
                 } else if since.is_none() {
                     series
-                        .totals
+                        .totals()
                         .iter()
                         .filter(|(_, t)| t.count >= *min_count)
                         .map(|(pid, _)| *pid)
@@ -195,7 +195,7 @@ impl Feature {
                 let Some(series) = ix.events().series.get(key) else {
                     return false;
                 };
-                let Some(totals) = series.totals.get(&pid) else {
+                let Some(totals) = series.totals().get(&pid) else {
                     return false;
                 };
                 let Some(since) = since else {

@@ -71,13 +71,12 @@ if ! "$VENV/bin/python" -c "import duckdb, sys; sys.exit(duckdb.__version__ != '
 fi
 
 if [ -z "$DATA" ]; then
-  DATA=$SCRATCH/data-$PERSONS-$SEED
-  if [ ! -d "$DATA" ]; then
-    echo "generating and importing $PERSONS persons (seed $SEED) into $DATA" >&2
-    "$CIDB" generate --persons "$PERSONS" --seed "$SEED" --out "$SCRATCH/records-$PERSONS-$SEED.jsonl"
-    "$CIDB" --data "$DATA.tmp" import "$SCRATCH/records-$PERSONS-$SEED.jsonl" >/dev/null
-    mv "$DATA.tmp" "$DATA"
-  fi
+  # Made afresh by this build each time (a database of an older build may not open).
+  DATA=$SCRATCH/data
+  rm -rf "$DATA"
+  echo "generating and importing $PERSONS persons (seed $SEED) into $DATA" >&2
+  "$CIDB" generate --persons "$PERSONS" --seed "$SEED" --out "$SCRATCH/records.jsonl"
+  "$CIDB" --data "$DATA" import "$SCRATCH/records.jsonl" >/dev/null
 fi
 
 TABLES=$SCRATCH/tables

@@ -248,3 +248,30 @@ fn tables_hold_the_resolved_profiles_as_the_indexes_compare_them() {
         }
     }
 }
+
+/// The side-by-side harness end to end at 2,000 persons: `benches/peers/segments.sh`
+/// with this build, checking that DuckDB counts what cidb counts for every query of
+/// `benches/queries.json`. Ignored by default: it needs python3 and pip (the script
+/// installs DuckDB into a venv in `CIDB_PEERS_SCRATCH`, default `/tmp/cidb-peers-smoke`,
+/// reused by later runs):
+///   cargo test -p cidb-server --test dump_tables -- --ignored
+#[test]
+#[ignore = "needs python3 and pip (installs DuckDB); run with --ignored"]
+fn peers_smoke_duckdb_counts_equal_cidb_counts() {
+    let scratch =
+        std::env::var("CIDB_PEERS_SCRATCH").unwrap_or_else(|_| "/tmp/cidb-peers-smoke".to_string());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../benches/peers/segments.sh");
+    let out = std::process::Command::new("bash")
+        .arg(script)
+        .args(["--persons", "2000", "--runs", "3", "--scratch", &scratch])
+        .args(["--cidb", env!("CARGO_BIN_EXE_cidb")])
+        .output()
+        .expect("run segments.sh");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "segments.sh failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("| `marketing_8` |"), "{stdout}");
+}

@@ -9,6 +9,7 @@ Run through `benches/peers/segments.sh`, which creates the venv and the tables.
 """
 
 import argparse
+import csv
 import json
 import os
 import platform
@@ -53,9 +54,13 @@ def load(con, tables_dir):
     """(Re)creates every table from the CSV files; returns the row counts."""
     with open(os.path.join(tables_dir, "profiles.schema.json")) as f:
         schema = json.load(f)
+    # read_csv's `columns` are positional: follow the file's header.
+    with open(os.path.join(tables_dir, "profiles.csv"), newline="") as f:
+        header = next(csv.reader(f))
     tables = dict(TABLES)
-    tables["profiles"] = {"pid": "UINTEGER"}
-    tables["profiles"].update({col: KIND_TYPES[kind] for col, kind in schema.items()})
+    tables["profiles"] = {
+        col: "UINTEGER" if col == "pid" else KIND_TYPES[schema[col]] for col in header
+    }
     counts = {}
     for name, columns in tables.items():
         path = os.path.join(tables_dir, f"{name}.csv").replace("'", "''")

@@ -17,6 +17,9 @@
 # Options:
 #   --data DIR        cidb data directory to read
 #   --persons N       generate this many persons when no --data (default 20000)
+#   --records FILE    import this JSON Lines file instead of generating (with no --data)
+#   --queries FILE    queries with `sql` (default benches/queries.json; edge cases:
+#                     benches/peers/edge/queries.json with --records edge/records.jsonl)
 #   --seed S          generator seed (default 1)
 #   --runs N          timed runs per query, both engines (default 30)
 #   --at RFC3339      evaluation time (default 2026-11-01T00:00:00Z, the generator's
@@ -32,12 +35,14 @@ DUCKDB_VERSION=1.5.6
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 
-DATA= PERSONS=20000 SEED=1 RUNS=30 AT=2026-11-01T00:00:00Z SCRATCH=/tmp/cidb-peers
+DATA= RECORDS= QUERIES=$REPO/benches/queries.json PERSONS=20000 SEED=1 RUNS=30 AT=2026-11-01T00:00:00Z SCRATCH=/tmp/cidb-peers
 CIDB= ONLY= OUT= KEEP=
 while [ $# -gt 0 ]; do
   case $1 in
     --data) DATA=$2; shift 2 ;;
     --persons) PERSONS=$2; shift 2 ;;
+    --records) RECORDS=$2; shift 2 ;;
+    --queries) QUERIES=$2; shift 2 ;;
     --seed) SEED=$2; shift 2 ;;
     --runs) RUNS=$2; shift 2 ;;
     --at) AT=$2; shift 2 ;;
@@ -46,7 +51,7 @@ while [ $# -gt 0 ]; do
     --only) ONLY=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     --keep-going) KEEP=--keep-going; shift ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -74,9 +79,13 @@ if [ -z "$DATA" ]; then
   # Made afresh by this build each time (a database of an older build may not open).
   DATA=$SCRATCH/data
   rm -rf "$DATA"
-  echo "generating and importing $PERSONS persons (seed $SEED) into $DATA" >&2
-  "$CIDB" generate --persons "$PERSONS" --seed "$SEED" --out "$SCRATCH/records.jsonl"
-  "$CIDB" --data "$DATA" import "$SCRATCH/records.jsonl" >/dev/null
+  if [ -z "$RECORDS" ]; then
+    echo "generating $PERSONS persons (seed $SEED)" >&2
+    RECORDS=$SCRATCH/records.jsonl
+    "$CIDB" generate --persons "$PERSONS" --seed "$SEED" --out "$RECORDS"
+  fi
+  echo "importing $RECORDS into $DATA" >&2
+  "$CIDB" --data "$DATA" import "$RECORDS" >/dev/null
 fi
 
 TABLES=$SCRATCH/tables
@@ -85,7 +94,7 @@ echo "cidb dump-tables --without-personal --out $TABLES" >&2
 "$CIDB" --data "$DATA" dump-tables --without-personal --out "$TABLES"
 
 "$VENV/bin/python" "$HERE/peers.py" \
-  --tables "$TABLES" --duckdb "$SCRATCH/peers.duckdb" --queries "$REPO/benches/queries.json" \
+  --tables "$TABLES" --duckdb "$SCRATCH/peers.duckdb" --queries "$QUERIES" \
   --cidb "$CIDB" --data "$DATA" --at "$AT" --runs "$RUNS" --out "$OUT" \
   ${ONLY:+--only "$ONLY"} $KEEP
 echo "results: $OUT" >&2

@@ -251,7 +251,8 @@ fn tables_hold_the_resolved_profiles_as_the_indexes_compare_them() {
 
 /// The side-by-side harness end to end at 2,000 persons: `benches/peers/segments.sh`
 /// with this build, checking that DuckDB counts what cidb counts for every query of
-/// `benches/queries.json`. Ignored by default: it needs python3 and pip (the script
+/// `benches/queries.json`, then for the edge cases of `benches/peers/edge/` at three
+/// evaluation times. Ignored by default: it needs python3 and pip (the script
 /// installs DuckDB into a venv in `CIDB_PEERS_SCRATCH`, default `/tmp/cidb-peers-smoke`,
 /// reused by later runs):
 ///   cargo test -p cidb-server --test dump_tables -- --ignored
@@ -274,4 +275,29 @@ fn peers_smoke_duckdb_counts_equal_cidb_counts() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("| `marketing_8` |"), "{stdout}");
+
+    // Hand-made edge cases (benches/peers/edge/): 29 February birthdays on both sides of
+    // 1 March, window boundaries to the millisecond, float sums at a threshold, NFC text,
+    // latest consent, merges, CSV-hostile text, one attribute of three kinds.
+    let edge = concat!(env!("CARGO_MANIFEST_DIR"), "/../benches/peers/edge");
+    for at in [
+        "2026-11-01T00:00:00Z",
+        "2027-02-28T23:00:00Z",
+        "2027-03-01T00:00:00Z",
+    ] {
+        let out = std::process::Command::new("bash")
+            .arg(script)
+            .args(["--records", &format!("{edge}/records.jsonl")])
+            .args(["--queries", &format!("{edge}/queries.json")])
+            .args(["--runs", "1", "--at", at, "--scratch", &scratch])
+            .args(["--cidb", env!("CARGO_BIN_EXE_cidb")])
+            .output()
+            .expect("run segments.sh");
+        assert!(
+            out.status.success(),
+            "edge cases at {at}:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

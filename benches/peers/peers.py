@@ -27,6 +27,7 @@ TABLES = {
     "identifier_types": {"pid": "UINTEGER", "type": "VARCHAR"},
     "consent": {"pid": "UINTEGER", "purpose": "VARCHAR", "granted": "BOOLEAN", "at_ms": "BIGINT"},
     "sources": {"pid": "UINTEGER", "source": "VARCHAR"},
+    "suppressed": {"pid": "UINTEGER", "list": "VARCHAR"},
     "events": {
         "pid": "UINTEGER",
         "type": "VARCHAR",

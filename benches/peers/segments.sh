@@ -18,6 +18,8 @@
 #   --data DIR        cidb data directory to read
 #   --persons N       generate this many persons when no --data (default 20000)
 #   --records FILE    import this JSON Lines file instead of generating (with no --data)
+#   --suppress NAME=FILE  with --records: `cidb suppress import NAME FILE` after the
+#                     import (repeatable)
 #   --queries FILE    queries with `sql` (default benches/queries.json; edge cases:
 #                     benches/peers/edge/queries.json with --records edge/records.jsonl)
 #   --seed S          generator seed (default 1)
@@ -36,13 +38,14 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 
 DATA= RECORDS= QUERIES=$REPO/benches/queries.json PERSONS=20000 SEED=1 RUNS=30 AT=2026-11-01T00:00:00Z SCRATCH=/tmp/cidb-peers
-CIDB= ONLY= OUT= KEEP=
+CIDB= ONLY= OUT= KEEP= SUPPRESS=()
 while [ $# -gt 0 ]; do
   case $1 in
     --data) DATA=$2; shift 2 ;;
     --persons) PERSONS=$2; shift 2 ;;
     --records) RECORDS=$2; shift 2 ;;
     --queries) QUERIES=$2; shift 2 ;;
+    --suppress) SUPPRESS+=("$2"); shift 2 ;;
     --seed) SEED=$2; shift 2 ;;
     --runs) RUNS=$2; shift 2 ;;
     --at) AT=$2; shift 2 ;;
@@ -51,7 +54,7 @@ while [ $# -gt 0 ]; do
     --only) ONLY=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     --keep-going) KEEP=--keep-going; shift ;;
-    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -86,6 +89,9 @@ if [ -z "$DATA" ]; then
   fi
   echo "importing $RECORDS into $DATA" >&2
   "$CIDB" --data "$DATA" import "$RECORDS" >/dev/null
+  for s in ${SUPPRESS[@]+"${SUPPRESS[@]}"}; do
+    "$CIDB" --data "$DATA" suppress import "${s%%=*}" "${s#*=}" >/dev/null
+  done
 fi
 
 TABLES=$SCRATCH/tables

@@ -83,6 +83,7 @@ fn tables_hold_the_resolved_profiles_as_the_indexes_compare_them() {
         ("consent", &consent),
         ("sources", &sources),
         ("events", &events),
+        ("suppressed", &read_table(&tables, "suppressed")),
     ] {
         assert_eq!(dumped[name].as_u64().unwrap(), rows.len() as u64, "{name}");
     }
@@ -278,7 +279,8 @@ fn peers_smoke_duckdb_counts_equal_cidb_counts() {
 
     // Hand-made edge cases (benches/peers/edge/): 29 February birthdays on both sides of
     // 1 March, window boundaries to the millisecond, float sums at a threshold, NFC text,
-    // latest consent, merges, CSV-hostile text, one attribute of three kinds.
+    // latest consent, merges, CSV-hostile text, one attribute of three kinds, suppression
+    // lists.
     let edge = concat!(env!("CARGO_MANIFEST_DIR"), "/../benches/peers/edge");
     for at in [
         "2026-11-01T00:00:00Z",
@@ -288,6 +290,8 @@ fn peers_smoke_duckdb_counts_equal_cidb_counts() {
         let out = std::process::Command::new("bash")
             .arg(script)
             .args(["--records", &format!("{edge}/records.jsonl")])
+            .args(["--suppress", &format!("optout={edge}/optout.txt")])
+            .args(["--suppress", &format!("vip={edge}/vip.txt")])
             .args(["--queries", &format!("{edge}/queries.json")])
             .args(["--runs", "1", "--at", at, "--scratch", &scratch])
             .args(["--cidb", env!("CARGO_BIN_EXE_cidb")])

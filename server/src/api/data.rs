@@ -164,6 +164,8 @@ pub struct TablesDumped {
     pub sources: u64,
     /// Rows of `events`.
     pub events: u64,
+    /// Rows of `suppressed` (live profiles on each suppression list).
+    pub suppressed: u64,
 }
 
 super::answers!(Generated, Stats, CheckReport, TablesDumped);

@@ -6,6 +6,8 @@
 //! (trimmed, NFC, lower case), numbers at the index's fixed precision (three decimals),
 //! dates as `YYYY-MM-DD`, event types and categories normalized like a query's. Raw
 //! identifier values are never written (they are personal data): only their types.
+//! `suppressed` (live profiles on each suppression list) is read from the suppression
+//! index itself: the identifiers' keyed hashes are not for export.
 
 use super::{output, Global};
 use crate::api;
@@ -104,10 +106,19 @@ fn writer(dir: &Path, table: &str, header: &[&str]) -> anyhow::Result<csv::Write
 
 pub fn dump_tables(global: &Global, args: DumpTablesArgs) -> anyhow::Result<()> {
     let db = global.open()?;
-    let (live, columns) = {
+    let lists: Vec<String> = db.suppression_lists().into_iter().map(|l| l.name).collect();
+    let (live, columns, suppressed) = {
         let snapshot = db.snapshot();
         let ix = snapshot.indexes();
-        (ix.live().clone(), columns(ix, args.without_personal))
+        let live = ix.live().clone();
+        let suppressed: Vec<(String, roaring::RoaringBitmap)> = lists
+            .iter()
+            .filter_map(|name| {
+                let members = snapshot.suppressed(Some(name))?;
+                Some((name.clone(), members & &live))
+            })
+            .collect();
+        (live, columns(ix, args.without_personal), suppressed)
     };
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
@@ -128,6 +139,14 @@ pub fn dump_tables(global: &Global, args: DumpTablesArgs) -> anyhow::Result<()> 
         out: args.out.clone(),
         ..Default::default()
     };
+    let mut suppressed_rows = writer(dir, "suppressed", &["pid", "list"])?;
+    for (name, members) in &suppressed {
+        for pid in members {
+            suppressed_rows.write_record([pid.to_string().as_str(), name.as_str()])?;
+            rows.suppressed += 1;
+        }
+    }
+    suppressed_rows.flush()?;
     let bar = output::progress_bar(Some(live.len()), global.json, "profiles");
     let mut row: Vec<String> = Vec::with_capacity(header.len());
     for pid in &live {
@@ -228,13 +247,14 @@ pub fn dump_tables(global: &Global, args: DumpTablesArgs) -> anyhow::Result<()> 
         output::json(&rows)
     } else {
         eprintln!(
-            "wrote {} profiles, {} list values, {} identifier types, {} consent rows, {} sources, {} events to {}",
+            "wrote {} profiles, {} list values, {} identifier types, {} consent rows, {} sources, {} events, {} suppressed to {}",
             rows.profiles,
             rows.list_values,
             rows.identifier_types,
             rows.consent,
             rows.sources,
             rows.events,
+            rows.suppressed,
             rows.out.display()
         );
         Ok(())

@@ -147,7 +147,28 @@ impl From<&engine::CheckReport> for CheckReport {
     }
 }
 
-super::answers!(Generated, Stats, CheckReport);
+/// What `cidb dump-tables` wrote: rows per table.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TablesDumped {
+    /// The directory.
+    pub out: PathBuf,
+    /// Rows of `profiles` (live profiles).
+    pub profiles: u64,
+    /// Rows of `list_values`.
+    pub list_values: u64,
+    /// Rows of `identifier_types`.
+    pub identifier_types: u64,
+    /// Rows of `consent`.
+    pub consent: u64,
+    /// Rows of `sources`.
+    pub sources: u64,
+    /// Rows of `events`.
+    pub events: u64,
+    /// Rows of `suppressed` (live profiles on each suppression list).
+    pub suppressed: u64,
+}
+
+super::answers!(Generated, Stats, CheckReport, TablesDumped);
 
 #[cfg(test)]
 mod tests {

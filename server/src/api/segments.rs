@@ -337,6 +337,11 @@ pub struct BenchQuery {
     pub name: String,
     /// The expression.
     pub expr: String,
+    /// The same segment in SQL over the tables of `cidb dump-tables`, for the side-by-side
+    /// harness (`benches/peers/`); `cidb bench` ignores it.
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub sql: Option<String>,
 }
 
 /// The body of the expression routes (`count`, `sample`, `breakdown`, `explain`).

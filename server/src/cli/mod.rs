@@ -7,6 +7,7 @@ mod output;
 mod privacy;
 mod segments;
 mod serve;
+mod tables;
 
 pub use segments::ExprError;
 
@@ -50,6 +51,10 @@ pub enum Command {
     Check,
     /// Show a unified profile with the provenance of every value.
     Lookup(data::LookupArgs),
+    /// Write the resolved live profiles as flat CSV tables (profiles, list_values,
+    /// identifier_types, consent, sources, events) for loading into another database;
+    /// values as the indexes compare them, identifier types but never their values.
+    DumpTables(tables::DumpTablesArgs),
     /// Evaluate a segment expression: count (default), sample, breakdown, ids or explain.
     /// A bad expression exits with code 2 and shows the error's position.
     Query(segments::QueryArgs),
@@ -113,6 +118,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Stats => data::stats(&cli.global),
         Command::Check => data::check(&cli.global),
         Command::Lookup(args) => data::lookup(&cli.global, args),
+        Command::DumpTables(args) => tables::dump_tables(&cli.global, args),
         Command::Query(args) => segments::query(&cli.global, args),
         Command::Segment(cmd) => segments::segment(&cli.global, cmd),
         Command::Model(cmd) => models::model(&cli.global, cmd),

@@ -154,6 +154,7 @@ def main():
 
     con = duckdb.connect(args.duckdb)
     con.execute(f"SET threads = {args.threads}")
+    con.execute("SET enable_progress_bar = false")
     started = time.perf_counter()
     rows = load(con, args.tables)
     load_s = time.perf_counter() - started

@@ -77,6 +77,7 @@ timed duckdb "$VENV/bin/python" -c "
 import duckdb, sys, time
 con = duckdb.connect(sys.argv[1])
 con.execute('SET threads = 2')
+con.execute('SET enable_progress_bar = false')
 t = time.perf_counter()
 con.execute(\"CREATE TABLE records AS SELECT * FROM read_json_auto('\" + sys.argv[2].replace(\"'\", \"''\") + \"')\")
 con.execute('CHECKPOINT')

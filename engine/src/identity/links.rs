@@ -184,17 +184,16 @@ impl Links {
         out
     }
 
-    /// Appends the links to `out`: count (u64 LE), then the entries in table order (the
+    /// Writes the links to `out`: count (u64 LE), then the entries in table order (the
     /// reader builds a hash table, so order carries nothing; sorting millions of entries
     /// cost a third of a second per checkpoint, on the committer's critical path).
-    pub(crate) fn write_to(&self, out: &mut Vec<u8>) {
-        let len = self.len();
-        out.reserve(8 + len * ENTRY_LEN);
-        out.extend_from_slice(&(len as u64).to_le_bytes());
+    pub(crate) fn write_to<W: std::io::Write>(&self, out: &mut W) -> std::io::Result<()> {
+        out.write_all(&(self.len() as u64).to_le_bytes())?;
         for (key, pid) in self.pairs() {
-            out.extend_from_slice(&key);
-            out.extend_from_slice(&pid.to_le_bytes());
+            out.write_all(&key)?;
+            out.write_all(&pid.to_le_bytes())?;
         }
+        Ok(())
     }
 
     /// The length of the table that [`Links::write_to`] wrote at the start of `bytes`.
@@ -288,7 +287,7 @@ mod tests {
             links.insert(key(i), i / 3);
         }
         let mut bytes = Vec::new();
-        links.write_to(&mut bytes);
+        links.write_to(&mut bytes).unwrap();
         assert_eq!(bytes.len(), 8 + 1000 * ENTRY_LEN);
         assert_eq!(Links::read_from(&bytes).unwrap(), links);
         assert!(Links::read_from(&bytes[..bytes.len() - 1]).is_err());
@@ -307,7 +306,7 @@ mod tests {
         held.sort_unstable();
         assert_eq!(held, [10, 11, 12]);
         let mut bytes = Vec::new();
-        a.write_to(&mut bytes);
+        a.write_to(&mut bytes).unwrap();
         let back = Links::read_from(&bytes).unwrap();
         assert_eq!(back, a);
         assert!(back.differences(&a).is_empty());

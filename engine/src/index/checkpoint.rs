@@ -23,7 +23,7 @@ use crate::base::error::StorageError;
 use crate::identity::Links;
 use crate::storage::codec::{decode_body, encode_body};
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 const MAGIC: &[u8; 8] = b"CIDBIDX1";
@@ -35,23 +35,55 @@ const HEADER_LEN: usize = 32;
 /// File name inside the data directory.
 pub(crate) const CHECKPOINT_FILE: &str = "index.ckpt";
 
-/// Writes a checkpoint atomically.
+/// Writes a checkpoint atomically, streaming the body to the file (a 1M-person
+/// checkpoint is about 250 MB: building it in memory first would add that much to the
+/// peak memory of every import that checkpoints), then filling in the header.
 pub(crate) fn write_checkpoint(
     dir: &Path,
     generation: u64,
     indexes: &Indexes,
     links: &Links,
 ) -> Result<(), StorageError> {
-    let mut body = Vec::new();
-    links.write_to(&mut body);
-    encode_body(indexes, &mut body).map_err(|e| StorageError::io(dir, e))?;
-    let mut header = Vec::with_capacity(HEADER_LEN);
-    header.extend_from_slice(MAGIC);
-    header.extend_from_slice(&INDEX_FORMAT.to_le_bytes());
-    header.extend_from_slice(&generation.to_le_bytes());
-    header.extend_from_slice(&(body.len() as u64).to_le_bytes());
-    header.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
-    crate::storage::atomic_file::replace(&dir.join(CHECKPOINT_FILE), &[&header, &body])
+    crate::storage::atomic_file::replace_with(&dir.join(CHECKPOINT_FILE), |file| {
+        file.write_all(&[0u8; HEADER_LEN])?;
+        let mut body = Summing {
+            inner: &mut *file,
+            len: 0,
+            crc: crc32fast::Hasher::new(),
+        };
+        links.write_to(&mut body)?;
+        encode_body(indexes, &mut body)?;
+        let (len, crc) = (body.len, body.crc.finalize());
+        let mut header = Vec::with_capacity(HEADER_LEN);
+        header.extend_from_slice(MAGIC);
+        header.extend_from_slice(&INDEX_FORMAT.to_le_bytes());
+        header.extend_from_slice(&generation.to_le_bytes());
+        header.extend_from_slice(&len.to_le_bytes());
+        header.extend_from_slice(&crc.to_le_bytes());
+        file.seek(SeekFrom::Start(0))?;
+        file.write_all(&header)?;
+        file.flush()
+    })
+}
+
+/// A writer that passes bytes on while counting them and computing their CRC-32.
+struct Summing<W> {
+    inner: W,
+    len: u64,
+    crc: crc32fast::Hasher,
+}
+
+impl<W: Write> Write for Summing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.len += n as u64;
+        self.crc.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Reads the checkpoint: `None` when there is none yet or it has another version (the

@@ -28,6 +28,23 @@ pub(crate) fn replace(path: &Path, parts: &[&[u8]]) -> Result<(), StorageError> 
     sync_parent(path)
 }
 
+/// Replaces `path` with what `write` writes into the temporary file (buffered; it may
+/// seek, e.g. to fill in a header once the body is written), atomically and durably. A
+/// large file is streamed, never held in memory whole.
+pub(crate) fn replace_with(
+    path: &Path,
+    write: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
+) -> Result<(), StorageError> {
+    let tmp = temp_path(path);
+    let io = |e| StorageError::io(&tmp, e);
+    let mut w = BufWriter::with_capacity(1 << 20, File::create(&tmp).map_err(io)?);
+    write(&mut w).map_err(io)?;
+    let file = w.into_inner().map_err(|e| io(e.into_error()))?;
+    file.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(|e| StorageError::io(path, e))?;
+    sync_parent(path)
+}
+
 /// Makes a rename or removal in `path`'s directory durable.
 pub(crate) fn sync_parent(path: &Path) -> Result<(), StorageError> {
     let dir = path.parent().unwrap_or(Path::new("."));

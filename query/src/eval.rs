@@ -155,6 +155,7 @@ impl<'a> Evaluator<'a> {
                 scores, low, high, ..
             } => scores.count_between(*low, *high),
             Op::NumericExists(key) => self.ix.numeric(key).map_or(0, |b| b.exists().len()),
+            Op::Range { key, low, high } => self.range_count(key, *low, *high, None),
             Op::Segment { inner, .. } => self.count(inner),
             Op::Not(n) => self.ix.live().len() - self.count(n),
             Op::Or(v) if v.len() == 2 => {
@@ -173,7 +174,10 @@ impl<'a> Evaluator<'a> {
                     return acc.len();
                 }
                 let last = &all[all.len() - 1];
-                if matches!(last.op, Op::Range { .. } | Op::Score { .. }) {
+                if let Op::Range { key, low, high } = &last.op {
+                    return self.range_count(key, *low, *high, Some(&acc));
+                }
+                if matches!(last.op, Op::Score { .. }) {
                     return self.and_step(acc, last).len();
                 }
                 let last = self.eval(last);
@@ -218,6 +222,22 @@ impl<'a> Evaluator<'a> {
         let low = (low != i64::MIN).then_some(low);
         let high = (high != i64::MAX).then_some(high);
         bsi.range_within(low, high, within)
+    }
+
+    /// How many profiles (of `within`, when given) a range holds, without building them.
+    fn range_count(
+        &self,
+        key: &NumericKey,
+        low: i64,
+        high: i64,
+        within: Option<&RoaringBitmap>,
+    ) -> u64 {
+        let Some(bsi) = self.ix.numeric(key) else {
+            return 0;
+        };
+        let low = (low != i64::MIN).then_some(low);
+        let high = (high != i64::MAX).then_some(high);
+        bsi.count_within(low, high, within)
     }
 
     /// One step of an AND: `acc ∩ node`. A range is evaluated only within `acc` (the

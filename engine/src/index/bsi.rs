@@ -4,16 +4,50 @@
 //! Values are stored as `value - base` (unsigned). `base` only moves down (a rebase, which
 //! rewrites the index, happens when a value below it arrives; [`Bsi::new`] picks a base
 //! that makes this rare).
+//!
+//! Ranges over many profiles use ordered value buckets derived from the slices on first
+//! use ([`super::range`]): one bitmap difference plus at most two bucket scans, whatever
+//! the depth. The slices still answer ranges within a small set of profiles.
 
+use super::range::RangeBuckets;
 use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+/// Up to this many profiles in `within` (or in the index), a range is evaluated on the
+/// slices restricted to them; above it, on the value buckets (then intersected).
+static SLICES_WITHIN_MAX: AtomicU64 = AtomicU64::new(4096);
+
+/// Sets the size up to which ranges use the slices rather than the value buckets (4096
+/// by default). Both give the same answers; the differential tests set it to 0 so that
+/// their small databases exercise the buckets too.
+#[doc(hidden)]
+pub fn set_range_slices_threshold(profiles: u64) {
+    SLICES_WITHIN_MAX.store(profiles, Ordering::Relaxed);
+}
+
+fn slices_within_max() -> u64 {
+    SLICES_WITHIN_MAX.load(Ordering::Relaxed)
+}
 
 /// A bit-sliced index over i64 values.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Bsi {
     base: i64,
     slices: Vec<RoaringBitmap>,
     exists: RoaringBitmap,
+    /// Value buckets: derived on the first range over many profiles, then kept up to
+    /// date by every change; never persisted.
+    #[serde(skip)]
+    buckets: OnceLock<RangeBuckets>,
+}
+
+/// Two indexes are equal when they hold the same slices (the buckets follow from them).
+impl PartialEq for Bsi {
+    fn eq(&self, other: &Bsi) -> bool {
+        self.base == other.base && self.slices == other.slices && self.exists == other.exists
+    }
 }
 
 /// A comparison against a constant.
@@ -40,7 +74,36 @@ impl Bsi {
             base: floor,
             slices: Vec::new(),
             exists: RoaringBitmap::new(),
+            buckets: OnceLock::new(),
         }
+    }
+
+    /// The value buckets, derived from the slices on first use.
+    fn buckets(&self) -> &RangeBuckets {
+        self.buckets
+            .get_or_init(|| RangeBuckets::build(self.pairs()))
+    }
+
+    /// Every (profile, value), ordered by profile: one pass over each slice.
+    fn pairs(&self) -> Vec<(u32, i64)> {
+        let mut offsets = vec![0u64; self.exists.len() as usize];
+        for (bit, slice) in self.slices.iter().enumerate() {
+            // `slice` is a subset of `exists`: walk both in order to find each rank.
+            let mut ranks = self.exists.iter().enumerate();
+            for pid in slice {
+                for (rank, member) in ranks.by_ref() {
+                    if member == pid {
+                        offsets[rank] |= 1 << bit;
+                        break;
+                    }
+                }
+            }
+        }
+        self.exists
+            .iter()
+            .zip(offsets)
+            .map(|(pid, offset)| (pid, self.base + offset as i64))
+            .collect()
     }
 
     /// Profiles that have a value.
@@ -61,6 +124,9 @@ impl Bsi {
         if value < self.base {
             self.rebase(value);
         }
+        if let Some(buckets) = self.buckets.get_mut() {
+            buckets.insert(pid, value);
+        }
         let offset = (value - self.base) as u64;
         let bits = 64 - offset.leading_zeros() as usize;
         while self.slices.len() < bits {
@@ -76,6 +142,13 @@ impl Bsi {
 
     /// Clears the value of `pid`.
     pub fn remove(&mut self, pid: u32) {
+        if self.buckets.get().is_some() {
+            if let Some(value) = self.get(pid) {
+                if let Some(buckets) = self.buckets.get_mut() {
+                    buckets.remove(pid, value);
+                }
+            }
+        }
         if self.exists.remove(pid) {
             for slice in &mut self.slices {
                 slice.remove(pid);
@@ -85,6 +158,9 @@ impl Bsi {
 
     /// Removes every profile in `pids`.
     pub fn remove_all(&mut self, pids: &RoaringBitmap) {
+        if let Some(buckets) = self.buckets.get_mut() {
+            buckets.remove_all(pids);
+        }
         self.exists -= pids;
         for slice in &mut self.slices {
             *slice -= pids;
@@ -116,6 +192,23 @@ impl Bsi {
 
     /// Profiles whose value compares to `c` as `op` says.
     pub fn compare(&self, op: Cmp, c: i64) -> RoaringBitmap {
+        if self.exists.len() > slices_within_max() {
+            let b = self.buckets();
+            return match op {
+                Cmp::Le => b.between(None, Some(c)),
+                Cmp::Lt => c
+                    .checked_sub(1)
+                    .map(|c| b.between(None, Some(c)))
+                    .unwrap_or_default(),
+                Cmp::Gt => c
+                    .checked_add(1)
+                    .map(|c| b.between(Some(c), None))
+                    .unwrap_or_default(),
+                Cmp::Ge => b.between(Some(c), None),
+                Cmp::Eq => b.between(Some(c), Some(c)),
+                Cmp::Ne => &self.exists - &b.between(Some(c), Some(c)),
+            };
+        }
         match op {
             Cmp::Le => self.at_most(c),
             Cmp::Lt => c
@@ -137,6 +230,9 @@ impl Bsi {
         if lo > hi {
             return RoaringBitmap::new();
         }
+        if self.exists.len() > slices_within_max() {
+            return self.buckets().between(Some(lo), Some(hi));
+        }
         let mut upper = self.at_most(hi);
         if let Some(below) = lo.checked_sub(1) {
             upper -= &self.at_most(below);
@@ -153,6 +249,20 @@ impl Bsi {
         high: Option<i64>,
         within: Option<&RoaringBitmap>,
     ) -> RoaringBitmap {
+        if low.zip(high).is_some_and(|(l, h)| l > h) {
+            return RoaringBitmap::new();
+        }
+        let small = match within {
+            Some(f) => f.len() <= slices_within_max(),
+            None => self.exists.len() <= slices_within_max(),
+        };
+        if !small {
+            let mut out = self.buckets().between(low, high);
+            if let Some(f) = within {
+                out &= f;
+            }
+            return out;
+        }
         let start = match within {
             Some(f) => &self.exists & f,
             None => self.exists.clone(),
@@ -168,6 +278,24 @@ impl Bsi {
             }
         }
         out
+    }
+
+    /// How many profiles of `within` (all when `None`) are in `[low, high]`; from the
+    /// value buckets without building the set, unless `within` is small.
+    pub fn count_within(
+        &self,
+        low: Option<i64>,
+        high: Option<i64>,
+        within: Option<&RoaringBitmap>,
+    ) -> u64 {
+        let small = match within {
+            Some(f) => f.len() <= slices_within_max(),
+            None => self.exists.len() <= slices_within_max(),
+        };
+        if small {
+            return self.range_within(low, high, within).len();
+        }
+        self.buckets().count(low, high, within)
     }
 
     /// Profiles with value <= c.
@@ -222,9 +350,20 @@ impl Bsi {
         eq
     }
 
-    /// Whether both hold the same values (bases and depths may differ).
+    /// Whether both hold the same values (bases and depths may differ), and the value
+    /// buckets, where derived, hold exactly this index's values.
     pub fn same_values(&self, other: &Bsi) -> bool {
-        self.exists == other.exists && self.exists.iter().all(|p| self.get(p) == other.get(p))
+        self.exists == other.exists
+            && self.exists.iter().all(|p| self.get(p) == other.get(p))
+            && self
+                .buckets
+                .get()
+                .is_none_or(|b| b.holds_exactly(&self.pairs()))
+    }
+
+    /// Derives the value buckets now (a server warms them so the first range does not).
+    pub fn warm(&self) {
+        self.buckets();
     }
 }
 
@@ -262,6 +401,70 @@ mod tests {
             for (pid, v) in &model {
                 prop_assert_eq!(bsi.get(*pid), Some(*v));
             }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        /// Past `slices_within_max()` profiles ranges use the value buckets: they must agree
+        /// with a scan before and after later inserts, changes, removals and rebases.
+        #[test]
+        fn bucketed_ranges_match_a_scan_through_updates(
+            seed in proptest::collection::vec((0u32..20_000, -3000i64..3000), 4500..6000),
+            later in proptest::collection::vec((0u8..4, 0u32..20_000, -3500i64..3000), 0..300),
+            c in -3600i64..3600, lo in -3600i64..3600, hi in -3600i64..3600,
+        ) {
+            let mut bsi = Bsi::new(-3000);
+            let mut model = std::collections::BTreeMap::new();
+            for (pid, v) in seed {
+                bsi.insert(pid, v);
+                model.insert(pid, v);
+            }
+            bsi.warm();
+            for (op, pid, v) in later {
+                match op {
+                    0 | 1 => {
+                        bsi.insert(pid, v);
+                        model.insert(pid, v);
+                    }
+                    2 => {
+                        bsi.remove(pid);
+                        model.remove(&pid);
+                    }
+                    _ => {
+                        let gone: RoaringBitmap = (pid..pid + 100).collect();
+                        bsi.remove_all(&gone);
+                        model.retain(|p, _| !gone.contains(*p));
+                    }
+                }
+            }
+            let naive = |f: &dyn Fn(i64) -> bool| model.iter().filter(|(_, v)| f(**v)).map(|(p, _)| *p).collect::<RoaringBitmap>();
+            prop_assert_eq!(bsi.compare(Cmp::Le, c), naive(&|v| v <= c));
+            prop_assert_eq!(bsi.compare(Cmp::Lt, c), naive(&|v| v < c));
+            prop_assert_eq!(bsi.compare(Cmp::Gt, c), naive(&|v| v > c));
+            prop_assert_eq!(bsi.compare(Cmp::Ge, c), naive(&|v| v >= c));
+            prop_assert_eq!(bsi.compare(Cmp::Eq, c), naive(&|v| v == c));
+            prop_assert_eq!(bsi.compare(Cmp::Ne, c), naive(&|v| v != c));
+            prop_assert_eq!(bsi.between(lo, hi), naive(&|v| lo <= v && v <= hi));
+            let wide: RoaringBitmap = (0..20_000).filter(|p| p % 3 != 0).collect();
+            prop_assert_eq!(
+                bsi.range_within(Some(lo), Some(hi), Some(&wide)),
+                naive(&|v| lo <= v && v <= hi) & &wide
+            );
+            prop_assert_eq!(bsi.range_within(None, Some(hi), None), naive(&|v| v <= hi));
+            prop_assert_eq!(
+                bsi.count_within(Some(lo), Some(hi), Some(&wide)),
+                (naive(&|v| lo <= v && v <= hi) & &wide).len()
+            );
+            prop_assert_eq!(bsi.count_within(Some(lo), None, None), naive(&|v| lo <= v).len());
+            let rebuilt = {
+                let mut b = Bsi::new(0);
+                for (p, v) in &model {
+                    b.insert(*p, *v);
+                }
+                b
+            };
+            prop_assert!(bsi.same_values(&rebuilt));
         }
     }
 

@@ -6,9 +6,10 @@ mod bsi;
 mod checkpoint;
 mod events;
 mod postings;
+mod range;
 pub(crate) mod suppression;
 
-pub use bsi::{Bsi, Cmp};
+pub use bsi::{set_range_slices_threshold, Bsi, Cmp};
 pub(crate) use checkpoint::{read_checkpoint, write_checkpoint};
 pub use events::{EventIndex, EventKey, Series, TimeRange, Totals};
 pub use postings::{
@@ -193,6 +194,8 @@ impl Indexes {
             }
         }
         for (key, bsi) in &self.numbers {
+            // Derive the value buckets where a range has not yet, so they are checked too.
+            bsi.warm();
             match other.numbers.get(key) {
                 Some(o) if bsi.same_values(o) => {}
                 _ => out.push(format!("numeric index {key:?} differs")),

@@ -1,0 +1,406 @@
+//! Ordered value buckets over one numeric or date field, for ranges that do not depend on
+//! the number of bit slices: a range `[lo, hi]` is one difference of two cumulative
+//! bitmaps (the whole buckets strictly inside it) plus an exact scan of at most the two
+//! buckets holding `lo` and `hi`.
+//!
+//! Buckets split the ordered values into runs of about [`RangeBuckets::target`] profiles.
+//! Bucket `j` holds the values in `[lows[j], lows[j + 1])`; a value held by more profiles
+//! than the target gets a bucket of its own, so a bucket with more than one distinct value
+//! never has to be scanned whole. `below[j]` holds the profiles whose value is below
+//! `lows[j]` (`below[0]` is empty, `below[K]` is every profile with a value).
+//!
+//! The structure is derived from the bit-sliced index on first use and kept up to date by
+//! it from then on (`Bsi::insert`, `remove`, `remove_all`); it is not persisted.
+
+use roaring::RoaringBitmap;
+
+/// Buckets aimed at for a field (the target size is `len / TARGET_BUCKETS`).
+const TARGET_BUCKETS: usize = 128;
+/// Smallest target bucket size: below this, scanning a bucket costs less than the
+/// bitmaps of more buckets.
+const MIN_BUCKET: usize = 1024;
+
+/// The profiles of one bucket with their values, ordered by profile.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Bucket {
+    members: RoaringBitmap,
+    pids: Vec<u32>,
+    values: Vec<i64>,
+}
+
+impl Bucket {
+    fn from_pairs(mut pairs: Vec<(u32, i64)>) -> Bucket {
+        pairs.sort_unstable_by_key(|&(pid, _)| pid);
+        let pids: Vec<u32> = pairs.iter().map(|&(p, _)| p).collect();
+        let values = pairs.iter().map(|&(_, v)| v).collect();
+        let members = RoaringBitmap::from_sorted_iter(pids.iter().copied()).expect("sorted");
+        Bucket {
+            members,
+            pids,
+            values,
+        }
+    }
+
+    fn insert(&mut self, pid: u32, value: i64) {
+        let at = self.pids.partition_point(|&p| p < pid);
+        self.pids.insert(at, pid);
+        self.values.insert(at, value);
+        self.members.insert(pid);
+    }
+
+    fn remove(&mut self, pid: u32) {
+        if let Ok(at) = self.pids.binary_search(&pid) {
+            self.pids.remove(at);
+            self.values.remove(at);
+            self.members.remove(pid);
+        }
+    }
+
+    fn remove_all(&mut self, gone: &RoaringBitmap) {
+        if self.members.is_disjoint(gone) {
+            return;
+        }
+        let mut keep = 0;
+        for i in 0..self.pids.len() {
+            if !gone.contains(self.pids[i]) {
+                self.pids[keep] = self.pids[i];
+                self.values[keep] = self.values[i];
+                keep += 1;
+            }
+        }
+        self.pids.truncate(keep);
+        self.values.truncate(keep);
+        self.members -= gone;
+    }
+
+    /// Profiles of the bucket with `lo <= value <= hi`, in one pass over its columns.
+    fn scan(&self, lo: i64, hi: i64) -> RoaringBitmap {
+        let hits = self
+            .pids
+            .iter()
+            .zip(&self.values)
+            .filter(|&(_, &v)| lo <= v && v <= hi)
+            .map(|(&p, _)| p);
+        RoaringBitmap::from_sorted_iter(hits).expect("pids are sorted")
+    }
+
+    fn len(&self) -> usize {
+        self.pids.len()
+    }
+}
+
+/// Ordered value buckets of one field (see the module documentation).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RangeBuckets {
+    /// Lowest value of each bucket; `lows[0]` is `i64::MIN`.
+    lows: Vec<i64>,
+    buckets: Vec<Bucket>,
+    /// `below[j]`: profiles whose value is below `lows[j]`; one more entry than buckets.
+    below: Vec<RoaringBitmap>,
+    /// Bucket size aimed at; a bucket of several values splits at twice this.
+    target: usize,
+}
+
+impl RangeBuckets {
+    /// Buckets over `(profile, value)` pairs, each profile at most once.
+    pub(crate) fn build(pairs: Vec<(u32, i64)>) -> RangeBuckets {
+        let target = (pairs.len() / TARGET_BUCKETS).max(MIN_BUCKET);
+        RangeBuckets::with_target(pairs, target)
+    }
+
+    /// Buckets of about `target` profiles each.
+    fn with_target(mut pairs: Vec<(u32, i64)>, target: usize) -> RangeBuckets {
+        pairs.sort_unstable_by_key(|&(pid, v)| (v, pid));
+        let mut lows = vec![i64::MIN];
+        let mut buckets = Vec::new();
+        let mut current: Vec<(u32, i64)> = Vec::new();
+        let mut run_start = 0;
+        while run_start < pairs.len() {
+            let value = pairs[run_start].1;
+            let run_end = run_start + pairs[run_start..].partition_point(|&(_, v)| v == value);
+            if !current.is_empty() && current.len() + (run_end - run_start) > target {
+                buckets.push(Bucket::from_pairs(std::mem::take(&mut current)));
+                lows.push(value);
+            }
+            current.extend_from_slice(&pairs[run_start..run_end]);
+            run_start = run_end;
+        }
+        buckets.push(Bucket::from_pairs(current));
+        let mut below = Vec::with_capacity(buckets.len() + 1);
+        below.push(RoaringBitmap::new());
+        for bucket in &buckets {
+            let next = below.last().expect("one pushed") | &bucket.members;
+            below.push(next);
+        }
+        RangeBuckets {
+            lows,
+            buckets,
+            below,
+            target,
+        }
+    }
+
+    /// The bucket holding `value`.
+    fn bucket_of(&self, value: i64) -> usize {
+        self.lows.partition_point(|&low| low <= value) - 1
+    }
+
+    /// Highest value bucket `j` can hold.
+    fn high_of(&self, j: usize) -> i64 {
+        self.lows.get(j + 1).map_or(i64::MAX, |next| next - 1)
+    }
+
+    /// Profiles with `lo <= value <= hi` (`None`: unbounded).
+    pub(crate) fn between(&self, lo: Option<i64>, hi: Option<i64>) -> RoaringBitmap {
+        let (lo, hi) = (lo.unwrap_or(i64::MIN), hi.unwrap_or(i64::MAX));
+        if lo > hi {
+            return RoaringBitmap::new();
+        }
+        let (jl, jh) = (self.bucket_of(lo), self.bucket_of(hi));
+        if jl == jh {
+            return self.part(jl, lo, hi);
+        }
+        // Everything up to `hi`, then minus what lies below `lo`: in place, so the dense
+        // cumulative bitmap is copied once and stays dense until the last step.
+        let mut out = if self.high_of(jh) <= hi {
+            self.below[jh + 1].clone()
+        } else {
+            let mut out = self.below[jh].clone();
+            out |= self.buckets[jh].scan(self.lows[jh], hi);
+            out
+        };
+        out -= &self.below[jl];
+        if self.lows[jl] < lo {
+            out -= self.buckets[jl].scan(self.lows[jl], lo - 1);
+        }
+        out
+    }
+
+    /// How many profiles of `within` (all when `None`) have `lo <= value <= hi`: the
+    /// same decomposition as [`RangeBuckets::between`], counted without building it.
+    pub(crate) fn count(
+        &self,
+        lo: Option<i64>,
+        hi: Option<i64>,
+        within: Option<&RoaringBitmap>,
+    ) -> u64 {
+        let (lo, hi) = (lo.unwrap_or(i64::MIN), hi.unwrap_or(i64::MAX));
+        if lo > hi {
+            return 0;
+        }
+        let len = |b: &RoaringBitmap| within.map_or_else(|| b.len(), |w| w.intersection_len(b));
+        let (jl, jh) = (self.bucket_of(lo), self.bucket_of(hi));
+        if jl == jh {
+            return len(&self.part(jl, lo, hi));
+        }
+        let mut upto_hi = if self.high_of(jh) <= hi {
+            len(&self.below[jh + 1])
+        } else {
+            len(&self.below[jh]) + len(&self.buckets[jh].scan(self.lows[jh], hi))
+        };
+        upto_hi -= len(&self.below[jl]);
+        if self.lows[jl] < lo {
+            upto_hi -= len(&self.buckets[jl].scan(self.lows[jl], lo - 1));
+        }
+        upto_hi
+    }
+
+    /// Profiles of bucket `j` with `lo <= value <= hi`: the whole bucket when the range
+    /// covers every value it can hold, else a scan.
+    fn part(&self, j: usize, lo: i64, hi: i64) -> RoaringBitmap {
+        let bucket = &self.buckets[j];
+        if lo <= self.lows[j] && self.high_of(j) <= hi {
+            bucket.members.clone()
+        } else {
+            bucket.scan(lo, hi)
+        }
+    }
+
+    /// Adds `pid` (not yet present) with `value`.
+    pub(crate) fn insert(&mut self, pid: u32, value: i64) {
+        let j = self.bucket_of(value);
+        self.buckets[j].insert(pid, value);
+        for below in &mut self.below[j + 1..] {
+            below.insert(pid);
+        }
+        if self.buckets[j].len() > 2 * self.target {
+            self.split(j);
+        }
+    }
+
+    /// Removes `pid`, whose value is `value`.
+    pub(crate) fn remove(&mut self, pid: u32, value: i64) {
+        let j = self.bucket_of(value);
+        self.buckets[j].remove(pid);
+        for below in &mut self.below[j + 1..] {
+            below.remove(pid);
+        }
+    }
+
+    /// Removes every profile of `gone`.
+    pub(crate) fn remove_all(&mut self, gone: &RoaringBitmap) {
+        for bucket in &mut self.buckets {
+            bucket.remove_all(gone);
+        }
+        for below in &mut self.below {
+            *below -= gone;
+        }
+    }
+
+    /// Splits bucket `j` at its median value, when it holds more than one value.
+    fn split(&mut self, j: usize) {
+        let bucket = &self.buckets[j];
+        let mut sorted = bucket.values.clone();
+        sorted.sort_unstable();
+        let (min, max) = (sorted[0], sorted[sorted.len() - 1]);
+        if min == max {
+            return;
+        }
+        let median = sorted[sorted.len() / 2];
+        // The lowest value of the upper half: the median, unless it is the minimum (then
+        // the next value up, so the lower half is the minimum's run alone).
+        let cut = if median > min {
+            median
+        } else {
+            sorted[sorted.partition_point(|&v| v <= min)]
+        };
+        let (mut lower, mut upper) = (Vec::new(), Vec::new());
+        for (&pid, &value) in bucket.pids.iter().zip(&bucket.values) {
+            if value < cut {
+                lower.push((pid, value));
+            } else {
+                upper.push((pid, value));
+            }
+        }
+        let lower = Bucket::from_pairs(lower);
+        let below_cut = &self.below[j] | &lower.members;
+        self.buckets[j] = lower;
+        self.buckets.insert(j + 1, Bucket::from_pairs(upper));
+        self.lows.insert(j + 1, cut);
+        self.below.insert(j + 1, below_cut);
+    }
+
+    /// Whether every bucket and cumulative bitmap agrees with `pairs` (for `check`).
+    pub(crate) fn holds_exactly(&self, pairs: &[(u32, i64)]) -> bool {
+        let mut expected: Vec<Vec<(u32, i64)>> = vec![Vec::new(); self.buckets.len()];
+        for &(pid, value) in pairs {
+            expected[self.bucket_of(value)].push((pid, value));
+        }
+        let mut below = RoaringBitmap::new();
+        for (j, pairs) in expected.into_iter().enumerate() {
+            if self.below[j] != below || self.buckets[j] != Bucket::from_pairs(pairs) {
+                return false;
+            }
+            below |= &self.buckets[j].members;
+        }
+        self.below[self.buckets.len()] == below
+    }
+
+    /// Number of buckets.
+    #[cfg(test)]
+    pub(crate) fn bucket_count(&self) -> usize {
+        self.buckets.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn naive(model: &std::collections::BTreeMap<u32, i64>, lo: i64, hi: i64) -> RoaringBitmap {
+        model
+            .iter()
+            .filter(|(_, v)| lo <= **v && **v <= hi)
+            .map(|(p, _)| *p)
+            .collect()
+    }
+
+    proptest! {
+        /// Ranges after a build and any sequence of inserts, removals and bulk removals
+        /// equal a scan; small targets force splits and single-value buckets.
+        #[test]
+        fn ranges_match_a_scan_through_updates(
+            initial in proptest::collection::vec((0u32..3000, -50i64..50), 0..3000),
+            target in 1usize..200,
+            ops in proptest::collection::vec((0u8..3, 0u32..3000, -60i64..60), 0..400),
+            queries in proptest::collection::vec((-70i64..70, -70i64..70), 1..20),
+        ) {
+            let mut model = std::collections::BTreeMap::new();
+            for (pid, v) in initial {
+                model.insert(pid, v);
+            }
+            let mut buckets =
+                RangeBuckets::with_target(model.iter().map(|(p, v)| (*p, *v)).collect(), target);
+            for (op, pid, v) in ops {
+                match op {
+                    0 => {
+                        if let Some(old) = model.insert(pid, v) {
+                            buckets.remove(pid, old);
+                        }
+                        buckets.insert(pid, v);
+                    }
+                    1 => {
+                        if let Some(old) = model.remove(&pid) {
+                            buckets.remove(pid, old);
+                        }
+                    }
+                    _ => {
+                        let gone: RoaringBitmap = (pid..pid + 40).collect();
+                        model.retain(|p, _| !gone.contains(*p));
+                        buckets.remove_all(&gone);
+                    }
+                }
+            }
+            let pairs: Vec<(u32, i64)> = model.iter().map(|(p, v)| (*p, *v)).collect();
+            prop_assert!(buckets.holds_exactly(&pairs));
+            for (lo, hi) in queries {
+                prop_assert_eq!(buckets.between(Some(lo), Some(hi)), naive(&model, lo, hi));
+                prop_assert_eq!(buckets.between(Some(lo), None), naive(&model, lo, i64::MAX));
+                prop_assert_eq!(buckets.between(None, Some(hi)), naive(&model, i64::MIN, hi));
+            }
+            prop_assert_eq!(buckets.between(None, None), naive(&model, i64::MIN, i64::MAX));
+            let within: RoaringBitmap = (0..3000).filter(|p| p % 7 != 3).collect();
+            for (lo, hi) in [(-10, 10), (-70, 0), (5, 5), (20, -20)] {
+                let expected = naive(&model, lo, hi);
+                prop_assert_eq!(buckets.count(Some(lo), Some(hi), None), expected.len());
+                prop_assert_eq!(
+                    buckets.count(Some(lo), Some(hi), Some(&within)),
+                    expected.intersection_len(&within)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn holds_exactly_notices_a_stale_entry() {
+        let pairs: Vec<(u32, i64)> = (0..3000).map(|p| (p, i64::from(p % 50))).collect();
+        let mut b = RangeBuckets::with_target(pairs.clone(), 100);
+        assert!(b.holds_exactly(&pairs));
+        b.insert(5000, 7);
+        assert!(!b.holds_exactly(&pairs), "an extra profile");
+        b.remove(5000, 7);
+        assert!(b.holds_exactly(&pairs));
+        b.remove(10, 10);
+        assert!(!b.holds_exactly(&pairs), "a missing profile");
+    }
+
+    #[test]
+    fn a_heavy_value_gets_its_own_bucket_and_buckets_split_as_they_grow() {
+        let mut pairs: Vec<(u32, i64)> = (0..5000).map(|p| (p, 0)).collect();
+        pairs.extend((5000..6000).map(|p| (p, i64::from(p))));
+        let mut b = RangeBuckets::build(pairs);
+        assert_eq!(b.between(Some(0), Some(0)).len(), 5000);
+        assert_eq!(b.between(Some(1), Some(5999)).len(), 1000);
+        let before = b.bucket_count();
+        for p in 6000..9000 {
+            b.insert(p, 7000 + i64::from(p % 97));
+        }
+        assert!(b.bucket_count() > before, "the grown bucket split");
+        assert_eq!(
+            b.between(Some(7000), Some(7010)).len(),
+            (6000..9000u32).filter(|p| p % 97 <= 10).count() as u64
+        );
+        assert_eq!(b.between(Some(i64::MIN), Some(i64::MAX)).len(), 9000);
+    }
+}

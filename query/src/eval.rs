@@ -4,7 +4,7 @@
 //! `difference_len` or `union_len` instead of materializing it.
 
 use crate::ir::{EventFilter, EventQuery, Node, Op, Plan};
-use engine::{scale_number, Indexes, NumericKey, Totals};
+use engine::{scale_number, Indexes, NumericKey, Series, TimeRange, Totals};
 use roaring::{MultiOps, RoaringBitmap};
 use std::borrow::Cow;
 use std::time::{Duration, Instant};
@@ -40,6 +40,22 @@ fn intersect<'a>(a: Bits<'a>, b: Bits<'a>) -> Bits<'a> {
             Cow::Owned(y)
         }
         (Cow::Borrowed(x), Cow::Borrowed(y)) => Cow::Owned(x & y),
+    }
+}
+
+/// An AND's intermediate this many times smaller than an event series has profiles is
+/// intersected with each bitmap of a window instead of the window's union (intersecting
+/// bigger ones costs more than the union: roaring intersects two arrays by merging them).
+const WINDOW_FILTER_RATIO: u64 = 64;
+
+/// The profiles of `within` with an event of `series` in `range`.
+fn window_within(series: &Series, range: TimeRange, within: &RoaringBitmap) -> RoaringBitmap {
+    if within.len().saturating_mul(WINDOW_FILTER_RATIO) < series.any.len() {
+        series.members_within(range, within)
+    } else {
+        let mut out = series.members(range);
+        out &= within;
+        out
     }
 }
 
@@ -115,8 +131,7 @@ impl<'a> Evaluator<'a> {
                     if acc.is_empty() {
                         break;
                     }
-                    let b = self.eval(n);
-                    acc = subtract(acc, &b);
+                    acc = self.minus_step(acc, n);
                 }
                 acc
             }
@@ -195,13 +210,18 @@ impl<'a> Evaluator<'a> {
                     if acc.is_empty() {
                         return 0;
                     }
-                    let b = self.eval(n);
-                    acc = subtract(acc, &b);
+                    acc = self.minus_step(acc, n);
                 }
                 if acc.is_empty() {
                     return 0;
                 }
-                let last = self.eval(&but_not[but_not.len() - 1]);
+                let last = &but_not[but_not.len() - 1];
+                if let Some((series, range)) = self.existence_window(last) {
+                    let gone =
+                        self.traced(last, |_| Cow::Owned(series.members_within(range, &acc)));
+                    return acc.len() - gone.len();
+                }
+                let last = self.eval(last);
                 acc.difference_len(&last)
             }
             _ => self.eval(node).len(),
@@ -264,8 +284,36 @@ impl<'a> Evaluator<'a> {
                 Cow::Owned(ev.range(key, *low, *high, Some(&acc)))
             });
         }
+        if let Some((series, range)) = self.existence_window(node) {
+            return self.traced(node, |_| Cow::Owned(window_within(series, range, &acc)));
+        }
         let b = self.eval(node);
         intersect(acc, b)
+    }
+
+    /// One step of an AND NOT: `acc - node`. An event window is evaluated only within
+    /// `acc`.
+    fn minus_step(&mut self, acc: Bits<'a>, node: &'a Node) -> Bits<'a> {
+        if let Some((series, range)) = self.existence_window(node) {
+            let gone = self.traced(node, |_| Cow::Owned(window_within(series, range, &acc)));
+            return subtract(acc, &gone);
+        }
+        let b = self.eval(node);
+        subtract(acc, &b)
+    }
+
+    /// The series and window of "any event in a window" (`event(type, within …)` without
+    /// count or sum), also through a saved segment that is only that: such a node is
+    /// cheaper restricted to what an AND has so far than built whole.
+    fn existence_window(&self, node: &'a Node) -> Option<(&'a Series, TimeRange)> {
+        match &node.op {
+            Op::Segment { inner, .. } => self.existence_window(inner),
+            Op::Event(q) if q.filters.is_empty() && !q.range.is_unbounded() => {
+                let series = self.ix.events().series.get(&q.key)?;
+                Some((series, q.range))
+            }
+            _ => None,
+        }
     }
 
     fn event(&self, q: &'a EventQuery) -> Bits<'a> {

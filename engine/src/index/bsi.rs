@@ -15,12 +15,12 @@ use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
-/// Up to this many profiles in `within` (or in the index), a range is evaluated on the
-/// slices restricted to them; above it, on the value buckets (then intersected).
+/// Up to this many profiles in the index, ranges are evaluated on the slices; above it,
+/// on the value buckets (restricted to `within` step by step when one is given).
 static SLICES_WITHIN_MAX: AtomicU64 = AtomicU64::new(4096);
 
-/// Sets the size up to which ranges use the slices rather than the value buckets (4096
-/// by default). Both give the same answers; the differential tests set it to 0 so that
+/// Sets the index size up to which ranges use the slices rather than the value buckets
+/// (4096 by default). Both give the same answers; the differential tests set it to 0 so that
 /// their small databases exercise the buckets too.
 #[doc(hidden)]
 pub fn set_range_slices_threshold(profiles: u64) {
@@ -252,16 +252,12 @@ impl Bsi {
         if low.zip(high).is_some_and(|(l, h)| l > h) {
             return RoaringBitmap::new();
         }
-        let small = match within {
-            Some(f) => f.len() <= slices_within_max(),
-            None => self.exists.len() <= slices_within_max(),
-        };
-        if !small {
-            let mut out = self.buckets().between(low, high);
-            if let Some(f) = within {
-                out &= f;
-            }
-            return out;
+        if self.exists.len() > slices_within_max() {
+            let buckets = self.buckets();
+            return match within {
+                Some(f) => buckets.between_within(low, high, f),
+                None => buckets.between(low, high),
+            };
         }
         let start = match within {
             Some(f) => &self.exists & f,
@@ -288,11 +284,7 @@ impl Bsi {
         high: Option<i64>,
         within: Option<&RoaringBitmap>,
     ) -> u64 {
-        let small = match within {
-            Some(f) => f.len() <= slices_within_max(),
-            None => self.exists.len() <= slices_within_max(),
-        };
-        if small {
+        if self.exists.len() <= slices_within_max() {
             return self.range_within(low, high, within).len();
         }
         self.buckets().count(low, high, within)

@@ -4,6 +4,7 @@
 //! exact filtering of the two boundary days; `count`/`sum` over a window read only the
 //! entries inside the window; `count`/`sum` without a window read the totals.
 
+use super::day_tree::DayTree;
 use crate::base::time::{day_of, DayNumber, Millis, MS_PER_DAY};
 use crate::input::record::Event;
 use roaring::{MultiOps, RoaringBitmap};
@@ -68,6 +69,11 @@ pub struct Series {
     /// milliseconds to total on first use).
     #[serde(skip)]
     totals: std::sync::OnceLock<TotalsByProfile>,
+    /// Unions of the day bitmaps over aligned spans of days: derived on the first
+    /// windowed existence query ([`Series::members`]) and kept up to date from then on;
+    /// not in the checkpoint.
+    #[serde(skip)]
+    tree: std::sync::OnceLock<DayTree>,
 }
 
 /// Two series are equal when they hold the same events (their totals follow from them).
@@ -102,6 +108,9 @@ impl Series {
         let day = day_of(at);
         let bucket = self.days.entry(day).or_default();
         bucket.members.insert(pid);
+        if let Some(tree) = self.tree.get_mut() {
+            tree.add(pid, day);
+        }
         bucket.entries.push(Entry {
             ms_of_day: (at - i64::from(day) * MS_PER_DAY) as u32,
             pid,
@@ -144,11 +153,18 @@ impl Series {
             return;
         };
         bucket.entries.swap_remove(pos);
-        if !bucket.entries.iter().any(|e| e.pid == pid) {
+        let left_the_day = !bucket.entries.iter().any(|e| e.pid == pid);
+        if left_the_day {
             bucket.members.remove(pid);
         }
         if bucket.entries.is_empty() {
             self.days.remove(&day);
+        }
+        if let (true, Some(tree)) = (left_the_day, self.tree.get_mut()) {
+            let days = &self.days;
+            tree.remove(pid, day, |d| {
+                days.get(&d).is_some_and(|b| b.members.contains(pid))
+            });
         }
         let totals = self.totals.get_mut().expect("totalled above");
         if let Some(t) = totals.get_mut(&pid) {
@@ -163,6 +179,9 @@ impl Series {
 
     fn remove_profiles(&mut self, pids: &RoaringBitmap) {
         self.any -= pids;
+        if let Some(tree) = self.tree.get_mut() {
+            tree.remove_all(pids);
+        }
         if let Some(totals) = self.totals.get_mut() {
             totals.retain(|p, _| !pids.contains(*p));
         }
@@ -178,34 +197,83 @@ impl Series {
         if range.is_unbounded() {
             return self.any.clone();
         }
-        let first = range.from.map(day_of);
-        let last = range.until.map(|u| day_of(u - 1));
-        let (lo, hi) = (
-            first.unwrap_or(DayNumber::MIN),
-            last.unwrap_or(DayNumber::MAX),
-        );
+        self.members_in(range, None)
+    }
+
+    /// Profiles of `within` with at least one event in `range`: every step works on the
+    /// intersection, so a small `within` makes it cheap.
+    pub fn members_within(&self, range: TimeRange, within: &RoaringBitmap) -> RoaringBitmap {
+        if range.is_unbounded() {
+            return &self.any & within;
+        }
+        self.members_in(range, Some(within))
+    }
+
+    /// The whole days inside `range` from the day tree, the two boundary days exactly.
+    fn members_in(&self, range: TimeRange, within: Option<&RoaringBitmap>) -> RoaringBitmap {
+        let (Some((&first, _)), Some((&last, _))) =
+            (self.days.first_key_value(), self.days.last_key_value())
+        else {
+            return RoaringBitmap::new();
+        };
+        let lo = range.from.map_or(first, |f| day_of(f).max(first));
+        let hi = range.until.map_or(last, |u| day_of(u - 1).min(last));
         if lo > hi {
             return RoaringBitmap::new();
         }
+        let start = |d: DayNumber| i64::from(d) * MS_PER_DAY;
+        let lo_partial = range.from.is_some_and(|f| f > start(lo));
+        let hi_partial = range.until.is_some_and(|u| u < start(hi) + MS_PER_DAY);
         let mut exact = RoaringBitmap::new();
-        let mut whole = Vec::new();
-        for (day, bucket) in self.days.range(lo..=hi) {
-            let day_start = i64::from(*day) * MS_PER_DAY;
-            let covers_day = range.from.is_none_or(|f| f <= day_start)
-                && range.until.is_none_or(|u| u >= day_start + MS_PER_DAY);
-            if covers_day {
-                whole.push(&bucket.members);
-            } else {
+        let mut exactly = |day: DayNumber| {
+            if let Some(bucket) = self.days.get(&day) {
                 exact.extend(
                     bucket
                         .entries
                         .iter()
-                        .filter(|e| range.contains(day_start + i64::from(e.ms_of_day)))
+                        .filter(|e| range.contains(start(day) + i64::from(e.ms_of_day)))
+                        .filter(|e| within.is_none_or(|w| w.contains(e.pid)))
                         .map(|e| e.pid),
                 );
             }
+        };
+        if lo_partial {
+            exactly(lo);
         }
-        whole.into_iter().union() | exact
+        if hi_partial && !(lo == hi && lo_partial) {
+            exactly(hi);
+        }
+        let (whole_lo, whole_hi) = (
+            lo + DayNumber::from(lo_partial),
+            hi - DayNumber::from(hi_partial),
+        );
+        if whole_lo > whole_hi {
+            return exact;
+        }
+        let tree = self
+            .tree
+            .get_or_init(|| DayTree::build(self.days.iter().map(|(d, b)| (*d, &b.members))));
+        let cover = tree.cover(&self.days, whole_lo, whole_hi);
+        let mut out = match within {
+            None => cover.into_iter().union(),
+            Some(w) => {
+                let mut out = RoaringBitmap::new();
+                for node in cover {
+                    out |= node & w;
+                }
+                out
+            }
+        };
+        out |= exact;
+        out
+    }
+
+    /// Whether the day tree, where derived, holds exactly the unions of the day buckets
+    /// (for `check`).
+    pub(crate) fn tree_is_exact(&self) -> bool {
+        self.tree
+            .get()
+            .is_none_or(|t| *t == DayTree::build(self.days.iter().map(|(d, b)| (*d, &b.members))))
     }
 
     /// Count and sum per profile of the events in `range`.
@@ -357,6 +425,62 @@ mod tests {
                 index.remove(*pid, &[Event { kind: "buy".into(), at: *at, category: None, value: Some(f64::from(*v)) }]);
             }
             prop_assert!(index.series.is_empty());
+        }
+    }
+    proptest! {
+        /// Windowed existence through the day tree equals a scan, before and after events
+        /// are added and removed and profiles erased once the tree is derived; windows
+        /// start and end anywhere (to the millisecond) across spans wider than its top.
+        #[test]
+        fn existence_windows_match_a_scan_through_updates(
+            seed in proptest::collection::vec((0u32..40, -300i64..3000, 0i64..MS_PER_DAY), 0..200),
+            later in proptest::collection::vec((0u8..3, 0u32..40, -300i64..3000, 0i64..MS_PER_DAY), 0..80),
+            windows in proptest::collection::vec((proptest::option::of(-400i64..3100), proptest::option::of(-400i64..3100), 0i64..MS_PER_DAY), 1..12),
+        ) {
+            let event = |day: i64, ms: i64| Event { kind: "visit".into(), at: day * MS_PER_DAY + ms, category: None, value: None };
+            let mut index = EventIndex::default();
+            let mut model: Vec<(u32, Millis)> = Vec::new();
+            for (pid, day, ms) in seed {
+                index.add(pid, &[event(day, ms)]);
+                model.push((pid, day * MS_PER_DAY + ms));
+            }
+            let key = EventKey { kind: "visit".into(), category: None };
+            let within: RoaringBitmap = (0..40).filter(|p| p % 3 != 1).collect();
+            let check = |index: &EventIndex, model: &[(u32, Millis)]| -> Result<(), TestCaseError> {
+                for (from, until, ms) in &windows {
+                    let range = TimeRange {
+                        from: from.map(|d| d * MS_PER_DAY + ms),
+                        until: until.map(|d| d * MS_PER_DAY + (MS_PER_DAY - ms)),
+                    };
+                    let expect: RoaringBitmap = model.iter().filter(|(_, at)| range.contains(*at)).map(|(p, _)| *p).collect();
+                    let series = index.series.get(&key);
+                    prop_assert_eq!(series.map(|s| s.members(range)).unwrap_or_default(), expect.clone());
+                    prop_assert_eq!(series.map(|s| s.members_within(range, &within)).unwrap_or_default(), expect & &within);
+                    prop_assert!(series.is_none_or(|s| s.tree_is_exact()));
+                }
+                Ok(())
+            };
+            check(&index, &model)?;
+            for (op, pid, day, ms) in later {
+                match op {
+                    0 => {
+                        index.add(pid, &[event(day, ms)]);
+                        model.push((pid, day * MS_PER_DAY + ms));
+                    }
+                    1 => {
+                        if let Some(pos) = model.iter().position(|(p, _)| *p == pid) {
+                            let (p, at) = model.swap_remove(pos);
+                            index.remove(p, &[Event { kind: "visit".into(), at, category: None, value: None }]);
+                        }
+                    }
+                    _ => {
+                        let gone: RoaringBitmap = (pid..pid + 3).collect();
+                        index.remove_profiles(&gone);
+                        model.retain(|(p, _)| !gone.contains(*p));
+                    }
+                }
+            }
+            check(&index, &model)?;
         }
     }
 }

@@ -4,6 +4,7 @@
 
 mod bsi;
 mod checkpoint;
+mod day_tree;
 mod events;
 mod postings;
 mod range;
@@ -210,6 +211,11 @@ impl Indexes {
             match other.events.series.get(key) {
                 Some(o) if s.same_as(o) => {}
                 _ => out.push(format!("event series {key:?} differs")),
+            }
+            if !s.tree_is_exact() {
+                out.push(format!(
+                    "event series {key:?}: day tree differs from its days"
+                ));
             }
         }
         for key in other.events.series.keys() {

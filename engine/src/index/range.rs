@@ -176,6 +176,36 @@ impl RangeBuckets {
         out
     }
 
+    /// Profiles of `within` with `lo <= value <= hi`: the decomposition of
+    /// [`RangeBuckets::between`] applied to `within`, so every step is as small as it is.
+    pub(crate) fn between_within(
+        &self,
+        lo: Option<i64>,
+        hi: Option<i64>,
+        within: &RoaringBitmap,
+    ) -> RoaringBitmap {
+        let (lo, hi) = (lo.unwrap_or(i64::MIN), hi.unwrap_or(i64::MAX));
+        if lo > hi {
+            return RoaringBitmap::new();
+        }
+        let (jl, jh) = (self.bucket_of(lo), self.bucket_of(hi));
+        if jl == jh {
+            return self.part(jl, lo, hi) & within;
+        }
+        let mut out = if self.high_of(jh) <= hi {
+            within & &self.below[jh + 1]
+        } else {
+            let mut out = within & &self.below[jh];
+            out |= self.buckets[jh].scan(self.lows[jh], hi) & within;
+            out
+        };
+        out -= &self.below[jl];
+        if self.lows[jl] < lo {
+            out -= self.buckets[jl].scan(self.lows[jl], lo - 1);
+        }
+        out
+    }
+
     /// How many profiles of `within` (all when `None`) have `lo <= value <= hi`: the
     /// same decomposition as [`RangeBuckets::between`], counted without building it.
     pub(crate) fn count(
@@ -367,6 +397,10 @@ mod tests {
                 prop_assert_eq!(
                     buckets.count(Some(lo), Some(hi), Some(&within)),
                     expected.intersection_len(&within)
+                );
+                prop_assert_eq!(
+                    buckets.between_within(Some(lo), Some(hi), &within),
+                    &expected & &within
                 );
             }
         }

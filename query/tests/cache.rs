@@ -218,10 +218,14 @@ const EXPRS: &[&str] = &[
     r#"age >= 38 OR event("purchase", category = "shoes", within 1d)"#,
 ];
 
+/// A person to ingest: (index, NL?, consent, purchases (jeans?, offset from base in ms,
+/// value)).
+type Person = (u32, bool, bool, Vec<(bool, i64, u32)>);
+
 #[derive(Debug, Clone)]
 enum Step {
-    /// People (index, NL?, consent) with purchases (jeans?, offset from base in ms, value).
-    Ingest(Vec<(u32, bool, bool, Vec<(bool, i64, u32)>)>),
+    /// People to ingest.
+    Ingest(Vec<Person>),
     /// Moves the evaluation time on (or back) by this many ms.
     Advance(i64),
     /// Moves the evaluation time to just around where an event leaves a window:

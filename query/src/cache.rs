@@ -208,3 +208,34 @@ impl LeafCache {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_hold_for_their_generation_and_times_only() {
+        let cache = LeafCache::new();
+        let limits = Limits::default();
+        cache.put_count(2, limits, "ALL", 10..20, 7);
+        assert_eq!(cache.count(2, &limits, "ALL", 10), Some(7));
+        assert_eq!(cache.count(2, &limits, "ALL", 19), Some(7));
+        assert_eq!(cache.count(2, &limits, "ALL", 20), None);
+        assert_eq!(cache.count(2, &limits, "ALL", 9), None);
+        assert_eq!(cache.count(2, &limits, "all", 10), None);
+        let other = Limits {
+            max_bytes: 10,
+            ..limits
+        };
+        assert_eq!(cache.count(2, &other, "ALL", 10), None);
+        // A reader that read an older generation is not served, and does not empty it.
+        assert_eq!(cache.count(1, &limits, "ALL", 10), None);
+        cache.put_count(1, limits, "ALL", 0..100, 1);
+        assert_eq!(cache.count(2, &limits, "ALL", 10), Some(7));
+        assert_eq!(cache.count(2, &limits, "ALL", 50), None);
+        // A newer generation empties it.
+        assert_eq!(cache.count(3, &limits, "ALL", 10), None);
+        assert_eq!(cache.count(2, &limits, "ALL", 10), None);
+        assert_eq!(cache.count_stats(), (3, 8));
+    }
+}

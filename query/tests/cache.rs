@@ -318,3 +318,25 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn extreme_evaluation_times_agree() {
+    let (_dir, engine) = open();
+    engine
+        .ingest_json(&[person(1, "NL", true, &[("jeans", base(), 5)])])
+        .unwrap();
+    let cache = LeafCache::new();
+    for at in [i64::MIN, i64::MIN + 1, -1, 0, i64::MAX - 1, i64::MAX] {
+        for expr in EXPRS.iter().chain(&[r#"event("purchase", within 200y)"#]) {
+            for _ in 0..2 {
+                let cached = Segments::new(&engine).with_cache(&cache).at(at).count(expr);
+                let fresh = Segments::new(&engine).at(at).count(expr);
+                assert_eq!(
+                    format!("{cached:?}"),
+                    format!("{fresh:?}"),
+                    "{expr} at {at}"
+                );
+            }
+        }
+    }
+}

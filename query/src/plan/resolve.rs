@@ -47,7 +47,7 @@ pub(super) fn resolve(
     let valid = if lo <= at && at < hi {
         lo..hi
     } else {
-        at..at + 1
+        at..at.saturating_add(1)
     };
     Ok((node, valid))
 }
@@ -256,8 +256,8 @@ impl Planner<'_> {
                 };
                 let key = numeric(BIRTH_DATE, NumericKind::Date);
                 let today = day_of(self.at);
-                let start = i64::from(today) * MS_PER_DAY;
-                self.narrow(start, start + MS_PER_DAY);
+                let start = i64::from(today).saturating_mul(MS_PER_DAY);
+                self.narrow(start, start.saturating_add(MS_PER_DAY));
                 let exact = |op| match age::birth_range(today, op, x) {
                     Some(b) => range(key.clone(), b),
                     None => Node::new(Op::Empty),

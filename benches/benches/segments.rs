@@ -24,6 +24,33 @@ fn segments(c: &mut Criterion) {
         });
     }
     group.finish();
+    // The server's result cache (`query::LeafCache`) on the marketing segment: a repeated
+    // count (one lookup), and an evaluation whose leaves all come from the cache (the
+    // AND of eight bitmaps that a count-cache miss still pays), both evaluated now.
+    let marketing = file["queries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["name"] == "marketing_8")
+        .and_then(|q| q["expr"].as_str())
+        .unwrap();
+    let cache = cidb::query::LeafCache::new();
+    c.bench_function("cached/count_marketing_8_now", |b| {
+        b.iter(|| {
+            db.segments()
+                .with_cache(&cache)
+                .count(marketing)
+                .expect("count")
+        })
+    });
+    c.bench_function("cached/leaves_evaluate_marketing_8_now", |b| {
+        b.iter(|| {
+            db.segments()
+                .with_cache(&cache)
+                .evaluate(marketing)
+                .expect("evaluate")
+        })
+    });
     let example = file["queries"][1]["expr"].as_str().unwrap();
     c.bench_function("evaluate/spec_example", |b| {
         b.iter(|| s.evaluate(example).expect("evaluate"))

@@ -98,6 +98,8 @@ echo
 
 wrk -t "$THREADS" -c "$CONNECTIONS" -d "${DURATION}s" --latency -s "$SCRATCH/count.lua" \
   "http://127.0.0.1:$PORT/v1/segments/count" | tee "$SCRATCH/wrk.txt"
+# How many counts the server answered from its count cache (servers that have one).
+curl -fsS "http://127.0.0.1:$PORT/metrics" | grep '^cidb_segment_count_cache' || true
 
 python3 - "$SCRATCH/wrk.txt" "$QUERY" "$CONNECTIONS" "${AT:-now}" <<'EOF'
 import re, sys

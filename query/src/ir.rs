@@ -102,6 +102,9 @@ pub struct Plan {
     pub(crate) root: Node,
     pub(crate) nodes: usize,
     pub(crate) at: Millis,
+    /// The evaluation times at which the planned expression has the same members on the
+    /// same snapshot (holds `at`; `resolve.rs` narrows it for `age` and `within`).
+    pub(crate) valid: std::ops::Range<Millis>,
 }
 
 impl Plan {
@@ -113,6 +116,7 @@ impl Plan {
             root,
             nodes: next,
             at,
+            valid: at..at.saturating_add(1),
         }
     }
 

@@ -145,9 +145,24 @@ impl<'e> Segments<'e> {
         })
     }
 
-    /// Counts an expression's members without materializing the final bitmap.
+    /// Counts an expression's members without materializing the final bitmap. With a
+    /// cache, a count made before on the same state, exact at this evaluation time, is
+    /// answered from it (see [`LeafCache`]).
     pub fn count(&self, src: &str) -> Result<u64, Error> {
-        self.on_plan(src, |_, ix, plan| Ok(Evaluator::new(ix).count(&plan.root)))
+        let at = self.now();
+        if let Some(cache) = self.cache {
+            if let Some(n) = cache.count(self.engine.generation(), &self.limits, src, at) {
+                return Ok(n);
+            }
+        }
+        let expr = self.parse(src)?;
+        let snap = self.engine.snapshot();
+        let plan = self.plan_on(&snap, at, src, &expr, None)?;
+        let n = Evaluator::new(snap.indexes()).count(&plan.root);
+        if let Some(cache) = self.cache {
+            cache.put_count(snap.generation(), self.limits, src, plan.valid.clone(), n);
+        }
+        Ok(n)
     }
 
     /// The plan with estimated and actual cardinalities and times.
@@ -324,12 +339,31 @@ mod sealed {
     impl Sealed for engine::Engine {}
 }
 
+/// An event leaf whose window has a start, with that start moved to the earliest event of
+/// its series at or after it (`i64::MAX` when there is none): a window starting anywhere
+/// from just after the previous event up to that one holds the same events, so it has the
+/// same members, counts and sums. `None`: the leaf is its own key.
+fn canonical(op: &Op, ix: &Indexes) -> Option<Op> {
+    let Op::Event(q) = op else { return None };
+    let from = q.range.from?;
+    let first = ix
+        .events()
+        .series
+        .get(&q.key)
+        .and_then(|s| s.neighbours(from).1)
+        .unwrap_or(Millis::MAX);
+    let mut q = q.clone();
+    q.range.from = Some(first);
+    Some(Op::Event(q))
+}
+
 /// Replaces every range and event leaf of `node` by its result from `cache` (computed and
 /// kept there on a miss). Node ids stay as planned: only leaves change.
 fn cached_leaves(node: &mut Node, cache: &LeafCache, ix: &Indexes, generation: u64) {
     match &mut node.op {
         Op::Range { .. } | Op::Event(_) => {
-            let bits = cache.leaf(generation, &node.op, || {
+            let key = canonical(&node.op, ix);
+            let bits = cache.leaf(generation, key.as_ref().unwrap_or(&node.op), || {
                 Evaluator::new(ix).eval(node).into_owned()
             });
             node.estimate = bits.len();

@@ -2127,3 +2127,81 @@ fn sigterm_right_after_start_stops_cleanly() {
         assert!(check.status.success());
     }
 }
+
+/// Repeated counts are answered from the cache (visible in `/metrics`), and every change
+/// over HTTP — an ingest, a consent change, a saved segment's redefinition, an erasure —
+/// is seen by the next count at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn cached_counts_are_never_stale() {
+    let s = start(&[]);
+    let a = &s.analyst;
+    let count = |expr: &'static str| {
+        let s = &s;
+        async move {
+            s.json("POST", "/v1/segments/count", a, json!({ "expr": expr }))
+                .await["count"]
+                .as_u64()
+                .unwrap()
+        }
+    };
+    let hits = |metrics: &str| -> u64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with("cidb_segment_count_cache_hits_total "))
+            .and_then(|l| l.split(' ').nth(1))
+            .and_then(|n| n.parse().ok())
+            .unwrap()
+    };
+    let expr = r#"country = "NL" AND consent("marketing")"#;
+    assert_eq!(count(expr).await, 1);
+    let (_, before) = s.call("GET", "/metrics", None, None).await;
+    assert_eq!(count(expr).await, 1);
+    let (_, after) = s.call("GET", "/metrics", None, None).await;
+    assert_eq!(hits(&after), hits(&before) + 1, "{after}");
+
+    // Consent given by b.
+    s.json(
+        "POST",
+        "/v1/records",
+        &s.ingest,
+        json!([{"source": "crm", "identifiers": {"email": "b@example.com"}, "consent": {"marketing": true}}]),
+    )
+    .await;
+    assert_eq!(count(expr).await, 2);
+    // A new person.
+    s.json(
+        "POST",
+        "/v1/records",
+        &s.ingest,
+        json!([{"source": "crm", "identifiers": {"email": "n@example.com"}, "attributes": {"country": "NL"}, "consent": {"marketing": true}}]),
+    )
+    .await;
+    assert_eq!(count(expr).await, 3);
+    // A saved segment redefined.
+    let seg = r#"segment("cached") AND consent("marketing")"#;
+    s.json(
+        "PUT",
+        "/v1/segments/cached",
+        a,
+        json!({"expr": r#"country = "NL""#}),
+    )
+    .await;
+    assert_eq!(count(seg).await, 3);
+    s.json(
+        "PUT",
+        "/v1/segments/cached",
+        a,
+        json!({"expr": r#"country = "DE""#}),
+    )
+    .await;
+    assert_eq!(count(seg).await, 0);
+    // An erasure.
+    s.json(
+        "POST",
+        "/v1/privacy/forget",
+        &s.admin,
+        json!({"email": "b@example.com"}),
+    )
+    .await;
+    assert_eq!(count(expr).await, 2);
+}

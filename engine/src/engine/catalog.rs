@@ -21,15 +21,37 @@ impl Engine {
         self.store.records(SEGMENT_PREFIX)
     }
 
-    /// Saves (or replaces) a segment durably.
+    /// Saves (or replaces) a segment durably. Moves the generation on (expressions that
+    /// refer to the segment may now mean something else: answers cached against the
+    /// generation must not be served).
     pub fn put_saved_segment(&self, segment: &SavedSegmentRecord) -> Result<(), StorageError> {
-        self.store
-            .put_record(&format!("{SEGMENT_PREFIX}{}", segment.name), Some(segment))
+        self.segments_changed(|| {
+            self.store
+                .put_record(&format!("{SEGMENT_PREFIX}{}", segment.name), Some(segment))
+        })
     }
 
-    /// Removes the saved segment `name` durably; `false` when there was none.
+    /// Removes the saved segment `name` durably; `false` when there was none. Moves the
+    /// generation on, like [`Engine::put_saved_segment`].
     pub fn delete_saved_segment(&self, name: &str) -> Result<bool, StorageError> {
-        self.delete_record::<SavedSegmentRecord>(&format!("{SEGMENT_PREFIX}{name}"))
+        self.segments_changed(|| {
+            self.delete_record::<SavedSegmentRecord>(&format!("{SEGMENT_PREFIX}{name}"))
+        })
+    }
+
+    /// Runs a change of the saved segments under the writer lock, then moves the
+    /// generation on (also after a failure: the change may have been made). A reader that
+    /// planned with the old definition cached its answer against the old generation; one
+    /// that sees the new generation reads the new definition (it is stored first).
+    fn segments_changed<T>(
+        &self,
+        change: impl FnOnce() -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        let _writer = self.writer.lock().expect("writer lock");
+        let result = change();
+        let mut state = self.state.write().expect("state lock");
+        self.bump_generation(&mut state);
+        result
     }
 
     /// The daily counts of the saved segment `name` (`None`: none recorded yet).

@@ -91,7 +91,7 @@ impl Engine {
                 indexes, models, ..
             } = &mut *state;
             models.rescore(indexes, &std::iter::once(pid).collect());
-            state.generation += 1;
+            self.bump_generation(&mut state);
             self.export_cache.invalidate([pid]);
             state.counters = counters;
         }

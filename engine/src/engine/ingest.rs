@@ -306,7 +306,7 @@ impl Engine {
                 } = &mut *state;
                 models.rescore(indexes, &touched);
             }
-            state.generation += 1;
+            self.bump_generation(&mut state);
             self.export_cache.invalidate(changed.iter());
             state.counters = counters.clone();
         }

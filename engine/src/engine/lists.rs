@@ -99,7 +99,7 @@ impl Engine {
         report.added += fresh.len() as u64;
         report.profiles = list.members.len();
         suppression.recompute_any();
-        state.generation += 1;
+        self.bump_generation(&mut state);
         Ok(())
     }
 
@@ -134,7 +134,7 @@ impl Engine {
             }
         }
         suppression.recompute_any();
-        state.generation += 1;
+        self.bump_generation(&mut state);
         Ok(())
     }
 
@@ -167,7 +167,7 @@ impl Engine {
         let mut state = self.state.write().expect("state lock");
         state.suppression.lists.remove(name);
         state.suppression.recompute_any();
-        state.generation += 1;
+        self.bump_generation(&mut state);
         drop(state);
         self.audit("suppress_delete", serde_json::json!({ "list": name }), None)?;
         tracing::info!(list = name, "suppression list deleted");

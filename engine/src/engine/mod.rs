@@ -313,6 +313,23 @@ impl Engine {
         })
     }
 
+    /// The generation of the state readers see now ([`Snapshot::generation`]); never waits
+    /// for a lock. Every change a reader can see (ingest, erasure, suppression lists,
+    /// models, saved segments) moves it on before its call returns, so an answer cached
+    /// against the value read here before the change is never served after it.
+    pub fn generation(&self) -> u64 {
+        self.published.generation.load(Ordering::Acquire)
+    }
+
+    /// Moves the generation on (call with the state's write lock, after changing the
+    /// state) and publishes it for [`Engine::generation`].
+    pub(crate) fn bump_generation(&self, state: &mut State) {
+        state.generation += 1;
+        self.published
+            .generation
+            .store(state.generation, Ordering::Release);
+    }
+
     /// Live profiles, as of the last commit; never waits for a lock (for metrics and
     /// health checks).
     pub fn profile_count(&self) -> u64 {

@@ -61,7 +61,7 @@ impl Engine {
                 model: model.clone(),
                 scores: Arc::new(scores),
             });
-            state.generation += 1;
+            self.bump_generation(&mut state);
         }
         let r = &model.report;
         self.audit(
@@ -105,7 +105,7 @@ impl Engine {
         {
             let mut state = self.state.write().expect("state lock");
             state.models.remove(name);
-            state.generation += 1;
+            self.bump_generation(&mut state);
         }
         self.audit("delete_model", serde_json::json!({ "model": name }), None)?;
         Ok(true)

@@ -276,6 +276,36 @@ impl Series {
             .is_none_or(|t| *t == DayTree::build(self.days.iter().map(|(d, b)| (*d, &b.members))))
     }
 
+    /// The time of the latest entry before `t` and of the earliest at or after `t`
+    /// (`None`: there is none). Reads only the entries of the days that hold them.
+    /// Every window `[from', ..)` with `from'` in `(before, at_or_after]` holds exactly
+    /// the entries `[t, ..)` holds (caches use this to keep a window's result while the
+    /// evaluation time moves).
+    pub fn neighbours(&self, t: Millis) -> (Option<Millis>, Option<Millis>) {
+        let day = day_of(t);
+        let time = |d: DayNumber, e: &Entry| i64::from(d) * MS_PER_DAY + i64::from(e.ms_of_day);
+        let before = self.days.range(..=day).rev().find_map(|(d, b)| {
+            b.entries
+                .iter()
+                .map(|e| time(*d, e))
+                .filter(|x| *x < t)
+                .max()
+        });
+        let after = self.days.range(day..).find_map(|(d, b)| {
+            b.entries
+                .iter()
+                .map(|e| time(*d, e))
+                .filter(|x| *x >= t)
+                .min()
+        });
+        (before, after)
+    }
+
+    /// Whether any entry has a time in `[from, until)`.
+    pub fn has_entries_between(&self, from: Millis, until: Millis) -> bool {
+        from < until && self.neighbours(from).1.is_some_and(|x| x < until)
+    }
+
     /// Count and sum per profile of the events in `range`.
     pub fn aggregate(&self, range: TimeRange) -> TotalsByProfile {
         if range.is_unbounded() {
@@ -418,6 +448,17 @@ mod tests {
                 for pid in 0..20u32 {
                     let n = inside.iter().filter(|(p, _, _)| *p == pid).count() as u32;
                     prop_assert_eq!(agg.get(&pid).map(|t| t.count).unwrap_or(0), n);
+                }
+            }
+            if let Some(s) = index.series.get(&key) {
+                for t in [from, until].into_iter().flatten() {
+                    let (before, after) = s.neighbours(t);
+                    let times = events.iter().map(|(_, at, _)| *at);
+                    prop_assert_eq!(before, times.clone().filter(|x| *x < t).max());
+                    prop_assert_eq!(after, times.clone().filter(|x| *x >= t).min());
+                    if let (Some(f), Some(u)) = (from, until) {
+                        prop_assert_eq!(s.has_entries_between(f, u), times.clone().any(|x| x >= f && x < u));
+                    }
                 }
             }
             // removing everything leaves nothing behind

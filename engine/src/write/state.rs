@@ -20,6 +20,9 @@ pub(crate) struct Published {
     pub(crate) profiles: AtomicU64,
     /// Profiles changed since the last checkpoint.
     pub(crate) dirty: AtomicU64,
+    /// The state's generation ([`State::generation`]), stored under the state's write lock
+    /// before it is released, so a change whose call returned is always seen here.
+    pub(crate) generation: AtomicU64,
 }
 
 impl Published {
@@ -37,7 +40,8 @@ pub(crate) struct State {
     pub(crate) links: Links,
     /// Suppression lists and the profiles they match.
     pub(crate) suppression: SuppressionLists,
-    /// Bumped by every change a reader can see (caches key on it).
+    /// Bumped by every change a reader can see (caches key on it), only through
+    /// `Engine::bump_generation`, which publishes it.
     pub(crate) generation: u64,
     pub(crate) counters: Counters,
     /// Models and the percentiles of the live profiles.

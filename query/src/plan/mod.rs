@@ -34,7 +34,9 @@ pub(crate) fn plan(
     expr: &Expr,
     saving: Option<&str>,
 ) -> Result<Plan, Error> {
-    let node = resolve::resolve(snap, segments, limits, at, expr, saving)?;
+    let (node, valid) = resolve::resolve(snap, segments, limits, at, expr, saving)?;
     let root = optimize::optimize(snap.indexes(), node);
-    Ok(Plan::new(root, at))
+    let mut plan = Plan::new(root, at);
+    plan.valid = valid;
+    Ok(plan)
 }

@@ -19,8 +19,11 @@ use engine::{
     Millis, NumericKey, NumericKind, Snapshot, Term, TimeRange, ValueKind, MS_PER_DAY,
 };
 use roaring::RoaringBitmap;
+use std::cell::Cell;
 
-/// Resolves `expr` against `snap` at time `at`.
+/// Resolves `expr` against `snap` at time `at`. Also returns the evaluation times at which
+/// the same expression on the same snapshot has the same members (half-open, holds `at`;
+/// see [`Planner::valid`]).
 pub(super) fn resolve(
     snap: &Snapshot<'_>,
     segments: &dyn SegmentSource,
@@ -28,7 +31,7 @@ pub(super) fn resolve(
     at: Millis,
     expr: &Expr,
     saving: Option<&str>,
-) -> Result<Node, Error> {
+) -> Result<(Node, std::ops::Range<Millis>), Error> {
     let mut p = Planner {
         ix: snap.indexes(),
         suppressed: &|name| snap.suppressed(name).map(|b| b & snap.indexes().live()),
@@ -37,8 +40,16 @@ pub(super) fn resolve(
         limits,
         at,
         stack: saving.map(|s| vec![s.to_string()]).unwrap_or_default(),
+        valid: Cell::new((Millis::MIN, Millis::MAX)),
     };
-    p.compile(expr)
+    let node = p.compile(expr)?;
+    let (lo, hi) = p.valid.get();
+    let valid = if lo <= at && at < hi {
+        lo..hi
+    } else {
+        at..at.saturating_add(1)
+    };
+    Ok((node, valid))
 }
 
 struct Planner<'a> {
@@ -52,6 +63,11 @@ struct Planner<'a> {
     at: Millis,
     /// Saved segments being planned, outermost first (cycle detection).
     stack: Vec<String>,
+    /// Evaluation times `[lo, hi)` (around `at`) that resolve every time-dependent
+    /// predicate seen so far to the same members on this snapshot: `age` to the same
+    /// birth-date range (the same day), each `within` window to one holding exactly the
+    /// same events. Everything else in a plan is independent of the evaluation time.
+    valid: Cell<(Millis, Millis)>,
 }
 
 fn err(kind: ErrorKind, span: Span) -> Error {
@@ -240,6 +256,8 @@ impl Planner<'_> {
                 };
                 let key = numeric(BIRTH_DATE, NumericKind::Date);
                 let today = day_of(self.at);
+                let start = i64::from(today).saturating_mul(MS_PER_DAY);
+                self.narrow(start, start.saturating_add(MS_PER_DAY));
                 let exact = |op| match age::birth_range(today, op, x) {
                     Some(b) => range(key.clone(), b),
                     None => Node::new(Op::Empty),
@@ -434,17 +452,55 @@ impl Planner<'_> {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
         };
+        let key = EventKey {
+            kind: event_type,
+            category,
+        };
+        if let (Some(start), Some(from)) = (within, from) {
+            self.window_validity(&key, start, since, from);
+        }
         Ok(Node::new(Op::Event(EventQuery {
-            key: EventKey {
-                kind: event_type,
-                category,
-            },
+            key,
             range: TimeRange {
                 from,
                 until: before,
             },
             filters,
         })))
+    }
+
+    /// Keeps only the evaluation times in `[lo, hi)`.
+    fn narrow(&self, lo: Millis, hi: Millis) {
+        let (l, h) = self.valid.get();
+        self.valid.set((l.max(lo), h.min(hi)));
+    }
+
+    /// Narrows the valid evaluation times to those whose window starts at the same
+    /// events: `within` starts the window at `start` = `at - w` (saturating), `since` at
+    /// a fixed time; the window starts at `from` = the later of the two. With `before`
+    /// the latest entry time before `from` and `after` the earliest at or after it, a
+    /// window starting anywhere in `(before, after]` holds the same events. At `at'` the
+    /// window starts at `max(at' - w, since)`: in that interval when `at' - w <= after`
+    /// (`since <= from <= after`) and `at' - w > before` — unless `since` alone sets
+    /// the start (`since >= at - w`), which it then does for every earlier `at'` too.
+    fn window_validity(&self, key: &EventKey, start: Millis, since: Option<Millis>, from: Millis) {
+        if start == Millis::MIN {
+            // `at - w` saturated: keep this very evaluation time only.
+            self.narrow(self.at, self.at.saturating_add(1));
+            return;
+        }
+        let w = self.at - start;
+        let (before, after) = match self.ix.events().series.get(key) {
+            Some(series) => series.neighbours(from),
+            None => (None, None),
+        };
+        let lo = match before {
+            _ if since.is_some_and(|s| s >= start) => Millis::MIN,
+            Some(b) => b.saturating_add(w).saturating_add(1),
+            None => Millis::MIN,
+        };
+        let hi = after.map_or(Millis::MAX, |a| a.saturating_add(w).saturating_add(1));
+        self.narrow(lo, hi);
     }
 
     fn segment(&mut self, name: &Name) -> Result<Node, Error> {

@@ -34,6 +34,10 @@ pub struct Metrics {
     pub rejected_records: Counter,
     pub profiles: Gauge,
     pub evaluation: Histogram,
+    /// `POST /v1/segments/count` answered from the count cache (no evaluation).
+    pub count_cache_hits: Counter,
+    /// `POST /v1/segments/count` evaluated (the cache had no exact answer).
+    pub count_cache_misses: Counter,
     /// Identifiers (adds and removes) pushed and acknowledged, per destination.
     pub pushed_identifiers: Family<DestinationLabels, Counter>,
     /// Retries after transient platform failures, per destination.
@@ -84,6 +88,18 @@ impl Metrics {
             "Time to plan and evaluate a segment expression",
             evaluation.clone(),
         );
+        let count_cache_hits = Counter::default();
+        let count_cache_misses = Counter::default();
+        registry.register(
+            "segment_count_cache_hits",
+            "Segment counts answered from the cache (same expression, data generation, and an evaluation time it is exact for)",
+            count_cache_hits.clone(),
+        );
+        registry.register(
+            "segment_count_cache_misses",
+            "Segment counts evaluated because the cache had no exact answer",
+            count_cache_misses.clone(),
+        );
         let pushed_identifiers = Family::<DestinationLabels, Counter>::default();
         let push_retries = Family::<DestinationLabels, Counter>::default();
         let push_failures = Family::<DestinationLabels, Counter>::default();
@@ -113,6 +129,8 @@ impl Metrics {
             rejected_records,
             profiles,
             evaluation,
+            count_cache_hits,
+            count_cache_misses,
         }
     }
 

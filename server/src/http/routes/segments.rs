@@ -41,12 +41,31 @@ where
     Ok((result, at))
 }
 
+/// `POST /v1/segments/count`. A count made before on the same data generation, exact at
+/// this evaluation time, is answered from the cache right here (one hash lookup under the
+/// cache's lock: no evaluation slot, no blocking pool, no engine lock); anything else is
+/// evaluated in a slot like every expression route.
 pub(super) async fn count(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let (n, at) = on_expression(&state, &headers, body, |s, b, _| Ok(s.count(&b.expr)?)).await?;
+    let (who, b): (_, ExprBody) = authorized_body(&state, &headers, ANALYST, body).await?;
+    let at = parse_at(b.at.as_deref())?;
+    let limits = state.options.expr_limits;
+    if let Some(n) = state
+        .cache
+        .count(state.engine.generation(), &limits, &b.expr, at)
+    {
+        state.metrics.count_cache_hits.inc();
+        return answer(&Count::new(n, at));
+    }
+    state.metrics.count_cache_misses.inc();
+    let n = state
+        .run(&who, move |db, cache| {
+            Ok(AppState::segments(db, cache, &limits, at).count(&b.expr)?)
+        })
+        .await?;
     answer(&Count::new(n, at))
 }
 

@@ -54,8 +54,8 @@ pub use base::time::{
 pub use engine::models::ScoreExplanation;
 pub use engine::{CheckReport, Engine, Lookup, ProfileView, Stats};
 pub use index::{
-    bool_text, scale_number, Bsi, Cmp, EventIndex, EventKey, IndexSizes, Indexes, NumericKey,
-    NumericKind, Series, Term, TimeRange, Totals, ValueKind, NUMBER_SCALE,
+    bool_text, scale_number, AggFilter, Bsi, Cmp, EventIndex, EventKey, IndexSizes, Indexes,
+    NumericKey, NumericKind, Series, Term, TimeRange, Totals, ValueKind, NUMBER_SCALE,
 };
 pub use input::config::Config;
 pub use input::generate::{GenerateSummary, Generator, DEFAULT_EVENTS_PER_PERSON, REFERENCE_TIME};

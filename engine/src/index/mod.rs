@@ -2,12 +2,14 @@
 //! bit-sliced indexes for numbers and dates, and the event index. Persisted as a
 //! checkpoint file plus the set of profiles changed since (see `checkpoint`).
 
+mod aggregates;
 mod bsi;
 mod checkpoint;
 mod events;
 mod postings;
 pub(crate) mod suppression;
 
+pub use aggregates::AggFilter;
 pub use bsi::{Bsi, Cmp};
 pub(crate) use checkpoint::{read_checkpoint, write_checkpoint};
 pub use events::{EventIndex, EventKey, Series, TimeRange, Totals};
@@ -204,6 +206,11 @@ impl Indexes {
             }
         }
         for (key, s) in &self.events.series {
+            out.extend(
+                s.aggregate_problems()
+                    .into_iter()
+                    .map(|p| format!("event series {key:?}: {p}")),
+            );
             match other.events.series.get(key) {
                 Some(o) if s.same_as(o) => {}
                 _ => out.push(format!("event series {key:?} differs")),

@@ -37,8 +37,14 @@ pub enum AggFilter {
 const COUNT_LEVELS: i64 = 32;
 /// Buckets of the sum ladder.
 const SUM_BUCKETS: usize = 64;
+/// A sum bucket may grow to this size (or 4 times its share) before a rebalance (small in
+/// tests, so that they rebalance).
+const MIN_SHARE: usize = if cfg!(test) { 4 } else { 4096 };
 /// Aggregates kept per series.
 const WINDOWS_PER_SERIES: usize = 8;
+/// Aggregates of one shape kept per series (`within 90d`, `within 730d` and a `since`
+/// all have the shape of a range open above).
+const SAME_SHAPE: usize = 4;
 
 /// A value that is an exact multiple of `1 / NUMBER_SCALE` (within float noise) and small
 /// enough for sums of it to stay exact: its scaled sum is then what `scale_number` of the
@@ -244,20 +250,24 @@ impl Agg {
             }
         }
         let counts: Vec<(i64, u32)> = totals.iter().map(|(p, t)| (i64::from(t.0), *p)).collect();
-        let mut sums: Vec<(i64, u32)> = totals.iter().map(|(p, t)| (t.1, *p)).collect();
-        sums.sort_unstable();
-        let mut bounds: Vec<i64> = (1..SUM_BUCKETS)
-            .filter_map(|i| sums.get(i * sums.len() / SUM_BUCKETS).map(|(v, _)| *v))
-            .collect();
-        bounds.dedup();
         Agg {
             lo,
             hi,
             counts: Ladder::build((1..=COUNT_LEVELS).collect(), &counts),
-            sums: Ladder::build(bounds, &sums),
+            sums: sum_ladder(&totals),
             totals,
             off_grid,
             used: 0,
+        }
+    }
+
+    /// Rebuilds the sum ladder when one of its buckets has grown far beyond its share
+    /// (the values drifted away from the quantiles it was built on, e.g. after a slide to
+    /// a much longer window), so that the exact part of a threshold stays small.
+    fn rebalance(&mut self) {
+        let share = (4 * self.totals.len() / SUM_BUCKETS).max(MIN_SHARE);
+        if self.sums.buckets.iter().flatten().any(|b| b.len() > share) {
+            self.sums = sum_ladder(&self.totals);
         }
     }
 
@@ -307,7 +317,10 @@ impl Agg {
 
     /// Profiles with a count above 0 in the aggregate passing every filter, or `None` when
     /// a sum filter cannot be answered exactly.
-    fn select(&self, filters: &[AggFilter]) -> Option<RoaringBitmap> {
+    fn select(&mut self, filters: &[AggFilter]) -> Option<RoaringBitmap> {
+        if filters.iter().any(|f| matches!(f, AggFilter::Sum(..))) {
+            self.rebalance();
+        }
         let mut out: Option<RoaringBitmap> = None;
         for f in filters {
             let bits = match *f {
@@ -354,6 +367,31 @@ impl Agg {
         );
         out
     }
+}
+
+/// A sum ladder with bounds at the quantiles of the sums; a value held by many profiles
+/// gets a bucket of its own (`[v, v + 1)`: never read for its exact part), so no bucket
+/// starts with more than about 1/[`SUM_BUCKETS`] of the profiles.
+fn sum_ladder(totals: &HashMap<u32, (u32, i64), FastHash>) -> Ladder {
+    let mut sums: Vec<(i64, u32)> = totals.iter().map(|(p, t)| (t.1, *p)).collect();
+    sums.sort_unstable();
+    let heavy = sums.len() / (2 * SUM_BUCKETS);
+    let mut bounds = Vec::new();
+    for i in 1..SUM_BUCKETS {
+        let Some(&(q, _)) = sums.get(i * sums.len() / SUM_BUCKETS) else {
+            break;
+        };
+        bounds.push(q);
+        let ties = sums.partition_point(|(v, _)| *v <= q) - sums.partition_point(|(v, _)| *v < q);
+        if ties > heavy {
+            if let Some(next) = q.checked_add(1) {
+                bounds.push(next);
+            }
+        }
+    }
+    bounds.sort_unstable();
+    bounds.dedup();
+    Ladder::build(bounds, &sums)
 }
 
 /// Day ranges in `[a_lo, a_hi]` but not `[b_lo, b_hi]` (sign -1) and the other way
@@ -503,8 +541,8 @@ impl Windows {
         }
         let (mut out, agg) = match agg {
             Some(i) => {
-                let agg = &self.aggs[i];
-                (agg.select(filters)?, Some(agg))
+                let out = self.aggs[i].select(filters)?;
+                (out, Some(&self.aggs[i]))
             }
             None => (RoaringBitmap::new(), None),
         };
@@ -549,34 +587,134 @@ impl Windows {
             days.range(from..=to).map(|(_, b)| b.entries.len()).sum()
         };
         let want = shape(lo, hi);
-        let found = self.aggs.iter().position(|a| shape(a.lo, a.hi) == want);
-        let i = match found {
-            Some(i) if (self.aggs[i].lo, self.aggs[i].hi) == (lo, hi) => i,
-            Some(i) => {
-                let a = &self.aggs[i];
-                let slide: usize = diff(a.lo, a.hi, lo, hi)
-                    .into_iter()
-                    .map(|(f, t, _)| entries(f, t))
-                    .sum();
-                if slide < entries(lo, hi) {
-                    self.aggs[i].slide(days, lo, hi);
+        let build = entries(lo, hi);
+        // The cheapest aggregate of the same shape to slide (a `within 90d` and a
+        // `within 730d` have the same shape; neither should be slid into the other).
+        let best = self
+            .aggs
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| shape(a.lo, a.hi) == want)
+            .map(|(i, a)| {
+                let cost: usize = if (a.lo, a.hi) == (lo, hi) {
+                    0
                 } else {
-                    self.aggs[i] = Agg::build(days, lo, hi);
-                }
+                    diff(a.lo, a.hi, lo, hi)
+                        .into_iter()
+                        .map(|(f, t, _)| entries(f, t))
+                        .sum()
+                };
+                (cost, i)
+            })
+            .min();
+        let i = match best {
+            Some((0, i)) if (self.aggs[i].lo, self.aggs[i].hi) == (lo, hi) => i,
+            Some((cost, i)) if cost.saturating_mul(4) <= build => {
+                self.aggs[i].slide(days, lo, hi);
                 i
             }
-            None => {
-                if self.aggs.len() >= WINDOWS_PER_SERIES {
-                    let oldest = (0..self.aggs.len())
+            _ => {
+                // Replace the least recently used of this shape when it has its share of
+                // the cache, else the least recently used of all when the cache is full.
+                let lru = |same: bool| {
+                    (0..self.aggs.len())
+                        .filter(|i| !same || shape(self.aggs[*i].lo, self.aggs[*i].hi) == want)
                         .min_by_key(|i| self.aggs[*i].used)
-                        .expect("not empty");
-                    self.aggs.swap_remove(oldest);
+                };
+                let same = self
+                    .aggs
+                    .iter()
+                    .filter(|a| shape(a.lo, a.hi) == want)
+                    .count();
+                let replace = if same >= SAME_SHAPE {
+                    lru(true)
+                } else if self.aggs.len() >= WINDOWS_PER_SERIES {
+                    lru(false)
+                } else {
+                    None
+                };
+                let agg = Agg::build(days, lo, hi);
+                match replace {
+                    Some(i) => {
+                        self.aggs[i] = agg;
+                        i
+                    }
+                    None => {
+                        self.aggs.push(agg);
+                        self.aggs.len() - 1
+                    }
                 }
-                self.aggs.push(Agg::build(days, lo, hi));
-                self.aggs.len() - 1
             }
         };
         self.aggs[i].used = self.clock;
         i
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const OPS: [Cmp; 6] = [Cmp::Eq, Cmp::Ne, Cmp::Lt, Cmp::Le, Cmp::Gt, Cmp::Ge];
+
+    proptest! {
+        /// Ladders (quantile bounds with heavy ties, counts with fixed bounds) answer
+        /// every comparison like a scan, before and after updates and erasures.
+        #[test]
+        fn ladders_compare_like_a_scan(
+            values in proptest::collection::vec((0u32..300, prop_oneof![Just(0i64), Just(5), -3i64..40]), 0..300),
+            updates in proptest::collection::vec((0u32..300, proptest::option::of(-5i64..60)), 0..60),
+            gone in proptest::collection::vec(0u32..300, 0..20),
+        ) {
+            let mut totals: HashMap<u32, (u32, i64), FastHash> = HashMap::default();
+            for (p, v) in values {
+                totals.insert(p, (1, v));
+            }
+            let mut ladder = sum_ladder(&totals);
+            let check = |ladder: &Ladder, totals: &HashMap<u32, (u32, i64), FastHash>| -> Result<(), TestCaseError> {
+                let values: HashMap<u32, i64, FastHash> = totals.iter().map(|(p, t)| (*p, t.1)).collect();
+                prop_assert!(ladder.problems(&values).is_empty(), "{:?}", ladder.problems(&values));
+                for x in -7..64 {
+                    for op in OPS {
+                        let want: RoaringBitmap = values.iter().filter(|(_, v)| holds(op, **v, x)).map(|(p, _)| *p).collect();
+                        prop_assert_eq!(ladder.compare(op, x), want, "{:?} {}", op, x);
+                    }
+                }
+                Ok(())
+            };
+            check(&ladder, &totals)?;
+            for (p, v) in updates {
+                let old = totals.get(&p).map(|t| t.1);
+                match v {
+                    Some(v) => totals.insert(p, (1, v)),
+                    None => totals.remove(&p),
+                };
+                ladder.set(p, old, v);
+            }
+            check(&ladder, &totals)?;
+            let gone: RoaringBitmap = gone.into_iter().collect();
+            ladder.remove_all(&gone);
+            totals.retain(|p, _| !gone.contains(*p));
+            check(&ladder, &totals)?;
+        }
+    }
+
+    #[test]
+    fn a_value_held_by_many_gets_a_bucket_of_its_own() {
+        let mut totals: HashMap<u32, (u32, i64), FastHash> = HashMap::default();
+        for p in 0..10_000u32 {
+            totals.insert(p, (1, if p % 10 < 8 { 0 } else { i64::from(p) }));
+        }
+        let ladder = sum_ladder(&totals);
+        let biggest = ladder
+            .buckets
+            .iter()
+            .flatten()
+            .map(|b| b.len())
+            .max()
+            .unwrap();
+        assert!(biggest <= 10_000 / SUM_BUCKETS + 1, "{biggest}");
+        assert_eq!(ladder.compare(Cmp::Eq, 0).len(), 8_000);
     }
 }

@@ -229,15 +229,23 @@ struct Agg {
     hi: DayNumber,
     totals: HashMap<u32, (u32, i64), FastHash>,
     counts: Ladder,
-    sums: Ladder,
+    /// Built on the first sum filter (a count needs only the count ladder).
+    sums: Option<Ladder>,
     /// An off-grid value was added: sums may be inexact, a sum filter falls back.
     off_grid: bool,
     used: u64,
 }
 
 impl Agg {
-    fn build(days: &BTreeMap<DayNumber, DayBucket>, lo: DayNumber, hi: DayNumber) -> Agg {
-        let mut totals: HashMap<u32, (u32, i64), FastHash> = HashMap::default();
+    /// `profiles`: about how many profiles to expect (sizes the map once).
+    fn build(
+        days: &BTreeMap<DayNumber, DayBucket>,
+        lo: DayNumber,
+        hi: DayNumber,
+        profiles: usize,
+    ) -> Agg {
+        let mut totals: HashMap<u32, (u32, i64), FastHash> =
+            HashMap::with_capacity_and_hasher(profiles, FastHash::default());
         let mut off_grid = false;
         if lo <= hi {
             for bucket in days.range(lo..=hi).map(|(_, b)| b) {
@@ -254,7 +262,7 @@ impl Agg {
             lo,
             hi,
             counts: Ladder::build((1..=COUNT_LEVELS).collect(), &counts),
-            sums: sum_ladder(&totals),
+            sums: None,
             totals,
             off_grid,
             used: 0,
@@ -266,8 +274,12 @@ impl Agg {
     /// a much longer window), so that the exact part of a threshold stays small.
     fn rebalance(&mut self) {
         let share = (4 * self.totals.len() / SUM_BUCKETS).max(MIN_SHARE);
-        if self.sums.buckets.iter().flatten().any(|b| b.len() > share) {
-            self.sums = sum_ladder(&self.totals);
+        let stale = self
+            .sums
+            .as_ref()
+            .is_none_or(|s| s.buckets.iter().flatten().any(|b| b.len() > share));
+        if stale {
+            self.sums = Some(sum_ladder(&self.totals));
         }
     }
 
@@ -284,11 +296,15 @@ impl Agg {
         if c1 <= 0 {
             self.totals.remove(&pid);
             self.counts.set(pid, old.map(|_| c0), None);
-            self.sums.set(pid, old.map(|_| s0), None);
+            if let Some(sums) = &mut self.sums {
+                sums.set(pid, old.map(|_| s0), None);
+            }
         } else {
             self.totals.insert(pid, (c1 as u32, s1));
             self.counts.set(pid, old.map(|_| c0), Some(c1));
-            self.sums.set(pid, old.map(|_| s0), Some(s1));
+            if let Some(sums) = &mut self.sums {
+                sums.set(pid, old.map(|_| s0), Some(s1));
+            }
         }
     }
 
@@ -298,7 +314,9 @@ impl Agg {
         }
         self.totals.retain(|p, _| !pids.contains(*p));
         self.counts.remove_all(pids);
-        self.sums.remove_all(pids);
+        if let Some(sums) = &mut self.sums {
+            sums.remove_all(pids);
+        }
     }
 
     /// Moves the aggregate to whole days `[lo, hi]` by the days that leave and enter it.
@@ -328,7 +346,7 @@ impl Agg {
                     .counts
                     .compare(op, i64::try_from(n).unwrap_or(i64::MAX)),
                 AggFilter::Sum(_, _) if self.off_grid => return None,
-                AggFilter::Sum(op, x) => self.sums.compare(op, x),
+                AggFilter::Sum(op, x) => self.sums.as_ref().expect("rebalanced").compare(op, x),
             };
             out = Some(match out {
                 None => bits,
@@ -342,7 +360,7 @@ impl Agg {
     }
 
     fn problems(&self, days: &BTreeMap<DayNumber, DayBucket>) -> Vec<String> {
-        let fresh = Agg::build(days, self.lo, self.hi);
+        let fresh = Agg::build(days, self.lo, self.hi, self.totals.len());
         let mut out = Vec::new();
         if fresh.totals != self.totals {
             out.push("totals differ from a rebuild".into());
@@ -361,7 +379,8 @@ impl Agg {
         );
         out.extend(
             self.sums
-                .problems(&sums)
+                .iter()
+                .flat_map(|s| s.problems(&sums))
                 .into_iter()
                 .map(|p| format!("sum {p}")),
         );
@@ -494,6 +513,7 @@ impl Windows {
         days: &BTreeMap<DayNumber, DayBucket>,
         range: TimeRange,
         filters: &[AggFilter],
+        profiles: usize,
     ) -> Option<RoaringBitmap> {
         let midnight = |t: Millis| t.rem_euclid(MS_PER_DAY) == 0;
         // Whole days of the range, and the (at most two) partial days at its edges.
@@ -516,7 +536,7 @@ impl Windows {
             }
         }
         let agg = if lo <= hi {
-            Some(self.agg(days, lo, hi))
+            Some(self.agg(days, lo, hi, profiles))
         } else {
             None
         };
@@ -578,6 +598,7 @@ impl Windows {
         days: &BTreeMap<DayNumber, DayBucket>,
         lo: DayNumber,
         hi: DayNumber,
+        profiles: usize,
     ) -> usize {
         self.clock += 1;
         let entries = |from: DayNumber, to: DayNumber| -> usize {
@@ -633,7 +654,7 @@ impl Windows {
                 } else {
                     None
                 };
-                let agg = Agg::build(days, lo, hi);
+                let agg = Agg::build(days, lo, hi, build.min(profiles));
                 match replace {
                     Some(i) => {
                         self.aggs[i] = agg;

@@ -158,7 +158,8 @@ impl Series {
     /// exactly from them (a value not on the grid of `NUMBER_SCALE`): the caller then
     /// aggregates the entries.
     pub fn select(&self, range: TimeRange, filters: &[AggFilter]) -> Option<RoaringBitmap> {
-        self.windows().select(&self.days, range, filters)
+        self.windows()
+            .select(&self.days, range, filters, self.any.len() as usize)
     }
 
     /// Number of cached aggregates (for tests and `check`).

@@ -183,39 +183,23 @@ impl Ladder {
         }
     }
 
-    /// Inconsistencies between the ladder and `values`.
+    /// Inconsistencies between the ladder and `values`: a ladder is a function of its
+    /// bounds and the values, so it must equal the one built from them.
     fn problems(&self, values: &HashMap<u32, i64, FastHash>) -> Vec<String> {
+        let pairs: Vec<(i64, u32)> = values.iter().map(|(p, v)| (*v, *p)).collect();
+        let fresh = Ladder::build(self.bounds.clone(), &pairs);
         let mut out = Vec::new();
-        let mut pids: Vec<u32> = values.keys().copied().collect();
-        pids.sort_unstable();
-        if RoaringBitmap::from_sorted_iter(pids).expect("sorted") != self.members {
+        if fresh.members != self.members {
             out.push("members differ".into());
         }
-        let mut held = 0;
-        for (k, b) in self.buckets.iter().enumerate() {
-            let Some(b) = b else { continue };
-            held += b.len();
-            for (v, p) in b {
-                if self.bucket_of(*v) != k || values.get(p) != Some(v) {
-                    out.push(format!("profile {p}: value {v} misplaced or stale"));
-                    break;
-                }
+        for (i, (a, b)) in self.ge.iter().zip(&fresh.ge).enumerate() {
+            if a != b {
+                out.push(format!("threshold {} differs", self.bounds[i]));
             }
         }
-        let want_held = values
-            .values()
-            .filter(|v| self.buckets[self.bucket_of(**v)].is_some())
-            .count();
-        if held != want_held {
-            out.push(format!("{held} exact values held, {want_held} expected"));
-        }
-        for (i, g) in self.ge.iter().enumerate() {
-            let n = values.values().filter(|v| **v >= self.bounds[i]).count() as u64;
-            if g.len() != n
-                || g.iter()
-                    .any(|p| values.get(&p).is_none_or(|v| *v < self.bounds[i]))
-            {
-                out.push(format!("threshold {} differs", self.bounds[i]));
+        for (k, (a, b)) in self.buckets.iter().zip(&fresh.buckets).enumerate() {
+            if a != b {
+                out.push(format!("bucket {k} differs"));
             }
         }
         out

@@ -365,7 +365,6 @@ impl Agg {
             self.sums
                 .iter()
                 .flat_map(|s| s.problems(&sums))
-                .into_iter()
                 .map(|p| format!("sum {p}")),
         );
         out

@@ -54,7 +54,7 @@ pub use base::time::{
 pub use engine::models::ScoreExplanation;
 pub use engine::{CheckReport, Engine, Lookup, ProfileView, Stats};
 pub use index::{
-    bool_text, scale_number, set_range_slices_threshold, Bsi, Cmp, EventIndex, EventKey,
+    bool_text, scale_number, set_range_slices_threshold, AggFilter, Bsi, Cmp, EventIndex, EventKey,
     IndexSizes, Indexes, NumericKey, NumericKind, Series, Term, TimeRange, Totals, ValueKind,
     NUMBER_SCALE,
 };

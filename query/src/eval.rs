@@ -4,7 +4,8 @@
 //! `difference_len` or `union_len` instead of materializing it.
 
 use crate::ir::{EventFilter, EventQuery, Node, Op, Plan};
-use engine::{scale_number, Indexes, NumericKey, Series, TimeRange, Totals};
+use crate::parser::CmpOp;
+use engine::{scale_number, AggFilter, Cmp, Indexes, NumericKey, Series, TimeRange, Totals};
 use roaring::{MultiOps, RoaringBitmap};
 use std::borrow::Cow;
 use std::time::{Duration, Instant};
@@ -326,6 +327,18 @@ impl<'a> Evaluator<'a> {
             }
             return Cow::Owned(series.members(q.range));
         }
+        let filters: Vec<AggFilter> = q
+            .filters
+            .iter()
+            .map(|f| match *f {
+                EventFilter::Count(op, n) => AggFilter::Count(cmp(op), n),
+                EventFilter::Sum(op, x) => AggFilter::Sum(cmp(op), x),
+            })
+            .collect();
+        if let Some(members) = series.select(q.range, &filters) {
+            return Cow::Owned(members);
+        }
+        // A sum over values off the number grid: aggregate the entries.
         let keep = |t: &Totals| {
             t.count > 0
                 && q.filters.iter().all(|f| match *f {
@@ -353,5 +366,16 @@ impl<'a> Evaluator<'a> {
             RoaringBitmap::from_sorted_iter(v).expect("sorted")
         };
         Cow::Owned(members)
+    }
+}
+
+fn cmp(op: CmpOp) -> Cmp {
+    match op {
+        CmpOp::Eq => Cmp::Eq,
+        CmpOp::Ne => Cmp::Ne,
+        CmpOp::Lt => Cmp::Lt,
+        CmpOp::Le => Cmp::Le,
+        CmpOp::Gt => Cmp::Gt,
+        CmpOp::Ge => Cmp::Ge,
     }
 }

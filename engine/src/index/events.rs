@@ -4,12 +4,14 @@
 //! exact filtering of the two boundary days; `count`/`sum` over a window read only the
 //! entries inside the window; `count`/`sum` without a window read the totals.
 
+use super::aggregates::{AggFilter, Windows};
 use super::day_tree::DayTree;
 use crate::base::time::{day_of, DayNumber, Millis, MS_PER_DAY};
 use crate::input::record::Event;
 use roaring::{MultiOps, RoaringBitmap};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
 
 /// Hasher of the series and per-profile totals (foldhash: these maps are hit for every
 /// indexed event; SipHash's DoS resistance buys nothing for keys the engine makes).
@@ -57,7 +59,7 @@ pub struct Totals {
 pub type TotalsByProfile = HashMap<u32, Totals, FastHash>;
 
 /// Everything indexed for one event key.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Series {
     /// Profiles with at least one event.
     pub any: RoaringBitmap,
@@ -74,6 +76,24 @@ pub struct Series {
     /// not in the checkpoint.
     #[serde(skip)]
     tree: std::sync::OnceLock<DayTree>,
+    /// Count and sum aggregates with threshold ladders, per shape of time range
+    /// (`aggregates.rs`): derived on first use of a `count`/`sum` filter, kept up to date
+    /// from then on, never stored. The mutex is a leaf of the lock order.
+    #[serde(skip)]
+    windows: Mutex<Windows>,
+}
+
+impl Clone for Series {
+    /// A clone starts without cached aggregates (they are derived again on use).
+    fn clone(&self) -> Series {
+        Series {
+            any: self.any.clone(),
+            days: self.days.clone(),
+            totals: self.totals.clone(),
+            tree: self.tree.clone(),
+            windows: Mutex::default(),
+        }
+    }
 }
 
 /// Two series are equal when they hold the same events (their totals follow from them).
@@ -98,7 +118,7 @@ impl TimeRange {
         self.from.is_none() && self.until.is_none()
     }
 
-    fn contains(&self, at: Millis) -> bool {
+    pub(crate) fn contains(&self, at: Millis) -> bool {
         self.from.is_none_or(|f| at >= f) && self.until.is_none_or(|u| at < u)
     }
 }
@@ -117,11 +137,49 @@ impl Series {
             value,
         });
         self.any.insert(pid);
+        self.windows_mut().add(pid, day, value);
         if let Some(totals) = self.totals.get_mut() {
             let t = totals.entry(pid).or_default();
             t.count += 1;
             t.sum += value;
         }
+    }
+
+    /// The cached aggregates, for a writer (a poisoned cache is dropped: it may be
+    /// half-updated).
+    fn windows_mut(&mut self) -> &mut Windows {
+        if self.windows.is_poisoned() {
+            self.windows = Mutex::default();
+        }
+        self.windows.get_mut().expect("not poisoned")
+    }
+
+    fn windows(&self) -> MutexGuard<'_, Windows> {
+        self.windows.lock().unwrap_or_else(|poisoned| {
+            let mut w = poisoned.into_inner();
+            *w = Windows::default();
+            w
+        })
+    }
+
+    /// Profiles with at least one event in `range` whose count and sum of events there
+    /// pass every filter, from the indexed aggregates (derived on first use for the shape
+    /// of `range`, slid when its days move). `None` when a sum filter cannot be answered
+    /// exactly from them (a value not on the grid of `NUMBER_SCALE`): the caller then
+    /// aggregates the entries.
+    pub fn select(&self, range: TimeRange, filters: &[AggFilter]) -> Option<RoaringBitmap> {
+        self.windows()
+            .select(&self.days, range, filters, self.any.len() as usize)
+    }
+
+    /// Number of cached aggregates (for tests and `check`).
+    pub fn cached_aggregates(&self) -> usize {
+        self.windows().len()
+    }
+
+    /// Differences between the cached aggregates and aggregates rebuilt from the days.
+    pub fn aggregate_problems(&self) -> Vec<String> {
+        self.windows().problems(&self.days)
     }
 
     /// Count and sum of every profile's events, over all time.
@@ -166,6 +224,7 @@ impl Series {
                 days.get(&d).is_some_and(|b| b.members.contains(pid))
             });
         }
+        self.windows_mut().remove(pid, day, value);
         let totals = self.totals.get_mut().expect("totalled above");
         if let Some(t) = totals.get_mut(&pid) {
             t.count -= 1;
@@ -182,6 +241,7 @@ impl Series {
         if let Some(tree) = self.tree.get_mut() {
             tree.remove_all(pids);
         }
+        self.windows_mut().remove_profiles(pids);
         if let Some(totals) = self.totals.get_mut() {
             totals.retain(|p, _| !pids.contains(*p));
         }
@@ -426,6 +486,7 @@ impl EventIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::index::Cmp;
     use proptest::prelude::*;
 
     proptest! {
@@ -467,6 +528,119 @@ mod tests {
             }
             prop_assert!(index.series.is_empty());
         }
+
+        /// The indexed aggregates (`select`) agree with a scan of the events under any mix
+        /// of evaluations (windows to the millisecond, moving across day boundaries, open
+        /// sides), additions, removals and erasures between them.
+        #[test]
+        fn aggregates_match_a_scan(
+            initial in proptest::collection::vec((0u32..12, 0i64..(12 * MS_PER_DAY), 0usize..7), 0..80),
+            steps in proptest::collection::vec((0u8..10, any::<u64>()), 1..40),
+        ) {
+            const VALUES: [f64; 7] = [0.0, 1.5, 2.0, -1.0, 10.0, 0.25, 100.0];
+            const SUMS: [f64; 8] = [0.0, 1.5, 2.0, 3.5, 10.0, 11.5, -1.0, 100.0];
+            let kind: crate::input::record::ShortText = "buy".into();
+            let key = EventKey { kind: kind.clone(), category: None };
+            let ev = |at: i64, v: f64| Event { kind: kind.clone(), at, category: None, value: Some(v) };
+            let mut index = EventIndex::default();
+            let mut live: Vec<(u32, i64, f64)> = Vec::new();
+            for (pid, at, v) in &initial {
+                // Some events exactly on midnight or one millisecond off it.
+                let at = match at % 5 { 0 => at / MS_PER_DAY * MS_PER_DAY, 1 => at / MS_PER_DAY * MS_PER_DAY - 1, _ => *at };
+                index.add(*pid, &[ev(at, VALUES[*v])]);
+                live.push((*pid, at, VALUES[*v]));
+            }
+            let mut now = 6 * MS_PER_DAY;
+            for (what, r) in steps {
+                let pick = |n: u64, shift: u32| ((r >> shift) % n) as i64;
+                match what {
+                    0 => {
+                        let (pid, at, v) = (pick(12, 0) as u32, pick(12 * MS_PER_DAY as u64, 8), VALUES[pick(7, 50) as usize]);
+                        index.add(pid, &[ev(at, v)]);
+                        live.push((pid, at, v));
+                    }
+                    1 if !live.is_empty() => {
+                        let (pid, at, v) = live.swap_remove(pick(live.len() as u64, 0) as usize);
+                        index.remove(pid, &[ev(at, v)]);
+                    }
+                    2 => {
+                        let gone: RoaringBitmap = [pick(12, 0) as u32, pick(12, 8) as u32].into_iter().collect();
+                        index.remove_profiles(&gone);
+                        live.retain(|(p, _, _)| !gone.contains(*p));
+                    }
+                    3 => now += pick(3 * MS_PER_DAY as u64, 0) - MS_PER_DAY,
+                    4 => now = now / MS_PER_DAY * MS_PER_DAY + [0, 1, -1][pick(3, 0) as usize],
+                    _ => {
+                        let days = [1, 3, 7][pick(3, 0) as usize];
+                        let range = match pick(5, 4) {
+                            0 => TimeRange::default(),
+                            1 => TimeRange { from: Some(now - days * MS_PER_DAY), until: None },
+                            2 => TimeRange { from: None, until: Some(now) },
+                            3 => TimeRange { from: Some(now - pick(MS_PER_DAY as u64 * 2, 12)), until: Some(now) },
+                            _ => TimeRange { from: Some(now - days * MS_PER_DAY), until: Some(now) },
+                        };
+                        let op = |s: u32| [Cmp::Eq, Cmp::Ne, Cmp::Lt, Cmp::Le, Cmp::Gt, Cmp::Ge][pick(6, s) as usize];
+                        let mut filters = Vec::new();
+                        if pick(3, 20) > 0 {
+                            filters.push(AggFilter::Count(op(24), pick(5, 28) as u64));
+                        }
+                        if pick(3, 32) > 0 {
+                            filters.push(AggFilter::Sum(op(36), crate::index::scale_number(SUMS[pick(8, 40) as usize])));
+                        }
+                        let mut by_pid: BTreeMap<u32, (i64, f64)> = BTreeMap::new();
+                        for (p, at, v) in &live {
+                            if range.contains(*at) {
+                                let t = by_pid.entry(*p).or_default();
+                                t.0 += 1;
+                                t.1 += v;
+                            }
+                        }
+                        let want: RoaringBitmap = by_pid
+                            .iter()
+                            .filter(|(_, (c, s))| filters.iter().all(|f| match *f {
+                                AggFilter::Count(op, n) => cmp_holds(op, *c, n as i64),
+                                AggFilter::Sum(op, x) => cmp_holds(op, crate::index::scale_number(*s), x),
+                            }))
+                            .map(|(p, _)| *p)
+                            .collect();
+                        let got = index.series.get(&key).map(|s| s.select(range, &filters).expect("values on the grid")).unwrap_or_default();
+                        prop_assert_eq!(got, want, "{:?} {:?}", range, filters);
+                    }
+                }
+                if let Some(s) = index.series.get(&key) {
+                    let problems = s.aggregate_problems();
+                    prop_assert!(problems.is_empty(), "{:?}", problems);
+                }
+            }
+        }
+    }
+
+    fn cmp_holds(op: Cmp, l: i64, r: i64) -> bool {
+        match op {
+            Cmp::Eq => l == r,
+            Cmp::Ne => l != r,
+            Cmp::Lt => l < r,
+            Cmp::Le => l <= r,
+            Cmp::Gt => l > r,
+            Cmp::Ge => l >= r,
+        }
+    }
+
+    #[test]
+    fn a_sum_over_values_off_the_grid_falls_back() {
+        let mut index = EventIndex::default();
+        let ev = |v: f64| Event {
+            kind: "buy".into(),
+            at: 5,
+            category: None,
+            value: Some(v),
+        };
+        index.add(1, &[ev(0.0004), ev(0.0004)]);
+        let s = index.series.values().next().unwrap();
+        let sum = [AggFilter::Sum(Cmp::Ge, 1)];
+        assert_eq!(s.select(TimeRange::default(), &sum), None);
+        let count = [AggFilter::Count(Cmp::Ge, 2)];
+        assert_eq!(s.select(TimeRange::default(), &count).unwrap().len(), 1);
     }
     proptest! {
         /// Windowed existence through the day tree equals a scan, before and after events

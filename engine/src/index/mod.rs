@@ -2,6 +2,7 @@
 //! bit-sliced indexes for numbers and dates, and the event index. Persisted as a
 //! checkpoint file plus the set of profiles changed since (see `checkpoint`).
 
+mod aggregates;
 mod bsi;
 mod checkpoint;
 mod day_tree;
@@ -10,6 +11,7 @@ mod postings;
 mod range;
 pub(crate) mod suppression;
 
+pub use aggregates::AggFilter;
 pub use bsi::{set_range_slices_threshold, Bsi, Cmp};
 pub(crate) use checkpoint::{read_checkpoint, write_checkpoint};
 pub use events::{EventIndex, EventKey, Series, TimeRange, Totals};
@@ -208,6 +210,11 @@ impl Indexes {
             }
         }
         for (key, s) in &self.events.series {
+            out.extend(
+                s.aggregate_problems()
+                    .into_iter()
+                    .map(|p| format!("event series {key:?}: {p}")),
+            );
             match other.events.series.get(key) {
                 Some(o) if s.same_as(o) => {}
                 _ => out.push(format!("event series {key:?} differs")),

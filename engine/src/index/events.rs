@@ -6,6 +6,7 @@
 
 use super::aggregates::{AggFilter, Windows};
 use super::day_tree::DayTree;
+use super::latest_day::LatestDays;
 use crate::base::time::{day_of, DayNumber, Millis, MS_PER_DAY};
 use crate::input::record::Event;
 use roaring::{MultiOps, RoaringBitmap};
@@ -76,6 +77,10 @@ pub struct Series {
     /// not in the checkpoint.
     #[serde(skip)]
     tree: std::sync::OnceLock<DayTree>,
+    /// Each profile's latest event day: derived on the first window open at the end
+    /// (`within`, `since`), kept up to date from then on; not in the checkpoint.
+    #[serde(skip)]
+    latest: std::sync::OnceLock<LatestDays>,
     /// Count and sum aggregates with threshold ladders, per shape of time range
     /// (`aggregates.rs`): derived on first use of a `count`/`sum` filter, kept up to date
     /// from then on, never stored. The mutex is a leaf of the lock order.
@@ -91,6 +96,7 @@ impl Clone for Series {
             days: self.days.clone(),
             totals: self.totals.clone(),
             tree: self.tree.clone(),
+            latest: self.latest.clone(),
             windows: Mutex::default(),
         }
     }
@@ -130,6 +136,9 @@ impl Series {
         bucket.members.insert(pid);
         if let Some(tree) = self.tree.get_mut() {
             tree.add(pid, day);
+        }
+        if let Some(latest) = self.latest.get_mut() {
+            latest.add(pid, day);
         }
         bucket.entries.push(Entry {
             ms_of_day: (at - i64::from(day) * MS_PER_DAY) as u32,
@@ -224,6 +233,9 @@ impl Series {
                 days.get(&d).is_some_and(|b| b.members.contains(pid))
             });
         }
+        if let (true, Some(latest)) = (left_the_day, self.latest.get_mut()) {
+            latest.left_day(pid, day, &self.days);
+        }
         self.windows_mut().remove(pid, day, value);
         let totals = self.totals.get_mut().expect("totalled above");
         if let Some(t) = totals.get_mut(&pid) {
@@ -240,6 +252,9 @@ impl Series {
         self.any -= pids;
         if let Some(tree) = self.tree.get_mut() {
             tree.remove_all(pids);
+        }
+        if let Some(latest) = self.latest.get_mut() {
+            latest.remove_all(pids);
         }
         self.windows_mut().remove_profiles(pids);
         if let Some(totals) = self.totals.get_mut() {
@@ -303,6 +318,15 @@ impl Series {
         if hi_partial && !(lo == hi && lo_partial) {
             exactly(hi);
         }
+        if range.until.is_none() {
+            // Open at the end: a latest day after `lo`, or an event on `lo` itself when the
+            // window starts inside it (else every event of `lo` is in the window).
+            let latest = self.latest.get_or_init(|| LatestDays::build(&self.days));
+            let after = if lo_partial { lo } else { lo - 1 };
+            let mut out = latest.after(after, within);
+            out |= exact;
+            return out;
+        }
         let (whole_lo, whole_hi) = (
             lo + DayNumber::from(lo_partial),
             hi - DayNumber::from(hi_partial),
@@ -331,6 +355,9 @@ impl Series {
     /// Whether the day tree, where derived, holds exactly the unions of the day buckets
     /// (for `check`).
     pub(crate) fn tree_is_exact(&self) -> bool {
+        if !self.latest.get().is_none_or(|l| l.is_exact(&self.days)) {
+            return false;
+        }
         self.tree
             .get()
             .is_none_or(|t| *t == DayTree::build(self.days.iter().map(|(d, b)| (*d, &b.members))))
@@ -650,7 +677,7 @@ mod tests {
         fn existence_windows_match_a_scan_through_updates(
             seed in proptest::collection::vec((0u32..40, -300i64..3000, 0i64..MS_PER_DAY), 0..200),
             later in proptest::collection::vec((0u8..3, 0u32..40, -300i64..3000, 0i64..MS_PER_DAY), 0..80),
-            windows in proptest::collection::vec((proptest::option::of(-400i64..3100), proptest::option::of(-400i64..3100), 0i64..MS_PER_DAY), 1..12),
+            windows in proptest::collection::vec((proptest::option::of(-400i64..3100), proptest::option::of(-400i64..3100), prop_oneof![Just(0i64), Just(MS_PER_DAY - 1), 0i64..MS_PER_DAY]), 1..12),
         ) {
             let event = |day: i64, ms: i64| Event { kind: "visit".into(), at: day * MS_PER_DAY + ms, category: None, value: None };
             let mut index = EventIndex::default();

@@ -7,6 +7,7 @@ mod bsi;
 mod checkpoint;
 mod day_tree;
 mod events;
+mod latest_day;
 mod postings;
 mod range;
 pub(crate) mod suppression;

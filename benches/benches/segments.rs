@@ -16,6 +16,13 @@ fn segments(c: &mut Criterion) {
     for (name, expr) in file["segments"].as_object().unwrap() {
         s.save(name, expr.as_str().unwrap()).expect("save");
     }
+    for (name, seed) in file["models"].as_object().into_iter().flatten() {
+        let request = cidb::query::TrainRequest {
+            seed: seed.as_str().unwrap().to_string(),
+            ..Default::default()
+        };
+        s.train_model(name, &request).expect("train");
+    }
     let mut group = c.benchmark_group("count");
     for q in file["queries"].as_array().unwrap() {
         let (name, expr) = (q["name"].as_str().unwrap(), q["expr"].as_str().unwrap());

@@ -28,6 +28,7 @@ TABLES = {
     "consent": {"pid": "UINTEGER", "purpose": "VARCHAR", "granted": "BOOLEAN", "at_ms": "BIGINT"},
     "sources": {"pid": "UINTEGER", "source": "VARCHAR"},
     "suppressed": {"pid": "UINTEGER", "list": "VARCHAR"},
+    "scores": {"pid": "UINTEGER", "model": "VARCHAR", "percentile": "INTEGER"},
     "events": {
         "pid": "UINTEGER",
         "type": "VARCHAR",

@@ -94,6 +94,16 @@ if [ -z "$DATA" ]; then
   done
 fi
 
+# The models the queries score with (the file's `models`: name -> seed), trained afresh so
+# that the dumped scores and the ones `cidb bench` reads are the same.
+python3 -c 'import json, sys
+for name, seed in json.load(open(sys.argv[1])).get("models", {}).items():
+    print(name, seed, sep="\t")' "$QUERIES" |
+  while IFS=$'\t' read -r name seed; do
+    echo "cidb model train $name --seed '$seed'" >&2
+    "$CIDB" --data "$DATA" model train "$name" --seed "$seed" >/dev/null
+  done
+
 TABLES=$SCRATCH/tables
 rm -rf "$TABLES"
 echo "cidb dump-tables --without-personal --out $TABLES" >&2

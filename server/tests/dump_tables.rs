@@ -61,6 +61,17 @@ fn tables_hold_the_resolved_profiles_as_the_indexes_compare_them() {
     );
     assert!(out.status.success());
     json_ok(&data, &["--json", "import", records.to_str().unwrap()]);
+    json_ok(
+        &data,
+        &[
+            "--json",
+            "model",
+            "train",
+            "buyers",
+            "--seed",
+            "event(\"purchase\")",
+        ],
+    );
     let tables = dir.path().join("tables");
     let dumped = json_ok(
         &data,
@@ -74,6 +85,7 @@ fn tables_hold_the_resolved_profiles_as_the_indexes_compare_them() {
     let consent = read_table(&tables, "consent");
     let sources = read_table(&tables, "sources");
     let events = read_table(&tables, "events");
+    let scores = read_table(&tables, "scores");
 
     // Row counts: the report's, the files', cidb's own.
     for (name, rows) in [
@@ -84,6 +96,7 @@ fn tables_hold_the_resolved_profiles_as_the_indexes_compare_them() {
         ("sources", &sources),
         ("events", &events),
         ("suppressed", &read_table(&tables, "suppressed")),
+        ("scores", &read_table(&tables, "scores")),
     ] {
         assert_eq!(dumped[name].as_u64().unwrap(), rows.len() as u64, "{name}");
     }
@@ -148,7 +161,21 @@ fn tables_hold_the_resolved_profiles_as_the_indexes_compare_them() {
             "newsletter = false",
             pids_where(&profiles, |r| r["newsletter"] == "false"),
         ),
+        (
+            "score(\"buyers\") >= 80",
+            pids_where(&scores, |r| {
+                r["model"] == "buyers" && r["percentile"].parse::<u32>().unwrap() >= 80
+            }),
+        ),
+        (
+            "score(\"buyers\") BETWEEN 10 AND 30",
+            pids_where(&scores, |r| {
+                (10..=30).contains(&r["percentile"].parse::<u32>().unwrap())
+            }),
+        ),
     ];
+    // Every live profile has one score per model.
+    assert_eq!(scores.len(), profiles.len());
     for (expr, pids) in checks {
         assert!(!pids.is_empty() && pids.len() < all_pids.len(), "{expr}");
         assert_eq!(count(&data, expr), pids.len() as u64, "{expr}");

@@ -166,6 +166,8 @@ pub struct TablesDumped {
     pub events: u64,
     /// Rows of `suppressed` (live profiles on each suppression list).
     pub suppressed: u64,
+    /// Rows of `scores` (one per live profile and model).
+    pub scores: u64,
 }
 
 super::answers!(Generated, Stats, CheckReport, TablesDumped);

@@ -314,7 +314,7 @@ pub struct BenchResult {
 }
 
 /// The query file of `cidb bench --queries`: `[{"name", "expr"}, ...]` or
-/// `{"queries": [...], "segments"?: {"name": "expr"}}`.
+/// `{"queries": [...], "segments"?: {"name": "expr"}, "models"?: {"name": "seed"}}`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum BenchFile {
@@ -327,6 +327,10 @@ pub enum BenchFile {
         /// Saved segments the queries refer to: saved (created or replaced) first.
         #[serde(default)]
         segments: std::collections::BTreeMap<String, String>,
+        /// Models the queries score with (`score("name")`), by seed (a saved segment or an
+        /// expression): trained first when the database has no model of that name.
+        #[serde(default)]
+        models: std::collections::BTreeMap<String, String>,
     },
 }
 

@@ -293,21 +293,38 @@ pub fn bench(global: &Global, args: BenchArgs) -> anyhow::Result<()> {
     }
     let text = std::fs::read_to_string(&args.queries)
         .with_context(|| format!("cannot read {}", args.queries.display()))?;
-    let (queries, saved) = match serde_json::from_str::<BenchFile>(&text).with_context(|| {
-        format!(
-            "{}: expected [{{\"name\", \"expr\"}}, ...] or {{\"queries\": [...]}}",
-            args.queries.display()
-        )
-    })? {
-        BenchFile::List(q) => (q, Default::default()),
-        BenchFile::Object { queries, segments } => (queries, segments),
-    };
+    let (queries, saved, models) =
+        match serde_json::from_str::<BenchFile>(&text).with_context(|| {
+            format!(
+                "{}: expected [{{\"name\", \"expr\"}}, ...] or {{\"queries\": [...]}}",
+                args.queries.display()
+            )
+        })? {
+            BenchFile::List(q) => (q, Default::default(), Default::default()),
+            BenchFile::Object {
+                queries,
+                segments,
+                models,
+            } => (queries, segments, models),
+        };
     let db = global.open()?;
     for (name, expr) in &saved {
         Segments::new(&db)
             .save(name, expr)
             .map_err(|e| lift(&db, expr, e))
             .with_context(|| format!("saved segment {name}"))?;
+    }
+    for (name, seed) in &models {
+        if db.model(name).is_none() {
+            let request = query::TrainRequest {
+                seed: seed.clone(),
+                ..Default::default()
+            };
+            Segments::new(&db)
+                .train_model(name, &request)
+                .map_err(|e| lift(&db, seed, e))
+                .with_context(|| format!("model {name}"))?;
+        }
     }
     let at = parse_at(args.at.as_deref())?.unwrap_or_else(engine::now_millis);
     let s = segments(&db, Some(at));

@@ -107,7 +107,8 @@ fn writer(dir: &Path, table: &str, header: &[&str]) -> anyhow::Result<csv::Write
 pub fn dump_tables(global: &Global, args: DumpTablesArgs) -> anyhow::Result<()> {
     let db = global.open()?;
     let lists: Vec<String> = db.suppression_lists().into_iter().map(|l| l.name).collect();
-    let (live, columns, suppressed) = {
+    let models: Vec<String> = db.models().iter().map(|m| m.name.clone()).collect();
+    let (live, columns, suppressed, scores) = {
         let snapshot = db.snapshot();
         let ix = snapshot.indexes();
         let live = ix.live().clone();
@@ -118,7 +119,18 @@ pub fn dump_tables(global: &Global, args: DumpTablesArgs) -> anyhow::Result<()> 
                 Some((name.clone(), members & &live))
             })
             .collect();
-        (live, columns(ix, args.without_personal), suppressed)
+        // Each model's percentile groups among the live profiles.
+        let scores: Vec<(String, Vec<roaring::RoaringBitmap>)> = models
+            .iter()
+            .filter_map(|name| {
+                let index = snapshot.model_scores(name)?;
+                let groups = (0..=engine::MAX_PERCENTILE)
+                    .map(|p| index.between(p, p) & &live)
+                    .collect();
+                Some((name.clone(), groups))
+            })
+            .collect();
+        (live, columns(ix, args.without_personal), suppressed, scores)
     };
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
@@ -147,6 +159,17 @@ pub fn dump_tables(global: &Global, args: DumpTablesArgs) -> anyhow::Result<()> 
         }
     }
     suppressed_rows.flush()?;
+    let mut score_rows = writer(dir, "scores", &["pid", "model", "percentile"])?;
+    for (name, groups) in &scores {
+        for (percentile, members) in groups.iter().enumerate() {
+            let percentile = percentile.to_string();
+            for pid in members {
+                score_rows.write_record([pid.to_string().as_str(), name, &percentile])?;
+                rows.scores += 1;
+            }
+        }
+    }
+    score_rows.flush()?;
     let bar = output::progress_bar(Some(live.len()), global.json, "profiles");
     let mut row: Vec<String> = Vec::with_capacity(header.len());
     for pid in &live {
@@ -247,7 +270,7 @@ pub fn dump_tables(global: &Global, args: DumpTablesArgs) -> anyhow::Result<()> 
         output::json(&rows)
     } else {
         eprintln!(
-            "wrote {} profiles, {} list values, {} identifier types, {} consent rows, {} sources, {} events, {} suppressed to {}",
+            "wrote {} profiles, {} list values, {} identifier types, {} consent rows, {} sources, {} events, {} suppressed, {} scores to {}",
             rows.profiles,
             rows.list_values,
             rows.identifier_types,
@@ -255,6 +278,7 @@ pub fn dump_tables(global: &Global, args: DumpTablesArgs) -> anyhow::Result<()> 
             rows.sources,
             rows.events,
             rows.suppressed,
+            rows.scores,
             rows.out.display()
         );
         Ok(())

@@ -54,13 +54,15 @@ fn intersect<'a>(a: Bits<'a>, b: Bits<'a>) -> Bits<'a> {
 const SMALL_SIDE_RATIO: u64 = 4;
 
 /// An AND's intermediate this many times smaller than an event series has profiles is
-/// intersected with each bitmap of a window instead of the window's union (intersecting
+/// intersected with each bitmap of a closed window instead of the window's union (intersecting
 /// bigger ones costs more than the union: roaring intersects two arrays by merging them).
 const WINDOW_FILTER_RATIO: u64 = 64;
 
 /// The profiles of `within` with an event of `series` in `range`.
 fn window_within(series: &Series, range: TimeRange, within: &RoaringBitmap) -> RoaringBitmap {
-    if within.len().saturating_mul(WINDOW_FILTER_RATIO) < series.any.len() {
+    // A window open at the end is a range over latest days, as cheap within any set.
+    if range.until.is_none() || within.len().saturating_mul(WINDOW_FILTER_RATIO) < series.any.len()
+    {
         series.members_within(range, within)
     } else {
         within & &series.members(range)

@@ -60,6 +60,22 @@ fn agree(engine: &Engine, cache: &LeafCache, expr: &str, at: Millis) -> u64 {
     cached
 }
 
+/// A database with two opted-in Dutch jeans buyers (a second ago), checked to be counted
+/// in [`MARKETING`]: the database, its directory, a leaf cache and the evaluation time.
+fn two_recent_buyers_in_nl() -> (tempfile::TempDir, Engine, LeafCache, Millis) {
+    let (dir, engine) = open();
+    let t = base();
+    let cache = LeafCache::new();
+    engine
+        .ingest_json(&[
+            person(1, "NL", true, &[("jeans", t - 1000, 5)]),
+            person(2, "NL", true, &[("jeans", t - 1000, 5)]),
+        ])
+        .unwrap();
+    assert_eq!(agree(&engine, &cache, MARKETING, t), 2);
+    (dir, engine, cache, t)
+}
+
 const MARKETING: &str = r#"country = "NL" AND consent("marketing") AND event("purchase", within 2d) AND NOT suppressed()"#;
 
 #[test]
@@ -132,16 +148,7 @@ fn ingest_and_consent_changes_are_seen() {
 
 #[test]
 fn erasure_is_seen() {
-    let (_dir, engine) = open();
-    let t = base();
-    let cache = LeafCache::new();
-    engine
-        .ingest_json(&[
-            person(1, "NL", true, &[("jeans", t - 1000, 5)]),
-            person(2, "NL", true, &[("jeans", t - 1000, 5)]),
-        ])
-        .unwrap();
-    assert_eq!(agree(&engine, &cache, MARKETING, t), 2);
+    let (_dir, engine, cache, t) = two_recent_buyers_in_nl();
     engine
         .forget(&Lookup::Email("p1@example.com".into()), &Default::default())
         .unwrap();
@@ -150,16 +157,7 @@ fn erasure_is_seen() {
 
 #[test]
 fn suppression_list_changes_are_seen() {
-    let (_dir, engine) = open();
-    let t = base();
-    let cache = LeafCache::new();
-    engine
-        .ingest_json(&[
-            person(1, "NL", true, &[("jeans", t - 1000, 5)]),
-            person(2, "NL", true, &[("jeans", t - 1000, 5)]),
-        ])
-        .unwrap();
-    assert_eq!(agree(&engine, &cache, MARKETING, t), 2);
+    let (_dir, engine, cache, t) = two_recent_buyers_in_nl();
     engine
         .suppress_import("bounces", "p1@example.com\n".as_bytes(), None)
         .unwrap();

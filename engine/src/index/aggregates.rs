@@ -54,17 +54,6 @@ fn on_grid(v: f64) -> bool {
     x.is_finite() && x.abs() < 1e15 && (x - x.round()).abs() <= 1e-6 * x.abs().max(1.0)
 }
 
-fn holds(op: Cmp, l: i64, r: i64) -> bool {
-    match op {
-        Cmp::Eq => l == r,
-        Cmp::Ne => l != r,
-        Cmp::Lt => l < r,
-        Cmp::Le => l <= r,
-        Cmp::Gt => l > r,
-        Cmp::Ge => l >= r,
-    }
-}
-
 /// Profiles by value with threshold bitmaps (see the module documentation).
 #[derive(Debug, Clone, Default)]
 struct Ladder {
@@ -558,8 +547,8 @@ impl Windows {
             let (c, s) = (c + c0, s + s0);
             let pass = c > 0
                 && filters.iter().all(|f| match *f {
-                    AggFilter::Count(op, n) => holds(op, c, i64::try_from(n).unwrap_or(i64::MAX)),
-                    AggFilter::Sum(op, x) => holds(op, s, x),
+                    AggFilter::Count(op, n) => op.holds(c, i64::try_from(n).unwrap_or(i64::MAX)),
+                    AggFilter::Sum(op, x) => op.holds(s, x),
                 });
             if pass {
                 keep.push(pid);
@@ -681,7 +670,7 @@ mod tests {
                 prop_assert!(ladder.problems(&values).is_empty(), "{:?}", ladder.problems(&values));
                 for x in -7..64 {
                     for op in OPS {
-                        let want: RoaringBitmap = values.iter().filter(|(_, v)| holds(op, **v, x)).map(|(p, _)| *p).collect();
+                        let want: RoaringBitmap = values.iter().filter(|(_, v)| op.holds(**v, x)).map(|(p, _)| *p).collect();
                         prop_assert_eq!(ladder.compare(op, x), want, "{:?} {}", op, x);
                     }
                 }

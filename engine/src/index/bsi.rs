@@ -67,6 +67,20 @@ pub enum Cmp {
     Ge,
 }
 
+impl Cmp {
+    /// Whether `l` compares to `r` as this says.
+    pub fn holds(self, l: i64, r: i64) -> bool {
+        match self {
+            Cmp::Eq => l == r,
+            Cmp::Ne => l != r,
+            Cmp::Lt => l < r,
+            Cmp::Le => l <= r,
+            Cmp::Gt => l > r,
+            Cmp::Ge => l >= r,
+        }
+    }
+}
+
 impl Bsi {
     /// An empty index whose base starts at `floor` (values below it trigger a rebase).
     pub fn new(floor: i64) -> Self {
@@ -364,6 +378,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    const ALL_CMPS: [Cmp; 6] = [Cmp::Eq, Cmp::Ne, Cmp::Lt, Cmp::Le, Cmp::Gt, Cmp::Ge];
+
     proptest! {
         #[test]
         fn matches_naive_comparison(values in proptest::collection::vec((0u32..200, -1000i64..1000), 0..80),
@@ -375,12 +391,9 @@ mod tests {
                 model.insert(pid, v);
             }
             let naive = |f: &dyn Fn(i64) -> bool| model.iter().filter(|(_, v)| f(**v)).map(|(p, _)| *p).collect::<RoaringBitmap>();
-            prop_assert_eq!(bsi.compare(Cmp::Le, c), naive(&|v| v <= c));
-            prop_assert_eq!(bsi.compare(Cmp::Lt, c), naive(&|v| v < c));
-            prop_assert_eq!(bsi.compare(Cmp::Gt, c), naive(&|v| v > c));
-            prop_assert_eq!(bsi.compare(Cmp::Ge, c), naive(&|v| v >= c));
-            prop_assert_eq!(bsi.compare(Cmp::Eq, c), naive(&|v| v == c));
-            prop_assert_eq!(bsi.compare(Cmp::Ne, c), naive(&|v| v != c));
+            for op in ALL_CMPS {
+                prop_assert_eq!(bsi.compare(op, c), naive(&|v| op.holds(v, c)), "{:?} {}", op, c);
+            }
             prop_assert_eq!(bsi.between(lo, hi), naive(&|v| lo <= v && v <= hi));
             let within: RoaringBitmap = (0..200).filter(|p| p % 3 != 0).collect();
             prop_assert_eq!(
@@ -431,12 +444,9 @@ mod tests {
                 }
             }
             let naive = |f: &dyn Fn(i64) -> bool| model.iter().filter(|(_, v)| f(**v)).map(|(p, _)| *p).collect::<RoaringBitmap>();
-            prop_assert_eq!(bsi.compare(Cmp::Le, c), naive(&|v| v <= c));
-            prop_assert_eq!(bsi.compare(Cmp::Lt, c), naive(&|v| v < c));
-            prop_assert_eq!(bsi.compare(Cmp::Gt, c), naive(&|v| v > c));
-            prop_assert_eq!(bsi.compare(Cmp::Ge, c), naive(&|v| v >= c));
-            prop_assert_eq!(bsi.compare(Cmp::Eq, c), naive(&|v| v == c));
-            prop_assert_eq!(bsi.compare(Cmp::Ne, c), naive(&|v| v != c));
+            for op in ALL_CMPS {
+                prop_assert_eq!(bsi.compare(op, c), naive(&|v| op.holds(v, c)), "{:?} {}", op, c);
+            }
             prop_assert_eq!(bsi.between(lo, hi), naive(&|v| lo <= v && v <= hi));
             let wide: RoaringBitmap = (0..20_000).filter(|p| p % 3 != 0).collect();
             prop_assert_eq!(

@@ -625,8 +625,8 @@ mod tests {
                         let want: RoaringBitmap = by_pid
                             .iter()
                             .filter(|(_, (c, s))| filters.iter().all(|f| match *f {
-                                AggFilter::Count(op, n) => cmp_holds(op, *c, n as i64),
-                                AggFilter::Sum(op, x) => cmp_holds(op, crate::index::scale_number(*s), x),
+                                AggFilter::Count(op, n) => op.holds(*c, n as i64),
+                                AggFilter::Sum(op, x) => op.holds(crate::index::scale_number(*s), x),
                             }))
                             .map(|(p, _)| *p)
                             .collect();
@@ -639,17 +639,6 @@ mod tests {
                     prop_assert!(problems.is_empty(), "{:?}", problems);
                 }
             }
-        }
-    }
-
-    fn cmp_holds(op: Cmp, l: i64, r: i64) -> bool {
-        match op {
-            Cmp::Eq => l == r,
-            Cmp::Ne => l != r,
-            Cmp::Lt => l < r,
-            Cmp::Le => l <= r,
-            Cmp::Gt => l > r,
-            Cmp::Ge => l >= r,
         }
     }
 

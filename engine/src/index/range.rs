@@ -13,6 +13,7 @@
 //! it from then on (`Bsi::insert`, `remove`, `remove_all`); it is not persisted.
 
 use roaring::RoaringBitmap;
+use std::borrow::Cow;
 
 /// Buckets aimed at for a field (the target size is `len / TARGET_BUCKETS`).
 const TARGET_BUCKETS: usize = 128;
@@ -89,6 +90,20 @@ impl Bucket {
     }
 }
 
+/// A range as stored bitmaps: all of one bucket's part, or everything up to `hi` (`upto`
+/// plus the `upper` part of `hi`'s bucket) minus everything below `lo` (`below` plus the
+/// `lower` part of `lo`'s bucket). Each later piece is a subset of `upto ∪ upper`.
+enum Pieces<'a> {
+    Empty,
+    One(Cow<'a, RoaringBitmap>),
+    Span {
+        upto: &'a RoaringBitmap,
+        upper: Option<RoaringBitmap>,
+        below: &'a RoaringBitmap,
+        lower: Option<RoaringBitmap>,
+    },
+}
+
 /// Ordered value buckets of one field (see the module documentation).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct RangeBuckets {
@@ -150,99 +165,120 @@ impl RangeBuckets {
         self.lows.get(j + 1).map_or(i64::MAX, |next| next - 1)
     }
 
-    /// Profiles with `lo <= value <= hi` (`None`: unbounded).
-    pub(crate) fn between(&self, lo: Option<i64>, hi: Option<i64>) -> RoaringBitmap {
+    /// `[lo, hi]` (`None`: unbounded) in terms of stored bitmaps and at most two scans.
+    fn pieces(&self, lo: Option<i64>, hi: Option<i64>) -> Pieces<'_> {
         let (lo, hi) = (lo.unwrap_or(i64::MIN), hi.unwrap_or(i64::MAX));
         if lo > hi {
-            return RoaringBitmap::new();
+            return Pieces::Empty;
         }
         let (jl, jh) = (self.bucket_of(lo), self.bucket_of(hi));
         if jl == jh {
-            return self.part(jl, lo, hi);
+            return Pieces::One(self.part(jl, lo, hi));
         }
-        // Everything up to `hi`, then minus what lies below `lo`: in place, so the dense
-        // cumulative bitmap is copied once and stays dense until the last step.
-        let mut out = if self.high_of(jh) <= hi {
-            self.below[jh + 1].clone()
+        let (upto, upper) = if self.high_of(jh) <= hi {
+            (&self.below[jh + 1], None)
         } else {
-            let mut out = self.below[jh].clone();
-            out |= self.buckets[jh].scan(self.lows[jh], hi);
-            out
+            let upper = self.buckets[jh].scan(self.lows[jh], hi);
+            (&self.below[jh], Some(upper))
         };
-        out -= &self.below[jl];
-        if self.lows[jl] < lo {
-            out -= self.buckets[jl].scan(self.lows[jl], lo - 1);
+        let lower = (self.lows[jl] < lo).then(|| self.buckets[jl].scan(self.lows[jl], lo - 1));
+        Pieces::Span {
+            upto,
+            upper,
+            below: &self.below[jl],
+            lower,
         }
-        out
     }
 
-    /// Profiles of `within` with `lo <= value <= hi`: the decomposition of
-    /// [`RangeBuckets::between`] applied to `within`, so every step is as small as it is.
+    /// Profiles with `lo <= value <= hi` (`None`: unbounded).
+    pub(crate) fn between(&self, lo: Option<i64>, hi: Option<i64>) -> RoaringBitmap {
+        match self.pieces(lo, hi) {
+            Pieces::Empty => RoaringBitmap::new(),
+            Pieces::One(part) => part.into_owned(),
+            Pieces::Span {
+                upto,
+                upper,
+                below,
+                lower,
+            } => {
+                // In place, so the dense cumulative bitmap is copied once and stays dense
+                // until the last step.
+                let mut out = upto.clone();
+                if let Some(upper) = upper {
+                    out |= upper;
+                }
+                out -= below;
+                if let Some(lower) = lower {
+                    out -= lower;
+                }
+                out
+            }
+        }
+    }
+
+    /// Profiles of `within` with `lo <= value <= hi`: every step restricted to `within`,
+    /// so each is as small as it is.
     pub(crate) fn between_within(
         &self,
         lo: Option<i64>,
         hi: Option<i64>,
         within: &RoaringBitmap,
     ) -> RoaringBitmap {
-        let (lo, hi) = (lo.unwrap_or(i64::MIN), hi.unwrap_or(i64::MAX));
-        if lo > hi {
-            return RoaringBitmap::new();
+        match self.pieces(lo, hi) {
+            Pieces::Empty => RoaringBitmap::new(),
+            Pieces::One(part) => within & part.as_ref(),
+            Pieces::Span {
+                upto,
+                upper,
+                below,
+                lower,
+            } => {
+                let mut out = within & upto;
+                if let Some(upper) = upper {
+                    out |= upper & within;
+                }
+                out -= below;
+                if let Some(lower) = lower {
+                    out -= lower;
+                }
+                out
+            }
         }
-        let (jl, jh) = (self.bucket_of(lo), self.bucket_of(hi));
-        if jl == jh {
-            return self.part(jl, lo, hi) & within;
-        }
-        let mut out = if self.high_of(jh) <= hi {
-            within & &self.below[jh + 1]
-        } else {
-            let mut out = within & &self.below[jh];
-            out |= self.buckets[jh].scan(self.lows[jh], hi) & within;
-            out
-        };
-        out -= &self.below[jl];
-        if self.lows[jl] < lo {
-            out -= self.buckets[jl].scan(self.lows[jl], lo - 1);
-        }
-        out
     }
 
-    /// How many profiles of `within` (all when `None`) have `lo <= value <= hi`: the
-    /// same decomposition as [`RangeBuckets::between`], counted without building it.
+    /// How many profiles of `within` (all when `None`) have `lo <= value <= hi`, counted
+    /// without building the set.
     pub(crate) fn count(
         &self,
         lo: Option<i64>,
         hi: Option<i64>,
         within: Option<&RoaringBitmap>,
     ) -> u64 {
-        let (lo, hi) = (lo.unwrap_or(i64::MIN), hi.unwrap_or(i64::MAX));
-        if lo > hi {
-            return 0;
-        }
         let len = |b: &RoaringBitmap| within.map_or_else(|| b.len(), |w| w.intersection_len(b));
-        let (jl, jh) = (self.bucket_of(lo), self.bucket_of(hi));
-        if jl == jh {
-            return len(&self.part(jl, lo, hi));
+        match self.pieces(lo, hi) {
+            Pieces::Empty => 0,
+            Pieces::One(part) => len(&part),
+            Pieces::Span {
+                upto,
+                upper,
+                below,
+                lower,
+            } => {
+                len(upto) + upper.as_ref().map_or(0, len)
+                    - len(below)
+                    - lower.as_ref().map_or(0, len)
+            }
         }
-        let mut upto_hi = if self.high_of(jh) <= hi {
-            len(&self.below[jh + 1])
-        } else {
-            len(&self.below[jh]) + len(&self.buckets[jh].scan(self.lows[jh], hi))
-        };
-        upto_hi -= len(&self.below[jl]);
-        if self.lows[jl] < lo {
-            upto_hi -= len(&self.buckets[jl].scan(self.lows[jl], lo - 1));
-        }
-        upto_hi
     }
 
     /// Profiles of bucket `j` with `lo <= value <= hi`: the whole bucket when the range
     /// covers every value it can hold, else a scan.
-    fn part(&self, j: usize, lo: i64, hi: i64) -> RoaringBitmap {
+    fn part(&self, j: usize, lo: i64, hi: i64) -> Cow<'_, RoaringBitmap> {
         let bucket = &self.buckets[j];
         if lo <= self.lows[j] && self.high_of(j) <= hi {
-            bucket.members.clone()
+            Cow::Borrowed(&bucket.members)
         } else {
-            bucket.scan(lo, hi)
+            Cow::Owned(bucket.scan(lo, hi))
         }
     }
 

@@ -451,3 +451,87 @@ fn a_seed_under_100_is_refused_and_names_are_checked() {
     assert!(err.contains("invalid model name"), "{err}");
     assert!(engine.model("tiny").is_none());
 }
+
+/// Rescoring evaluates each feature among the profiles a batch changed
+/// (`Feature::members_among`); it must agree with the feature over the whole index, for
+/// every kind of feature, event windows with counts above one included.
+#[test]
+fn features_among_a_few_profiles_agree_with_the_whole_index() {
+    let (_dir, engine, people) = planted(3_000);
+    // Repeat buyers, so that counts above one occur inside and outside a window.
+    let repeat: Vec<String> = (0..3_000)
+        .step_by(3)
+        .map(|i| {
+            let at = |days: i64| cidb::format_rfc3339(NOW - days * DAY - (i as i64 % 7) * 3_600_000);
+            serde_json::json!({"source": "shop", "identifiers": {"email": format!("p{i}@planted.example")},
+                "events": [{"type": "purchase", "at": at(i as i64 % 50), "value": 12},
+                           {"type": "purchase", "at": at(10 + i as i64 % 90), "value": 30}]})
+            .to_string()
+        })
+        .collect();
+    let records: Vec<&str> = repeat.iter().map(String::as_str).collect();
+    engine.ingest_json(&records).unwrap();
+
+    let event = |kind: &str, since_days: Option<i64>, min_count: u32| cidb::Feature::Event {
+        key: cidb::EventKey {
+            kind: kind.into(),
+            category: None,
+        },
+        since: since_days.map(|d| (NOW / DAY - d) * DAY),
+        min_count,
+    };
+    let mut features = vec![
+        event("purchase", None, 1),
+        event("purchase", None, 2),
+        event("purchase", None, 3),
+        event("purchase", Some(30), 1),
+        event("purchase", Some(30), 2),
+        event("purchase", Some(60), 3),
+        event("page_view", Some(10), 1),
+        event("nothing", Some(10), 1),
+    ];
+    let s = segments(&engine);
+    s.train_model("m", &request(r#"crm_tier = "converted""#))
+        .unwrap();
+    features.extend(
+        engine
+            .model("m")
+            .unwrap()
+            .features
+            .iter()
+            .map(|(f, _)| f.clone()),
+    );
+
+    let snap = engine.snapshot();
+    let ix = snap.indexes();
+    let pids: Vec<u32> = people.iter().map(|(pid, _)| *pid).collect();
+    let amongs: Vec<RoaringBitmap> = vec![
+        pids.iter().copied().step_by(7).collect(),
+        pids.iter()
+            .copied()
+            .filter(|p| p % 5 == 1)
+            .take(40)
+            .collect(),
+        ix.live().clone(),
+        RoaringBitmap::new(),
+    ];
+    let mut nonempty = 0;
+    for feature in &features {
+        let whole = feature.members(ix);
+        for among in &amongs {
+            let got = feature.members_among(ix, among);
+            assert_eq!(got, &whole & among, "{feature:?}");
+            nonempty += usize::from(!got.is_empty());
+        }
+        for pid in pids.iter().copied().step_by(97) {
+            assert_eq!(
+                feature.holds(ix, pid),
+                whole.contains(pid),
+                "{feature:?} {pid}"
+            );
+        }
+    }
+    assert!(nonempty > features.len(), "the features select someone");
+    let repeat_buyers = event("purchase", Some(60), 3).members(ix).len();
+    assert!(repeat_buyers > 0, "a window with count >= 3 has members");
+}

@@ -21,28 +21,74 @@ const TARGET_BUCKETS: usize = 128;
 /// bitmaps of more buckets.
 const MIN_BUCKET: usize = 1024;
 
-/// The profiles of one bucket with their values, ordered by profile.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// The profiles of one bucket with their values, ordered by profile. A bucket whose
+/// members all hold one value keeps only the bitmap and that value (`uniform`): the
+/// bucket of a value many profiles share (today's latest event day, a default score) can
+/// hold most of a field, and a sorted column of it would make every insert a large move.
+#[derive(Debug, Clone, Default)]
 struct Bucket {
     members: RoaringBitmap,
+    /// Every member's value when they share one; `pids` and `values` are then empty.
+    uniform: Option<i64>,
     pids: Vec<u32>,
     values: Vec<i64>,
+}
+
+impl PartialEq for Bucket {
+    /// The same profiles with the same values, whichever the representation.
+    fn eq(&self, other: &Bucket) -> bool {
+        self.members == other.members && self.pairs().eq(other.pairs())
+    }
 }
 
 impl Bucket {
     fn from_pairs(mut pairs: Vec<(u32, i64)>) -> Bucket {
         pairs.sort_unstable_by_key(|&(pid, _)| pid);
-        let pids: Vec<u32> = pairs.iter().map(|&(p, _)| p).collect();
-        let values = pairs.iter().map(|&(_, v)| v).collect();
-        let members = RoaringBitmap::from_sorted_iter(pids.iter().copied()).expect("sorted");
-        Bucket {
+        let members =
+            RoaringBitmap::from_sorted_iter(pairs.iter().map(|&(p, _)| p)).expect("sorted");
+        let mut bucket = Bucket {
             members,
-            pids,
-            values,
+            uniform: None,
+            pids: pairs.iter().map(|&(p, _)| p).collect(),
+            values: pairs.iter().map(|&(_, v)| v).collect(),
+        };
+        bucket.compact_if_uniform();
+        bucket
+    }
+
+    /// Drops the columns when every member holds one value.
+    fn compact_if_uniform(&mut self) {
+        if let Some(&first) = self.values.first() {
+            if self.values.iter().all(|&v| v == first) {
+                self.uniform = Some(first);
+                self.pids = Vec::new();
+                self.values = Vec::new();
+            }
+        }
+    }
+
+    /// The members with their values, ordered by profile.
+    fn pairs(&self) -> Box<dyn Iterator<Item = (u32, i64)> + '_> {
+        match self.uniform {
+            Some(v) => Box::new(self.members.iter().map(move |p| (p, v))),
+            None => Box::new(self.pids.iter().copied().zip(self.values.iter().copied())),
         }
     }
 
     fn insert(&mut self, pid: u32, value: i64) {
+        match self.uniform {
+            Some(v) if v == value => {
+                self.members.insert(pid);
+                return;
+            }
+            Some(v) => {
+                // A second value: back to columns.
+                self.pids = self.members.iter().collect();
+                self.values = vec![v; self.pids.len()];
+                self.uniform = None;
+            }
+            None => {}
+        }
         let at = self.pids.partition_point(|&p| p < pid);
         self.pids.insert(at, pid);
         self.values.insert(at, value);
@@ -50,15 +96,27 @@ impl Bucket {
     }
 
     fn remove(&mut self, pid: u32) {
-        if let Ok(at) = self.pids.binary_search(&pid) {
+        if self.uniform.is_some() {
+            self.members.remove(pid);
+        } else if let Ok(at) = self.pids.binary_search(&pid) {
             self.pids.remove(at);
             self.values.remove(at);
             self.members.remove(pid);
+        }
+        if self.members.is_empty() {
+            self.uniform = None;
         }
     }
 
     fn remove_all(&mut self, gone: &RoaringBitmap) {
         if self.members.is_disjoint(gone) {
+            return;
+        }
+        self.members -= gone;
+        if self.uniform.is_some() {
+            if self.members.is_empty() {
+                self.uniform = None;
+            }
             return;
         }
         let mut keep = 0;
@@ -71,11 +129,17 @@ impl Bucket {
         }
         self.pids.truncate(keep);
         self.values.truncate(keep);
-        self.members -= gone;
     }
 
     /// Profiles of the bucket with `lo <= value <= hi`, in one pass over its columns.
     fn scan(&self, lo: i64, hi: i64) -> RoaringBitmap {
+        if let Some(v) = self.uniform {
+            return if lo <= v && v <= hi {
+                self.members.clone()
+            } else {
+                RoaringBitmap::new()
+            };
+        }
         let hits = self
             .pids
             .iter()
@@ -86,7 +150,7 @@ impl Bucket {
     }
 
     fn len(&self) -> usize {
-        self.pids.len()
+        self.members.len() as usize
     }
 }
 
@@ -313,13 +377,18 @@ impl RangeBuckets {
         }
     }
 
-    /// Splits bucket `j` at its median value, when it holds more than one value.
+    /// Splits bucket `j` at its median value, when it holds more than one value (a bucket
+    /// found to hold one value becomes uniform, so it is not sorted again at each insert).
     fn split(&mut self, j: usize) {
-        let bucket = &self.buckets[j];
+        let bucket = &mut self.buckets[j];
+        if bucket.uniform.is_some() {
+            return;
+        }
         let mut sorted = bucket.values.clone();
         sorted.sort_unstable();
         let (min, max) = (sorted[0], sorted[sorted.len() - 1]);
         if min == max {
+            bucket.compact_if_uniform();
             return;
         }
         let median = sorted[sorted.len() / 2];
@@ -330,14 +399,8 @@ impl RangeBuckets {
         } else {
             sorted[sorted.partition_point(|&v| v <= min)]
         };
-        let (mut lower, mut upper) = (Vec::new(), Vec::new());
-        for (&pid, &value) in bucket.pids.iter().zip(&bucket.values) {
-            if value < cut {
-                lower.push((pid, value));
-            } else {
-                upper.push((pid, value));
-            }
-        }
+        let (lower, upper): (Vec<(u32, i64)>, Vec<(u32, i64)>) =
+            bucket.pairs().partition(|&(_, value)| value < cut);
         let lower = Bucket::from_pairs(lower);
         let below_cut = &self.below[j] | &lower.members;
         self.buckets[j] = lower;
@@ -453,6 +516,30 @@ mod tests {
         assert!(b.holds_exactly(&pairs));
         b.remove(10, 10);
         assert!(!b.holds_exactly(&pairs), "a missing profile");
+    }
+
+    #[test]
+    fn a_bucket_of_one_value_keeps_no_columns_until_a_second_value_arrives() {
+        let pairs: Vec<(u32, i64)> = (0..4000).map(|p| (p, i64::from(p % 40))).collect();
+        let mut b = RangeBuckets::with_target(pairs.clone(), 100);
+        let mut model: std::collections::BTreeMap<u32, i64> = pairs.into_iter().collect();
+        // Everyone new lands on one value above all others, as today's latest event day does.
+        for p in 4000..9000 {
+            b.insert(p, 1000);
+            model.insert(p, 1000);
+        }
+        let last = b.buckets.last().expect("a bucket");
+        assert_eq!(last.uniform, Some(1000), "the grown bucket holds one value");
+        assert!(last.pids.is_empty() && last.values.is_empty());
+        b.insert(9000, 1001);
+        model.insert(9000, 1001);
+        b.remove(4500, 1000);
+        model.remove(&4500);
+        let pairs: Vec<(u32, i64)> = model.iter().map(|(p, v)| (*p, *v)).collect();
+        assert!(b.holds_exactly(&pairs));
+        assert_eq!(b.between(Some(1000), Some(1000)).len(), 4999);
+        assert_eq!(b.between(Some(1001), None).len(), 1);
+        assert_eq!(b.between(Some(39), Some(1000)).len(), 100 + 4999);
     }
 
     #[test]

@@ -7,9 +7,11 @@
 //! `event("purchase", since "2026-08-29")` keeps meaning that date after training.
 
 use crate::base::time::{
-    civil_from_day, day_from_civil_clamped, day_of, format_date, DayNumber, Millis, MS_PER_DAY,
+    civil_from_day, day_from_civil_clamped, day_of, format_date, DayNumber, Millis,
 };
-use crate::index::{EventKey, Indexes, NumericKey, NumericKind, Term, TimeRange, NUMBER_SCALE};
+use crate::index::{
+    AggFilter, Cmp, EventKey, Indexes, NumericKey, NumericKind, Term, TimeRange, NUMBER_SCALE,
+};
 use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
 
@@ -179,42 +181,56 @@ impl Feature {
         }
     }
 
-    /// Whether one profile has it (agrees with [`Feature::members`]).
-    pub fn holds(&self, ix: &Indexes, pid: u32) -> bool {
+    /// Its members among `among` (agrees with [`Feature::members`] restricted to it): every
+    /// step works on `among`, so rescoring the few profiles a batch changed costs bitmap
+    /// operations on them, not a walk over every day of an event window per profile.
+    pub fn members_among(&self, ix: &Indexes, among: &RoaringBitmap) -> RoaringBitmap {
         match self {
-            Feature::Term(t) => ix.term(t).contains(pid),
+            Feature::Term(t) => ix.term(t) & among,
             Feature::Band { key, low, high, .. } => ix
                 .numeric(key)
-                .and_then(|b| b.get(pid))
-                .is_some_and(|v| (*low..=*high).contains(&v)),
+                .map(|b| b.range_within(Some(*low), Some(*high), Some(among)))
+                .unwrap_or_default(),
             Feature::Event {
                 key,
                 since,
                 min_count,
             } => {
                 let Some(series) = ix.events().series.get(key) else {
-                    return false;
+                    return RoaringBitmap::new();
                 };
-                let Some(totals) = series.totals().get(&pid) else {
-                    return false;
+                let range = TimeRange {
+                    from: *since,
+                    until: None,
                 };
-                let Some(since) = since else {
-                    return totals.count >= *min_count;
-                };
-                // Windows start on a day boundary, so whole days decide.
-                let first = day_of(*since);
-                debug_assert_eq!(i64::from(first) * MS_PER_DAY, *since);
-                let mut count = 0u32;
-                for (_, bucket) in series.days.range(first..).rev() {
-                    if bucket.members.contains(pid) {
-                        count += bucket.entries.iter().filter(|e| e.pid == pid).count() as u32;
-                        if count >= *min_count {
-                            return true;
-                        }
-                    }
+                let present = series.members_within(range, among);
+                if *min_count <= 1 || present.is_empty() {
+                    return present;
                 }
-                false
+                if since.is_none() {
+                    let totals = series.totals();
+                    return present
+                        .into_iter()
+                        .filter(|pid| totals.get(pid).is_some_and(|t| t.count >= *min_count))
+                        .collect();
+                }
+                let at_least = AggFilter::Count(Cmp::Ge, u64::from(*min_count));
+                match series.select(range, &[at_least]) {
+                    Some(passing) => passing & present,
+                    None => series
+                        .aggregate(range)
+                        .into_iter()
+                        .filter(|(pid, t)| t.count >= *min_count && present.contains(*pid))
+                        .map(|(pid, _)| pid)
+                        .collect(),
+                }
             }
         }
+    }
+
+    /// Whether one profile has it (agrees with [`Feature::members`]).
+    pub fn holds(&self, ix: &Indexes, pid: u32) -> bool {
+        let one: RoaringBitmap = std::iter::once(pid).collect();
+        !self.members_among(ix, &one).is_empty()
     }
 }

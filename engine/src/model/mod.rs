@@ -81,13 +81,11 @@ impl Models {
             // Plans share the index only while a snapshot is held, never across a commit,
             // so this does not copy.
             let scores = Arc::make_mut(&mut scored.scores);
-            for pid in pids {
-                if live.contains(pid) {
-                    let raw = scored.model.raw_score(ix, pid);
-                    scores.set(pid, scored.model.percentile(raw));
-                } else {
-                    scores.remove(pid);
-                }
+            for pid in pids - live {
+                scores.remove(pid);
+            }
+            for (pid, raw) in scored.model.raw_scores_among(ix, &(pids & live)) {
+                scores.set(pid, scored.model.percentile(raw));
             }
         }
     }

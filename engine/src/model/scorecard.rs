@@ -38,13 +38,23 @@ pub struct Model {
 impl Model {
     /// The raw score (log-odds) of one profile.
     pub fn raw_score(&self, ix: &Indexes, pid: u32) -> f64 {
-        let mut score = self.intercept;
+        let one: RoaringBitmap = std::iter::once(pid).collect();
+        self.raw_scores_among(ix, &one)
+            .first()
+            .map_or(self.intercept, |(_, s)| *s)
+    }
+
+    /// Raw scores of the profiles of `among`, in id order: each feature is evaluated as a
+    /// bitmap restricted to them (rescoring what a batch changed).
+    pub fn raw_scores_among(&self, ix: &Indexes, among: &RoaringBitmap) -> Vec<(u32, f64)> {
+        let mut scores: Vec<(u32, f64)> = among.iter().map(|p| (p, self.intercept)).collect();
         for ((feature, _), weight) in self.features.iter().zip(&self.weights) {
-            if feature.holds(ix, pid) {
-                score += weight;
+            for pid in feature.members_among(ix, among) {
+                let at = (among.rank(pid) - 1) as usize;
+                scores[at].1 += weight;
             }
         }
-        score
+        scores
     }
 
     /// Raw scores of every profile in `among`, indexed by profile id (others hold the

@@ -84,7 +84,7 @@ pub use storage::profile::{
     Attribute, ConsentChange, ListItem, Profile, ProfileId, Provenance, ProvenanceList, Scalar,
     SourceSeen, StoredIdentifier,
 };
-pub use storage::{EventChunk, MergeLogEntry};
+pub use storage::{CompactReport, EventChunk, MergeLogEntry};
 pub use write::import::{input_fingerprint, ImportOptions, Progress};
 pub use write::ingest::{IdempotencyKey, IdempotentIngest};
 pub use write::state::Snapshot;

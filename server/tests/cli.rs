@@ -217,3 +217,37 @@ fn object_access_and_audit_commands() {
     assert_eq!(entries[0]["actor"], "cli");
     assert_eq!(entries[1]["action"], "withdraw_objection");
 }
+
+/// `cidb compact` (and `import --compact`): the JSON report's fields, the same answers
+/// afterwards, and a clear error while the database is open elsewhere.
+#[test]
+fn compact_keeps_every_answer_and_reports_sizes() {
+    let dir = database();
+    let data = dir.path().join("data");
+    let file = dir.path().join("again.jsonl");
+    std::fs::write(&file, RECORDS.replace("\"crm\"", "\"web\"")).unwrap();
+    json_ok(
+        &data,
+        &["import", file.to_str().unwrap(), "--compact", "--json"],
+    );
+    let count = |expr: &str| json_ok(&data, &["query", expr, "--json"])["count"].clone();
+    let before = (count("country = \"NL\""), count("source(\"web\")"));
+    assert_eq!(before.1, 1);
+    let report = json_ok(&data, &["compact", "--json"]);
+    for field in ["keys", "live_bytes", "bytes_before", "bytes_after"] {
+        assert!(report[field].as_u64().unwrap() > 0, "{field}: {report}");
+    }
+    assert!(report["live_bytes"].as_u64() < report["bytes_after"].as_u64());
+    assert_eq!(
+        (count("country = \"NL\""), count("source(\"web\")")),
+        before
+    );
+    assert!(cidb(&data, &["check"]).status.success());
+    assert!(!data.join("sled.compact").exists() && !data.join("sled.old").exists());
+
+    let _open = engine::Engine::open(&data).unwrap();
+    let out = cidb(&data, &["compact"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("locked"), "{stderr}");
+}

@@ -22,7 +22,7 @@ use crate::input::record::{parse_json_record, Identifier};
 use crate::input::report::IngestReport;
 use crate::model::{decode_model, Models, MODEL_PREFIX};
 use crate::storage::profile::{Profile, ProfileId};
-use crate::storage::{EventChunk, MergeLogEntry, Store};
+use crate::storage::{CompactReport, EventChunk, MergeLogEntry, Store};
 use crate::write::state::{Published, Snapshot, State, WriterState};
 use serde::Serialize;
 use std::path::Path;
@@ -413,6 +413,31 @@ impl Engine {
             tracing::warn!(error = %e, "storage snapshot after closing not written; the next open replays the log");
         }
         Ok(())
+    }
+
+    /// Closes the database (as [`Engine::close`]) and compacts its storage
+    /// ([`Engine::compact`]): for the end of a bulk load.
+    pub fn close_and_compact(self) -> Result<CompactReport, OpenError> {
+        let dir = self.store.dir().to_path_buf();
+        self.flush_on_close()?;
+        drop(self);
+        Engine::compact(&dir)
+    }
+
+    /// Rewrites the storage of the closed database in `path` with only its live data
+    /// (sled keeps old versions of rewritten values until their segment is half empty, so
+    /// a heavily written database holds about twice its data). Values are copied sealed,
+    /// the swap survives a crash at any point, and nothing a reader sees changes. Fails
+    /// with [`OpenError::Locked`] while the database is open elsewhere.
+    pub fn compact(path: impl AsRef<Path>) -> Result<CompactReport, OpenError> {
+        let report = crate::storage::compact(path.as_ref())?;
+        tracing::info!(
+            keys = report.keys,
+            before = report.bytes_before,
+            after = report.bytes_after,
+            "storage compacted"
+        );
+        Ok(report)
     }
 
     /// Flushes without writing an index checkpoint: quick whatever the database's size

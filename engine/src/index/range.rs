@@ -399,8 +399,7 @@ impl RangeBuckets {
         } else {
             sorted[sorted.partition_point(|&v| v <= min)]
         };
-        let (lower, upper): (Vec<(u32, i64)>, Vec<(u32, i64)>) =
-            bucket.pairs().partition(|&(_, value)| value < cut);
+        let (lower, upper): (Vec<_>, Vec<_>) = bucket.pairs().partition(|&(_, value)| value < cut);
         let lower = Bucket::from_pairs(lower);
         let below_cut = &self.below[j] | &lower.members;
         self.buckets[j] = lower;

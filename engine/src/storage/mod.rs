@@ -6,6 +6,7 @@ pub(crate) mod atomic_file;
 mod batch;
 mod catalog;
 pub(crate) mod codec;
+mod compact;
 mod crypto;
 mod keyfile;
 mod keys;
@@ -22,6 +23,8 @@ use crate::input::record::{Event, Identifier};
 use crate::storage::profile::{Profile, ProfileId};
 pub(crate) use batch::{BatchWriter, WriteBatch};
 use codec::{FORMAT_VERSION, OLDEST_SUPPORTED_FORMAT};
+pub(crate) use compact::compact;
+pub use compact::CompactReport;
 use keyfile::KeyFile;
 pub(crate) use progress::{IdempotencyEntry, ImportKey};
 use roaring::RoaringBitmap;
@@ -489,14 +492,26 @@ pub(crate) fn write_sled_snapshot(dir: &Path) -> Result<(), OpenError> {
 /// How long [`open_sled`] waits for a lock held by a handle that is shutting down.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Opens sled, waiting briefly when its file lock is still held: sled's background
-/// flusher keeps a dropped database alive for a moment, so an immediate reopen in the same
-/// process can find the lock taken.
+/// The sled directory inside a data directory.
+const SLED_DIR: &str = "sled";
+
+/// Opens the sled directory of data directory `dir`, first finishing a compaction that a
+/// crash interrupted (`compact`).
 fn open_sled(dir: &Path) -> Result<sled::Db, OpenError> {
+    compact::restore_after_crash(dir)?;
+    let db = open_sled_at(dir, &dir.join(SLED_DIR))?;
+    compact::remove_leftovers(dir)?;
+    Ok(db)
+}
+
+/// Opens sled at `path` (in data directory `dir`), waiting briefly when its file lock is
+/// still held: sled's background flusher keeps a dropped database alive for a moment, so
+/// an immediate reopen in the same process can find the lock taken.
+fn open_sled_at(dir: &Path, path: &Path) -> Result<sled::Db, OpenError> {
     let started = std::time::Instant::now();
     loop {
         let result = sled::Config::new()
-            .path(dir.join("sled"))
+            .path(path)
             .cache_capacity(512 << 20)
             .mode(sled::Mode::HighThroughput)
             .open();

@@ -147,6 +147,36 @@ impl From<&engine::CheckReport> for CheckReport {
     }
 }
 
+/// What `cidb compact` did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CompactReport {
+    /// Keys copied.
+    pub keys: u64,
+    /// Bytes of keys and values copied (the live data).
+    pub live_bytes: u64,
+    /// Size of the storage directory before.
+    pub bytes_before: u64,
+    /// Size of the storage directory after.
+    pub bytes_after: u64,
+}
+
+impl From<&engine::CompactReport> for CompactReport {
+    fn from(c: &engine::CompactReport) -> Self {
+        let engine::CompactReport {
+            keys,
+            live_bytes,
+            bytes_before,
+            bytes_after,
+        } = *c;
+        CompactReport {
+            keys,
+            live_bytes,
+            bytes_before,
+            bytes_after,
+        }
+    }
+}
+
 /// What `cidb dump-tables` wrote: rows per table.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct TablesDumped {
@@ -170,7 +200,7 @@ pub struct TablesDumped {
     pub scores: u64,
 }
 
-super::answers!(Generated, Stats, CheckReport, TablesDumped);
+super::answers!(Generated, Stats, CheckReport, CompactReport, TablesDumped);
 
 #[cfg(test)]
 mod tests {

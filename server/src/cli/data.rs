@@ -54,6 +54,10 @@ pub struct ImportArgs {
     /// CSV: map a column onto a field, e.g. `--map "E-mail=email"` (repeatable).
     #[arg(long = "map", value_name = "COLUMN=FIELD")]
     pub maps: Vec<String>,
+    /// Compact the storage after the import (as `cidb compact`): a large first import
+    /// leaves about half its storage as old versions of the profiles it rewrote.
+    #[arg(long)]
+    pub compact: bool,
 }
 
 #[derive(Debug, Args)]
@@ -193,7 +197,12 @@ pub fn import(global: &Global, args: ImportArgs) -> anyhow::Result<()> {
             "resumed an interrupted import of this file after line {line} (those lines were applied before)"
         );
     }
-    db.close_for_fast_open().context("closing the database")?;
+    if args.compact {
+        let compacted = db.close_and_compact().context("compacting the storage")?;
+        eprintln!("{}", compaction_summary(&compacted));
+    } else {
+        db.close_for_fast_open().context("closing the database")?;
+    }
     if global.json {
         output::json(&api::ingest::IngestReport::from(&report))
     } else {
@@ -252,6 +261,28 @@ pub fn stats(global: &Global) -> anyhow::Result<()> {
     );
     println!("disk bytes:      {}", s.disk_bytes);
     Ok(())
+}
+
+/// `cidb compact`: rewrites the closed database's storage with only its live data.
+pub fn compact(global: &Global) -> anyhow::Result<()> {
+    let report = engine::Engine::compact(&global.data)
+        .with_context(|| format!("compacting {}", global.data.display()))?;
+    if global.json {
+        return output::json(&api::data::CompactReport::from(&report));
+    }
+    println!("{}", compaction_summary(&report));
+    Ok(())
+}
+
+fn compaction_summary(r: &engine::CompactReport) -> String {
+    let mb = |b: u64| b as f64 / 1e6;
+    format!(
+        "storage compacted: {} keys ({:.1} MB of keys and values), {:.1} MB -> {:.1} MB",
+        r.keys,
+        mb(r.live_bytes),
+        mb(r.bytes_before),
+        mb(r.bytes_after)
+    )
 }
 
 pub fn check(global: &Global) -> anyhow::Result<()> {

@@ -49,6 +49,9 @@ pub enum Command {
     /// Rebuild every index from the stored profiles and compare; exits non-zero on any
     /// difference.
     Check,
+    /// Rewrite the storage with only its live data, reclaiming the space of rewritten and
+    /// erased values (the database must not be open elsewhere; safe to interrupt).
+    Compact,
     /// Show a unified profile with the provenance of every value.
     Lookup(data::LookupArgs),
     /// Write the resolved live profiles as flat CSV tables (profiles, list_values,
@@ -117,6 +120,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Import(args) => data::import(&cli.global, args),
         Command::Stats => data::stats(&cli.global),
         Command::Check => data::check(&cli.global),
+        Command::Compact => data::compact(&cli.global),
         Command::Lookup(args) => data::lookup(&cli.global, args),
         Command::DumpTables(args) => tables::dump_tables(&cli.global, args),
         Command::Query(args) => segments::query(&cli.global, args),

@@ -216,6 +216,7 @@ pub fn demo(global: &Global, args: DemoArgs) -> anyhow::Result<()> {
                 source: None,
                 format: None,
                 maps: Vec::new(),
+                compact: false,
             },
         )?;
     }

@@ -29,8 +29,9 @@ use std::path::Path;
 const MAGIC: &[u8; 8] = b"CIDBIDX1";
 /// Version of the checkpoint body. 1: first layout; 2: adds `Term::Kind` (field catalog);
 /// 3: the identifier links follow the indexes; 4: the links come first, and event series
-/// no longer hold per-profile totals (derived from the day buckets on first use).
-pub(crate) const INDEX_FORMAT: u32 = 4;
+/// no longer hold per-profile totals (derived from the day buckets on first use); 5: a
+/// day's event entries are packed (`packed_entries`).
+pub(crate) const INDEX_FORMAT: u32 = 5;
 const HEADER_LEN: usize = 32;
 /// File name inside the data directory.
 pub(crate) const CHECKPOINT_FILE: &str = "index.ckpt";

@@ -38,12 +38,14 @@ pub struct Entry {
     pub value: f64,
 }
 
-/// One day of one key.
+/// One day of one key. In the checkpoint its entries are packed ([`super::packed_entries`]):
+/// about 7 bytes an entry instead of 16.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DayBucket {
     /// Profiles with an event that day.
     pub members: RoaringBitmap,
     /// The events.
+    #[serde(with = "super::packed_entries")]
     pub entries: Vec<Entry>,
 }
 

@@ -8,6 +8,7 @@ mod checkpoint;
 mod day_tree;
 mod events;
 mod latest_day;
+mod packed_entries;
 mod postings;
 mod range;
 pub(crate) mod suppression;

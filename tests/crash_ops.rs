@@ -108,15 +108,23 @@ fn idempotent_batch() -> (Vec<String>, cidb::IdempotencyKey) {
     (records, key)
 }
 
-/// Runs a child in `mode` that must abort at crash point `point`; notes it if it did not.
-fn crash_child_at(dir: &std::path::Path, mode: &str, point: &str, problems: &mut Vec<String>) {
-    let status = Command::new(std::env::current_exe().unwrap())
+/// This test binary as a child running `mode` on `dir` from person `start` (see `child`);
+/// its standard error is dropped.
+fn child_command(dir: &std::path::Path, mode: &str, start: u64) -> Command {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
         .env("CIDB_OPS_CHILD", dir)
         .env("CIDB_OPS_MODE", mode)
-        .env("CIDB_OPS_START", "0")
+        .env("CIDB_OPS_START", start.to_string())
+        .stderr(Stdio::null());
+    command
+}
+
+/// Runs a child in `mode` that must abort at crash point `point`; notes it if it did not.
+fn crash_child_at(dir: &std::path::Path, mode: &str, point: &str, problems: &mut Vec<String>) {
+    let status = child_command(dir, mode, 0)
         .env("CIDB_CRASH_AT", point)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .status()
         .unwrap();
     if status.success() {
@@ -258,12 +266,8 @@ fn compaction_after_a_crash(dir: &std::path::Path, rng: &mut impl Rng) -> Vec<St
         leftovers(&mut problems, point);
     }
     for _ in 0..2 {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .env("CIDB_OPS_CHILD", dir)
-            .env("CIDB_OPS_MODE", "compact")
-            .env("CIDB_OPS_START", "0")
+        let mut child = child_command(dir, "compact", 0)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
             .spawn()
             .unwrap();
         std::thread::sleep(Duration::from_millis(rng.gen_range(0..400)));
@@ -342,12 +346,8 @@ fn import_resumably(
 /// after the last committed batch: every record once, every event once.
 fn import_resumes_after_a_crash(dir: &std::path::Path, rng: &mut impl Rng) -> Vec<String> {
     let path = import_file(dir);
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .env("CIDB_OPS_CHILD", dir)
-        .env("CIDB_OPS_MODE", "import")
-        .env("CIDB_OPS_START", "0")
+    let mut child = child_command(dir, "import", 0)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let want = rng.gen_range(1..6);
@@ -528,18 +528,11 @@ fn main() {
             "suppress" => next_suppress,
             _ => 0,
         };
-        let mut command = Command::new(std::env::current_exe().unwrap());
+        let mut command = child_command(dir.path(), mode, start);
         if let Some(point) = point {
             command.env("CIDB_CRASH_AT", point);
         }
-        let mut child = command
-            .env("CIDB_OPS_CHILD", dir.path())
-            .env("CIDB_OPS_MODE", mode)
-            .env("CIDB_OPS_START", start.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = command.stdout(Stdio::piped()).spawn().unwrap();
         let want = rng.gen_range(1..6);
         let mut in_flight = None;
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();

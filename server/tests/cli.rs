@@ -245,6 +245,13 @@ fn compact_keeps_every_answer_and_reports_sizes() {
     assert!(cidb(&data, &["check"]).status.success());
     assert!(!data.join("sled.compact").exists() && !data.join("sled.old").exists());
 
+    let nowhere = dir.path().join("typo");
+    let out = cidb(&nowhere, &["compact"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no database here"), "{stderr}");
+    assert!(!nowhere.exists(), "compact creates no database");
+
     let _open = engine::Engine::open(&data).unwrap();
     let out = cidb(&data, &["compact"]);
     assert!(!out.status.success());

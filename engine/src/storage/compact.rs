@@ -51,6 +51,12 @@ pub struct CompactReport {
 /// Compacts the sled directory of the closed data directory `dir`.
 pub(crate) fn compact(dir: &Path) -> Result<CompactReport, OpenError> {
     let (live, copy, old) = (dir.join(SLED_DIR), dir.join(COMPACT_DIR), dir.join(OLD_DIR));
+    restore_after_crash(dir)?;
+    if !live.is_dir() {
+        // Opening would create an empty database where the caller expected one.
+        let missing = std::io::Error::new(std::io::ErrorKind::NotFound, "no database here");
+        return Err(StorageError::io(&live, missing).into());
+    }
     // Holds the lock (and removed any leftovers) from here until the swap.
     let source = open_sled(dir)?;
     let bytes_before = dir_size(&live)?;

@@ -147,6 +147,9 @@ impl Reader<'_> {
         if let Some(chunk) = self.bytes.get(self.at..self.at + 10) {
             let mut v = 0u64;
             for (i, &b) in chunk.iter().enumerate() {
+                if i == 9 && b > 1 {
+                    break; // more than 64 bits
+                }
                 v |= u64::from(b & 0x7f) << (7 * i);
                 if b & 0x80 == 0 {
                     self.at += i + 1;
@@ -162,6 +165,9 @@ impl Reader<'_> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
             let b = self.byte()?;
+            if shift == 63 && b > 1 {
+                break; // more than 64 bits
+            }
             v |= u64::from(b & 0x7f) << shift;
             if b & 0x80 == 0 {
                 return Ok(v);
@@ -242,5 +248,12 @@ mod tests {
         assert_eq!(pack(&entries).len(), 1 + 1000 * 7);
         let truncated = &pack(&entries)[..500];
         assert!(unpack(truncated).unwrap_err().contains("end early"));
+        // A number of more than 64 bits, with and without bytes after it.
+        let mut wide = vec![ALL_ZERO];
+        wide.extend([0xff; 9]);
+        wide.push(0x02);
+        assert!(unpack(&wide).unwrap_err().contains("over-long"));
+        wide.extend([0; 12]);
+        assert!(unpack(&wide).unwrap_err().contains("over-long"));
     }
 }

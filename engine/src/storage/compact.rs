@@ -17,12 +17,13 @@
 //!
 //! Opening a data directory finishes or undoes an interrupted compaction: with no `sled`, a
 //! `sled.compact` is complete (step 2 happened after step 1) and is moved in
-//! ([`restore_after_crash`]); once sled's lock is held, leftovers are removed
-//! ([`remove_leftovers`]). Compaction needs the database closed: it holds sled's lock on the
-//! old directory until the new one is in place, so an open elsewhere fails as locked.
+//! ([`restore_after_crash`]); once sled is open, leftovers are removed
+//! ([`remove_leftovers`]). Both run under the data directory's lock (`dir_lock`), which a
+//! compaction holds from before its copy until the old directory is gone: an open elsewhere
+//! waits for it or fails as locked, and never sees the swap half done.
 
 use super::atomic_file::sync_parent;
-use super::{open_sled, open_sled_at, SLED_DIR};
+use super::{dir_lock, open_sled_at, open_sled_locked, SLED_DIR};
 use crate::base::crash_point::crash_point;
 use crate::base::error::{OpenError, StorageError};
 use crossbeam_channel::bounded;
@@ -51,14 +52,16 @@ pub struct CompactReport {
 /// Compacts the sled directory of the closed data directory `dir`.
 pub(crate) fn compact(dir: &Path) -> Result<CompactReport, OpenError> {
     let (live, copy, old) = (dir.join(SLED_DIR), dir.join(COMPACT_DIR), dir.join(OLD_DIR));
-    restore_after_crash(dir)?;
-    if !live.is_dir() {
+    if !live.is_dir() && !copy.is_dir() {
         // Opening would create an empty database where the caller expected one.
         let missing = std::io::Error::new(std::io::ErrorKind::NotFound, "no database here");
         return Err(StorageError::io(&live, missing).into());
     }
-    // Holds the lock (and removed any leftovers) from here until the swap.
-    let source = open_sled(dir)?;
+    // The directory's lock, from before the copy until `sled.old` is gone: an open
+    // elsewhere waits for it, and so never sees the swap half done.
+    let _lock = dir_lock::lock(dir)?;
+    // Holds sled's lock too (and removed any leftovers) from here until the swap.
+    let source = open_sled_locked(dir)?;
     let bytes_before = dir_size(&live)?;
     let target = open_sled_at(dir, &copy)?;
     let (keys, live_bytes) = copy_all(&source, &target)?;
@@ -76,6 +79,8 @@ pub(crate) fn compact(dir: &Path) -> Result<CompactReport, OpenError> {
         .into());
     }
     drop(reopened);
+    // sled syncs its files' contents, not the directory entries it creates.
+    sync_tree(&copy)?;
     crash_point("compact.copied");
     rename(&live, &old)?;
     crash_point("compact.moved_old");
@@ -90,8 +95,9 @@ pub(crate) fn compact(dir: &Path) -> Result<CompactReport, OpenError> {
     })
 }
 
-/// Before sled is opened: finishes a compaction that a crash interrupted between its two
-/// renames (no `sled`: the copy is complete, since the first rename follows its flush).
+/// With the directory's lock held, before sled is opened: finishes a compaction that a
+/// crash interrupted between its two renames (no `sled`: the copy is complete, since the
+/// first rename follows its flush).
 pub(crate) fn restore_after_crash(dir: &Path) -> Result<(), StorageError> {
     let (live, copy, old) = (dir.join(SLED_DIR), dir.join(COMPACT_DIR), dir.join(OLD_DIR));
     if !live.exists() {
@@ -104,8 +110,8 @@ pub(crate) fn restore_after_crash(dir: &Path) -> Result<(), StorageError> {
     Ok(())
 }
 
-/// With sled's lock held (so no compaction is running): removes an unfinished copy and an
-/// old directory that a crash left.
+/// With the directory's lock held (so no compaction is running): removes an unfinished
+/// copy and an old directory that a crash left.
 pub(crate) fn remove_leftovers(dir: &Path) -> Result<(), StorageError> {
     remove_if_present(&dir.join(COMPACT_DIR))?;
     remove_if_present(&dir.join(OLD_DIR))
@@ -144,6 +150,29 @@ fn copy_all(source: &sled::Db, target: &sled::Db) -> Result<(u64, u64), StorageE
         }
         Ok((keys, bytes))
     })
+}
+
+/// Syncs every file and directory under `path`, and `path` itself.
+fn sync_tree(path: &Path) -> Result<(), StorageError> {
+    let entries = std::fs::read_dir(path).map_err(|e| StorageError::io(path, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| StorageError::io(path, e))?;
+        let child = entry.path();
+        if entry
+            .file_type()
+            .map_err(|e| StorageError::io(&child, e))?
+            .is_dir()
+        {
+            sync_tree(&child)?;
+        } else {
+            std::fs::File::open(&child)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| StorageError::io(&child, e))?;
+        }
+    }
+    std::fs::File::open(path)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StorageError::io(path, e))
 }
 
 fn rename(from: &Path, to: &Path) -> Result<(), StorageError> {

@@ -8,6 +8,7 @@ mod catalog;
 pub(crate) mod codec;
 mod compact;
 mod crypto;
+mod dir_lock;
 mod keyfile;
 mod keys;
 pub(crate) mod migrate;
@@ -99,6 +100,8 @@ pub(crate) struct Store {
     /// the profiles erased since open, which an export's bitmap appended after their
     /// erasure must not include.
     audit_lock: std::sync::Mutex<RoaringBitmap>,
+    /// The data directory's lock, held while the store is open (dropped after `db`).
+    _dir_lock: dir_lock::DirLock,
 }
 
 /// The sled key of `pid`'s erasure intent (names the intent in errors).
@@ -110,7 +113,7 @@ impl Store {
     /// Opens (or creates) the store in `dir`; returns it with its counters.
     pub(crate) fn open(dir: &Path) -> Result<(Store, Counters), OpenError> {
         std::fs::create_dir_all(dir).map_err(|e| StorageError::io(dir, e))?;
-        let db = open_sled(dir)?;
+        let (db, dir_lock) = open_sled(dir)?;
         let format_key = keys::meta("format");
         match db.get(&format_key).map_err(StorageError::from)? {
             None => {
@@ -150,6 +153,7 @@ impl Store {
                 identifier_hasher: crypto::IdentifierHasher::new(keys.secret()),
                 keys: RwLock::new(keys),
                 audit_lock: std::sync::Mutex::new(RoaringBitmap::new()),
+                _dir_lock: dir_lock,
             },
             counters,
         ))
@@ -495,9 +499,15 @@ const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// The sled directory inside a data directory.
 const SLED_DIR: &str = "sled";
 
-/// Opens the sled directory of data directory `dir`, first finishing a compaction that a
-/// crash interrupted (`compact`).
-fn open_sled(dir: &Path) -> Result<sled::Db, OpenError> {
+/// Takes the data directory's lock and opens its sled directory (see [`open_sled_locked`]).
+fn open_sled(dir: &Path) -> Result<(sled::Db, dir_lock::DirLock), OpenError> {
+    let lock = dir_lock::lock(dir)?;
+    Ok((open_sled_locked(dir)?, lock))
+}
+
+/// Opens the sled directory of data directory `dir`, whose lock the caller holds: first
+/// finishes a compaction that a crash interrupted, then removes its leftovers (`compact`).
+fn open_sled_locked(dir: &Path) -> Result<sled::Db, OpenError> {
     compact::restore_after_crash(dir)?;
     let db = open_sled_at(dir, &dir.join(SLED_DIR))?;
     compact::remove_leftovers(dir)?;

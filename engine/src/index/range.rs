@@ -168,6 +168,40 @@ enum Pieces<'a> {
     },
 }
 
+impl Pieces<'_> {
+    /// The range's profiles (those of `within`, when given). In place, so a dense
+    /// cumulative bitmap is copied (or intersected) once and stays dense until the last step.
+    fn assemble(self, within: Option<&RoaringBitmap>) -> RoaringBitmap {
+        let restrict = |b: &RoaringBitmap| within.map_or_else(|| b.clone(), |w| w & b);
+        match self {
+            Pieces::Empty => RoaringBitmap::new(),
+            Pieces::One(part) => match within {
+                Some(w) => w & part.as_ref(),
+                None => part.into_owned(),
+            },
+            Pieces::Span {
+                upto,
+                upper,
+                below,
+                lower,
+            } => {
+                let mut out = restrict(upto);
+                if let Some(upper) = upper {
+                    match within {
+                        Some(w) => out |= upper & w,
+                        None => out |= upper,
+                    }
+                }
+                out -= below;
+                if let Some(lower) = lower {
+                    out -= lower;
+                }
+                out
+            }
+        }
+    }
+}
+
 /// Ordered value buckets of one field (see the module documentation).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct RangeBuckets {
@@ -256,28 +290,7 @@ impl RangeBuckets {
 
     /// Profiles with `lo <= value <= hi` (`None`: unbounded).
     pub(crate) fn between(&self, lo: Option<i64>, hi: Option<i64>) -> RoaringBitmap {
-        match self.pieces(lo, hi) {
-            Pieces::Empty => RoaringBitmap::new(),
-            Pieces::One(part) => part.into_owned(),
-            Pieces::Span {
-                upto,
-                upper,
-                below,
-                lower,
-            } => {
-                // In place, so the dense cumulative bitmap is copied once and stays dense
-                // until the last step.
-                let mut out = upto.clone();
-                if let Some(upper) = upper {
-                    out |= upper;
-                }
-                out -= below;
-                if let Some(lower) = lower {
-                    out -= lower;
-                }
-                out
-            }
-        }
+        self.pieces(lo, hi).assemble(None)
     }
 
     /// Profiles of `within` with `lo <= value <= hi`: every step restricted to `within`,
@@ -288,26 +301,7 @@ impl RangeBuckets {
         hi: Option<i64>,
         within: &RoaringBitmap,
     ) -> RoaringBitmap {
-        match self.pieces(lo, hi) {
-            Pieces::Empty => RoaringBitmap::new(),
-            Pieces::One(part) => within & part.as_ref(),
-            Pieces::Span {
-                upto,
-                upper,
-                below,
-                lower,
-            } => {
-                let mut out = within & upto;
-                if let Some(upper) = upper {
-                    out |= upper & within;
-                }
-                out -= below;
-                if let Some(lower) = lower {
-                    out -= lower;
-                }
-                out
-            }
-        }
+        self.pieces(lo, hi).assemble(Some(within))
     }
 
     /// How many profiles of `within` (all when `None`) have `lo <= value <= hi`, counted

@@ -10,6 +10,7 @@
 //! kept, so a bucket reads back equal.
 
 use super::events::Entry;
+use crate::base::leb128::{self, Reader};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 const ALL_ZERO: u8 = 1;
@@ -41,8 +42,8 @@ pub(crate) fn pack(entries: &[Entry]) -> Vec<u8> {
     let mut out = Vec::with_capacity(1 + entries.len() * 8);
     out.push(if all_zero { ALL_ZERO } else { 0 });
     for e in entries {
-        put_leb(&mut out, u64::from(e.pid));
-        put_leb(&mut out, u64::from(e.ms_of_day));
+        leb128::put(&mut out, u64::from(e.pid));
+        leb128::put(&mut out, u64::from(e.ms_of_day));
         if all_zero {
             continue;
         }
@@ -50,7 +51,7 @@ pub(crate) fn pack(entries: &[Entry]) -> Vec<u8> {
             out.push(VALUE_ZERO);
         } else if let Some(millis) = exact_millis(e.value) {
             out.push(VALUE_MILLIS);
-            put_leb(&mut out, ((millis << 1) ^ (millis >> 63)) as u64);
+            leb128::put_signed(&mut out, millis);
         } else {
             out.push(VALUE_RAW);
             out.extend_from_slice(&e.value.to_le_bytes());
@@ -72,7 +73,7 @@ fn exact_millis(value: f64) -> Option<i64> {
 
 /// The entries of packed `bytes`; an error names the byte offset where they stop making sense.
 pub(crate) fn unpack(bytes: &[u8]) -> Result<Vec<Entry>, String> {
-    let mut r = Reader { bytes, at: 0 };
+    let mut r = Reader::new(bytes, "packed event entries");
     let flags = r.byte()?;
     if flags & !ALL_ZERO != 0 {
         return Err(format!(
@@ -80,7 +81,7 @@ pub(crate) fn unpack(bytes: &[u8]) -> Result<Vec<Entry>, String> {
         ));
     }
     let mut out = Vec::with_capacity(bytes.len() / 7);
-    while r.at < bytes.len() {
+    while !r.is_done() {
         let pid = r.u32()?;
         let ms_of_day = r.u32()?;
         let value = if flags & ALL_ZERO != 0 {
@@ -89,15 +90,19 @@ pub(crate) fn unpack(bytes: &[u8]) -> Result<Vec<Entry>, String> {
             match r.byte()? {
                 VALUE_ZERO => 0.0,
                 VALUE_MILLIS => {
-                    let z = r.leb()?;
-                    let millis = ((z >> 1) as i64) ^ -((z & 1) as i64);
+                    let millis = r.signed()?;
                     millis as f64 / 1000.0
                 }
                 VALUE_RAW => {
                     let raw = r.take(8)?;
                     f64::from_le_bytes(raw.try_into().expect("8 bytes"))
                 }
-                tag => return Err(format!("unknown value tag {tag} at byte {}", r.at - 1)),
+                tag => {
+                    return Err(format!(
+                        "unknown value tag {tag} at byte {}",
+                        r.offset() - 1
+                    ))
+                }
             }
         };
         out.push(Entry {
@@ -107,82 +112,6 @@ pub(crate) fn unpack(bytes: &[u8]) -> Result<Vec<Entry>, String> {
         });
     }
     Ok(out)
-}
-
-fn put_leb(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl Reader<'_> {
-    fn byte(&mut self) -> Result<u8, String> {
-        let b = *self
-            .bytes
-            .get(self.at)
-            .ok_or_else(|| format!("packed event entries end early at byte {}", self.at))?;
-        self.at += 1;
-        Ok(b)
-    }
-
-    fn take(&mut self, n: usize) -> Result<&[u8], String> {
-        let end = self.at + n;
-        let out = self
-            .bytes
-            .get(self.at..end)
-            .ok_or_else(|| format!("packed event entries end early at byte {}", self.at))?;
-        self.at = end;
-        Ok(out)
-    }
-
-    fn leb(&mut self) -> Result<u64, String> {
-        // Fast path, with no bounds check a byte: at most 10 bytes, all present.
-        if let Some(chunk) = self.bytes.get(self.at..self.at + 10) {
-            let mut v = 0u64;
-            for (i, &b) in chunk.iter().enumerate() {
-                if i == 9 && b > 1 {
-                    break; // more than 64 bits
-                }
-                v |= u64::from(b & 0x7f) << (7 * i);
-                if b & 0x80 == 0 {
-                    self.at += i + 1;
-                    return Ok(v);
-                }
-            }
-            return Err(format!(
-                "over-long number at byte {} of packed event entries",
-                self.at
-            ));
-        }
-        let start = self.at;
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = self.byte()?;
-            if shift == 63 && b > 1 {
-                break; // more than 64 bits
-            }
-            v |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err(format!(
-            "over-long number at byte {start} of packed event entries"
-        ))
-    }
-
-    fn u32(&mut self) -> Result<u32, String> {
-        let start = self.at;
-        u32::try_from(self.leb()?)
-            .map_err(|_| format!("number out of range at byte {start} of packed event entries"))
-    }
 }
 
 #[cfg(test)]

@@ -49,7 +49,7 @@ impl Store {
         let key = keys::pid_seq(keys::EVENTS, pid, seq);
         let mut sealed = Vec::with_capacity(SEALED_ENTRY_CAPACITY);
         self.seal_for(pid, &key, &mut sealed, |buf| {
-            codec::encode_compressed_into(chunk, buf)
+            codec::encode_packed_into(chunk, buf)
         });
         sealed
     }

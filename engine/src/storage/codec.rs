@@ -27,7 +27,11 @@ use serde::{de::DeserializeOwned, Serialize};
 ///   block of a tag 2 body) before they are sealed; a 1M-person event-heavy import's
 ///   profiles take 318 bytes instead of 503 on average. Tag 1 and 2 values stay readable,
 ///   so an older directory only has its version raised on open.
-pub const FORMAT_VERSION: u32 = 5;
+/// - 6: profiles and event chunks are written packed (tag 4: LZ4 block of the packed form
+///   of `storage::packed`: each record's provenance once per profile, known names as
+///   one-byte codes, times as LEB128 differences, events in columns). Tag 3 values stay
+///   readable, so an older directory only has its version raised on open.
+pub const FORMAT_VERSION: u32 = 6;
 /// The oldest on-disk format this build can open.
 pub const OLDEST_SUPPORTED_FORMAT: u32 = 1;
 
@@ -39,6 +43,9 @@ const VALUE_TAG_V2: u8 = 2;
 /// Value tag of an LZ4-compressed tag 2 body (the sealed values of format 5): the body's
 /// length (u32 LE), then the LZ4 block.
 const VALUE_TAG_LZ4: u8 = 3;
+/// Value tag of a packed value (format 6): like tag 3, an LZ4 block of a tag 2 body, but
+/// the body is the value's packed form ([`Packable`]).
+const VALUE_TAG_PACKED: u8 = 4;
 /// The largest body a compressed value may claim (a sealed value is authenticated before
 /// it is decoded, so this guards against a bug, not an attacker).
 const MAX_DECOMPRESSED: usize = 64 << 20;
@@ -71,9 +78,33 @@ pub(crate) fn encode_into<T: Serialize>(value: &T, out: &mut Vec<u8>) {
         .expect("encoding into a Vec cannot fail");
 }
 
-/// Appends `value` to `out` as a compressed value (tag 3): for the large values sealed per
-/// profile (profiles, event chunks, merge-log entries), which compress by about a third.
+/// A value with a packed stored form (`storage::packed`), written with tag 4.
+pub(crate) trait Packable: Sized + DeserializeOwned {
+    /// The packed form, borrowing from the value.
+    type Packed<'a>: Serialize
+    where
+        Self: 'a;
+    /// The packed form as read back.
+    type Unpacked: DeserializeOwned;
+    /// The packed form of `self`.
+    fn pack(&self) -> Self::Packed<'_>;
+    /// The value of a packed form; an error says what in it does not fit.
+    fn unpack(packed: Self::Unpacked) -> Result<Self, String>;
+}
+
+/// Appends `value` to `out` as a compressed value (tag 3): for the merge-log entries sealed
+/// per profile, which compress by about a third.
 pub(crate) fn encode_compressed_into<T: Serialize>(value: &T, out: &mut Vec<u8>) {
+    compress_into(VALUE_TAG_LZ4, value, out);
+}
+
+/// Appends `value` to `out` packed and compressed (tag 4): for profiles and event chunks.
+pub(crate) fn encode_packed_into<T: Packable>(value: &T, out: &mut Vec<u8>) {
+    compress_into(VALUE_TAG_PACKED, &value.pack(), out);
+}
+
+/// Appends `tag`, the body's length (u32 LE) and the LZ4 block of `value`'s tag 2 body.
+fn compress_into<T: Serialize>(tag: u8, value: &T, out: &mut Vec<u8>) {
     thread_local! {
         static PLAIN: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
@@ -81,7 +112,7 @@ pub(crate) fn encode_compressed_into<T: Serialize>(value: &T, out: &mut Vec<u8>)
         plain.clear();
         bincode::serde::encode_into_std_write(value, plain, varint_config())
             .expect("encoding into a Vec cannot fail");
-        out.push(VALUE_TAG_LZ4);
+        out.push(tag);
         out.extend_from_slice(&(plain.len() as u32).to_le_bytes());
         let start = out.len();
         out.resize(
@@ -131,6 +162,25 @@ pub(crate) fn decode<T: DeserializeOwned>(
         )));
     }
     Ok(value)
+}
+
+/// Decodes a value written by [`encode_packed_into`], or by an older format in its serde
+/// form (tags 1-3), naming `what` in the error.
+pub(crate) fn decode_packed<T: Packable>(
+    what: &'static str,
+    bytes: &[u8],
+) -> Result<T, StorageError> {
+    if bytes.first() != Some(&VALUE_TAG_PACKED) {
+        return decode(what, bytes);
+    }
+    let corrupted = |detail: String| StorageError::Corrupted {
+        what,
+        key: Vec::new(),
+        detail,
+    };
+    let plain = decompress(&bytes[1..]).map_err(corrupted)?;
+    let packed = decode_exact(what, &plain, varint_config())?;
+    T::unpack(packed).map_err(corrupted)
 }
 
 /// The body of a compressed value (after its tag).

@@ -11,7 +11,9 @@ mod crypto;
 mod dir_lock;
 mod keyfile;
 mod keys;
+mod known_names;
 pub(crate) mod migrate;
+mod packed;
 mod privacy;
 pub(crate) mod profile;
 mod progress;
@@ -278,7 +280,7 @@ impl Store {
         match value.first() {
             Some(&keys::SLOT_LIVE) => {
                 let plain = self.open_sealed("profile", pid, &key, &value[1..])?;
-                Ok(Slot::Live(codec::decode("profile", &plain)?))
+                Ok(Slot::Live(codec::decode_packed("profile", &plain)?))
             }
             Some(&keys::SLOT_MERGED) => {
                 let into = value.get(1..5).ok_or_else(|| corrupted("short redirect"))?;
@@ -322,31 +324,32 @@ impl Store {
         crypto::open(what, key, aad, sealed)
     }
 
-    fn scan_sealed<T: serde::de::DeserializeOwned>(
+    fn scan_sealed<T>(
         &self,
         tag: u8,
         pid: ProfileId,
         what: &'static str,
+        decode: fn(&'static str, &[u8]) -> Result<T, StorageError>,
     ) -> Result<Vec<(u64, T)>, StorageError> {
         let prefix = keys::prefixed_pid(tag, pid);
         let mut out = Vec::new();
         for item in self.db.scan_prefix(prefix) {
             let (k, v) = item?;
             let plain = self.open_sealed(what, pid, &k, &v)?;
-            out.push((keys::seq_of(&k).unwrap_or(0), codec::decode(what, &plain)?));
+            out.push((keys::seq_of(&k).unwrap_or(0), decode(what, &plain)?));
         }
         Ok(out)
     }
 
     /// The event chunks of a profile, keyed by ingest sequence.
     pub(crate) fn events(&self, pid: ProfileId) -> Result<Vec<(u64, EventChunk)>, StorageError> {
-        self.scan_sealed(keys::EVENTS, pid, "event chunk")
+        self.scan_sealed(keys::EVENTS, pid, "event chunk", codec::decode_packed)
     }
 
     /// The merge log of a profile.
     pub(crate) fn merge_log(&self, pid: ProfileId) -> Result<Vec<MergeLogEntry>, StorageError> {
         Ok(self
-            .scan_sealed(keys::MERGE_LOG, pid, "merge log entry")?
+            .scan_sealed(keys::MERGE_LOG, pid, "merge log entry", codec::decode)?
             .into_iter()
             .map(|(_, e)| e)
             .collect())
@@ -441,7 +444,7 @@ impl Store {
         let mut value = Vec::with_capacity(SEALED_PROFILE_CAPACITY);
         value.push(keys::SLOT_LIVE);
         self.seal_for(profile.id, &key, &mut value, |buf| {
-            codec::encode_compressed_into(profile, buf)
+            codec::encode_packed_into(profile, buf)
         });
         value
     }

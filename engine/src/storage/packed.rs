@@ -64,11 +64,23 @@ type Origin = (u32, Millis, Option<u64>);
 struct Origins<'a> {
     names: Vec<&'a str>,
     entries: Vec<Origin>,
-    /// Positions in `entries` by source and time.
-    by_time: HashMap<(u32, Millis), SmallVec<[u32; 1]>, foldhash::fast::RandomState>,
+    /// Positions in `entries` by source and time, built once `entries` is too long to
+    /// search (a profile of many records); a typical profile has a handful of origins.
+    by_time: Option<HashMap<(u32, Millis), SmallVec<[u32; 1]>, foldhash::fast::RandomState>>,
 }
 
+/// Origins searched one by one before [`Origins`] indexes them.
+const ORIGINS_SEARCHED: usize = 16;
+
 impl<'a> Origins<'a> {
+    fn new(names: Vec<&'a str>) -> Self {
+        Origins {
+            names,
+            entries: Vec::new(),
+            by_time: None,
+        }
+    }
+
     fn name(&mut self, source: &'a str) -> u32 {
         let at = match self.names.iter().position(|n| *n == source) {
             Some(at) => at,
@@ -84,20 +96,31 @@ impl<'a> Origins<'a> {
     /// added if there is none.
     fn position(&mut self, p: &'a Provenance, seq: Option<u64>) -> u32 {
         let name = self.name(&p.source);
-        let candidates = self.by_time.entry((name, p.observed_at)).or_default();
-        let found = candidates
-            .iter()
-            .copied()
-            .find(|&i| seq.is_none() || self.entries[i as usize].2 == seq);
-        match found {
-            Some(i) => i,
-            None => {
-                let i = self.entries.len() as u32;
-                self.entries.push((name, p.observed_at, seq));
-                candidates.push(i);
-                i
-            }
+        let fits =
+            |e: &Origin| e.0 == name && e.1 == p.observed_at && (seq.is_none() || e.2 == seq);
+        let found = match &self.by_time {
+            None => self.entries.iter().position(fits).map(|i| i as u32),
+            Some(by_time) => by_time.get(&(name, p.observed_at)).and_then(|at| {
+                at.iter()
+                    .copied()
+                    .find(|&i| fits(&self.entries[i as usize]))
+            }),
+        };
+        if let Some(i) = found {
+            return i;
         }
+        let i = self.entries.len() as u32;
+        self.entries.push((name, p.observed_at, seq));
+        if let Some(by_time) = &mut self.by_time {
+            by_time.entry((name, p.observed_at)).or_default().push(i);
+        } else if self.entries.len() > ORIGINS_SEARCHED {
+            let mut by_time: HashMap<_, SmallVec<[u32; 1]>, _> = HashMap::default();
+            for (at, e) in self.entries.iter().enumerate() {
+                by_time.entry((e.0, e.1)).or_default().push(at as u32);
+            }
+            self.by_time = Some(by_time);
+        }
+        i
     }
 }
 
@@ -106,11 +129,7 @@ impl Packable for Profile {
     type Unpacked = PackedProfile<ShortText, Value>;
 
     fn pack(&self) -> Self::Packed<'_> {
-        let mut origins = Origins {
-            names: self.sources.keys().map(|s| s.as_str()).collect(),
-            entries: Vec::new(),
-            by_time: HashMap::default(),
-        };
+        let mut origins = Origins::new(self.sources.keys().map(|s| s.as_str()).collect());
         // Values with a sequence first, so values without one share their origins.
         let mut scalar_origins = Vec::new();
         for attribute in self.attributes.values() {

@@ -43,11 +43,14 @@ pub(crate) struct PackedProfile<S, V> {
     times: ByteBuf,
     identifiers: Vec<(StoredName<S>, S, u32)>,
     attributes: Vec<(StoredName<S>, PackedAttribute<S, V>)>,
-    consent: Vec<(StoredName<S>, Vec<(bool, u32)>)>,
+    consent: Vec<PackedConsent<S>>,
     merged_from: Vec<ProfileId>,
     records: u64,
     events: u64,
 }
+
+/// A purpose's consent changes: granted, and the origin's position.
+type PackedConsent<S> = (StoredName<S>, Vec<(bool, u32)>);
 
 /// An attribute whose provenance is a position in the origins table.
 #[derive(Serialize, Deserialize)]
@@ -66,8 +69,11 @@ struct Origins<'a> {
     entries: Vec<Origin>,
     /// Positions in `entries` by source and time, built once `entries` is too long to
     /// search (a profile of many records); a typical profile has a handful of origins.
-    by_time: Option<HashMap<(u32, Millis), SmallVec<[u32; 1]>, foldhash::fast::RandomState>>,
+    by_time: Option<OriginIndex>,
 }
+
+/// Positions of origins by source and time.
+type OriginIndex = HashMap<(u32, Millis), SmallVec<[u32; 1]>, foldhash::fast::RandomState>;
 
 /// Origins searched one by one before [`Origins`] indexes them.
 const ORIGINS_SEARCHED: usize = 16;
@@ -114,7 +120,7 @@ impl<'a> Origins<'a> {
         if let Some(by_time) = &mut self.by_time {
             by_time.entry((name, p.observed_at)).or_default().push(i);
         } else if self.entries.len() > ORIGINS_SEARCHED {
-            let mut by_time: HashMap<_, SmallVec<[u32; 1]>, _> = HashMap::default();
+            let mut by_time = OriginIndex::default();
             for (at, e) in self.entries.iter().enumerate() {
                 by_time.entry((e.0, e.1)).or_default().push(at as u32);
             }

@@ -64,6 +64,24 @@ fn varint_config() -> impl bincode::config::Config {
         .with_variable_int_encoding()
 }
 
+/// [`varint_config`] for reading a value: bincode allocates a byte string's claimed length
+/// before reading it, so a damaged length must hit this limit (an error) instead of an
+/// allocation that aborts the process.
+fn varint_read_config() -> impl bincode::config::Config {
+    bincode::config::standard()
+        .with_little_endian()
+        .with_variable_int_encoding()
+        .with_limit::<MAX_DECOMPRESSED>()
+}
+
+/// [`config`] for reading a value (see [`varint_read_config`]).
+fn fixed_read_config() -> impl bincode::config::Config {
+    bincode::config::standard()
+        .with_little_endian()
+        .with_fixed_int_encoding()
+        .with_limit::<MAX_DECOMPRESSED>()
+}
+
 /// Encodes `value` with the value tag in front.
 pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     let mut out = Vec::new();
@@ -147,10 +165,10 @@ pub(crate) fn decode<T: DeserializeOwned>(
     let decoded = match bytes.first() {
         Some(&VALUE_TAG_LZ4) => {
             let plain = decompress(&bytes[1..]).map_err(corrupted)?;
-            return decode_exact(what, &plain, varint_config());
+            return decode_exact(what, &plain, varint_read_config());
         }
-        Some(&VALUE_TAG_V2) => bincode::serde::decode_from_slice(&bytes[1..], varint_config()),
-        Some(&VALUE_TAG_V1) => bincode::serde::decode_from_slice(&bytes[1..], config()),
+        Some(&VALUE_TAG_V2) => bincode::serde::decode_from_slice(&bytes[1..], varint_read_config()),
+        Some(&VALUE_TAG_V1) => bincode::serde::decode_from_slice(&bytes[1..], fixed_read_config()),
         Some(tag) => return Err(corrupted(format!("unknown value tag {tag}"))),
         None => return Err(corrupted("empty value".into())),
     };
@@ -179,7 +197,7 @@ pub(crate) fn decode_packed<T: Packable>(
         detail,
     };
     let plain = decompress(&bytes[1..]).map_err(corrupted)?;
-    let packed = decode_exact(what, &plain, varint_config())?;
+    let packed = decode_exact(what, &plain, varint_read_config())?;
     T::unpack(packed).map_err(corrupted)
 }
 
@@ -252,7 +270,7 @@ pub(crate) fn decode_record<T: DeserializeOwned>(
         Some(found) => return Err(corrupted(format!("unknown layout {found}"))),
         None => return Err(corrupted("not a stored record (older format?)".into())),
     }
-    let (value, used) = bincode::serde::decode_from_slice(&bytes[2..], varint_config())
+    let (value, used) = bincode::serde::decode_from_slice(&bytes[2..], varint_read_config())
         .map_err(|e| corrupted(e.to_string()))?;
     if used + 2 != bytes.len() {
         return Err(corrupted(format!(

@@ -73,13 +73,14 @@ pub(crate) const KNOWN_NAMES: &[&str] = &[
 ];
 
 /// The code of each known name.
-static CODES: LazyLock<HashMap<&'static str, u8>> = LazyLock::new(|| {
-    KNOWN_NAMES
-        .iter()
-        .enumerate()
-        .map(|(code, name)| (*name, u8::try_from(code).expect("at most 256 known names")))
-        .collect()
-});
+static CODES: LazyLock<HashMap<&'static str, u8, foldhash::fast::FixedState>> =
+    LazyLock::new(|| {
+        KNOWN_NAMES
+            .iter()
+            .enumerate()
+            .map(|(code, name)| (*name, u8::try_from(code).expect("at most 256 known names")))
+            .collect()
+    });
 
 /// A name as stored: a known name's code, or the text of any other.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

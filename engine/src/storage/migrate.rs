@@ -5,7 +5,8 @@
 //! - format 1 → 2: identifier links leave sled (`I` keys) for the index checkpoint;
 //! - format 2 → 3: nothing to rewrite (tag 1 values stay readable);
 //! - format 3 → 4: the small records become stored records (`storage::records`);
-//! - format 4 → 5: nothing to rewrite (uncompressed values stay readable).
+//! - format 4 → 5: nothing to rewrite (uncompressed values stay readable);
+//! - format 5 → 6: nothing to rewrite (values that are not packed stay readable).
 
 use super::codec::FORMAT_VERSION;
 use super::keys;

@@ -457,7 +457,7 @@ mod tests {
     }
 
     /// A few records' provenance, which the values share as real profiles do.
-    fn origins() -> impl Strategy<Value = Vec<(Provenance, u64)>> {
+    fn origins(most: usize) -> impl Strategy<Value = Vec<(Provenance, u64)>> {
         prop::collection::vec(
             (name(), time(), any::<u64>()).prop_map(|(source, observed_at, seq)| {
                 (
@@ -468,7 +468,7 @@ mod tests {
                     seq,
                 )
             }),
-            1..5,
+            1..most,
         )
     }
 
@@ -483,15 +483,22 @@ mod tests {
         ]
     }
 
+    /// A profile of a few records (most real profiles).
+    fn profile() -> impl Strategy<Value = Profile> {
+        profile_of(5, 4)
+    }
+
     prop_compose! {
-        fn profile()(origins in origins())(
-            pick in prop::collection::vec((any::<prop::sample::Index>(), any::<prop::sample::Index>()), 12),
+        /// A profile whose values come from up to `most_origins - 1` records (past 16,
+        /// packing indexes its origins), with up to `most_values - 1` values of each kind.
+        fn profile_of(most_origins: usize, most_values: usize)(origins in origins(most_origins))(
+            pick in prop::collection::vec((any::<prop::sample::Index>(), any::<prop::sample::Index>()), 3 * most_values),
             id in any::<ProfileId>(),
             sources in prop::collection::btree_map(name(), (any::<u64>(), time(), time()), 0..4),
-            identifiers in prop::collection::vec((name(), "[a-z0-9@.+]{1,40}"), 0..4),
-            scalars in prop::collection::btree_map(name(), value(), 0..4),
+            identifiers in prop::collection::vec((name(), "[a-z0-9@.+]{1,40}"), 0..most_values),
+            scalars in prop::collection::btree_map("[a-z]{1,2}", value(), 0..most_values),
             lists in prop::collection::btree_map("[a-z]{1,3}_list", prop::collection::vec("[a-z]{1,8}", 1..4), 0..2),
-            consent in prop::collection::btree_map(name(), prop::collection::vec(any::<bool>(), 1..4), 0..3),
+            consent in prop::collection::btree_map(name(), prop::collection::vec(any::<bool>(), 1..most_values), 0..3),
             merged_from in prop::collection::vec(any::<ProfileId>(), 0..3),
             records in any::<u64>(),
             events in any::<u64>(),
@@ -501,6 +508,7 @@ mod tests {
             let mut next = || picks.next().expect("cycle").0.get(&origins).clone();
             let mut attributes = BTreeMap::new();
             for (name, value) in scalars {
+                let name = ShortText::from(name);
                 let (provenance, seq) = next();
                 attributes.insert(name, Attribute::Scalar(Scalar { value, provenance, seq }));
             }
@@ -604,6 +612,14 @@ mod tests {
             let mut older = Vec::new();
             codec::encode_compressed_into(&p, &mut older);
             let back: Profile = codec::decode_packed("profile", &older).unwrap();
+            prop_assert_eq!(bits(&back), bits(&p));
+        }
+
+        #[test]
+        fn profiles_of_many_records_read_back_bit_for_bit(p in profile_of(60, 40)) {
+            let mut packed = Vec::new();
+            codec::encode_packed_into(&p, &mut packed);
+            let back: Profile = codec::decode_packed("profile", &packed).unwrap();
             prop_assert_eq!(bits(&back), bits(&p));
         }
 
@@ -718,6 +734,29 @@ mod tests {
         );
         let back: Profile = codec::decode_packed("profile", &packed).unwrap();
         assert_eq!(back, p);
+    }
+
+    #[test]
+    fn a_huge_claimed_length_is_an_error_not_an_allocation() {
+        // A profile body (id 0, no source names, no records) and an event chunk body (a
+        // known source) whose `times` claim u64::MAX bytes, then 2^44 (found by review:
+        // bincode allocated the claimed length first, and 2^44 aborted the process).
+        for huge in [u64::MAX, 1 << 44] {
+            let mut profile = vec![0, 0, 0, 253];
+            profile.extend_from_slice(&huge.to_le_bytes());
+            let mut chunk = vec![1, 0, 253];
+            chunk.extend_from_slice(&huge.to_le_bytes());
+            let err = codec::decode_packed::<Profile>("profile", &packed_value_of_body(&profile))
+                .unwrap_err();
+            assert!(err.to_string().starts_with("corrupted profile"), "{err}");
+            let err =
+                codec::decode_packed::<EventChunk>("event chunk", &packed_value_of_body(&chunk))
+                    .unwrap_err();
+            assert!(
+                err.to_string().starts_with("corrupted event chunk"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -519,9 +519,9 @@ fn open_sled_locked(dir: &Path) -> Result<sled::Db, OpenError> {
 
 /// sled's page cache. It bounds the import's memory more than anything else (issue 17:
 /// peak RSS of a 1M-person import at most 2 GB). With the packed profiles of format 6,
-/// 384 MiB: peak RSS 1,862–1,874 MB and 73.2 s for that import (512 MiB: 1,954–2,001 MB
-/// and 73.9–75.8 s); the events-only stream, which reads profiles at random, takes about
-/// 7 % longer than with 512 MiB.
+/// 384 MiB: peak RSS 1,859–1,874 MB and 73.2–81.2 s for that import (512 MiB:
+/// 1,954–2,001 MB and 73.9–75.8 s); the events-only stream, which reads profiles at
+/// random, takes about 7 % longer than with 512 MiB.
 const SLED_CACHE_BYTES: u64 = 384 << 20;
 
 /// Opens sled at `path` (in data directory `dir`), waiting briefly when its file lock is

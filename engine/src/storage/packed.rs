@@ -63,6 +63,25 @@ enum PackedAttribute<S, V> {
 /// sequence where a scalar or consent change needs it.
 type Origin = (u32, Millis, Option<u64>);
 
+/// Times in a byte string, each the zig-zag LEB128 difference from the one before it (the
+/// first from 0): six bytes for a time in milliseconds, fewer for one close to the last.
+#[derive(Default)]
+struct TimeChain {
+    previous: Millis,
+}
+
+impl TimeChain {
+    fn put(&mut self, out: &mut Vec<u8>, t: Millis) {
+        leb128::put_signed(out, t.wrapping_sub(self.previous));
+        self.previous = t;
+    }
+
+    fn read(&mut self, r: &mut Reader) -> Result<Millis, String> {
+        self.previous = self.previous.wrapping_add(r.signed()?);
+        Ok(self.previous)
+    }
+}
+
 /// The origins table while packing.
 struct Origins<'a> {
     names: Vec<&'a str>,
@@ -193,18 +212,14 @@ impl Packable for Profile {
             })
             .collect();
         let mut times = Vec::with_capacity(16 * (self.sources.len() + origins.entries.len()));
-        let mut previous = 0;
-        let mut put_time = |out: &mut Vec<u8>, t: Millis| {
-            leb128::put_signed(out, t.wrapping_sub(previous));
-            previous = t;
-        };
+        let mut chain = TimeChain::default();
         for seen in self.sources.values() {
-            put_time(&mut times, seen.first_seen);
-            put_time(&mut times, seen.last_seen);
+            chain.put(&mut times, seen.first_seen);
+            chain.put(&mut times, seen.last_seen);
         }
         for &(name, at, seq) in &origins.entries {
             leb128::put(&mut times, u64::from(name) << 1 | u64::from(seq.is_some()));
-            put_time(&mut times, at);
+            chain.put(&mut times, at);
             if let Some(seq) = seq {
                 leb128::put(&mut times, seq);
             }
@@ -233,15 +248,11 @@ impl Packable for Profile {
             return Err("more sources than source names".into());
         }
         let mut r = Reader::new(&p.times, "profile origins");
-        let mut previous: Millis = 0;
-        let mut time = |r: &mut Reader| -> Result<Millis, String> {
-            previous = previous.wrapping_add(r.signed()?);
-            Ok(previous)
-        };
+        let mut chain = TimeChain::default();
         let mut sources = BTreeMap::new();
         for (name, &records) in names.iter().zip(&p.source_records) {
-            let first_seen = time(&mut r)?;
-            let last_seen = time(&mut r)?;
+            let first_seen = chain.read(&mut r)?;
+            let last_seen = chain.read(&mut r)?;
             let seen = SourceSeen {
                 records,
                 first_seen,
@@ -258,7 +269,7 @@ impl Packable for Profile {
                 .and_then(|n| names.get(n))
                 .ok_or_else(|| format!("origin source {name} out of range"))?
                 .clone();
-            let observed_at = time(&mut r)?;
+            let observed_at = chain.read(&mut r)?;
             let seq = match name_and_flag & 1 {
                 1 => Some(r.leb()?),
                 _ => None,
@@ -372,10 +383,9 @@ impl Packable for EventChunk {
 
     fn pack(&self) -> Self::Packed<'_> {
         let mut times = Vec::with_capacity(6 * (1 + self.events.len()));
-        let mut previous = 0;
+        let mut chain = TimeChain::default();
         for t in std::iter::once(self.observed_at).chain(self.events.iter().map(|e| e.at)) {
-            leb128::put_signed(&mut times, t.wrapping_sub(previous));
-            previous = t;
+            chain.put(&mut times, t);
         }
         PackedEvents {
             source: StoredName::of(&self.source),
@@ -400,17 +410,13 @@ impl Packable for EventChunk {
             ));
         }
         let mut r = Reader::new(&p.times, "event times");
-        let mut previous: Millis = 0;
-        let mut time = |r: &mut Reader| -> Result<Millis, String> {
-            previous = previous.wrapping_add(r.signed()?);
-            Ok(previous)
-        };
-        let observed_at = time(&mut r)?;
+        let mut chain = TimeChain::default();
+        let observed_at = chain.read(&mut r)?;
         let mut events = Vec::with_capacity(n);
         for ((kind, category), value) in p.kinds.into_iter().zip(p.categories).zip(p.values) {
             events.push(Event {
                 kind: kind.into_name()?,
-                at: time(&mut r)?,
+                at: chain.read(&mut r)?,
                 category,
                 value,
             });

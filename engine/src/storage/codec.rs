@@ -182,6 +182,11 @@ pub(crate) fn decode<T: DeserializeOwned>(
     Ok(value)
 }
 
+/// Whether `bytes` (a value, after unsealing) is in the packed form of format 6.
+pub(crate) fn is_packed(bytes: &[u8]) -> bool {
+    bytes.first() == Some(&VALUE_TAG_PACKED)
+}
+
 /// Decodes a value written by [`encode_packed_into`], or by an older format in its serde
 /// form (tags 1-3), naming `what` in the error.
 pub(crate) fn decode_packed<T: Packable>(

@@ -5,7 +5,10 @@
 //! heavily (an import that folds two records a person into each profile) holds about twice
 //! its live data. Compaction copies every key, in order, into a fresh sled directory
 //! (`sled.compact`) and swaps it in. Values are copied as they are stored (still sealed),
-//! so it needs no keys and changes nothing a reader sees; the index checkpoint stays valid.
+//! so it changes nothing a reader sees; the index checkpoint stays valid. In a directory
+//! upgraded from a format before 6 (meta key `repack`), it also packs the profiles and
+//! event chunks still in their older form (unsealed with the profile's key, packed, sealed
+//! again with a fresh nonce; equal content), and drops the meta key with the copy.
 //!
 //! The swap survives a crash at any point, given that the copy is flushed before the first
 //! rename:
@@ -23,7 +26,9 @@
 //! waits for it or fails as locked, and never sees the swap half done.
 
 use super::atomic_file::sync_parent;
-use super::{dir_lock, open_sled_at, open_sled_locked, SLED_DIR};
+use super::keyfile::KeyFile;
+use super::profile::Profile;
+use super::{codec, crypto, dir_lock, keys, open_sled_at, open_sled_locked, EventChunk, SLED_DIR};
 use crate::base::crash_point::crash_point;
 use crate::base::error::{OpenError, StorageError};
 use crossbeam_channel::bounded;
@@ -63,8 +68,13 @@ pub(crate) fn compact(dir: &Path) -> Result<CompactReport, OpenError> {
     // Holds sled's lock too (and removed any leftovers) from here until the swap.
     let source = open_sled_locked(dir)?;
     let bytes_before = dir_size(&live)?;
+    let repack_key = keys::meta(keys::REPACK);
+    let repack = match source.get(&repack_key).map_err(StorageError::from)? {
+        Some(_) => Some((KeyFile::open(dir)?, repack_key)),
+        None => None,
+    };
     let target = open_sled_at(dir, &copy)?;
-    let (keys, live_bytes) = copy_all(&source, &target)?;
+    let (keys, live_bytes) = copy_all(&source, &target, repack.as_ref())?;
     target.flush().map_err(StorageError::from)?;
     drop(target);
     // Wait for sled's background threads to let go of the copy (reopening also writes the
@@ -117,8 +127,14 @@ pub(crate) fn remove_leftovers(dir: &Path) -> Result<(), StorageError> {
     remove_if_present(&dir.join(OLD_DIR))
 }
 
-/// Copies every key of `source` into `target` in order: one thread reads, this one writes.
-fn copy_all(source: &sled::Db, target: &sled::Db) -> Result<(u64, u64), StorageError> {
+/// Copies every key of `source` into `target` in order: one thread reads (and packs older
+/// values when `repack` holds the key file and the meta key that asked for it, which is not
+/// copied), this one writes.
+fn copy_all(
+    source: &sled::Db,
+    target: &sled::Db,
+    repack: Option<&(KeyFile, Vec<u8>)>,
+) -> Result<(u64, u64), StorageError> {
     type Chunk = Result<Vec<(sled::IVec, sled::IVec)>, StorageError>;
     std::thread::scope(|scope| {
         let (tx, rx) = bounded::<Chunk>(4);
@@ -126,7 +142,14 @@ fn copy_all(source: &sled::Db, target: &sled::Db) -> Result<(u64, u64), StorageE
             let mut chunk = Vec::with_capacity(COPY_BATCH);
             for item in source.iter() {
                 match item {
-                    Ok(pair) => chunk.push(pair),
+                    Ok((k, v)) => match repack {
+                        Some((_, meta)) if k == meta.as_slice() => {}
+                        Some((keyfile, _)) => {
+                            let v = packed(keyfile, &k, v);
+                            chunk.push((k, v));
+                        }
+                        None => chunk.push((k, v)),
+                    },
                     Err(e) => {
                         let _ = tx.send(Err(e.into()));
                         return;
@@ -150,6 +173,52 @@ fn copy_all(source: &sled::Db, target: &sled::Db) -> Result<(u64, u64), StorageE
         }
         Ok((keys, bytes))
     })
+}
+
+/// `value` of `key` with a profile or event chunk in an older form packed (sealed again
+/// with the same profile key and a fresh nonce). Anything else, and a value that does not
+/// unseal or decode, is returned as it is: compaction keeps data, `check` judges it.
+fn packed(keyfile: &KeyFile, key: &[u8], value: sled::IVec) -> sled::IVec {
+    let (Some(pid), Some(&tag)) = (keys::pid_of(key), key.first()) else {
+        return value;
+    };
+    let Some(profile_key) = keyfile.get(pid) else {
+        return value;
+    };
+    let sealed_from = match tag {
+        keys::PROFILE if value.first() == Some(&keys::SLOT_LIVE) => 1,
+        keys::EVENTS => 0,
+        _ => return value,
+    };
+    let Ok(plain) = crypto::open("value", profile_key, key, &value[sealed_from..]) else {
+        return value;
+    };
+    if codec::is_packed(&plain) {
+        return value;
+    }
+    let mut out = value[..sealed_from].to_vec();
+    let ok = if tag == keys::PROFILE {
+        codec::decode_packed::<Profile>("profile", &plain)
+            .map(|p| {
+                crypto::seal_with(profile_key, key, &mut out, |buf| {
+                    codec::encode_packed_into(&p, buf)
+                })
+            })
+            .is_ok()
+    } else {
+        codec::decode_packed::<EventChunk>("event chunk", &plain)
+            .map(|c| {
+                crypto::seal_with(profile_key, key, &mut out, |buf| {
+                    codec::encode_packed_into(&c, buf)
+                })
+            })
+            .is_ok()
+    };
+    if ok {
+        out.into()
+    } else {
+        value
+    }
 }
 
 /// Syncs every file and directory under `path`, and `path` itself.
@@ -240,6 +309,108 @@ mod tests {
         let db = open_sled_at(dir.path(), &dir.path().join(SLED_DIR)).unwrap();
         let got: Vec<(sled::IVec, sled::IVec)> = db.iter().map(Result::unwrap).collect();
         assert_eq!(got, expected);
+    }
+
+    /// Every live profile with its event chunks, decoded; whether each stored value of
+    /// them is packed; and their stored bytes.
+    type StoredState = (Vec<(Profile, Vec<(u64, EventChunk)>)>, Vec<bool>, usize);
+
+    fn stored_state(dir: &Path) -> StoredState {
+        let (store, _) = super::super::Store::open(dir).unwrap();
+        let profiles = store
+            .live_profiles()
+            .map(|p| {
+                let p = p.unwrap();
+                let events = store.events(p.id).unwrap();
+                (p, events)
+            })
+            .collect();
+        let keyfile = store.keys.read().unwrap();
+        let (mut packed, mut bytes) = (Vec::new(), 0);
+        for item in store.db.iter() {
+            let (k, v) = item.unwrap();
+            let sealed_from = match k[0] {
+                keys::PROFILE if v[0] == keys::SLOT_LIVE => 1,
+                keys::EVENTS => 0,
+                _ => continue,
+            };
+            let key = keyfile.get(keys::pid_of(&k).unwrap()).unwrap();
+            let plain = crypto::open("value", key, &k, &v[sealed_from..]).unwrap();
+            packed.push(codec::is_packed(&plain));
+            bytes += v.len();
+        }
+        (profiles, packed, bytes)
+    }
+
+    #[test]
+    fn compaction_packs_the_older_values_of_an_upgraded_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let records: Vec<String> = (0..60)
+            .map(|i| {
+                format!(
+                    r#"{{"source":"crm","observed_at":"2026-01-0{}T00:00:00Z","identifiers":{{"email":"p{}@example.com"}},"attributes":{{"first_name":"N{i}","interests":["running"]}},"consent":{{"marketing":true}},"events":[{{"type":"purchase","at":"2025-12-01T00:00:00Z","value":{i}}}]}}"#,
+                    1 + i % 5,
+                    i % 40
+                )
+            })
+            .collect();
+        crate::Engine::open(dir.path())
+            .unwrap()
+            .ingest_json(&records)
+            .unwrap();
+        let (expected, packed, _) = stored_state(dir.path());
+        assert!(expected.len() == 40 && packed.iter().all(|p| *p));
+        // Leave the values in the form a format-5 build wrote (tag 3), as format 5.
+        {
+            let (store, _) = super::super::Store::open(dir.path()).unwrap();
+            let keyfile = store.keys.read().unwrap();
+            let mut batch = sled::Batch::default();
+            for item in store.db.iter() {
+                let (k, v) = item.unwrap();
+                let sealed_from = match k[0] {
+                    keys::PROFILE if v[0] == keys::SLOT_LIVE => 1,
+                    keys::EVENTS => 0,
+                    _ => continue,
+                };
+                let key = keyfile.get(keys::pid_of(&k).unwrap()).unwrap();
+                let plain = crypto::open("value", key, &k, &v[sealed_from..]).unwrap();
+                let mut older = v[..sealed_from].to_vec();
+                crypto::seal_with(key, &k, &mut older, |buf| {
+                    if k[0] == keys::PROFILE {
+                        let p: Profile = codec::decode_packed("profile", &plain).unwrap();
+                        codec::encode_compressed_into(&p, buf);
+                    } else {
+                        let c: EventChunk = codec::decode_packed("event chunk", &plain).unwrap();
+                        codec::encode_compressed_into(&c, buf);
+                    }
+                });
+                batch.insert(k, older);
+            }
+            batch.insert(keys::meta("format"), &5u32.to_le_bytes()[..]);
+            store.db.apply_batch(batch).unwrap();
+            store.db.flush().unwrap();
+        }
+        // Opening upgrades it to format 6 and asks for a repack; the values read the same.
+        let (got, packed, older_bytes) = stored_state(dir.path());
+        assert_eq!(got, expected);
+        assert!(packed.iter().all(|p| !*p), "the older form was written");
+        let has_repack = |dir: &Path| {
+            let db = open_sled_at(dir, &dir.join(SLED_DIR)).unwrap();
+            db.get(keys::meta(keys::REPACK)).unwrap().is_some()
+        };
+        assert!(has_repack(dir.path()));
+        compact(dir.path()).unwrap();
+        let (got, packed, packed_bytes) = stored_state(dir.path());
+        assert_eq!(got, expected);
+        assert!(
+            packed_bytes < older_bytes,
+            "{older_bytes} -> {packed_bytes}"
+        );
+        assert!(
+            !packed.is_empty() && packed.iter().all(|p| *p),
+            "{packed:?}"
+        );
+        assert!(!has_repack(dir.path()));
     }
 
     #[test]

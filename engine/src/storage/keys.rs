@@ -3,7 +3,7 @@
 //!
 //! | key | value |
 //! |---|---|
-//! | `M` name | meta: `format` → u32 LE; `counters` → codec(`Counters`) |
+//! | `M` name | meta: `format` → u32 LE; `counters` → codec(`Counters`); `repack` → empty (values of a format before 6 may remain; the next compaction packs them) |
 //! | `P` pid:u32 BE | profile slot: `0x01` nonce:24 ciphertext (live, encrypted with the profile key) or `0x02` into:u32 LE (merged) |
 //! | `I` hmac:32 | format 1 only (identifier links; removed when a format-1 directory is opened) |
 //! | `E` pid:u32 BE seq:u64 BE | nonce:24 ciphertext of codec(`Vec<StoredEvent>`) — one record's events |
@@ -32,6 +32,9 @@ pub(crate) const ERASURE: u8 = b'F';
 /// Profile slot tags.
 pub(crate) const SLOT_LIVE: u8 = 1;
 pub(crate) const SLOT_MERGED: u8 = 2;
+
+/// The meta key naming a directory whose older values the next compaction packs.
+pub(crate) const REPACK: &str = "repack";
 
 pub(crate) fn meta(name: &str) -> Vec<u8> {
     let mut k = vec![META];

@@ -6,7 +6,8 @@
 //! - format 2 → 3: nothing to rewrite (tag 1 values stay readable);
 //! - format 3 → 4: the small records become stored records (`storage::records`);
 //! - format 4 → 5: nothing to rewrite (uncompressed values stay readable);
-//! - format 5 → 6: nothing to rewrite (values that are not packed stay readable).
+//! - format 5 → 6: nothing to rewrite (values that are not packed stay readable); the
+//!   meta key `repack` asks the next compaction to pack them.
 
 use super::codec::FORMAT_VERSION;
 use super::keys;
@@ -31,6 +32,10 @@ pub(crate) fn upgrade(db: &sled::Db, found: u32) -> Result<(), StorageError> {
     let mut records = 0;
     if found < 4 {
         records = rewrite_records(db, &mut batch)?;
+    }
+    if found < 6 {
+        // Its profiles and event chunks are not packed: the next compaction packs them.
+        batch.insert(keys::meta(keys::REPACK), &[][..]);
     }
     batch.insert(keys::meta("format"), &FORMAT_VERSION.to_le_bytes()[..]);
     db.apply_batch(batch)?;

@@ -342,54 +342,83 @@ mod tests {
         (profiles, packed, bytes)
     }
 
+    /// Writes what a format-5 build left: 40 profiles with an event chunk each, their
+    /// values in the older form (tag 3), and format 5. Returns them.
+    fn older_database(dir: &Path) -> Vec<(Profile, Vec<(u64, EventChunk)>)> {
+        use crate::input::record::{Event, Identifier, Value};
+        use crate::storage::profile::{
+            Attribute, Provenance, Scalar, SourceSeen, StoredIdentifier,
+        };
+        let (store, _) = super::super::Store::open(dir).unwrap();
+        let pids: Vec<u32> = (0..40).collect();
+        let mut writer = super::super::BatchWriter::new(&store);
+        writer.issue_keys(&pids).unwrap();
+        store.apply(writer.finish()).unwrap();
+        let keyfile = store.keys.read().unwrap();
+        let mut batch = sled::Batch::default();
+        let mut written = Vec::new();
+        for pid in pids {
+            let at = 1_767_225_600_000 + i64::from(pid) * 1_000;
+            let provenance = Provenance {
+                source: "crm".into(),
+                observed_at: at,
+            };
+            let mut profile = Profile::new(pid);
+            profile.identifiers.push(StoredIdentifier {
+                id: Identifier {
+                    kind: "email".into(),
+                    value: format!("p{pid}@example.com"),
+                },
+                provenance: provenance.clone(),
+            });
+            let name = Attribute::Scalar(Scalar {
+                value: Value::Text(format!("Name {pid}").into()),
+                provenance,
+                seq: u64::from(pid),
+            });
+            profile.attributes.insert("first_name".into(), name);
+            let seen = SourceSeen {
+                records: 1,
+                first_seen: at,
+                last_seen: at,
+            };
+            profile.sources.insert("crm".into(), seen);
+            (profile.records, profile.events) = (1, 1);
+            let chunk = EventChunk {
+                source: "crm".into(),
+                observed_at: at,
+                events: vec![Event {
+                    kind: "purchase".into(),
+                    at: at - 86_400_000,
+                    category: Some("jeans".into()),
+                    value: Some(f64::from(pid)),
+                }],
+            };
+            let key = keyfile.get(pid).unwrap();
+            let slot = keys::profile(pid);
+            let mut value = vec![keys::SLOT_LIVE];
+            crypto::seal_with(key, &slot, &mut value, |buf| {
+                codec::encode_compressed_into(&profile, buf)
+            });
+            batch.insert(&slot[..], value);
+            let events_key = keys::pid_seq(keys::EVENTS, pid, u64::from(pid));
+            let mut value = Vec::new();
+            crypto::seal_with(key, &events_key, &mut value, |buf| {
+                codec::encode_compressed_into(&chunk, buf)
+            });
+            batch.insert(&events_key[..], value);
+            written.push((profile, vec![(u64::from(pid), chunk)]));
+        }
+        batch.insert(keys::meta("format"), &5u32.to_le_bytes()[..]);
+        store.db.apply_batch(batch).unwrap();
+        store.db.flush().unwrap();
+        written
+    }
+
     #[test]
     fn compaction_packs_the_older_values_of_an_upgraded_directory() {
         let dir = tempfile::tempdir().unwrap();
-        let records: Vec<String> = (0..60)
-            .map(|i| {
-                format!(
-                    r#"{{"source":"crm","observed_at":"2026-01-0{}T00:00:00Z","identifiers":{{"email":"p{}@example.com"}},"attributes":{{"first_name":"N{i}","interests":["running"]}},"consent":{{"marketing":true}},"events":[{{"type":"purchase","at":"2025-12-01T00:00:00Z","value":{i}}}]}}"#,
-                    1 + i % 5,
-                    i % 40
-                )
-            })
-            .collect();
-        crate::Engine::open(dir.path())
-            .unwrap()
-            .ingest_json(&records)
-            .unwrap();
-        let (expected, packed, _) = stored_state(dir.path());
-        assert!(expected.len() == 40 && packed.iter().all(|p| *p));
-        // Leave the values in the form a format-5 build wrote (tag 3), as format 5.
-        {
-            let (store, _) = super::super::Store::open(dir.path()).unwrap();
-            let keyfile = store.keys.read().unwrap();
-            let mut batch = sled::Batch::default();
-            for item in store.db.iter() {
-                let (k, v) = item.unwrap();
-                let sealed_from = match k[0] {
-                    keys::PROFILE if v[0] == keys::SLOT_LIVE => 1,
-                    keys::EVENTS => 0,
-                    _ => continue,
-                };
-                let key = keyfile.get(keys::pid_of(&k).unwrap()).unwrap();
-                let plain = crypto::open("value", key, &k, &v[sealed_from..]).unwrap();
-                let mut older = v[..sealed_from].to_vec();
-                crypto::seal_with(key, &k, &mut older, |buf| {
-                    if k[0] == keys::PROFILE {
-                        let p: Profile = codec::decode_packed("profile", &plain).unwrap();
-                        codec::encode_compressed_into(&p, buf);
-                    } else {
-                        let c: EventChunk = codec::decode_packed("event chunk", &plain).unwrap();
-                        codec::encode_compressed_into(&c, buf);
-                    }
-                });
-                batch.insert(k, older);
-            }
-            batch.insert(keys::meta("format"), &5u32.to_le_bytes()[..]);
-            store.db.apply_batch(batch).unwrap();
-            store.db.flush().unwrap();
-        }
+        let expected = older_database(dir.path());
         // Opening upgrades it to format 6 and asks for a repack; the values read the same.
         let (got, packed, older_bytes) = stored_state(dir.path());
         assert_eq!(got, expected);

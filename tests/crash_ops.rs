@@ -22,7 +22,9 @@
 //!
 //! A child compacting the storage dies after its copy, between its renames and at a random
 //! moment, or is opened concurrently; every reopen finds the same data and no leftover
-//! directory.
+//! directory. The same for the first compaction of a format-3 directory
+//! (`tests/fixtures/format3.tgz`), which packs its older values: the request to pack
+//! (`Mrepack`) stays until the packed copy is swapped in.
 //!
 //! Then a child is killed during a resumable import of a file; the rerun must resume
 //! after the last committed batch (every record and event once).
@@ -228,6 +230,89 @@ fn fingerprint(dir: &std::path::Path) -> (String, Vec<String>) {
         .unwrap();
     seen.push(String::from_utf8(out).unwrap());
     (seen.join("\n"), db.check().unwrap().problems)
+}
+
+/// Whether the sled meta key `Mrepack` (older values for the next compaction to pack) is set
+/// in the closed data directory `dir`.
+fn repack_pending(dir: &std::path::Path) -> bool {
+    let db = (0..100)
+        .find_map(|_| {
+            sled::open(dir.join("sled")).ok().or_else(|| {
+                std::thread::sleep(Duration::from_millis(20));
+                None
+            })
+        })
+        .expect("sled opens once the engine has shut down");
+    db.get(b"Mrepack").unwrap().is_some()
+}
+
+/// What a reader of a whole database sees: its statistics, every profile's export row and
+/// the problems `check` finds.
+fn whole_fingerprint(dir: &std::path::Path) -> (String, Vec<String>) {
+    let db = Engine::open(dir).expect("opens after compaction");
+    let mut stats = db.stats();
+    stats.disk_bytes = 0;
+    let mut out = Vec::new();
+    Segments::new(&db)
+        .export(
+            "ALL",
+            Some("ALL"),
+            &cidb::export::ExportOptions::new(Format::MetaApi).with_min_audience(1),
+            &mut out,
+        )
+        .unwrap();
+    let seen = format!("{stats:?}\n{}", String::from_utf8(out).unwrap());
+    (seen, db.check().unwrap().problems)
+}
+
+/// The first compaction of a directory written in format 3 (`tests/fixtures/format3.tgz`)
+/// packs its older values; killed at its crash points and at random moments, each reopen
+/// finds the same data and a clean `check`, and the request to pack (`Mrepack`) stays
+/// until a packed copy is swapped in.
+fn repacking_compaction_after_a_crash(dir: &std::path::Path, rng: &mut impl Rng) -> Vec<String> {
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/format3.tgz");
+    let status = Command::new("tar")
+        .arg("xzf")
+        .arg(&fixture)
+        .arg("-C")
+        .arg(dir)
+        .status()
+        .expect("tar runs");
+    assert!(status.success());
+    let data = dir.join("db");
+    let (before, mut problems) = whole_fingerprint(&data);
+    if !repack_pending(&data) {
+        problems.push("opening a format-3 directory did not ask for a repack".into());
+    }
+    // `pending`: whether `Mrepack` must still be set (`None`: either, after a random kill).
+    let check = |problems: &mut Vec<String>, when: &str, pending: Option<bool>| {
+        let (after, found) = whole_fingerprint(&data);
+        problems.extend(found);
+        if after != before {
+            problems.push(format!("the data changed after {when}"));
+        }
+        let now = repack_pending(&data);
+        if pending.is_some_and(|p| p != now) {
+            problems.push(format!("after {when}, Mrepack set: {now}"));
+        }
+    };
+    crash_child_at(&data, "compact", "compact.copied", &mut problems);
+    check(&mut problems, "a crash at compact.copied", Some(true));
+    for _ in 0..2 {
+        let mut child = child_command(&data, "compact", 0)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(rng.gen_range(0..300)));
+        let _ = child.kill();
+        child.wait().unwrap();
+        check(&mut problems, "a kill during a repacking compaction", None);
+    }
+    // Between the renames: the packed copy is moved in on the next open.
+    crash_child_at(&data, "compact", "compact.moved_old", &mut problems);
+    check(&mut problems, "a crash at compact.moved_old", Some(false));
+    problems
 }
 
 /// Compaction killed at its two crash points (after the copy, between the renames) and at
@@ -524,6 +609,11 @@ fn main() {
     must_pass(
         "compaction after a crash",
         compaction_after_a_crash(compact_dir.path(), &mut rng),
+    );
+    let repack_dir = tempfile::tempdir().unwrap();
+    must_pass(
+        "repacking compaction after a crash",
+        repacking_compaction_after_a_crash(repack_dir.path(), &mut rng),
     );
     let import_dir = tempfile::tempdir().unwrap();
     must_pass(

@@ -120,18 +120,7 @@ fn corrupt_checkpoint_is_an_error_naming_the_file() {
     );
 }
 
-/// Opens the engine's sled tree directly (waiting while sled's flusher of a just-dropped
-/// engine still holds the lock).
-fn raw_sled(dir: &std::path::Path) -> sled::Db {
-    (0..100)
-        .find_map(|_| {
-            sled::open(dir.join("sled")).ok().or_else(|| {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-                None
-            })
-        })
-        .expect("sled opens once the engine has shut down")
-}
+use crate::support::raw_sled;
 
 #[test]
 fn format_1_directory_is_migrated() {

@@ -25,3 +25,16 @@ pub fn env_seed(name: &str) -> u64 {
                 .as_nanos() as u64
         })
 }
+
+/// Opens the sled tree of the closed data directory `dir` directly (waiting while sled's
+/// flusher of a just-dropped engine still holds the lock).
+pub fn raw_sled(dir: &std::path::Path) -> sled::Db {
+    (0..100)
+        .find_map(|_| {
+            sled::open(dir.join("sled")).ok().or_else(|| {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                None
+            })
+        })
+        .expect("sled opens once the engine has shut down")
+}

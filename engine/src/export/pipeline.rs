@@ -5,18 +5,14 @@
 use super::cache::{PackedRow, RowCache};
 use super::rows::{FieldStats, ProfileRow, RowBuilder, RowCounts};
 use crate::base::error::StorageError;
-use crate::storage::profile::Profile;
 use crate::storage::profile::ProfileId;
-use crate::storage::{Slot, Store};
+use crate::storage::Store;
 use crossbeam_channel::bounded;
 use roaring::RoaringBitmap;
 use std::collections::BTreeMap;
 
 /// Profiles per work item.
 const CHUNK: usize = 512;
-/// A chunk is read with a range scan when its id range is at most this many times its
-/// length (a scan reads the unwanted slots in between too).
-const DENSE_FACTOR: usize = 4;
 
 /// What a worker sends back for one chunk.
 type Done = (
@@ -121,9 +117,9 @@ fn build_chunk(
         .collect();
     let mut built = Vec::with_capacity(missing.len());
     let mut fresh = Vec::with_capacity(missing.len());
-    for profile in read_live(store, &missing)? {
+    store.visit_live_views(&missing, &mut |profile| {
         let mut counts = RowCounts::default();
-        let row = builder.row(&profile, &mut counts);
+        let row = builder.row(profile, &mut counts);
         if cache.enabled() {
             if let Some(packed) = PackedRow::pack(&row, &counts) {
                 fresh.push((row.pid, packed));
@@ -131,7 +127,7 @@ fn build_chunk(
         }
         counts.add_to(&mut stats);
         built.push(row);
-    }
+    })?;
     cache.put(builder.platform, epoch, fresh);
     let vanished = (missing.len() - built.len()) as u64;
     // Merge in id order: cached rows where there were some, built ones elsewhere.
@@ -148,32 +144,4 @@ fn build_chunk(
         }
     }
     Ok((rows, stats, vanished))
-}
-
-/// The live profiles among `pids` (ascending), read with one range scan when they are
-/// dense, else one lookup each.
-fn read_live(store: &Store, pids: &[ProfileId]) -> Result<Vec<Profile>, StorageError> {
-    let mut out = Vec::with_capacity(pids.len());
-    let (Some(&first), Some(&last)) = (pids.first(), pids.last()) else {
-        return Ok(out);
-    };
-    if ((last - first) as usize) < pids.len() * DENSE_FACTOR {
-        let mut wanted = pids.iter().peekable();
-        for item in store.slots_in(first, last) {
-            let (pid, slot) = item?;
-            while wanted.next_if(|&&w| w < pid).is_some() {}
-            if wanted.next_if(|&&w| w == pid).is_some() {
-                if let Slot::Live(profile) = slot {
-                    out.push(profile);
-                }
-            }
-        }
-    } else {
-        for &pid in pids {
-            if let Some(Slot::Live(profile)) = store.slot(pid)? {
-                out.push(profile);
-            }
-        }
-    }
-    Ok(out)
 }

@@ -5,8 +5,8 @@
 use crate::base::digest::sha256_hex;
 use crate::base::kind::IdentifierKind;
 use crate::input::normalize::platform::{normalize, Field, Normalized, Platform};
-use crate::input::record::Value;
-use crate::storage::profile::{Attribute, Profile, ProfileId};
+use crate::storage::profile::ProfileId;
+use crate::storage::view::{ProfileView, ScalarView};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -117,7 +117,7 @@ pub(crate) struct RowBuilder<'a> {
 
 impl RowBuilder<'_> {
     /// The row of `profile`, counting every value into `stats`.
-    pub(crate) fn row(&self, profile: &Profile, stats: &mut RowCounts) -> ProfileRow {
+    pub(crate) fn row(&self, profile: &ProfileView<'_>, stats: &mut RowCounts) -> ProfileRow {
         let region = text_attr(profile, "country")
             .and_then(crate::input::normalize::country)
             .or(self.default_region);
@@ -125,23 +125,23 @@ impl RowBuilder<'_> {
             pid: profile.id,
             ..ProfileRow::default()
         };
-        let mut ids: Vec<_> = profile.identifiers.iter().enumerate().collect();
-        // Most recently observed first; ties keep the order of attachment.
-        ids.sort_by_key(|(i, sid)| (std::cmp::Reverse(sid.provenance.observed_at), *i));
-        for (_, sid) in ids {
-            let (field, out) = match sid.id.known_kind() {
+        let mut ids: smallvec::SmallVec<[_; 4]> = profile.identifiers.iter().collect();
+        // Most recently observed first; ties keep the order of attachment (a stable sort).
+        ids.sort_by_key(|id| std::cmp::Reverse(id.observed_at));
+        for id in ids {
+            let (field, out) = match IdentifierKind::of(id.kind) {
                 Some(IdentifierKind::Email) => (Field::Email, &mut row.emails),
                 Some(IdentifierKind::Phone) => (Field::Phone, &mut row.phones),
                 Some(IdentifierKind::CrmId) if row.external_id.is_none() => {
-                    row.external_id = self.value(Field::ExternalId, &sid.id.value, region, stats);
+                    row.external_id = self.value(Field::ExternalId, id.value, region, stats);
                     continue;
                 }
                 _ => continue,
             };
             let value = if field == Field::Phone {
-                self.stored_phone(&sid.id.value, region, stats)
+                self.stored_phone(id.value, region, stats)
             } else {
-                self.value(field, &sid.id.value, region, stats)
+                self.value(field, id.value, region, stats)
             };
             if let Some(h) = value {
                 if !out.contains(&h) {
@@ -229,24 +229,18 @@ impl RowBuilder<'_> {
 }
 
 /// A scalar text attribute.
-fn text_attr<'p>(profile: &'p Profile, name: &str) -> Option<&'p str> {
-    match profile.attributes.get(name) {
-        Some(Attribute::Scalar(s)) => match &s.value {
-            Value::Text(t) => Some(t.as_str()),
-            _ => None,
-        },
+fn text_attr<'p>(profile: &ProfileView<'p>, name: &str) -> Option<&'p str> {
+    match profile.scalar(name) {
+        Some(ScalarView::Text(t)) => Some(t),
         _ => None,
     }
 }
 
 /// The birth date as `YYYY-MM-DD` (stored as a date, or as text when it was not one).
-fn birth_date(profile: &Profile) -> Option<String> {
-    match profile.attributes.get("birth_date") {
-        Some(Attribute::Scalar(s)) => match &s.value {
-            Value::Date(day) => Some(crate::base::time::format_date(*day)),
-            Value::Text(t) => Some(t.to_string()),
-            _ => None,
-        },
+fn birth_date(profile: &ProfileView<'_>) -> Option<String> {
+    match profile.scalar("birth_date") {
+        Some(ScalarView::Date(day)) => Some(crate::base::time::format_date(day)),
+        Some(ScalarView::Text(t)) => Some(t.to_string()),
         _ => None,
     }
 }

@@ -206,8 +206,42 @@ pub(crate) fn decode_packed<T: Packable>(
     T::unpack(packed).map_err(corrupted)
 }
 
+/// Decodes the packed form of a value written by [`encode_packed_into`] borrowing its
+/// strings: the body is decompressed into `body` (replacing what it held), which the
+/// result borrows from. `Ok(None)` when `bytes` is not packed (an older format's value,
+/// for [`decode_packed`]).
+pub(crate) fn decode_packed_borrowed<'b, T: serde::Deserialize<'b>>(
+    what: &'static str,
+    bytes: &[u8],
+    body: &'b mut Vec<u8>,
+) -> Result<Option<T>, StorageError> {
+    if bytes.first() != Some(&VALUE_TAG_PACKED) {
+        return Ok(None);
+    }
+    let corrupted = |detail: String| StorageError::Corrupted {
+        what,
+        key: Vec::new(),
+        detail,
+    };
+    decompress_into(&bytes[1..], body).map_err(corrupted)?;
+    let body: &'b [u8] = body;
+    let (value, used) = bincode::serde::borrow_decode_from_slice(body, varint_read_config())
+        .map_err(|e| corrupted(e.to_string()))?;
+    if used != body.len() {
+        return Err(corrupted(format!("{} trailing bytes", body.len() - used)));
+    }
+    Ok(Some(value))
+}
+
 /// The body of a compressed value (after its tag).
 fn decompress(compressed: &[u8]) -> Result<Vec<u8>, String> {
+    let mut plain = Vec::new();
+    decompress_into(compressed, &mut plain)?;
+    Ok(plain)
+}
+
+/// [`decompress`] into `plain`, replacing what it held.
+fn decompress_into(compressed: &[u8], plain: &mut Vec<u8>) -> Result<(), String> {
     let (len, block) = compressed
         .split_first_chunk::<4>()
         .ok_or("short compressed value")?;
@@ -215,12 +249,13 @@ fn decompress(compressed: &[u8]) -> Result<Vec<u8>, String> {
     if len > MAX_DECOMPRESSED {
         return Err(format!("compressed value claims {len} bytes"));
     }
-    let mut plain = vec![0u8; len];
-    let got = lz4_flex::block::decompress_into(block, &mut plain).map_err(|e| e.to_string())?;
+    plain.clear();
+    plain.resize(len, 0);
+    let got = lz4_flex::block::decompress_into(block, plain).map_err(|e| e.to_string())?;
     if got != len {
         return Err(format!("compressed value holds {got} of {len} bytes"));
     }
-    Ok(plain)
+    Ok(())
 }
 
 /// Decodes a whole body (no tag) with `config`.

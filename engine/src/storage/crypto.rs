@@ -61,6 +61,34 @@ pub(crate) fn open(
         .map_err(|_| corrupted("authentication failed (wrong key or damaged bytes)"))
 }
 
+/// [`open`] into `plain` (replacing what it held), for scans that reuse one buffer.
+pub(crate) fn open_into(
+    what: &'static str,
+    key: &Key,
+    aad: &[u8],
+    sealed: &[u8],
+    plain: &mut Vec<u8>,
+) -> Result<(), StorageError> {
+    let corrupted = |detail: &str| StorageError::Corrupted {
+        what,
+        key: aad.to_vec(),
+        detail: detail.to_string(),
+    };
+    plain.clear();
+    if sealed.len() < NONCE_LEN + TAG_LEN {
+        return Err(corrupted("too short"));
+    }
+    let (nonce, body) = sealed.split_at(NONCE_LEN);
+    let (cipher, tag) = body.split_at(body.len() - TAG_LEN);
+    plain.extend_from_slice(cipher);
+    XChaCha20Poly1305::new(key.into())
+        .decrypt_in_place_detached(XNonce::from_slice(nonce), aad, plain, tag.into())
+        .map_err(|_| {
+            plain.clear();
+            corrupted("authentication failed (wrong key or damaged bytes)")
+        })
+}
+
 /// Keyed hash of identifier forms: HMAC-SHA-256(secret, `tag 0x00 sha256(value)`). Keyed
 /// over the plain SHA-256 digest so that a suppression list of digests can be matched to
 /// profiles without the values.
@@ -104,6 +132,40 @@ mod tests {
         assert!(open("t", &key, b"P2", &sealed).is_err());
         assert!(open("t", &[8u8; 32], b"P1", &sealed).is_err());
         assert!(!sealed.windows(4).any(|w| w == b"jane"));
+    }
+
+    /// `open_into` gives what `open` gives, for sound, damaged, truncated and misplaced
+    /// values alike, whatever the buffer held before.
+    #[test]
+    fn open_into_agrees_with_open() {
+        let key = [7u8; 32];
+        let mut sealed = Vec::new();
+        seal(&key, b"P1", b"a value of some length", &mut sealed);
+        let mut flipped = sealed.clone();
+        flipped[30] ^= 1;
+        let cases: Vec<(&[u8], &[u8])> = vec![
+            (&sealed, b"P1"),
+            (&sealed, b"P2"),
+            (&flipped, b"P1"),
+            (&sealed[..39], b"P1"),
+            (&sealed[..10], b"P1"),
+            (&[], b"P1"),
+        ];
+        let mut plain = b"left over".to_vec();
+        for (value, aad) in cases {
+            let expected = open("t", &key, aad, value);
+            let got = open_into("t", &key, aad, value, &mut plain);
+            match expected {
+                Ok(expected) => {
+                    got.unwrap();
+                    assert_eq!(plain, expected);
+                }
+                Err(_) => {
+                    assert!(got.is_err(), "{} bytes for {aad:?}", value.len());
+                    assert!(plain.is_empty());
+                }
+            }
+        }
     }
 
     #[test]

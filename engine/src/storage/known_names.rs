@@ -101,6 +101,19 @@ impl<'a> StoredName<&'a str> {
     }
 }
 
+impl<'a> StoredName<&'a str> {
+    /// The name, borrowed; an unknown code is an error (as [`StoredName::into_name`]).
+    pub(crate) fn as_name(&self) -> Result<&'a str, String> {
+        match *self {
+            StoredName::Other(name) => Ok(name),
+            StoredName::Known(code) => KNOWN_NAMES
+                .get(usize::from(code))
+                .copied()
+                .ok_or_else(|| format!("unknown name code {code}")),
+        }
+    }
+}
+
 impl StoredName<ShortText> {
     /// The name; an unknown code is an error (bytes from a newer table or damaged ones).
     pub(crate) fn into_name(self) -> Result<ShortText, String> {

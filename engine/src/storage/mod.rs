@@ -18,6 +18,7 @@ mod privacy;
 pub(crate) mod profile;
 mod progress;
 pub(crate) mod records;
+pub(crate) mod view;
 
 use crate::base::digest::LinkKey;
 use crate::base::error::{OpenError, StorageError};
@@ -247,27 +248,6 @@ impl Store {
             }
             Err(e) => Err(e),
         }
-    }
-
-    /// The slots of `first..=last` that exist, in id order, read with one range scan
-    /// (cheaper than one lookup each when most ids in the range are wanted).
-    pub(crate) fn slots_in(
-        &self,
-        first: ProfileId,
-        last: ProfileId,
-    ) -> impl Iterator<Item = Result<(ProfileId, Slot), StorageError>> + '_ {
-        self.db
-            .range(keys::profile(first)..=keys::profile(last))
-            .map(move |item| {
-                let (k, v) = item?;
-                let pid = keys::pid_of(&k).ok_or_else(|| StorageError::Corrupted {
-                    what: "profile slot",
-                    key: k.to_vec(),
-                    detail: "short key".into(),
-                })?;
-                Ok(self.decode_read_slot(pid, &v)?.map(|slot| (pid, slot)))
-            })
-            .filter_map(Result::transpose)
     }
 
     fn decode_slot(&self, pid: ProfileId, value: &[u8]) -> Result<Slot, StorageError> {

@@ -13,9 +13,10 @@
 
 use super::codec::Packable;
 use super::known_names::StoredName;
+use super::view::{IdentifierView, ProfileView, ScalarView};
 use super::EventChunk;
 use crate::base::leb128::{self, Reader};
-use crate::base::time::Millis;
+use crate::base::time::{DayNumber, Millis};
 use crate::input::record::{Event, Identifier, ShortText, Value};
 use crate::storage::profile::{
     Attribute, ConsentChange, ListItem, Profile, ProfileId, Provenance, Scalar, SourceSeen,
@@ -365,6 +366,129 @@ impl Packable for Profile {
     }
 }
 
+/// An attribute value as stored, its text borrowed from the unsealed bytes (the serde
+/// form of [`Value`], for [`profile_view`]).
+#[derive(Deserialize)]
+#[allow(
+    dead_code,
+    reason = "the variants decode the stored form; the view reads text and dates only"
+)]
+pub(crate) enum ValueRef<'a> {
+    Text(&'a str),
+    Number(f64),
+    Bool(bool),
+    Date(DayNumber),
+    List(#[serde(borrow)] Vec<&'a str>),
+}
+
+/// A packed profile decoded with its strings borrowed.
+pub(crate) type BorrowedProfile<'a> = PackedProfile<&'a str, ValueRef<'a>>;
+
+/// The export view of a packed profile, without unpacking it. It fails where
+/// [`Packable::unpack`] of the same bytes fails (a name code or an origin that does not
+/// exist), so a damaged value is an error whichever way it is read.
+pub(crate) fn profile_view(p: BorrowedProfile<'_>) -> Result<ProfileView<'_>, String> {
+    let names = p
+        .source_names
+        .iter()
+        .map(StoredName::as_name)
+        .collect::<Result<SmallVec<[&str; 8]>, _>>()?;
+    if p.source_records.len() > names.len() {
+        return Err("more sources than source names".into());
+    }
+    let mut r = Reader::new(&p.times, "profile origins");
+    let mut chain = TimeChain::default();
+    for _ in 0..2 * p.source_records.len() {
+        chain.read(&mut r)?;
+    }
+    // Each origin's `observed_at`, and whether it has a sequence.
+    let mut origins: SmallVec<[(Millis, bool); 8]> = SmallVec::new();
+    while !r.is_done() {
+        let name_and_flag = r.leb()?;
+        let name = name_and_flag >> 1;
+        if usize::try_from(name).map_or(true, |n| n >= names.len()) {
+            return Err(format!("origin source {name} out of range"));
+        }
+        let observed_at = chain.read(&mut r)?;
+        let has_seq = name_and_flag & 1 == 1;
+        if has_seq {
+            r.leb()?;
+        }
+        origins.push((observed_at, has_seq));
+    }
+    let origin = |i: u32| {
+        origins
+            .get(i as usize)
+            .copied()
+            .ok_or_else(|| format!("origin {i} out of range"))
+    };
+    let with_seq = |i: u32| match origin(i)? {
+        (at, true) => Ok(at),
+        _ => Err(format!("origin {i} has no sequence")),
+    };
+    let identifiers = p
+        .identifiers
+        .iter()
+        .map(|(kind, value, from)| {
+            Ok(IdentifierView {
+                kind: kind.as_name()?,
+                value,
+                observed_at: origin(*from)?.0,
+            })
+        })
+        .collect::<Result<_, String>>()?;
+    // Every attribute by name, `None` for a list.
+    let mut attributes: SmallVec<[(&str, Option<ScalarView>); 16]> = SmallVec::new();
+    for (name, attribute) in &p.attributes {
+        let name = name.as_name()?;
+        match attribute {
+            PackedAttribute::Scalar(value, from) => {
+                with_seq(*from)?;
+                let value = match *value {
+                    ValueRef::Text(t) => ScalarView::Text(t),
+                    ValueRef::Date(d) => ScalarView::Date(d),
+                    _ => ScalarView::Other,
+                };
+                attributes.push((name, Some(value)));
+            }
+            PackedAttribute::List(items) => {
+                for from in items.iter().flat_map(|(_, from)| from) {
+                    origin(*from)?;
+                }
+                attributes.push((name, None));
+            }
+        }
+    }
+    if !attributes.windows(2).all(|w| w[0].0 < w[1].0) {
+        // Only damaged bytes get here (attributes are packed from a map, in name order):
+        // as unpacking into a map does, names are sorted and the last of equal ones stays.
+        attributes.sort_by(|a, b| a.0.cmp(b.0));
+        let mut unique: SmallVec<[(&str, Option<ScalarView>); 16]> = SmallVec::new();
+        for attribute in attributes {
+            match unique.last_mut() {
+                Some(last) if last.0 == attribute.0 => *last = attribute,
+                _ => unique.push(attribute),
+            }
+        }
+        attributes = unique;
+    }
+    let scalars = attributes
+        .into_iter()
+        .filter_map(|(name, value)| Some((name, value?)))
+        .collect();
+    for (purpose, changes) in &p.consent {
+        purpose.as_name()?;
+        for (_, from) in changes {
+            with_seq(*from)?;
+        }
+    }
+    Ok(ProfileView {
+        id: p.id,
+        identifiers,
+        scalars,
+    })
+}
+
 /// The packed form of an [`EventChunk`]: the events in columns.
 #[derive(Serialize, Deserialize)]
 pub(crate) struct PackedEvents<S> {
@@ -627,6 +751,60 @@ mod tests {
             codec::encode_packed_into(&p, &mut packed);
             let back: Profile = codec::decode_packed("profile", &packed).unwrap();
             prop_assert_eq!(bits(&back), bits(&p));
+        }
+
+        /// The export view read straight from the packed bytes is the view of the
+        /// unpacked profile.
+        #[test]
+        fn a_packed_profile_views_as_it_unpacks(p in profile_of(30, 8)) {
+            let mut packed = Vec::new();
+            codec::encode_packed_into(&p, &mut packed);
+            let mut body = Vec::new();
+            let borrowed = codec::decode_packed_borrowed("profile", &packed, &mut body)
+                .unwrap()
+                .expect("a packed value");
+            let view = profile_view(borrowed).unwrap();
+            prop_assert_eq!(format!("{view:?}"), format!("{:?}", ProfileView::of(&p)));
+            // An older form is not packed: the scan decodes it whole.
+            let mut older = Vec::new();
+            codec::encode_compressed_into(&p, &mut older);
+            let mut unused = Vec::new();
+            let none = codec::decode_packed_borrowed::<BorrowedProfile>("profile", &older, &mut unused);
+            prop_assert!(none.unwrap().is_none());
+        }
+
+        /// Damaged bytes view as they unpack: an error where unpacking fails, else the
+        /// view of what unpacking gives.
+        #[test]
+        fn a_damaged_profile_views_as_it_unpacks(
+            p in profile(),
+            flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+        ) {
+            let mut damaged = body_of(&p);
+            for (at, byte) in &flips {
+                let i = at.index(damaged.len());
+                damaged[i] = *byte;
+            }
+            let value = packed_value_of_body(&damaged);
+            let unpacked = codec::decode_packed::<Profile>("profile", &value);
+            let mut body = Vec::new();
+            let viewed = codec::decode_packed_borrowed::<BorrowedProfile>("profile", &value, &mut body)
+                .map_err(|e| e.to_string())
+                .and_then(|b| profile_view(b.expect("a packed value")))
+                .map(|view| format!("{view:?}"));
+            match (unpacked, viewed) {
+                (Ok(unpacked), Ok(view)) => prop_assert_eq!(
+                    view,
+                    format!("{:?}", ProfileView::of(&unpacked))
+                ),
+                (Err(_), Err(_)) => {}
+                (unpacked, viewed) => prop_assert!(
+                    false,
+                    "unpacking gave {:?}, viewing {:?}",
+                    unpacked.map(|_| ()),
+                    viewed.map(|_| ())
+                ),
+            }
         }
 
         #[test]

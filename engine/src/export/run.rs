@@ -130,9 +130,9 @@ pub struct ExportReport {
 }
 
 /// Identifier hashes already written to a file (by their first 128 bits), so each
-/// appears once.
+/// appears once. (SHA-256 output needs no keyed hashing against flooding: foldhash.)
 #[derive(Default)]
-pub(crate) struct SeenHashes(HashSet<u128>);
+pub(crate) struct SeenHashes(HashSet<u128, foldhash::fast::RandomState>);
 
 impl SeenHashes {
     /// Drops from `row` the email and phone hashes written before.

@@ -381,8 +381,40 @@ pub(crate) enum ValueRef<'a> {
     List(#[serde(borrow)] Vec<&'a str>),
 }
 
-/// A packed profile decoded with its strings borrowed.
-pub(crate) type BorrowedProfile<'a> = PackedProfile<&'a str, ValueRef<'a>>;
+/// A packed profile decoded with its strings and times borrowed and its short lists
+/// inline: the bytes of [`PackedProfile`], field for field, read without an allocation
+/// for a typical profile.
+#[derive(Deserialize)]
+pub(crate) struct BorrowedProfile<'a> {
+    id: ProfileId,
+    #[serde(borrow)]
+    source_names: SmallVec<[StoredName<&'a str>; 4]>,
+    source_records: SmallVec<[u64; 4]>,
+    #[serde(borrow)]
+    times: &'a [u8],
+    #[serde(borrow)]
+    identifiers: SmallVec<[(StoredName<&'a str>, &'a str, u32); 4]>,
+    #[serde(borrow)]
+    attributes: SmallVec<[(StoredName<&'a str>, BorrowedAttribute<'a>); 12]>,
+    #[serde(borrow)]
+    consent: SmallVec<[BorrowedConsent<'a>; 3]>,
+    _merged_from: SmallVec<[ProfileId; 2]>,
+    _records: u64,
+    _events: u64,
+}
+
+/// [`PackedAttribute`] as [`BorrowedProfile`] reads it.
+#[derive(Deserialize)]
+enum BorrowedAttribute<'a> {
+    Scalar(#[serde(borrow)] ValueRef<'a>, u32),
+    List(#[serde(borrow)] SmallVec<[BorrowedItem<'a>; 4]>),
+}
+
+/// [`PackedConsent`] as [`BorrowedProfile`] reads it.
+type BorrowedConsent<'a> = (StoredName<&'a str>, SmallVec<[(bool, u32); 2]>);
+
+/// A list item (value, origins) as [`BorrowedProfile`] reads it.
+type BorrowedItem<'a> = (&'a str, SmallVec<[u32; 1]>);
 
 /// The export view of a packed profile, without unpacking it. It fails where
 /// [`Packable::unpack`] of the same bytes fails (a name code or an origin that does not
@@ -396,7 +428,7 @@ pub(crate) fn profile_view(p: BorrowedProfile<'_>) -> Result<ProfileView<'_>, St
     if p.source_records.len() > names.len() {
         return Err("more sources than source names".into());
     }
-    let mut r = Reader::new(&p.times, "profile origins");
+    let mut r = Reader::new(p.times, "profile origins");
     let mut chain = TimeChain::default();
     for _ in 0..2 * p.source_records.len() {
         chain.read(&mut r)?;
@@ -442,7 +474,7 @@ pub(crate) fn profile_view(p: BorrowedProfile<'_>) -> Result<ProfileView<'_>, St
     for (name, attribute) in &p.attributes {
         let name = name.as_name()?;
         match attribute {
-            PackedAttribute::Scalar(value, from) => {
+            BorrowedAttribute::Scalar(value, from) => {
                 with_seq(*from)?;
                 let value = match *value {
                     ValueRef::Text(t) => ScalarView::Text(t),
@@ -451,7 +483,7 @@ pub(crate) fn profile_view(p: BorrowedProfile<'_>) -> Result<ProfileView<'_>, St
                 };
                 attributes.push((name, Some(value)));
             }
-            PackedAttribute::List(items) => {
+            BorrowedAttribute::List(items) => {
                 for from in items.iter().flat_map(|(_, from)| from) {
                     origin(*from)?;
                 }

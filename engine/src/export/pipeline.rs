@@ -117,6 +117,7 @@ fn build_chunk(
         .collect();
     let mut built = Vec::with_capacity(missing.len());
     let mut fresh = Vec::with_capacity(missing.len());
+    let mut totals = RowCounts::TOTALS_ZERO;
     store.visit_live_views(&missing, &mut |profile| {
         let mut counts = RowCounts::default();
         let row = builder.row(profile, &mut counts);
@@ -125,9 +126,10 @@ fn build_chunk(
                 fresh.push((row.pid, packed));
             }
         }
-        counts.add_to(&mut stats);
+        counts.add_into(&mut totals);
         built.push(row);
     })?;
+    RowCounts::add_totals(&totals, &mut stats);
     cache.put(builder.platform, epoch, fresh);
     let vanished = (missing.len() - built.len()) as u64;
     // Merge in id order: cached rows where there were some, built ones elsewhere.

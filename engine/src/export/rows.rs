@@ -95,15 +95,15 @@ impl RowCounts {
         }
     }
 
-    /// Adds these counts to `stats`.
-    pub(crate) fn add_to(&self, stats: &mut FieldStats) {
-        for (i, field) in Field::ALL.iter().enumerate() {
-            let (valid, invalid) = self.0[i];
-            if valid > 0 || invalid > 0 {
-                let c = stats.entry(field.name()).or_default();
-                c.valid += u64::from(valid);
-                c.invalid += u64::from(invalid);
-            }
+    /// Per-field totals of no rows (for [`RowCounts::add_into`]).
+    pub(crate) const TOTALS_ZERO: [(u64, u64); 11] = [(0, 0); 11];
+
+    /// Adds these counts to per-field totals (`Field::ALL` order), which
+    /// [`RowCounts::add_totals`] turns into [`FieldStats`] once for many rows.
+    pub(crate) fn add_into(&self, totals: &mut [(u64, u64); 11]) {
+        for (total, (valid, invalid)) in totals.iter_mut().zip(self.0) {
+            total.0 += u64::from(valid);
+            total.1 += u64::from(invalid);
         }
     }
 }

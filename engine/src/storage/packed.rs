@@ -995,4 +995,47 @@ mod tests {
             .to_string();
         assert!(err.contains("origin 0 out of range"), "{err}");
     }
+
+    /// Damaged bytes that repeat an attribute name view as unpacking reads them: the
+    /// last of equal names stands (found by review: the property test above did not
+    /// tell first from last).
+    #[test]
+    fn a_repeated_attribute_name_keeps_the_last_value() {
+        let mut p = Profile::new(1);
+        let provenance = Provenance {
+            source: "crm".into(),
+            observed_at: 5,
+        };
+        for (name, text) in [("zza", "FIRST"), ("zzb", "SECND"), ("zzc", "THIRD")] {
+            let scalar = Scalar {
+                value: Value::Text(text.into()),
+                provenance: provenance.clone(),
+                seq: 1,
+            };
+            p.attributes.insert(name.into(), Attribute::Scalar(scalar));
+        }
+        for (from, to, expected) in [
+            (b"zzb", b"zza", "SECND"),
+            (b"zzc", b"zza", "THIRD"),
+            (b"zza", b"zzc", "THIRD"),
+        ] {
+            let mut body = body_of(&p);
+            let at = body.windows(3).position(|w| w == from).unwrap();
+            body[at..at + 3].copy_from_slice(to);
+            let value = packed_value_of_body(&body);
+            let unpacked: Profile = codec::decode_packed("profile", &value).unwrap();
+            let mut buffer = Vec::new();
+            let borrowed =
+                codec::decode_packed_borrowed::<BorrowedProfile>("profile", &value, &mut buffer)
+                    .unwrap()
+                    .unwrap();
+            let view = profile_view(borrowed).unwrap();
+            let name = std::str::from_utf8(to).unwrap();
+            assert_eq!(view.scalar(name), Some(ScalarView::Text(expected)));
+            assert_eq!(
+                format!("{view:?}"),
+                format!("{:?}", ProfileView::of(&unpacked))
+            );
+        }
+    }
 }

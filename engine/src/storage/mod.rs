@@ -295,13 +295,25 @@ impl Store {
         aad: &[u8],
         sealed: &[u8],
     ) -> Result<Vec<u8>, StorageError> {
+        self.with_profile_key(what, pid, aad, |key| crypto::open(what, key, aad, sealed))
+    }
+
+    /// Runs `f` with `pid`'s key (under the key file's read lock); a missing key is an
+    /// error naming `what` and the value's sled key `aad`.
+    fn with_profile_key<T>(
+        &self,
+        what: &'static str,
+        pid: ProfileId,
+        aad: &[u8],
+        f: impl FnOnce(&keyfile::Key) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
         let keys = self.keys.read().expect("key file lock");
         let key = keys.get(pid).ok_or_else(|| StorageError::Corrupted {
             what,
             key: aad.to_vec(),
             detail: "the profile's key is missing".into(),
         })?;
-        crypto::open(what, key, aad, sealed)
+        f(key)
     }
 
     fn scan_sealed<T>(

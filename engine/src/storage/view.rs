@@ -178,13 +178,9 @@ impl Store {
         sealed: &[u8],
         plain: &mut Vec<u8>,
     ) -> Result<(), StorageError> {
-        let keys = self.keys.read().expect("key file lock");
-        let key = keys.get(pid).ok_or_else(|| StorageError::Corrupted {
-            what: "profile",
-            key: aad.to_vec(),
-            detail: "the profile's key is missing".into(),
-        })?;
-        super::crypto::open_into("profile", key, aad, sealed, plain)
+        self.with_profile_key("profile", pid, aad, |key| {
+            super::crypto::open_into("profile", key, aad, sealed, plain)
+        })
     }
 }
 

@@ -224,13 +224,7 @@ pub(crate) fn decode_packed_borrowed<'b, T: serde::Deserialize<'b>>(
         detail,
     };
     decompress_into(&bytes[1..], body).map_err(corrupted)?;
-    let body: &'b [u8] = body;
-    let (value, used) = bincode::serde::borrow_decode_from_slice(body, varint_read_config())
-        .map_err(|e| corrupted(e.to_string()))?;
-    if used != body.len() {
-        return Err(corrupted(format!("{} trailing bytes", body.len() - used)));
-    }
-    Ok(Some(value))
+    decode_exact(what, body, varint_read_config()).map(Some)
 }
 
 /// The body of a compressed value (after its tag).
@@ -258,10 +252,11 @@ fn decompress_into(compressed: &[u8], plain: &mut Vec<u8>) -> Result<(), String>
     Ok(())
 }
 
-/// Decodes a whole body (no tag) with `config`.
-fn decode_exact<T: DeserializeOwned>(
+/// Decodes a whole body (no tag) with `config`; a type with borrowed strings borrows
+/// them from `body`.
+fn decode_exact<'b, T: serde::Deserialize<'b>>(
     what: &'static str,
-    body: &[u8],
+    body: &'b [u8],
     config: impl bincode::config::Config,
 ) -> Result<T, StorageError> {
     let corrupted = |detail: String| StorageError::Corrupted {
@@ -269,8 +264,8 @@ fn decode_exact<T: DeserializeOwned>(
         key: Vec::new(),
         detail,
     };
-    let (value, used) =
-        bincode::serde::decode_from_slice(body, config).map_err(|e| corrupted(e.to_string()))?;
+    let (value, used) = bincode::serde::borrow_decode_from_slice(body, config)
+        .map_err(|e| corrupted(e.to_string()))?;
     if used != body.len() {
         return Err(corrupted(format!("{} trailing bytes", body.len() - used)));
     }

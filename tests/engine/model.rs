@@ -13,6 +13,7 @@ use std::collections::HashMap;
 
 #[derive(Debug, Clone)]
 struct Rec {
+    source: &'static str,
     ids: Vec<(&'static str, String)>,
     observed_at: i64,
     city: Option<&'static str>,
@@ -30,7 +31,44 @@ const PHONES: &[&str] = &[
     "+4917112345678",
 ];
 
+/// A record: mostly a full one (identifiers, attributes, consent, events), sometimes
+/// live traffic (one identifier and events only, from `web` or `app`), which the engine
+/// stores without rewriting a known person's profile.
 fn rec() -> impl Strategy<Value = Rec> {
+    prop_oneof![3 => full_rec(), 2 => events_only_rec()]
+}
+
+fn event() -> impl Strategy<Value = (i64, &'static str, u32)> {
+    (
+        0..50i64,
+        prop_oneof![Just("jeans"), Just("shoes")],
+        0..100u32,
+    )
+}
+
+fn events_only_rec() -> impl Strategy<Value = Rec> {
+    (
+        prop_oneof![
+            (0..12u8).prop_map(|i| ("email", format!("p{i}@x.com"))),
+            (0..PHONES.len()).prop_map(|i| ("phone", PHONES[i].to_string())),
+        ],
+        prop_oneof![Just("web"), Just("app")],
+        0..1000i64,
+        proptest::collection::vec(event(), 1..3),
+    )
+        .prop_map(|(id, source, observed_at, events)| Rec {
+            source,
+            ids: vec![id],
+            observed_at,
+            city: None,
+            interests: Vec::new(),
+            marketing: None,
+            events,
+            score: None,
+        })
+}
+
+fn full_rec() -> impl Strategy<Value = Rec> {
     let id = prop_oneof![
         (0..12u8).prop_map(|i| ("email", format!("p{i}@x.com"))),
         (0..PHONES.len()).prop_map(|i| ("phone", PHONES[i].to_string())),
@@ -45,18 +83,12 @@ fn rec() -> impl Strategy<Value = Rec> {
             0..3,
         ),
         proptest::option::of(any::<bool>()),
-        proptest::collection::vec(
-            (
-                0..50i64,
-                prop_oneof![Just("jeans"), Just("shoes")],
-                0..100u32,
-            ),
-            0..3,
-        ),
+        proptest::collection::vec(event(), 0..3),
         proptest::option::of(-5..50i32),
     )
         .prop_map(
             |(ids, observed_at, city, interests, marketing, events, score)| Rec {
+                source: "crm",
                 ids,
                 observed_at,
                 city,
@@ -84,7 +116,7 @@ fn to_json(r: &Rec) -> String {
         attrs.insert("score".into(), s.into());
     }
     let mut json = serde_json::json!({
-        "source": "crm",
+        "source": r.source,
         "observed_at": cidb::format_rfc3339(1_700_000_000_000 + r.observed_at * 1000),
         "identifiers": ids,
         "attributes": attrs,
@@ -215,6 +247,30 @@ fn run(batches: Vec<(Vec<Rec>, bool, Via)>) -> Result<(), TestCaseError> {
         let view = db.lookup(&Lookup::Id(*pid)).unwrap().unwrap();
         let stored: usize = view.events.iter().map(|c| c.events.len()).sum();
         prop_assert_eq!(stored, expected, "events of group {}", root);
+    }
+    // Each record is counted in its group's profile, by source, whatever merged when and
+    // whether or not the record rewrote the profile.
+    for (root, pid) in &roots {
+        let records: Vec<&Rec> = all
+            .iter()
+            .filter(|r| groups.find(&format!("{}={}", r.ids[0].0, r.ids[0].1)) == *root)
+            .collect();
+        let profile = db.lookup(&Lookup::Id(*pid)).unwrap().unwrap().profile;
+        prop_assert_eq!(profile.records, records.len() as u64, "records of {}", root);
+        let events: usize = records.iter().map(|r| r.events.len()).sum();
+        prop_assert_eq!(profile.events, events as u64, "events of {}", root);
+        let mut sources: std::collections::BTreeMap<&str, (u64, i64, i64)> = Default::default();
+        for r in &records {
+            let at = 1_700_000_000_000 + r.observed_at * 1000;
+            let seen = sources.entry(r.source).or_insert((0, at, at));
+            *seen = (seen.0 + 1, seen.1.min(at), seen.2.max(at));
+        }
+        let stored: std::collections::BTreeMap<&str, (u64, i64, i64)> = profile
+            .sources
+            .iter()
+            .map(|(s, seen)| (s.as_str(), (seen.records, seen.first_seen, seen.last_seen)))
+            .collect();
+        prop_assert_eq!(stored, sources, "sources of {}", root);
     }
     // Latest observation wins per group (ties: later record).
     for (root, pid) in &roots {

@@ -307,7 +307,7 @@ impl Engine {
                 models.rescore(indexes, &touched);
             }
             self.bump_generation(&mut state);
-            self.export_cache.invalidate(changed.iter());
+            self.export_cache.invalidate(rest.rewritten.iter());
             state.counters = counters.clone();
         }
         let published_ms = started.elapsed().as_millis() as u64;

@@ -103,6 +103,20 @@ impl Indexes {
         &self.events
     }
 
+    /// Adds `source` to the sources of live profile `pid` (a record from it that only
+    /// added events; nothing else of its postings changes).
+    pub fn add_source(&mut self, pid: u32, source: &str) {
+        let term = postings::Term::Source(source.into());
+        match self.terms.get_mut(&term) {
+            Some(bitmap) => {
+                bitmap.insert(pid);
+            }
+            None => {
+                self.terms.insert(term, RoaringBitmap::from_iter([pid]));
+            }
+        }
+    }
+
     /// Moves `pid` from `old` postings to `new` postings, touching only what differs.
     pub fn update(&mut self, pid: u32, old: Option<&Postings>, new: Option<&Postings>) {
         let empty = Postings::default();

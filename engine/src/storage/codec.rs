@@ -31,7 +31,12 @@ use serde::{de::DeserializeOwned, Serialize};
 ///   of `storage::packed`: each record's provenance once per profile, known names as
 ///   one-byte codes, times as LEB128 differences, events in columns). Tag 3 values stay
 ///   readable, so an older directory only has its version raised on open.
-pub const FORMAT_VERSION: u32 = 6;
+/// - 7: a record that only adds events to a known person writes its event chunk and not
+///   its profile; a live slot (tag `0x03`) says up to which sequence the chunks are
+///   counted in it, and reading it counts the rest (`Store::slot`). Opening an older
+///   directory records the next sequence as `fold_floor` (its live slots count every
+///   chunk below it). An older build cannot read such chunks right, so it must refuse.
+pub const FORMAT_VERSION: u32 = 7;
 /// The oldest on-disk format this build can open.
 pub const OLDEST_SUPPORTED_FORMAT: u32 = 1;
 

@@ -409,6 +409,15 @@ mod tests {
             batch.insert(&events_key[..], value);
             written.push((profile, vec![(u64::from(pid), chunk)]));
         }
+        // As a real build's counters say: every chunk's sequence was issued before.
+        let counters = super::super::Counters {
+            next_pid: 40,
+            next_seq: 40,
+            records: 40,
+            events: 40,
+            ..Default::default()
+        };
+        batch.insert(keys::meta("counters"), codec::encode(&counters));
         batch.insert(keys::meta("format"), &5u32.to_le_bytes()[..]);
         store.db.apply_batch(batch).unwrap();
         store.db.flush().unwrap();

@@ -3,8 +3,8 @@
 //!
 //! | key | value |
 //! |---|---|
-//! | `M` name | meta: `format` → u32 LE; `counters` → codec(`Counters`); `repack` → empty (values of a format before 6 may remain; the next compaction packs them) |
-//! | `P` pid:u32 BE | profile slot: `0x01` nonce:24 ciphertext (live, encrypted with the profile key) or `0x02` into:u32 LE (merged) |
+//! | `M` name | meta: `format` → u32 LE; `counters` → codec(`Counters`); `repack` → empty (values of a format before 6 may remain; the next compaction packs them); `fold_floor` → u64 LE (the first ingest sequence after an upgrade to format 7) |
+//! | `P` pid:u32 BE | profile slot: `0x03` folded:u64 LE nonce:24 ciphertext (live, encrypted with the profile key; the event chunks of sequence above `folded` are not yet counted in it), `0x01` nonce:24 ciphertext (live, written before format 7: chunks from the meta `fold_floor` on are not counted in it) or `0x02` into:u32 LE (merged) |
 //! | `I` hmac:32 | format 1 only (identifier links; removed when a format-1 directory is opened) |
 //! | `E` pid:u32 BE seq:u64 BE | nonce:24 ciphertext of codec(`Vec<StoredEvent>`) — one record's events |
 //! | `L` pid:u32 BE seq:u64 BE | nonce:24 ciphertext of codec(`MergeLogEntry`) — merges into this profile |
@@ -32,6 +32,12 @@ pub(crate) const ERASURE: u8 = b'F';
 /// Profile slot tags.
 pub(crate) const SLOT_LIVE: u8 = 1;
 pub(crate) const SLOT_MERGED: u8 = 2;
+/// A live slot that says up to which ingest sequence its event chunks are counted in it.
+pub(crate) const SLOT_LIVE_FOLDED: u8 = 3;
+
+/// The meta key holding the first ingest sequence after an upgrade to format 7: event
+/// chunks from it on are not counted in a live slot written before (tag `0x01`).
+pub(crate) const FOLD_FLOOR: &str = "fold_floor";
 
 /// The meta key naming a directory whose older values the next compaction packs.
 pub(crate) const REPACK: &str = "repack";

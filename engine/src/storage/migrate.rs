@@ -8,6 +8,8 @@
 //! - format 4 → 5: nothing to rewrite (uncompressed values stay readable);
 //! - format 5 → 6: nothing to rewrite (values that are not packed stay readable); the
 //!   meta key `repack` asks the next compaction to pack them.
+//! - format 6 → 7: nothing to rewrite; the meta key `fold_floor` records the next ingest
+//!   sequence, below which every event chunk is counted in its profile's stored slot.
 
 use super::codec::FORMAT_VERSION;
 use super::keys;
@@ -36,6 +38,16 @@ pub(crate) fn upgrade(db: &sled::Db, found: u32) -> Result<(), StorageError> {
     if found < 6 {
         // Its profiles and event chunks are not packed: the next compaction packs them.
         batch.insert(keys::meta(keys::REPACK), &[][..]);
+    }
+    if found < 7 {
+        let counters: super::Counters = match db.get(keys::meta("counters"))? {
+            Some(v) => super::codec::decode("counters", &v)?,
+            None => super::Counters::default(),
+        };
+        batch.insert(
+            keys::meta(keys::FOLD_FLOOR),
+            &counters.next_seq.to_le_bytes()[..],
+        );
     }
     batch.insert(keys::meta("format"), &FORMAT_VERSION.to_le_bytes()[..]);
     db.apply_batch(batch)?;

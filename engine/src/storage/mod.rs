@@ -103,8 +103,26 @@ pub(crate) struct Store {
     /// the profiles erased since open, which an export's bitmap appended after their
     /// erasure must not include.
     audit_lock: std::sync::Mutex<RoaringBitmap>,
+    /// The first event-chunk sequence that a live slot of tag `0x01` (written before
+    /// format 7) does not count; `u64::MAX` in a directory that never had such slots.
+    fold_floor: u64,
     /// The data directory's lock, held while the store is open (dropped after `db`).
     _dir_lock: dir_lock::DirLock,
+}
+
+/// A live profile read from its slot, with the event chunks stored after it was written
+/// counted in (see [`Store::slot`]).
+pub(crate) struct FoldedProfile {
+    /// The profile, counting every stored chunk.
+    pub(crate) profile: Profile,
+    /// The sequences of the chunks counted here that its stored slot did not count.
+    pub(crate) folded: Vec<u64>,
+}
+
+/// A profile slot read with its chunks counted in ([`Store::slot_folded`]).
+pub(crate) enum FoldedSlot {
+    Live(FoldedProfile),
+    Merged(ProfileId),
 }
 
 /// The sled key of `pid`'s erasure intent (names the intent in errors).
@@ -149,6 +167,17 @@ impl Store {
             Some(v) => codec::decode("counters", &v)?,
             None => Counters::default(),
         };
+        let floor_key = keys::meta(keys::FOLD_FLOOR);
+        let fold_floor = match db.get(&floor_key).map_err(StorageError::from)? {
+            Some(v) => {
+                u64::from_le_bytes(v.as_ref().try_into().map_err(|_| StorageError::Corrupted {
+                    what: "fold floor",
+                    key: floor_key.clone(),
+                    detail: format!("{} bytes, expected 8", v.len()),
+                })?)
+            }
+            None => u64::MAX,
+        };
         Ok((
             Store {
                 dir: dir.to_path_buf(),
@@ -156,6 +185,7 @@ impl Store {
                 identifier_hasher: crypto::IdentifierHasher::new(keys.secret()),
                 keys: RwLock::new(keys),
                 audit_lock: std::sync::Mutex::new(RoaringBitmap::new()),
+                fold_floor,
                 _dir_lock: dir_lock,
             },
             counters,
@@ -223,20 +253,62 @@ impl Store {
         hash[..16].try_into().expect("16 of 32 bytes")
     }
 
-    /// Reads a profile slot.
+    /// Reads a profile slot. A live profile counts every event chunk stored for it, also
+    /// those written after its slot (by records that only added events, see
+    /// `write::plan`).
     pub(crate) fn slot(&self, pid: ProfileId) -> Result<Option<Slot>, StorageError> {
+        Ok(self.slot_folded(pid)?.map(|slot| match slot {
+            FoldedSlot::Live(f) => Slot::Live(f.profile),
+            FoldedSlot::Merged(into) => Slot::Merged(into),
+        }))
+    }
+
+    /// [`Store::slot`], also saying which chunks were counted on reading.
+    pub(crate) fn slot_folded(&self, pid: ProfileId) -> Result<Option<FoldedSlot>, StorageError> {
         let key = keys::profile(pid);
-        match self.db.get(key)? {
-            Some(value) => self.decode_read_slot(pid, &value),
-            None => Ok(None),
+        let Some(value) = self.db.get(key)? else {
+            return Ok(None);
+        };
+        let (profile, unfolded_from) = match self.decode_read_slot(pid, &value)? {
+            None => return Ok(None),
+            Some(DecodedSlot::Merged(into)) => return Ok(Some(FoldedSlot::Merged(into))),
+            Some(DecodedSlot::Live(profile, from)) => (profile, from),
+        };
+        let mut folded = FoldedProfile {
+            profile,
+            folded: Vec::new(),
+        };
+        if unfolded_from == u64::MAX {
+            return Ok(Some(FoldedSlot::Live(folded)));
         }
+        let start = keys::pid_seq(keys::EVENTS, pid, unfolded_from);
+        let end = keys::pid_seq(keys::EVENTS, pid, u64::MAX);
+        for item in self.db.range(start..=end) {
+            let (k, v) = item?;
+            let plain = self.open_sealed("event chunk", pid, &k, &v)?;
+            let chunk: EventChunk = codec::decode_packed("event chunk", &plain)?;
+            folded
+                .profile
+                .count_record(&chunk.source, chunk.observed_at, chunk.events.len());
+            folded.folded.push(keys::seq_of(&k).unwrap_or(0));
+        }
+        if !folded.folded.is_empty() && self.db.get(key)?.as_deref() != Some(&value[..]) {
+            // A batch replaced the slot between the two reads (it may have moved chunks
+            // in that the slot read does not hold): read again.
+            return self.slot_folded(pid);
+        }
+        Ok(Some(FoldedSlot::Live(folded)))
     }
 
     /// Decodes a slot just read. An erasure or a merge destroys the profile's key only
     /// after its batch replaced the slot, so a live slot whose key is missing was read
     /// just before such a batch: the slot as it is now is the answer (absent or a
     /// redirect). Only a slot that still holds the same bytes without a key is corrupt.
-    fn decode_read_slot(&self, pid: ProfileId, value: &[u8]) -> Result<Option<Slot>, StorageError> {
+    fn decode_read_slot(
+        &self,
+        pid: ProfileId,
+        value: &[u8],
+    ) -> Result<Option<DecodedSlot>, StorageError> {
         match self.decode_slot(pid, value) {
             Ok(slot) => Ok(Some(slot)),
             Err(e) if self.keys.read().expect("key file lock").get(pid).is_none() => {
@@ -250,24 +322,49 @@ impl Store {
         }
     }
 
-    fn decode_slot(&self, pid: ProfileId, value: &[u8]) -> Result<Slot, StorageError> {
+    /// The parts of a live slot's value (`None` for any other tag).
+    fn live_value<'v>(&self, pid: ProfileId, value: &'v [u8]) -> Option<LiveValue<'v>> {
+        let key = keys::profile(pid);
+        match value.first()? {
+            &keys::SLOT_LIVE => Some(LiveValue {
+                aad: LiveAad::Plain(key),
+                sealed: &value[1..],
+                unfolded_from: self.fold_floor,
+            }),
+            &keys::SLOT_LIVE_FOLDED => {
+                let folded: [u8; 8] = value.get(1..9)?.try_into().expect("8 bytes");
+                Some(LiveValue {
+                    aad: LiveAad::Folded(folded_aad(key, folded)),
+                    sealed: &value[9..],
+                    unfolded_from: u64::from_le_bytes(folded).saturating_add(1),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    fn decode_slot(&self, pid: ProfileId, value: &[u8]) -> Result<DecodedSlot, StorageError> {
         let key = keys::profile(pid);
         let corrupted = |detail: &str| StorageError::Corrupted {
             what: "profile slot",
             key: key.to_vec(),
             detail: detail.into(),
         };
+        if let Some(live) = self.live_value(pid, value) {
+            let plain = self.open_sealed("profile", pid, live.aad.as_bytes(), live.sealed)?;
+            return Ok(DecodedSlot::Live(
+                codec::decode_packed("profile", &plain)?,
+                live.unfolded_from,
+            ));
+        }
         match value.first() {
-            Some(&keys::SLOT_LIVE) => {
-                let plain = self.open_sealed("profile", pid, &key, &value[1..])?;
-                Ok(Slot::Live(codec::decode_packed("profile", &plain)?))
-            }
             Some(&keys::SLOT_MERGED) => {
                 let into = value.get(1..5).ok_or_else(|| corrupted("short redirect"))?;
-                Ok(Slot::Merged(u32::from_le_bytes(
+                Ok(DecodedSlot::Merged(u32::from_le_bytes(
                     into.try_into().expect("4 bytes"),
                 )))
             }
+            Some(&keys::SLOT_LIVE_FOLDED) => Err(corrupted("short live slot")),
             _ => Err(corrupted("unknown slot tag")),
         }
     }
@@ -429,13 +526,16 @@ impl Store {
             .collect()
     }
 
-    /// The stored value of a live profile: encoded and sealed with its key (which must be
-    /// issued). Safe to call from several threads.
-    pub(crate) fn sealed_profile(&self, profile: &Profile) -> Vec<u8> {
-        let key = keys::profile(profile.id);
+    /// The stored value of a live profile that counts every event chunk of sequence up
+    /// to `folded`: encoded and sealed with its key (which must be issued), `folded`
+    /// in front and bound to it. Safe to call from several threads.
+    pub(crate) fn sealed_profile(&self, profile: &Profile, folded: u64) -> Vec<u8> {
+        let folded = folded.to_le_bytes();
+        let aad = folded_aad(keys::profile(profile.id), folded);
         let mut value = Vec::with_capacity(SEALED_PROFILE_CAPACITY);
-        value.push(keys::SLOT_LIVE);
-        self.seal_for(profile.id, &key, &mut value, |buf| {
+        value.push(keys::SLOT_LIVE_FOLDED);
+        value.extend_from_slice(&folded);
+        self.seal_for(profile.id, &aad, &mut value, |buf| {
             codec::encode_packed_into(profile, buf)
         });
         value
@@ -456,6 +556,44 @@ impl Store {
             .expect("a profile written in a batch has a key issued earlier or in the batch");
         crypto::seal_with(key, aad, out, write);
     }
+}
+
+/// A live slot as decoded: the profile as its slot holds it, and the first event-chunk
+/// sequence it does not count (`u64::MAX`: it counts them all).
+enum DecodedSlot {
+    Live(Profile, u64),
+    Merged(ProfileId),
+}
+
+/// The parts of a live slot's value.
+pub(super) struct LiveValue<'v> {
+    pub(super) aad: LiveAad,
+    pub(super) sealed: &'v [u8],
+    /// The first event-chunk sequence the profile does not count.
+    pub(super) unfolded_from: u64,
+}
+
+/// What a live slot's value was sealed with: its key, and for tag `0x03` the folded
+/// sequence too (so a damaged sequence does not unseal).
+pub(super) enum LiveAad {
+    Plain([u8; 5]),
+    Folded([u8; 13]),
+}
+
+impl LiveAad {
+    pub(super) fn as_bytes(&self) -> &[u8] {
+        match self {
+            LiveAad::Plain(k) => k,
+            LiveAad::Folded(k) => k,
+        }
+    }
+}
+
+fn folded_aad(key: [u8; 5], folded: [u8; 8]) -> [u8; 13] {
+    let mut aad = [0u8; 13];
+    aad[..5].copy_from_slice(&key);
+    aad[5..].copy_from_slice(&folded);
+    aad
 }
 
 /// Starting capacity of a sealed profile value, so the buffer rarely grows (growing copies
@@ -589,7 +727,7 @@ mod tests {
         let mut new = Profile::new(1);
         new.merged_from.push(0);
         let mut writer = BatchWriter::new(&store);
-        writer.put_sealed_profile(1, store.sealed_profile(&new));
+        writer.put_sealed_profile(1, store.sealed_profile(&new, 0));
         store.apply(writer.finish()).unwrap();
         assert_eq!(store.slot(1).unwrap(), Some(Slot::Live(new)));
         assert_eq!(store.slot(0).unwrap(), Some(Slot::Live(old)));

@@ -189,19 +189,24 @@ impl Profile {
             };
             insert_consent(self.consent.entry(purpose.clone()).or_default(), change);
         }
-        let seen = self
-            .sources
-            .entry(record.source.clone())
-            .or_insert(SourceSeen {
-                records: 0,
-                first_seen: record.observed_at,
-                last_seen: record.observed_at,
-            });
+        self.count_record(&record.source, record.observed_at, record.events.len());
+    }
+
+    /// Counts one record from `source` observed at `observed_at` carrying `events` events:
+    /// all that a record with neither new identifiers, attributes nor consent changes.
+    /// An event chunk stored without rewriting its profile (see `Store::slot`) is folded
+    /// in with this, so it counts exactly as [`Profile::apply_record`] would have.
+    pub fn count_record(&mut self, source: &ShortText, observed_at: Millis, events: usize) {
+        let seen = self.sources.entry(source.clone()).or_insert(SourceSeen {
+            records: 0,
+            first_seen: observed_at,
+            last_seen: observed_at,
+        });
         seen.records += 1;
-        seen.first_seen = seen.first_seen.min(record.observed_at);
-        seen.last_seen = seen.last_seen.max(record.observed_at);
+        seen.first_seen = seen.first_seen.min(observed_at);
+        seen.last_seen = seen.last_seen.max(observed_at);
         self.records += 1;
-        self.events += record.events.len() as u64;
+        self.events += events as u64;
     }
 
     /// Folds another profile into this one (a merge). The caller moves events and

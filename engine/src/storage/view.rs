@@ -9,7 +9,7 @@
 //! viewed through [`ProfileView::of`], so every stored form gives the same view.
 
 use super::profile::{Attribute, Profile, ProfileId};
-use super::{codec, keys, Slot, Store};
+use super::{codec, keys, Store};
 use crate::base::error::StorageError;
 use crate::base::time::{DayNumber, Millis};
 use crate::input::record::Value;
@@ -149,11 +149,13 @@ impl Store {
         buffers: &mut ScanBuffers,
         visit: &mut dyn FnMut(&ProfileView<'_>),
     ) -> Result<(), StorageError> {
-        let key = keys::profile(pid);
         let ScanBuffers { plain, body } = buffers;
-        if value.first() == Some(&keys::SLOT_LIVE)
-            && self.open_sealed_into(pid, &key, &value[1..], plain).is_ok()
-        {
+        // A view needs no event chunk counted in (it holds no counts), so the chunks
+        // after the slot are not read.
+        if self.live_value(pid, value).is_some_and(|live| {
+            self.open_sealed_into(pid, live.aad.as_bytes(), live.sealed, plain)
+                .is_ok()
+        }) {
             if let Ok(Some(packed)) = codec::decode_packed_borrowed("profile", plain, body) {
                 if let Ok(view) = super::packed::profile_view(packed) {
                     visit(&view);
@@ -164,8 +166,8 @@ impl Store {
         // A redirect, an older stored form, a slot replaced meanwhile, or damage (an
         // unknown tag, a short redirect: an error, as for every read of a slot).
         match self.decode_read_slot(pid, value)? {
-            Some(Slot::Live(profile)) => visit(&ProfileView::of(&profile)),
-            Some(Slot::Merged(_)) | None => {}
+            Some(super::DecodedSlot::Live(profile, _)) => visit(&ProfileView::of(&profile)),
+            Some(super::DecodedSlot::Merged(_)) | None => {}
         }
         Ok(())
     }
@@ -257,7 +259,7 @@ mod tests {
                 40..45 => writer.put_redirect(pid, pid - 40),
                 50 => {}
                 _ if pid % 2 == 0 => {
-                    writer.put_sealed_profile(pid, store.sealed_profile(&profile(pid)))
+                    writer.put_sealed_profile(pid, store.sealed_profile(&profile(pid), 0))
                 }
                 _ => {
                     let keyfile = store.keys.read().unwrap();
@@ -304,7 +306,7 @@ mod tests {
         store.apply(writer.finish()).unwrap();
         let mut writer = BatchWriter::new(&store);
         for &pid in live {
-            writer.put_sealed_profile(pid, store.sealed_profile(&profile(pid)));
+            writer.put_sealed_profile(pid, store.sealed_profile(&profile(pid), 0));
         }
         store.apply(writer.finish()).unwrap();
         (dir, store)

@@ -5,6 +5,7 @@ use super::plan::{EventOp, LinkOp};
 use crate::base::error::StorageError;
 use crate::identity::Links;
 use crate::index::{Indexes, Postings};
+use crate::input::record::ShortText;
 use crate::input::report::IngestReport;
 use crate::storage::profile::{Profile, ProfileId};
 use crate::storage::{BatchWriter, Counters, EventChunk, MergeLogEntry, Store, WriteBatch};
@@ -27,6 +28,13 @@ pub(crate) struct ResolvedBatch {
     pub(super) staged: HashMap<ProfileId, Resolved>,
     /// Profiles the batch changes.
     pub(crate) changed: roaring::RoaringBitmap,
+    /// The profiles among them whose slots it rewrites (the others only got events).
+    pub(super) rewritten: roaring::RoaringBitmap,
+    /// The last event-chunk sequence every rewritten profile counts.
+    pub(super) folded: u64,
+    /// Each source of the records that only added events, per profile not rewritten:
+    /// its `Source` term (the rest of their postings stays as it is).
+    pub(super) events_only: Vec<(ProfileId, ShortText)>,
     pub(super) batch_number: u64,
     pub(super) track_forms: bool,
     pub(super) new_pids: Vec<ProfileId>,
@@ -101,7 +109,7 @@ impl ResolvedBatch {
         let Sealed {
             profiles: mut sealed,
             events: sealed_events,
-        } = seal_in_parallel(store, &self.staged, &self.new_events);
+        } = seal_in_parallel(store, &self.staged, &self.new_events, self.folded);
         for (pid, staged) in std::mem::take(&mut self.staged) {
             let after = match (&staged.profile, staged.redirect) {
                 (Some(_), _) => {
@@ -139,10 +147,14 @@ impl ResolvedBatch {
             writer.put_merge_log(*pid, *seq, entry);
         }
         writer.put_dirty(self.batch_number, &self.changed);
+        let events_only_profiles = self.changed.len() - self.rewritten.len();
+        self.report.updated_profiles += events_only_profiles;
         Ok(PreparedBatch {
             batch: writer.finish(),
             changed: self.changed,
+            rewritten: self.rewritten,
             changes,
+            events_only: self.events_only,
             links: self.links,
             forms,
             event_ops: self.event_ops,
@@ -177,6 +189,7 @@ fn seal_in_parallel(
     store: &Store,
     staged: &HashMap<ProfileId, Resolved>,
     new_events: &BTreeMap<(ProfileId, u64), EventChunk>,
+    folded: u64,
 ) -> Sealed {
     let jobs: Vec<SealJob<'_>> = staged
         .values()
@@ -195,7 +208,7 @@ fn seal_in_parallel(
         for job in part {
             match job {
                 SealJob::Profile(p) => {
-                    out.profiles.insert(p.id, store.sealed_profile(p));
+                    out.profiles.insert(p.id, store.sealed_profile(p, folded));
                 }
                 SealJob::Events(pid, seq, chunk) => out
                     .events
@@ -232,7 +245,11 @@ pub(crate) struct PreparedBatch {
     pub(crate) batch: WriteBatch,
     /// Profiles the batch changes.
     pub(crate) changed: roaring::RoaringBitmap,
+    /// The profiles among them whose slots it rewrites (an export's cached rows of the
+    /// others stay valid: events are not in them).
+    pub(crate) rewritten: roaring::RoaringBitmap,
     changes: Vec<(ProfileId, Option<Postings>, Option<Postings>)>,
+    events_only: Vec<(ProfileId, ShortText)>,
     links: Vec<LinkOp>,
     /// Identifier form digests of changed profiles (`None`: no longer live); collected
     /// only when suppression lists exist.
@@ -263,6 +280,9 @@ impl PreparedBatch {
         }
         for (pid, before, after) in &self.changes {
             indexes.update(*pid, before.as_ref(), after.as_ref());
+        }
+        for (pid, source) in &self.events_only {
+            indexes.add_source(*pid, source);
         }
         for op in &self.event_ops {
             match op {

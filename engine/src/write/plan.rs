@@ -3,17 +3,17 @@
 //! merge-log entries, all in memory.
 
 use super::commit::{Resolved, ResolvedBatch};
-use super::overlay::{Overlay, OverlaySlot};
+use super::overlay::{Delta, Overlay, OverlaySlot};
 use crate::base::digest::LinkKey;
 use crate::base::error::StorageError;
 use crate::index::Postings;
 use crate::input::config::Config;
-use crate::input::record::{Event, Identifier, ParsedRecord};
+use crate::input::record::{Event, Identifier, ParsedRecord, Record};
 use crate::input::report::IngestReport;
 use crate::storage::profile::{Profile, ProfileId, Provenance};
-use crate::storage::{Counters, EventChunk, MergeLogEntry, Slot, Store};
+use crate::storage::{Counters, EventChunk, FoldedSlot, MergeLogEntry, Store};
 use crate::write::state::State;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 /// The published identifier links a batch's records look up, read in one short lock
@@ -25,14 +25,28 @@ pub(crate) struct StoredLinks {
     links: HashMap<LinkKey, ProfileId>,
     /// Whether suppression lists exist (the batch then collects identifier forms).
     track_forms: bool,
+    /// The linked profiles that records other than [`only_adds_events`] ones link to:
+    /// the ones resolution will read.
+    wanted: HashSet<ProfileId>,
     /// Slots of the linked profiles, read ahead (see [`StoredLinks::prefetch`]).
     prefetched: HashMap<ProfileId, Prefetched>,
 }
 
-/// A profile slot read before resolution, with the postings of a live profile.
+/// A profile slot read before resolution, with the postings of a live profile and the
+/// sequences of the event chunks counted in on reading it.
 enum Prefetched {
-    Live(Profile, Postings),
+    Live(Profile, Postings, Vec<u64>),
     Merged(ProfileId),
+}
+
+/// Whether a record carries events and nothing else that a profile keeps per value (no
+/// attributes, no consent). When all its identifiers are already linked to one profile
+/// that neither this batch nor the one before rewrites, the batch stores only its event
+/// chunk and leaves the profile's slot as it is; reading the profile counts the chunk
+/// in (`Store::slot`). This is the live traffic of a customer database: a page view,
+/// an e-mail opened, a purchase.
+fn only_adds_events(record: &Record) -> bool {
+    record.attributes.is_empty() && record.consent.is_empty() && !record.events.is_empty()
 }
 
 /// Below this many profiles to read, [`StoredLinks::prefetch`] reads on one thread.
@@ -56,17 +70,28 @@ impl StoredLinks {
         }
         let state = state.read().expect("state lock");
         let mut links = HashMap::new();
+        let mut wanted = HashSet::new();
+        let mut found = Vec::new();
         for (_, item) in items.iter() {
             let Ok(parsed) = item else { continue };
+            found.clear();
             for keys in &parsed.link_keys {
                 if let Some(pid) = state.links.get(&keys[0]) {
                     links.insert(keys[0], pid);
+                    found.push(pid);
                 }
+            }
+            let events_only = only_adds_events(&parsed.record)
+                && found.len() == parsed.link_keys.len()
+                && found.windows(2).all(|w| w[0] == w[1]);
+            if !events_only {
+                wanted.extend(found.iter().copied());
             }
         }
         StoredLinks {
             links,
             track_forms: !state.suppression.is_empty(),
+            wanted,
             prefetched: HashMap::new(),
         }
     }
@@ -87,8 +112,8 @@ impl StoredLinks {
         previous: &Overlay,
     ) -> Result<(), StorageError> {
         let mut pids: Vec<ProfileId> = self
-            .links
-            .values()
+            .wanted
+            .iter()
             .copied()
             .filter(|pid| !previous.slots.contains_key(pid))
             .collect();
@@ -97,12 +122,12 @@ impl StoredLinks {
         let read = |part: &[ProfileId]| -> Result<Vec<(ProfileId, Prefetched)>, StorageError> {
             let mut out = Vec::with_capacity(part.len());
             for &pid in part {
-                match store.slot(pid)? {
-                    Some(Slot::Live(profile)) => {
-                        let postings = Postings::of(&profile);
-                        out.push((pid, Prefetched::Live(profile, postings)));
+                match store.slot_folded(pid)? {
+                    Some(FoldedSlot::Live(read)) => {
+                        let postings = Postings::of(&read.profile);
+                        out.push((pid, Prefetched::Live(read.profile, postings, read.folded)));
                     }
-                    Some(Slot::Merged(into)) => out.push((pid, Prefetched::Merged(into))),
+                    Some(FoldedSlot::Merged(into)) => out.push((pid, Prefetched::Merged(into))),
                     None => {}
                 }
             }
@@ -167,6 +192,9 @@ pub(crate) struct BatchPlan<'a> {
     new_events: BTreeMap<(ProfileId, u64), EventChunk>,
     new_log: BTreeMap<(ProfileId, u64), MergeLogEntry>,
     event_ops: Vec<EventOp>,
+    /// Records that only added events to profiles the batch does not rewrite (see
+    /// [`only_adds_events`]); a profile staged later in the batch takes its own.
+    deltas: HashMap<ProfileId, Vec<Delta>>,
     new_pids: Vec<ProfileId>,
     merged_away: Vec<ProfileId>,
     pub(crate) report: IngestReport,
@@ -192,6 +220,7 @@ impl<'a> BatchPlan<'a> {
             new_events: BTreeMap::new(),
             new_log: BTreeMap::new(),
             event_ops: Vec::new(),
+            deltas: HashMap::new(),
             new_pids: Vec::new(),
             merged_away: Vec::new(),
             report: IngestReport::default(),
@@ -215,11 +244,32 @@ impl<'a> BatchPlan<'a> {
 
     /// Stages a live profile read from the store or the previous batch (with its
     /// postings, when they were computed ahead).
-    fn stage_existing(&mut self, profile: Profile, postings: Option<Postings>) {
+    ///
+    /// A profile read from the store counts the event chunks sled held (`counted`); the
+    /// previous batch's deltas it does not count yet are counted here (that batch may not
+    /// have reached sled when it was read). The postings before are those of the
+    /// profile as published; this batch's own deltas for it are counted after.
+    fn stage_existing(
+        &mut self,
+        mut profile: Profile,
+        mut postings: Option<Postings>,
+        counted: &[u64],
+    ) {
+        let pid = profile.id;
+        if let Some(deltas) = self.previous.deltas.get(&pid) {
+            for delta in deltas.iter().filter(|d| !counted.contains(&d.seq)) {
+                delta.apply(&mut profile);
+                postings = None;
+            }
+        }
+        let before = postings.unwrap_or_else(|| Postings::of(&profile));
+        for delta in self.deltas.remove(&pid).unwrap_or_default() {
+            delta.apply(&mut profile);
+        }
         self.staged.insert(
-            profile.id,
+            pid,
             Staged {
-                before: Some(postings.unwrap_or_else(|| Postings::of(&profile))),
+                before: Some(before),
                 profile: Some(profile),
                 redirect: None,
             },
@@ -240,7 +290,7 @@ impl<'a> BatchPlan<'a> {
                 Some(OverlaySlot::Live(profile)) => {
                     // Shared with the previous batch while it commits: copy it then.
                     let profile = Arc::try_unwrap(profile).unwrap_or_else(|p| (*p).clone());
-                    self.stage_existing(profile, None);
+                    self.stage_existing(profile, None, &[]);
                     return Ok(Some(pid));
                 }
                 Some(OverlaySlot::Merged(into)) => {
@@ -251,8 +301,8 @@ impl<'a> BatchPlan<'a> {
                 None => {}
             }
             match self.stored_links.prefetched.remove(&pid) {
-                Some(Prefetched::Live(profile, postings)) => {
-                    self.stage_existing(profile, Some(postings));
+                Some(Prefetched::Live(profile, postings, counted)) => {
+                    self.stage_existing(profile, Some(postings), &counted);
                     return Ok(Some(pid));
                 }
                 Some(Prefetched::Merged(into)) => {
@@ -261,12 +311,12 @@ impl<'a> BatchPlan<'a> {
                 }
                 None => {}
             }
-            match self.store.slot(pid)? {
-                Some(Slot::Live(profile)) => {
-                    self.stage_existing(profile, None);
+            match self.store.slot_folded(pid)? {
+                Some(FoldedSlot::Live(read)) => {
+                    self.stage_existing(read.profile, None, &read.folded);
                     return Ok(Some(pid));
                 }
-                Some(Slot::Merged(into)) => pid = into,
+                Some(FoldedSlot::Merged(into)) => pid = into,
                 None => return Ok(None),
             }
         }
@@ -350,6 +400,13 @@ impl<'a> BatchPlan<'a> {
         self.counters.next_seq += 1;
         self.counters.records += 1;
 
+        if only_adds_events(&record) {
+            if let Some(pid) = self.events_only_target(&link_keys) {
+                self.add_events_only(pid, seq, record);
+                return Ok(());
+            }
+        }
+
         // Which live profile each identifier links to, by priority.
         let mut ids: Vec<(usize, usize, &Identifier, LinkKey)> = record
             .identifiers
@@ -430,6 +487,50 @@ impl<'a> BatchPlan<'a> {
         Ok(())
     }
 
+    /// The profile that a record carrying only events adds them to without rewriting it:
+    /// the one every identifier of the record is linked to in the published links, if
+    /// neither this batch nor the previous one changed those links or that profile.
+    fn events_only_target(&self, link_keys: &[Vec<LinkKey>]) -> Option<ProfileId> {
+        let mut target = None;
+        for keys in link_keys {
+            let key = keys.first()?;
+            if self.links.contains_key(key) || self.previous.link(key).is_some() {
+                return None;
+            }
+            let pid = *self.stored_links.links.get(key)?;
+            if target.is_some_and(|t| t != pid) {
+                return None;
+            }
+            target = Some(pid);
+        }
+        let pid = target?;
+        let untouched = !self.staged.contains_key(&pid) && !self.previous.slots.contains_key(&pid);
+        untouched.then_some(pid)
+    }
+
+    /// Stores a record's events under `pid` without staging the profile: its delta is
+    /// counted in whenever the profile is read.
+    fn add_events_only(&mut self, pid: ProfileId, seq: u64, record: Record) {
+        let count = record.events.len();
+        self.counters.events += count as u64;
+        self.deltas.entry(pid).or_default().push(Delta {
+            seq,
+            source: record.source.clone(),
+            observed_at: record.observed_at,
+            events: count,
+        });
+        self.event_ops
+            .push(EventOp::Add(pid, record.events.clone()));
+        self.new_events.insert(
+            (pid, seq),
+            EventChunk {
+                source: record.source,
+                observed_at: record.observed_at,
+                events: record.events,
+            },
+        );
+    }
+
     /// Merges `absorbed` into `survivor`: profile data, identifier links, events and merge
     /// log follow; the absorbed id redirects. Work is proportional to the absorbed
     /// profile's own data. Entries added earlier in this batch move here; stored ones move
@@ -495,14 +596,28 @@ impl<'a> BatchPlan<'a> {
 
     /// Whether the plan changes anything.
     pub(crate) fn is_empty(&self) -> bool {
-        self.staged.is_empty()
+        self.staged.is_empty() && self.deltas.is_empty()
     }
 
     /// Ends resolution: the batch's result, to prepare and commit, and the overlay the
     /// next batch resolves against (sharing the profiles, so nothing is copied).
     pub(crate) fn resolve(mut self) -> (ResolvedBatch, Overlay) {
         let mut overlay = Overlay::default();
-        let changed: roaring::RoaringBitmap = self.staged.keys().copied().collect();
+        let rewritten: roaring::RoaringBitmap = self.staged.keys().copied().collect();
+        let changed = &rewritten | &self.deltas.keys().copied().collect();
+        // Every chunk stored for a rewritten profile is counted in it by now: those of
+        // earlier batches were counted when it was read, and this batch's went through
+        // the staged profile. (A sequence is issued only to this batch's records.)
+        let folded = self.counters.next_seq.saturating_sub(1);
+        let mut events_only: Vec<(ProfileId, crate::input::record::ShortText)> = Vec::new();
+        for (pid, deltas) in &self.deltas {
+            let mut sources: Vec<&crate::input::record::ShortText> =
+                deltas.iter().map(|d| &d.source).collect();
+            sources.sort_unstable();
+            sources.dedup();
+            events_only.extend(sources.into_iter().map(|s| (*pid, s.clone())));
+        }
+        overlay.deltas = std::mem::take(&mut self.deltas);
         let staged = std::mem::take(&mut self.staged)
             .into_iter()
             .map(|(pid, staged)| {
@@ -536,6 +651,9 @@ impl<'a> BatchPlan<'a> {
         let resolved = ResolvedBatch {
             staged,
             changed,
+            rewritten,
+            folded,
+            events_only,
             batch_number,
             track_forms: self.stored_links.track_forms,
             new_pids: self.new_pids,

@@ -5,7 +5,9 @@
 //! so later rounds recover from earlier crashes too. Even rounds ingest with
 //! `ingest_json`; odd rounds import JSON Lines, which resolves each batch while the one
 //! before commits, and acknowledge from the progress callback (called once a batch is
-//! durable).
+//! durable). Each batch also carries live traffic: records with one known email and a
+//! page view only, which the engine stores without rewriting the profile; they too must
+//! be all-or-nothing with their batch.
 //!
 //! Rounds: `CIDB_CRASH_ROUNDS` (default 4). Seed: `CIDB_CRASH_SEED` (default: time).
 
@@ -17,16 +19,51 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-const RECORDS_PER_BATCH: u64 = 200;
+/// New people per batch, then records that only add a page view to a known person.
+const PEOPLE_PER_BATCH: u64 = 150;
+const EVENTS_ONLY_PER_BATCH: u64 = 50;
+const RECORDS_PER_BATCH: u64 = PEOPLE_PER_BATCH + EVENTS_ONLY_PER_BATCH;
 
 fn email(batch: u64, j: u64) -> String {
     format!("b{batch}r{j}@crash.example")
 }
 
+/// The batch whose person `j` a batch's `j`th events-only record visits: one or two
+/// batches before (an import resolves a batch while the one before commits, so only
+/// the older one's people are stored ones there); the first batches visit their own.
+fn visited(batch: u64, j: u64) -> u64 {
+    batch.saturating_sub(1 + j % 2)
+}
+
+/// When batch `batch`'s page views happened (one time per batch, to find them).
+fn page_view_at(batch: u64) -> i64 {
+    1_772_323_200_000 + batch as i64 * 1_000
+}
+
+/// Whether the person `email` holds batch `batch`'s page view.
+fn has_page_view(db: &Engine, email: String, batch: u64) -> bool {
+    db.lookup(&Lookup::Email(email))
+        .unwrap()
+        .is_some_and(|view| {
+            view.events
+                .iter()
+                .flat_map(|c| &c.events)
+                .any(|e| e.kind == "page_view" && e.at == page_view_at(batch))
+        })
+}
+
 /// One batch: new people, with events and consent; odd batches merge pairs of people of
-/// the batch before.
+/// the batch before; then page views of people of the batch before.
 fn batch_records(batch: u64) -> Vec<String> {
-    (0..RECORDS_PER_BATCH)
+    let visits = (0..EVENTS_ONLY_PER_BATCH).map(move |j| {
+        serde_json::json!({
+            "source": "web",
+            "identifiers": { "email": email(visited(batch, j), j) },
+            "events": [{ "type": "page_view", "at": cidb::format_rfc3339(page_view_at(batch)) }],
+        })
+        .to_string()
+    });
+    (0..PEOPLE_PER_BATCH)
         .map(|j| {
             let mut emails = vec![email(batch, j)];
             let mut device = format!("d{batch}-{j}");
@@ -47,6 +84,7 @@ fn batch_records(batch: u64) -> Vec<String> {
             })
             .to_string()
         })
+        .chain(visits)
         .collect()
 }
 
@@ -134,7 +172,15 @@ fn main() {
         let report = db.check().unwrap();
         let mut problems = report.problems.clone();
         for &batch in &acked {
-            for j in 0..RECORDS_PER_BATCH {
+            let visits = (0..EVENTS_ONLY_PER_BATCH)
+                .filter(|j| has_page_view(&db, email(visited(batch, *j), *j), batch))
+                .count() as u64;
+            if visits != EVENTS_ONLY_PER_BATCH {
+                problems.push(format!(
+                    "acknowledged batch {batch}: {visits} of {EVENTS_ONLY_PER_BATCH} page views"
+                ));
+            }
+            for j in 0..PEOPLE_PER_BATCH {
                 if db
                     .lookup(&Lookup::Email(email(batch, j)))
                     .unwrap()
@@ -147,19 +193,24 @@ fn main() {
                 }
             }
         }
-        let present = (0..RECORDS_PER_BATCH)
+        let present = (0..PEOPLE_PER_BATCH)
             .filter(|j| {
                 db.lookup(&Lookup::Email(email(in_flight, *j)))
                     .unwrap()
                     .is_some()
             })
             .count() as u64;
-        if present != 0 && present != RECORDS_PER_BATCH {
+        let visits = (0..EVENTS_ONLY_PER_BATCH)
+            .filter(|j| has_page_view(&db, email(visited(in_flight, *j), *j), in_flight))
+            .count() as u64;
+        let whole = present == PEOPLE_PER_BATCH && visits == EVENTS_ONLY_PER_BATCH;
+        if !whole && (present != 0 || visits != 0) {
             problems.push(format!(
-                "batch {in_flight} half-applied: {present} of {RECORDS_PER_BATCH} records"
+                "batch {in_flight} half-applied: {present} of {PEOPLE_PER_BATCH} people, \
+                 {visits} of {EVENTS_ONLY_PER_BATCH} page views"
             ));
         }
-        if present == RECORDS_PER_BATCH {
+        if present == PEOPLE_PER_BATCH {
             acked.push(in_flight); // committed but killed before acknowledging
         }
         next_batch = acked.last().map(|n| n + 1).unwrap_or(0);

@@ -325,13 +325,13 @@ impl Store {
     /// The parts of a live slot's value (`None` for any other tag).
     fn live_value<'v>(&self, pid: ProfileId, value: &'v [u8]) -> Option<LiveValue<'v>> {
         let key = keys::profile(pid);
-        match value.first()? {
-            &keys::SLOT_LIVE => Some(LiveValue {
+        match *value.first()? {
+            keys::SLOT_LIVE => Some(LiveValue {
                 aad: LiveAad::Plain(key),
                 sealed: &value[1..],
                 unfolded_from: self.fold_floor,
             }),
-            &keys::SLOT_LIVE_FOLDED => {
+            keys::SLOT_LIVE_FOLDED => {
                 let folded: [u8; 8] = value.get(1..9)?.try_into().expect("8 bytes");
                 Some(LiveValue {
                     aad: LiveAad::Folded(folded_aad(key, folded)),
@@ -731,5 +731,104 @@ mod tests {
         store.apply(writer.finish()).unwrap();
         assert_eq!(store.slot(1).unwrap(), Some(Slot::Live(new)));
         assert_eq!(store.slot(0).unwrap(), Some(Slot::Live(old)));
+    }
+
+    fn chunk(source: &str, at: i64, events: usize) -> EventChunk {
+        EventChunk {
+            source: source.into(),
+            observed_at: at,
+            events: (0..events)
+                .map(|i| crate::input::record::Event {
+                    kind: "page_view".into(),
+                    at: at - i as i64,
+                    category: None,
+                    value: None,
+                })
+                .collect(),
+        }
+    }
+
+    /// A live slot counts the event chunks up to the sequence it names (tag 3), or below
+    /// the floor of the upgrade to format 7 (tag 1); reading counts the later ones in,
+    /// as `Profile::count_record`, and says which they were.
+    #[test]
+    fn reading_a_slot_counts_the_chunks_written_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut counted = Profile::new(0);
+        counted.count_record(&"crm".into(), 1_000, 2);
+        {
+            // A format-6 directory: a tag 1 slot counting its chunk of sequence 4.
+            let (store, _) = Store::open(dir.path()).unwrap();
+            let mut writer = BatchWriter::new(&store);
+            writer.issue_keys(&[0, 1]).unwrap();
+            let mut value = vec![keys::SLOT_LIVE];
+            store.seal_for(0, &keys::profile(0), &mut value, |buf| {
+                codec::encode_packed_into(&counted, buf)
+            });
+            writer.put_sealed_profile(0, value);
+            let c = chunk("crm", 1_000, 2);
+            writer.put_sealed_events(0, 4, store.sealed_events(0, 4, &c));
+            let mut batch = writer.finish();
+            batch.put_counters(&Counters {
+                next_pid: 2,
+                next_seq: 5,
+                ..Counters::default()
+            });
+            store.apply(batch).unwrap();
+            store
+                .db
+                .insert(keys::meta("format"), &6u32.to_le_bytes()[..])
+                .unwrap();
+            store.flush().unwrap();
+        }
+        let (store, _) = Store::open(dir.path()).unwrap();
+        assert_eq!(store.fold_floor, 5);
+        assert_eq!(store.slot(0).unwrap(), Some(Slot::Live(counted.clone())));
+        // Two records that only added events, after the upgrade.
+        let mut writer = BatchWriter::new(&store);
+        for (seq, c) in [(5, chunk("web", 3_000, 1)), (6, chunk("crm", 500, 3))] {
+            writer.put_sealed_events(0, seq, store.sealed_events(0, seq, &c));
+        }
+        // Profile 1 is written by this build: it counts its chunks up to 7.
+        let mut one = Profile::new(1);
+        one.count_record(&"app".into(), 2_000, 1);
+        writer.put_sealed_profile(1, store.sealed_profile(&one, 7));
+        writer.put_sealed_events(1, 7, store.sealed_events(1, 7, &chunk("app", 2_000, 1)));
+        writer.put_sealed_events(1, 8, store.sealed_events(1, 8, &chunk("app", 2_500, 4)));
+        store.apply(writer.finish()).unwrap();
+
+        let mut expected = counted.clone();
+        expected.count_record(&"web".into(), 3_000, 1);
+        expected.count_record(&"crm".into(), 500, 3);
+        match store.slot_folded(0).unwrap() {
+            Some(FoldedSlot::Live(read)) => {
+                assert_eq!(read.profile, expected);
+                assert_eq!(read.folded, vec![5, 6]);
+            }
+            _ => panic!("profile 0 is live"),
+        }
+        assert_eq!(expected.sources["crm"].records, 2);
+        assert_eq!(expected.sources["crm"].first_seen, 500);
+        assert_eq!((expected.records, expected.events), (3, 6));
+        let mut expected_one = one.clone();
+        expected_one.count_record(&"app".into(), 2_500, 4);
+        match store.slot_folded(1).unwrap() {
+            Some(FoldedSlot::Live(read)) => {
+                assert_eq!(read.profile, expected_one);
+                assert_eq!(read.folded, vec![8]);
+            }
+            _ => panic!("profile 1 is live"),
+        }
+
+        // The counted sequence is bound to the sealed value: a damaged one does not read.
+        let mut damaged = store.db.get(keys::profile(1)).unwrap().unwrap().to_vec();
+        damaged[1] ^= 1;
+        store.db.insert(keys::profile(1), damaged).unwrap();
+        assert!(store.slot(1).is_err());
+        store
+            .db
+            .insert(keys::profile(1), &[keys::SLOT_LIVE_FOLDED, 7][..])
+            .unwrap();
+        assert!(store.slot(1).is_err());
     }
 }

@@ -32,11 +32,18 @@ pub(crate) struct StoredLinks {
     prefetched: HashMap<ProfileId, Prefetched>,
 }
 
-/// A profile slot read before resolution, with the postings of a live profile and the
-/// sequences of the event chunks counted in on reading it.
+/// A profile slot read before resolution.
 enum Prefetched {
-    Live(Profile, Postings, Vec<u64>),
+    Live(Box<PrefetchedProfile>),
     Merged(ProfileId),
+}
+
+/// A live profile read before resolution, with its postings and the sequences of the
+/// event chunks counted in on reading it.
+struct PrefetchedProfile {
+    profile: Profile,
+    postings: Postings,
+    counted: Vec<u64>,
 }
 
 /// Whether a record carries events and nothing else that a profile keeps per value (no
@@ -125,7 +132,12 @@ impl StoredLinks {
                 match store.slot_folded(pid)? {
                     Some(FoldedSlot::Live(read)) => {
                         let postings = Postings::of(&read.profile);
-                        out.push((pid, Prefetched::Live(read.profile, postings, read.folded)));
+                        let read = PrefetchedProfile {
+                            profile: read.profile,
+                            postings,
+                            counted: read.folded,
+                        };
+                        out.push((pid, Prefetched::Live(Box::new(read))));
                     }
                     Some(FoldedSlot::Merged(into)) => out.push((pid, Prefetched::Merged(into))),
                     None => {}
@@ -301,7 +313,12 @@ impl<'a> BatchPlan<'a> {
                 None => {}
             }
             match self.stored_links.prefetched.remove(&pid) {
-                Some(Prefetched::Live(profile, postings, counted)) => {
+                Some(Prefetched::Live(read)) => {
+                    let PrefetchedProfile {
+                        profile,
+                        postings,
+                        counted,
+                    } = *read;
                     self.stage_existing(profile, Some(postings), &counted);
                     return Ok(Some(pid));
                 }

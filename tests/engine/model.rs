@@ -32,8 +32,8 @@ const PHONES: &[&str] = &[
 ];
 
 /// A record: mostly a full one (identifiers, attributes, consent, events), sometimes
-/// live traffic (one identifier and events only, from `web` or `app`), which the engine
-/// stores without rewriting a known person's profile.
+/// live traffic (one or two identifiers and events only, from `web` or `app`), which the
+/// engine stores without rewriting a known person's profile.
 fn rec() -> impl Strategy<Value = Rec> {
     prop_oneof![3 => full_rec(), 2 => events_only_rec()]
 }
@@ -47,18 +47,20 @@ fn event() -> impl Strategy<Value = (i64, &'static str, u32)> {
 }
 
 fn events_only_rec() -> impl Strategy<Value = Rec> {
+    let id = prop_oneof![
+        (0..12u8).prop_map(|i| ("email", format!("p{i}@x.com"))),
+        (0..PHONES.len()).prop_map(|i| ("phone", PHONES[i].to_string())),
+        (0..6u8).prop_map(|i| ("crm_id", format!("C{i}"))),
+    ];
     (
-        prop_oneof![
-            (0..12u8).prop_map(|i| ("email", format!("p{i}@x.com"))),
-            (0..PHONES.len()).prop_map(|i| ("phone", PHONES[i].to_string())),
-        ],
+        proptest::collection::vec(id, 1..3),
         prop_oneof![Just("web"), Just("app")],
         0..1000i64,
         proptest::collection::vec(event(), 1..3),
     )
-        .prop_map(|(id, source, observed_at, events)| Rec {
+        .prop_map(|(ids, source, observed_at, events)| Rec {
             source,
-            ids: vec![id],
+            ids,
             observed_at,
             city: None,
             interests: Vec::new(),

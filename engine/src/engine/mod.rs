@@ -556,3 +556,104 @@ fn load_models(store: &Store, indexes: &Indexes) -> Result<Models, StorageError>
     }
     Ok(models)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn people(n: usize, source: &str, events_only: bool) -> Vec<String> {
+        (0..n)
+            .map(|i| {
+                let mut record = serde_json::json!({
+                    "source": source,
+                    "observed_at": format!("2026-0{}-01T00:00:00Z", 1 + i % 5),
+                    "identifiers": { "email": format!("p{i}@x.com") },
+                    "events": [{ "type": "page_view", "at": "2026-03-01T00:00:00Z" }],
+                });
+                if !events_only {
+                    record["identifiers"]["crm_id"] = format!("C{i}").into();
+                    record["attributes"] = serde_json::json!({ "city": "Gent" });
+                }
+                record.to_string()
+            })
+            .collect()
+    }
+
+    /// Without identifier limits, so that one record can merge two people by e-mail.
+    fn config() -> Config {
+        let mut rules = crate::input::rules::IdentityRules::default();
+        rules.limits.clear();
+        Config::default().with_identity_rules(rules)
+    }
+
+    /// What happens to a database after its first batches: events-only records (stored
+    /// without rewriting profiles), a full record, a merge of two people who got such
+    /// records, an erasure of another.
+    fn later_life(dir: &Path) -> Engine {
+        let db = Engine::open_with(dir, config()).unwrap();
+        db.ingest_json(&people(6, "web", true)).unwrap();
+        db.ingest_json(&people(4, "app", true)[2..]).unwrap();
+        let full = serde_json::json!({
+            "source": "crm", "observed_at": "2026-06-01T00:00:00Z",
+            "identifiers": { "email": "p1@x.com" },
+            "attributes": { "city": "Delft" },
+        });
+        let bridge = serde_json::json!({
+            "source": "shop", "observed_at": "2026-06-02T00:00:00Z",
+            "identifiers": { "email": ["p2@x.com", "p3@x.com"] },
+            "events": [{ "type": "purchase", "at": "2026-05-01T00:00:00Z", "value": 5 }],
+        });
+        db.ingest_json(&[full.to_string(), bridge.to_string()])
+            .unwrap();
+        db.forget(
+            &Lookup::Email("p4@x.com".into()),
+            &crate::privacy::forget::ForgetOptions::default(),
+        )
+        .unwrap();
+        db
+    }
+
+    /// A database written by a format-6 build (slots with tag `0x01`) is upgraded on open
+    /// and then lives on exactly as one written by this build: the same profiles, counts
+    /// and events, and `check` clean.
+    #[test]
+    fn a_format_6_database_lives_on_as_a_new_one() {
+        let (old, new) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        for dir in [old.path(), new.path()] {
+            let db = Engine::open_with(dir, config()).unwrap();
+            db.ingest_json(&people(6, "crm", false)).unwrap();
+            db.close().unwrap();
+        }
+        crate::storage::downgrade_to_format_6(old.path());
+        let (old_db, new_db) = (later_life(old.path()), later_life(new.path()));
+        for db in [&old_db, &new_db] {
+            let report = db.check().unwrap();
+            assert!(report.is_clean(), "{:#?}", report.problems);
+        }
+        for i in 0..6 {
+            let how = Lookup::Email(format!("p{i}@x.com"));
+            let (a, b) = (old_db.lookup(&how).unwrap(), new_db.lookup(&how).unwrap());
+            assert_eq!(a, b, "p{i}");
+            if i == 4 {
+                assert!(a.is_none(), "p4 was erased");
+                continue;
+            }
+            let view = a.unwrap();
+            let events: usize = view.events.iter().map(|c| c.events.len()).sum();
+            assert_eq!(view.profile.events, events as u64, "p{i}");
+            assert_eq!(
+                view.profile.records,
+                view.events.len() as u64 + u64::from(i == 1),
+                "p{i}"
+            );
+        }
+        let merged = old_db
+            .lookup(&Lookup::Email("p2@x.com".into()))
+            .unwrap()
+            .unwrap();
+        let sources: Vec<&str> = merged.profile.sources.keys().map(|s| s.as_str()).collect();
+        assert_eq!(sources, ["app", "crm", "shop", "web"]);
+        assert_eq!(merged.profile.sources["web"].records, 2);
+        assert_eq!(merged.profile.records, 7);
+    }
+}

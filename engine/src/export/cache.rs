@@ -4,9 +4,10 @@
 //! cached row about 1 µs, so repeated exports and syncs of a large, mostly unchanged
 //! audience are an order of magnitude faster.
 //!
-//! The writer invalidates every profile a batch or an erasure changes, under the same lock
-//! that publishes the change, so a cached row is never older than the snapshot the export
-//! selected its members from. Rows depend on the current day (birth dates in the future
+//! The writer invalidates every profile whose slot a batch or an erasure rewrites, under
+//! the same lock that publishes the change, so a cached row is never older than the
+//! snapshot the export selected its members from. (A record that only added events does
+//! not rewrite its profile's slot: a row holds no events nor counts.) Rows depend on the current day (birth dates in the future
 //! are invalid), so the cache starts over when the day changes. Memory: about 300–400
 //! bytes per cached profile per platform; `Config::with_export_cache(false)` turns it off.
 

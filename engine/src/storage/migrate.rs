@@ -40,13 +40,9 @@ pub(crate) fn upgrade(db: &sled::Db, found: u32) -> Result<(), StorageError> {
         batch.insert(keys::meta(keys::REPACK), &[][..]);
     }
     if found < 7 {
-        let counters: super::Counters = match db.get(keys::meta("counters"))? {
-            Some(v) => super::codec::decode("counters", &v)?,
-            None => super::Counters::default(),
-        };
         batch.insert(
             keys::meta(keys::FOLD_FLOOR),
-            &counters.next_seq.to_le_bytes()[..],
+            &fold_floor(db)?.to_le_bytes()[..],
         );
     }
     batch.insert(keys::meta("format"), &FORMAT_VERSION.to_le_bytes()[..]);
@@ -57,6 +53,23 @@ pub(crate) fn upgrade(db: &sled::Db, found: u32) -> Result<(), StorageError> {
          ({records} stored records rewritten)"
     );
     Ok(())
+}
+
+/// The first sequence no stored event chunk has: the counters' next one (every batch
+/// writes them with its chunks), or, in a directory without counters, one past the
+/// highest chunk sequence stored. Every chunk below it is counted in its profile's slot.
+fn fold_floor(db: &sled::Db) -> Result<u64, StorageError> {
+    if let Some(v) = db.get(keys::meta("counters"))? {
+        let counters: super::Counters = super::codec::decode("counters", &v)?;
+        return Ok(counters.next_seq);
+    }
+    let mut floor = 0;
+    for key in db.scan_prefix([keys::EVENTS]).keys() {
+        if let Some(seq) = keys::seq_of(&key?) {
+            floor = floor.max(seq.saturating_add(1));
+        }
+    }
+    Ok(floor)
 }
 
 /// Rewrites the JSON (and hand-laid) records of formats 1-3 as stored records; returns

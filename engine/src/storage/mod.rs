@@ -292,9 +292,9 @@ impl Store {
                 .count_record(&chunk.source, chunk.observed_at, chunk.events.len());
             folded.folded.push(keys::seq_of(&k).unwrap_or(0));
         }
-        if !folded.folded.is_empty() && self.db.get(key)?.as_deref() != Some(&value[..]) {
-            // A batch replaced the slot between the two reads (it may have moved chunks
-            // in that the slot read does not hold): read again.
+        if self.db.get(key)?.as_deref() != Some(&value[..]) {
+            // A batch replaced the slot between the two reads: it may have moved chunks
+            // in that the slot read does not count, or out that it does. Read again.
             return self.slot_folded(pid);
         }
         Ok(Some(FoldedSlot::Live(folded)))
@@ -556,6 +556,32 @@ impl Store {
             .expect("a profile written in a batch has a key issued earlier or in the batch");
         crypto::seal_with(key, aad, out, write);
     }
+}
+
+/// Rewrites a closed data directory as a format-6 build left it: every live slot with
+/// tag `0x01` (sealed again, bound to its key only), no `fold_floor`, format 6. For the
+/// tests of the upgrade to format 7.
+#[cfg(test)]
+pub(crate) fn downgrade_to_format_6(dir: &Path) {
+    let (store, _) = Store::open(dir).unwrap();
+    let mut batch = sled::Batch::default();
+    for item in store.db.scan_prefix([keys::PROFILE]) {
+        let (k, v) = item.unwrap();
+        let pid = keys::pid_of(&k).unwrap();
+        let Some(live) = store.live_value(pid, &v) else {
+            continue;
+        };
+        let plain = store
+            .open_sealed("profile", pid, live.aad.as_bytes(), live.sealed)
+            .unwrap();
+        let mut value = vec![keys::SLOT_LIVE];
+        store.seal_for(pid, &k, &mut value, |buf| buf.extend_from_slice(&plain));
+        batch.insert(k, value);
+    }
+    batch.remove(keys::meta(keys::FOLD_FLOOR));
+    batch.insert(keys::meta("format"), &6u32.to_le_bytes()[..]);
+    store.db.apply_batch(batch).unwrap();
+    store.flush().unwrap();
 }
 
 /// A live slot as decoded: the profile as its slot holds it, and the first event-chunk
@@ -830,5 +856,35 @@ mod tests {
             .insert(keys::profile(1), &[keys::SLOT_LIVE_FOLDED, 7][..])
             .unwrap();
         assert!(store.slot(1).is_err());
+    }
+
+    /// A format-6 directory without counters (a real build always writes them): the
+    /// floor is one past its highest stored chunk, so no chunk is counted twice.
+    #[test]
+    fn an_upgrade_without_counters_takes_the_floor_from_the_stored_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut counted = Profile::new(0);
+        counted.count_record(&"crm".into(), 1_000, 2);
+        {
+            let (store, _) = Store::open(dir.path()).unwrap();
+            let mut writer = BatchWriter::new(&store);
+            writer.issue_keys(&[0]).unwrap();
+            let mut value = vec![keys::SLOT_LIVE];
+            store.seal_for(0, &keys::profile(0), &mut value, |buf| {
+                codec::encode_packed_into(&counted, buf)
+            });
+            writer.put_sealed_profile(0, value);
+            let c = chunk("crm", 1_000, 2);
+            writer.put_sealed_events(0, 4, store.sealed_events(0, 4, &c));
+            store.apply(writer.finish()).unwrap();
+            store
+                .db
+                .insert(keys::meta("format"), &6u32.to_le_bytes()[..])
+                .unwrap();
+            store.flush().unwrap();
+        }
+        let (store, _) = Store::open(dir.path()).unwrap();
+        assert_eq!(store.fold_floor, 5);
+        assert_eq!(store.slot(0).unwrap(), Some(Slot::Live(counted)));
     }
 }

@@ -25,8 +25,10 @@ pub(crate) struct StoredLinks {
     links: HashMap<LinkKey, ProfileId>,
     /// Whether suppression lists exist (the batch then collects identifier forms).
     track_forms: bool,
-    /// The linked profiles that records other than [`only_adds_events`] ones link to:
-    /// the ones resolution will read.
+    /// The linked profiles that resolution will read: those linked by a record that is
+    /// not [`only_adds_events`] or whose identifiers are not all linked to one profile.
+    /// (Resolution may still read others: when the previous batch changed a profile or
+    /// a link an events-only record needs, the record takes the full path.)
     wanted: HashSet<ProfileId>,
     /// Slots of the linked profiles, read ahead (see [`StoredLinks::prefetch`]).
     prefetched: HashMap<ProfileId, Prefetched>,

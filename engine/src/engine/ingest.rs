@@ -293,7 +293,9 @@ impl Engine {
         let started = std::time::Instant::now();
         {
             let mut state = self.state.write().expect("state lock");
+            self.store.mark_uncounted(&rest.uncounted);
             self.store.apply(batch)?;
+            self.store.unmark_uncounted(&rest.rewritten);
             let apply_ms = started.elapsed().as_millis() as u64;
             tracing::debug!(apply_ms, "batch applied to sled");
             let crate::write::state::State { indexes, links, .. } = &mut *state;

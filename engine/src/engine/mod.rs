@@ -246,6 +246,7 @@ impl Engine {
         }
         w.counters.checkpoint_generation += 1;
         self.store.clear_dirty()?;
+        self.store.store_uncounted()?;
         self.store.flush()?;
         w.dirty.clear();
         self.published.dirty.store(0, Ordering::Release);

@@ -99,6 +99,14 @@ impl<'a> BatchWriter<'a> {
         self.batch.batch.insert(&keys::dirty(batch)[..], value);
     }
 
+    /// Records which profiles batch number `batch` stores events-only chunks for.
+    pub(crate) fn put_uncounted(&mut self, batch: u64, pids: &RoaringBitmap) {
+        let mut value = Vec::with_capacity(pids.serialized_size());
+        pids.serialize_into(&mut value)
+            .expect("writing to a Vec cannot fail");
+        self.batch.batch.insert(&keys::uncounted(batch)[..], value);
+    }
+
     /// Stores one record's events sealed earlier with [`Store::sealed_events`].
     pub(crate) fn put_sealed_events(&mut self, pid: ProfileId, seq: u64, value: Vec<u8>) {
         self.batch

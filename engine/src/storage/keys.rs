@@ -9,6 +9,7 @@
 //! | `E` pid:u32 BE seq:u64 BE | nonce:24 ciphertext of codec(`Vec<StoredEvent>`) — one record's events |
 //! | `L` pid:u32 BE seq:u64 BE | nonce:24 ciphertext of codec(`MergeLogEntry`) — merges into this profile |
 //! | `D` batch:u64 BE | roaring bitmap (portable format) of the profiles a batch changed since the index checkpoint |
+//! | `U` batch:u64 BE | roaring bitmap of profiles that may have event chunks their slot does not count: written by each batch that stores events-only chunks, replaced at each index checkpoint by one holding the current set, under batch `u64::MAX` |
 //! | `C` name | codec(catalog entry) — saved segments and other catalog items |
 //! | `O` id:u64 BE | JSON objection (digests, time, channel; see `objections`) |
 //! | `A` seq:u64 BE | JSON audit entry (see `audit`) |
@@ -22,6 +23,7 @@ pub(crate) const IDENTIFIER: u8 = b'I';
 pub(crate) const EVENTS: u8 = b'E';
 pub(crate) const MERGE_LOG: u8 = b'L';
 pub(crate) const DIRTY: u8 = b'D';
+pub(crate) const UNCOUNTED: u8 = b'U';
 pub(crate) const CATALOG: u8 = b'C';
 pub(crate) const SUPPRESSION: u8 = b'S';
 pub(crate) const AUDIT: u8 = b'A';
@@ -55,6 +57,12 @@ pub(crate) fn profile(pid: u32) -> [u8; 5] {
 pub(crate) fn dirty(batch: u64) -> [u8; 9] {
     let mut k = [DIRTY, 0, 0, 0, 0, 0, 0, 0, 0];
     k[1..].copy_from_slice(&batch.to_be_bytes());
+    k
+}
+
+pub(crate) fn uncounted(batch: u64) -> [u8; 9] {
+    let mut k = dirty(batch);
+    k[0] = UNCOUNTED;
     k
 }
 

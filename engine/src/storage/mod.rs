@@ -106,6 +106,10 @@ pub(crate) struct Store {
     /// The first event-chunk sequence that a live slot of tag `0x01` (written before
     /// format 7) does not count; `u64::MAX` in a directory that never had such slots.
     fold_floor: u64,
+    /// The profiles that may have event chunks their slot does not count (a superset:
+    /// the union of the `U` sets, less the profiles rewritten since open). Reading any
+    /// other profile reads its slot only. A leaf lock, held for one lookup or update.
+    uncounted: RwLock<RoaringBitmap>,
     /// The data directory's lock, held while the store is open (dropped after `db`).
     _dir_lock: dir_lock::DirLock,
 }
@@ -178,6 +182,11 @@ impl Store {
             }
             None => u64::MAX,
         };
+        let mut uncounted = RoaringBitmap::new();
+        for item in db.scan_prefix([keys::UNCOUNTED]) {
+            let (k, v) = item.map_err(StorageError::from)?;
+            uncounted |= stored_bitmap("set of profiles with uncounted chunks", &k, &v)?;
+        }
         Ok((
             Store {
                 dir: dir.to_path_buf(),
@@ -186,6 +195,7 @@ impl Store {
                 keys: RwLock::new(keys),
                 audit_lock: std::sync::Mutex::new(RoaringBitmap::new()),
                 fold_floor,
+                uncounted: RwLock::new(uncounted),
                 _dir_lock: dir_lock,
             },
             counters,
@@ -278,7 +288,8 @@ impl Store {
             profile,
             folded: Vec::new(),
         };
-        if unfolded_from == u64::MAX {
+        let may_have_uncounted = || self.uncounted.read().expect("uncounted lock").contains(pid);
+        if unfolded_from == u64::MAX || !may_have_uncounted() {
             return Ok(Some(FoldedSlot::Live(folded)));
         }
         let start = keys::pid_seq(keys::EVENTS, pid, unfolded_from);
@@ -470,6 +481,42 @@ impl Store {
             out |= stored_bitmap("dirty set", &k, &v)?;
         }
         Ok(out)
+    }
+
+    /// Marks profiles that a batch about to be applied stores events-only chunks for
+    /// (before it is applied: a reader must not skip a chunk it could see).
+    pub(crate) fn mark_uncounted(&self, pids: &RoaringBitmap) {
+        if !pids.is_empty() {
+            *self.uncounted.write().expect("uncounted lock") |= pids;
+        }
+    }
+
+    /// Unmarks profiles whose slots an applied batch rewrote (counting every chunk).
+    pub(crate) fn unmark_uncounted(&self, pids: &RoaringBitmap) {
+        let mut uncounted = self.uncounted.write().expect("uncounted lock");
+        if !uncounted.is_disjoint(pids) {
+            *uncounted -= pids;
+        }
+    }
+
+    /// Replaces the stored `U` sets by one holding the current set (at a checkpoint, so
+    /// they do not pile up), in one atomic batch. It is kept under the last key, which
+    /// no batch's own set uses.
+    pub(crate) fn store_uncounted(&self) -> Result<(), StorageError> {
+        let mut batch = sled::Batch::default();
+        for item in self.db.scan_prefix([keys::UNCOUNTED]) {
+            batch.remove(item?.0);
+        }
+        let uncounted = self.uncounted.read().expect("uncounted lock").clone();
+        if !uncounted.is_empty() {
+            let mut value = Vec::with_capacity(uncounted.serialized_size());
+            uncounted
+                .serialize_into(&mut value)
+                .expect("writing to a Vec cannot fail");
+            batch.insert(&keys::uncounted(u64::MAX)[..], value);
+        }
+        self.db.apply_batch(batch)?;
+        Ok(())
     }
 
     /// Forgets the dirty sets (after a checkpoint covering them).
@@ -811,6 +858,7 @@ mod tests {
         assert_eq!(store.fold_floor, 5);
         assert_eq!(store.slot(0).unwrap(), Some(Slot::Live(counted.clone())));
         // Two records that only added events, after the upgrade.
+        store.mark_uncounted(&[0, 1].into_iter().collect());
         let mut writer = BatchWriter::new(&store);
         for (seq, c) in [(5, chunk("web", 3_000, 1)), (6, chunk("crm", 500, 3))] {
             writer.put_sealed_events(0, seq, store.sealed_events(0, seq, &c));

@@ -147,12 +147,16 @@ impl ResolvedBatch {
             writer.put_merge_log(*pid, *seq, entry);
         }
         writer.put_dirty(self.batch_number, &self.changed);
-        let events_only_profiles = self.changed.len() - self.rewritten.len();
-        self.report.updated_profiles += events_only_profiles;
+        let uncounted = &self.changed - &self.rewritten;
+        if !uncounted.is_empty() {
+            writer.put_uncounted(self.batch_number, &uncounted);
+        }
+        self.report.updated_profiles += uncounted.len();
         Ok(PreparedBatch {
             batch: writer.finish(),
             changed: self.changed,
             rewritten: self.rewritten,
+            uncounted,
             changes,
             events_only: self.events_only,
             links: self.links,
@@ -248,6 +252,8 @@ pub(crate) struct PreparedBatch {
     /// The profiles among them whose slots it rewrites (an export's cached rows of the
     /// others stay valid: events are not in them).
     pub(crate) rewritten: roaring::RoaringBitmap,
+    /// The others: their slots do not count the chunks this batch stores for them.
+    pub(crate) uncounted: roaring::RoaringBitmap,
     changes: Vec<(ProfileId, Option<Postings>, Option<Postings>)>,
     events_only: Vec<(ProfileId, ShortText)>,
     links: Vec<LinkOp>,

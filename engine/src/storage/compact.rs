@@ -428,7 +428,8 @@ mod tests {
     fn compaction_packs_the_older_values_of_an_upgraded_directory() {
         let dir = tempfile::tempdir().unwrap();
         let expected = older_database(dir.path());
-        // Opening upgrades it to format 6 and asks for a repack; the values read the same.
+        // Opening upgrades it to the current format and asks for a repack; the values
+        // read the same.
         let (got, packed, older_bytes) = stored_state(dir.path());
         assert_eq!(got, expected);
         assert!(packed.iter().all(|p| !*p), "the older form was written");

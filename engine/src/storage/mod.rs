@@ -821,39 +821,46 @@ mod tests {
         }
     }
 
+    /// Writes what a format-6 build left in `dir`: profile 0 in a tag 1 slot counting its
+    /// one event chunk (sequence 4), keys for profiles 0 and 1, and counters (next
+    /// sequence 5) if `with_counters`. Returns profile 0.
+    fn format_6_directory(dir: &Path, with_counters: bool) -> Profile {
+        let mut counted = Profile::new(0);
+        counted.count_record(&"crm".into(), 1_000, 2);
+        let (store, _) = Store::open(dir).unwrap();
+        let mut writer = BatchWriter::new(&store);
+        writer.issue_keys(&[0, 1]).unwrap();
+        let mut value = vec![keys::SLOT_LIVE];
+        store.seal_for(0, &keys::profile(0), &mut value, |buf| {
+            codec::encode_packed_into(&counted, buf)
+        });
+        writer.put_sealed_profile(0, value);
+        let c = chunk("crm", 1_000, 2);
+        writer.put_sealed_events(0, 4, store.sealed_events(0, 4, &c));
+        let mut batch = writer.finish();
+        if with_counters {
+            batch.put_counters(&Counters {
+                next_pid: 2,
+                next_seq: 5,
+                ..Counters::default()
+            });
+        }
+        store.apply(batch).unwrap();
+        store
+            .db
+            .insert(keys::meta("format"), &6u32.to_le_bytes()[..])
+            .unwrap();
+        store.flush().unwrap();
+        counted
+    }
+
     /// A live slot counts the event chunks up to the sequence it names (tag 3), or below
     /// the floor of the upgrade to format 7 (tag 1); reading counts the later ones in,
     /// as `Profile::count_record`, and says which they were.
     #[test]
     fn reading_a_slot_counts_the_chunks_written_after_it() {
         let dir = tempfile::tempdir().unwrap();
-        let mut counted = Profile::new(0);
-        counted.count_record(&"crm".into(), 1_000, 2);
-        {
-            // A format-6 directory: a tag 1 slot counting its chunk of sequence 4.
-            let (store, _) = Store::open(dir.path()).unwrap();
-            let mut writer = BatchWriter::new(&store);
-            writer.issue_keys(&[0, 1]).unwrap();
-            let mut value = vec![keys::SLOT_LIVE];
-            store.seal_for(0, &keys::profile(0), &mut value, |buf| {
-                codec::encode_packed_into(&counted, buf)
-            });
-            writer.put_sealed_profile(0, value);
-            let c = chunk("crm", 1_000, 2);
-            writer.put_sealed_events(0, 4, store.sealed_events(0, 4, &c));
-            let mut batch = writer.finish();
-            batch.put_counters(&Counters {
-                next_pid: 2,
-                next_seq: 5,
-                ..Counters::default()
-            });
-            store.apply(batch).unwrap();
-            store
-                .db
-                .insert(keys::meta("format"), &6u32.to_le_bytes()[..])
-                .unwrap();
-            store.flush().unwrap();
-        }
+        let counted = format_6_directory(dir.path(), true);
         let (store, _) = Store::open(dir.path()).unwrap();
         assert_eq!(store.fold_floor, 5);
         assert_eq!(store.slot(0).unwrap(), Some(Slot::Live(counted.clone())));
@@ -911,26 +918,7 @@ mod tests {
     #[test]
     fn an_upgrade_without_counters_takes_the_floor_from_the_stored_chunks() {
         let dir = tempfile::tempdir().unwrap();
-        let mut counted = Profile::new(0);
-        counted.count_record(&"crm".into(), 1_000, 2);
-        {
-            let (store, _) = Store::open(dir.path()).unwrap();
-            let mut writer = BatchWriter::new(&store);
-            writer.issue_keys(&[0]).unwrap();
-            let mut value = vec![keys::SLOT_LIVE];
-            store.seal_for(0, &keys::profile(0), &mut value, |buf| {
-                codec::encode_packed_into(&counted, buf)
-            });
-            writer.put_sealed_profile(0, value);
-            let c = chunk("crm", 1_000, 2);
-            writer.put_sealed_events(0, 4, store.sealed_events(0, 4, &c));
-            store.apply(writer.finish()).unwrap();
-            store
-                .db
-                .insert(keys::meta("format"), &6u32.to_le_bytes()[..])
-                .unwrap();
-            store.flush().unwrap();
-        }
+        let counted = format_6_directory(dir.path(), false);
         let (store, _) = Store::open(dir.path()).unwrap();
         assert_eq!(store.fold_floor, 5);
         assert_eq!(store.slot(0).unwrap(), Some(Slot::Live(counted)));

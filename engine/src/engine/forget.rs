@@ -65,6 +65,7 @@ impl Engine {
         };
         self.store
             .erase_profile(pid, batch, &counters, &intent.to_record().encode())?;
+        self.store.unmark_uncounted(&std::iter::once(pid).collect());
         w.counters = counters.clone();
         w.dirty.insert(pid);
 

@@ -661,4 +661,48 @@ mod tests {
         assert_eq!(merged.profile.sources["web"].records, 2);
         assert_eq!(merged.profile.records, 7);
     }
+
+    /// A format-7 database (written before the `U` sets existed) whose profiles have
+    /// chunks their slots do not count reads the same after the upgrade to format 8 as
+    /// one that always had the sets, and lives on the same.
+    #[test]
+    fn a_format_7_database_finds_its_uncounted_chunks() {
+        let (old, new) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        for dir in [old.path(), new.path()] {
+            let db = Engine::open_with(dir, config()).unwrap();
+            db.ingest_json(&people(6, "crm", false)).unwrap();
+            db.ingest_json(&people(5, "web", true)[1..]).unwrap();
+            db.ingest_json(&people(3, "app", true)).unwrap();
+            db.close().unwrap();
+        }
+        crate::storage::downgrade_to_format_7(old.path());
+        let same = |old_db: &Engine, new_db: &Engine| {
+            for db in [old_db, new_db] {
+                let report = db.check().unwrap();
+                assert!(report.is_clean(), "{:#?}", report.problems);
+            }
+            for i in 0..6 {
+                let how = Lookup::Email(format!("p{i}@x.com"));
+                assert_eq!(
+                    old_db.lookup(&how).unwrap(),
+                    new_db.lookup(&how).unwrap(),
+                    "p{i}"
+                );
+            }
+        };
+        {
+            let old_db = Engine::open_with(old.path(), config()).unwrap();
+            let new_db = Engine::open_with(new.path(), config()).unwrap();
+            same(&old_db, &new_db);
+        }
+        let (old_db, new_db) = (later_life(old.path()), later_life(new.path()));
+        same(&old_db, &new_db);
+        let p0 = old_db
+            .lookup(&Lookup::Email("p0@x.com".into()))
+            .unwrap()
+            .unwrap();
+        let sources: Vec<&str> = p0.profile.sources.keys().map(|s| s.as_str()).collect();
+        assert_eq!(sources, ["app", "crm", "web"]);
+        assert_eq!((p0.profile.records, p0.profile.events), (3, 3));
+    }
 }

@@ -36,7 +36,10 @@ use serde::{de::DeserializeOwned, Serialize};
 ///   counted in it, and reading it counts the rest (`Store::slot`). Opening an older
 ///   directory records the next sequence as `fold_floor` (its live slots count every
 ///   chunk below it). An older build cannot read such chunks right, so it must refuse.
-pub const FORMAT_VERSION: u32 = 7;
+/// - 8: `U` keys name the profiles that may have chunks their slot does not count; a
+///   reader looks for such chunks only for them. Opening a format-7 directory (written
+///   by builds that had no `U` keys) finds those profiles once and stores the set.
+pub const FORMAT_VERSION: u32 = 8;
 /// The oldest on-disk format this build can open.
 pub const OLDEST_SUPPORTED_FORMAT: u32 = 1;
 

@@ -10,6 +10,9 @@
 //!   meta key `repack` asks the next compaction to pack them.
 //! - format 6 → 7: nothing to rewrite; the meta key `fold_floor` records the next ingest
 //!   sequence, below which every event chunk is counted in its profile's stored slot.
+//! - format 7 → 8: the profiles whose slots do not count all their event chunks are
+//!   found (one pass over the chunk keys and one slot read per profile with chunks) and
+//!   stored as a `U` set; older directories have no such profiles.
 
 use super::codec::FORMAT_VERSION;
 use super::keys;
@@ -45,6 +48,16 @@ pub(crate) fn upgrade(db: &sled::Db, found: u32) -> Result<(), StorageError> {
             &fold_floor(db)?.to_le_bytes()[..],
         );
     }
+    if found == 7 {
+        let uncounted = profiles_with_uncounted_chunks(db)?;
+        if !uncounted.is_empty() {
+            let mut value = Vec::with_capacity(uncounted.serialized_size());
+            uncounted
+                .serialize_into(&mut value)
+                .expect("writing to a Vec cannot fail");
+            batch.insert(&keys::uncounted(u64::MAX)[..], value);
+        }
+    }
     batch.insert(keys::meta("format"), &FORMAT_VERSION.to_le_bytes()[..]);
     db.apply_batch(batch)?;
     db.flush()?;
@@ -70,6 +83,48 @@ fn fold_floor(db: &sled::Db) -> Result<u64, StorageError> {
         }
     }
     Ok(floor)
+}
+
+/// The profiles of a format-7 directory with an event chunk that their live slot does
+/// not count: a chunk of sequence above a tag `0x03` slot's `folded`, or from the
+/// `fold_floor` on for a tag `0x01` slot.
+fn profiles_with_uncounted_chunks(db: &sled::Db) -> Result<roaring::RoaringBitmap, StorageError> {
+    let floor = match db.get(keys::meta(keys::FOLD_FLOOR))? {
+        Some(v) => u64::from_le_bytes(v.as_ref().try_into().unwrap_or([0xff; 8])),
+        None => u64::MAX,
+    };
+    let uncounted_from = |pid: u32| -> Result<u64, StorageError> {
+        Ok(match db.get(keys::profile(pid))? {
+            Some(v) if v.first() == Some(&keys::SLOT_LIVE_FOLDED) && v.len() >= 9 => {
+                let folded: [u8; 8] = v[1..9].try_into().expect("8 bytes");
+                u64::from_le_bytes(folded).saturating_add(1)
+            }
+            Some(v) if v.first() == Some(&keys::SLOT_LIVE) => floor,
+            _ => u64::MAX,
+        })
+    };
+    let mut found = roaring::RoaringBitmap::new();
+    // Keys come in (pid, seq) order: the last chunk key of a profile has its highest
+    // sequence.
+    let mut last: Option<(u32, u64)> = None;
+    for key in db.scan_prefix([keys::EVENTS]).keys() {
+        let key = key?;
+        let (Some(pid), Some(seq)) = (keys::pid_of(&key), keys::seq_of(&key)) else {
+            continue;
+        };
+        if let Some((prev, max)) = last.filter(|(prev, _)| *prev != pid) {
+            if max >= uncounted_from(prev)? {
+                found.insert(prev);
+            }
+        }
+        last = Some((pid, seq));
+    }
+    if let Some((pid, max)) = last {
+        if max >= uncounted_from(pid)? {
+            found.insert(pid);
+        }
+    }
+    Ok(found)
 }
 
 /// Rewrites the JSON (and hand-laid) records of formats 1-3 as stored records; returns

@@ -275,6 +275,10 @@ impl Store {
 
     /// [`Store::slot`], also saying which chunks were counted on reading.
     pub(crate) fn slot_folded(&self, pid: ProfileId) -> Result<Option<FoldedSlot>, StorageError> {
+        // The set is read before the slot: a batch that rewrites the profile unmarks it
+        // only after it is applied, so a slot read after an unmarked answer counts every
+        // chunk (and a batch that adds chunks marks the profile before it is applied).
+        let may_have_uncounted = self.uncounted.read().expect("uncounted lock").contains(pid);
         let key = keys::profile(pid);
         let Some(value) = self.db.get(key)? else {
             return Ok(None);
@@ -288,8 +292,7 @@ impl Store {
             profile,
             folded: Vec::new(),
         };
-        let may_have_uncounted = || self.uncounted.read().expect("uncounted lock").contains(pid);
-        if unfolded_from == u64::MAX || !may_have_uncounted() {
+        if unfolded_from == u64::MAX || !may_have_uncounted {
             return Ok(Some(FoldedSlot::Live(folded)));
         }
         let start = keys::pid_seq(keys::EVENTS, pid, unfolded_from);
@@ -611,6 +614,10 @@ impl Store {
 #[cfg(test)]
 pub(crate) fn downgrade_to_format_6(dir: &Path) {
     let (store, _) = Store::open(dir).unwrap();
+    assert!(
+        store.uncounted.read().unwrap().is_empty(),
+        "a format-6 slot would not count the chunks a later slot does not"
+    );
     let mut batch = sled::Batch::default();
     for item in store.db.scan_prefix([keys::PROFILE]) {
         let (k, v) = item.unwrap();
@@ -627,6 +634,20 @@ pub(crate) fn downgrade_to_format_6(dir: &Path) {
     }
     batch.remove(keys::meta(keys::FOLD_FLOOR));
     batch.insert(keys::meta("format"), &6u32.to_le_bytes()[..]);
+    store.db.apply_batch(batch).unwrap();
+    store.flush().unwrap();
+}
+
+/// Rewrites a closed data directory as the format-7 builds left it: no `U` sets. For the
+/// test of the upgrade to format 8.
+#[cfg(test)]
+pub(crate) fn downgrade_to_format_7(dir: &Path) {
+    let (store, _) = Store::open(dir).unwrap();
+    let mut batch = sled::Batch::default();
+    for item in store.db.scan_prefix([keys::UNCOUNTED]) {
+        batch.remove(item.unwrap().0);
+    }
+    batch.insert(keys::meta("format"), &7u32.to_le_bytes()[..]);
     store.db.apply_batch(batch).unwrap();
     store.flush().unwrap();
 }

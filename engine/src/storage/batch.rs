@@ -93,18 +93,16 @@ impl<'a> BatchWriter<'a> {
 
     /// Records which profiles batch number `batch` changes, for index recovery.
     pub(crate) fn put_dirty(&mut self, batch: u64, pids: &RoaringBitmap) {
-        let mut value = Vec::with_capacity(pids.serialized_size());
-        pids.serialize_into(&mut value)
-            .expect("writing to a Vec cannot fail");
-        self.batch.batch.insert(&keys::dirty(batch)[..], value);
+        self.batch
+            .batch
+            .insert(&keys::dirty(batch)[..], super::bitmap_bytes(pids));
     }
 
     /// Records which profiles batch number `batch` stores events-only chunks for.
     pub(crate) fn put_uncounted(&mut self, batch: u64, pids: &RoaringBitmap) {
-        let mut value = Vec::with_capacity(pids.serialized_size());
-        pids.serialize_into(&mut value)
-            .expect("writing to a Vec cannot fail");
-        self.batch.batch.insert(&keys::uncounted(batch)[..], value);
+        self.batch
+            .batch
+            .insert(&keys::uncounted(batch)[..], super::bitmap_bytes(pids));
     }
 
     /// Stores one record's events sealed earlier with [`Store::sealed_events`].

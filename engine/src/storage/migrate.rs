@@ -51,11 +51,10 @@ pub(crate) fn upgrade(db: &sled::Db, found: u32) -> Result<(), StorageError> {
     if found == 7 {
         let uncounted = profiles_with_uncounted_chunks(db)?;
         if !uncounted.is_empty() {
-            let mut value = Vec::with_capacity(uncounted.serialized_size());
-            uncounted
-                .serialize_into(&mut value)
-                .expect("writing to a Vec cannot fail");
-            batch.insert(&keys::uncounted(u64::MAX)[..], value);
+            batch.insert(
+                &keys::uncounted(u64::MAX)[..],
+                super::bitmap_bytes(&uncounted),
+            );
         }
     }
     batch.insert(keys::meta("format"), &FORMAT_VERSION.to_le_bytes()[..]);

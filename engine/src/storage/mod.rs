@@ -510,14 +510,11 @@ impl Store {
         for item in self.db.scan_prefix([keys::UNCOUNTED]) {
             batch.remove(item?.0);
         }
-        let uncounted = self.uncounted.read().expect("uncounted lock").clone();
+        let uncounted = self.uncounted.read().expect("uncounted lock");
         if !uncounted.is_empty() {
-            let mut value = Vec::with_capacity(uncounted.serialized_size());
-            uncounted
-                .serialize_into(&mut value)
-                .expect("writing to a Vec cannot fail");
-            batch.insert(&keys::uncounted(u64::MAX)[..], value);
+            batch.insert(&keys::uncounted(u64::MAX)[..], bitmap_bytes(&uncounted));
         }
+        drop(uncounted);
         self.db.apply_batch(batch)?;
         Ok(())
     }
@@ -696,6 +693,14 @@ fn folded_aad(key: [u8; 5], folded: [u8; 8]) -> [u8; 13] {
 const SEALED_PROFILE_CAPACITY: usize = 1024;
 /// Starting capacity of a sealed event chunk or merge log entry.
 const SEALED_ENTRY_CAPACITY: usize = 256;
+
+/// A roaring bitmap as stored (its portable serialization).
+pub(crate) fn bitmap_bytes(pids: &RoaringBitmap) -> Vec<u8> {
+    let mut value = Vec::with_capacity(pids.serialized_size());
+    pids.serialize_into(&mut value)
+        .expect("writing to a Vec cannot fail");
+    value
+}
 
 /// Decodes a roaring bitmap stored under `key`, naming `what` if it is corrupt.
 fn stored_bitmap(

@@ -76,11 +76,7 @@ impl Store {
             }
         }
         let dirty: RoaringBitmap = std::iter::once(pid).collect();
-        let mut value = Vec::new();
-        dirty
-            .serialize_into(&mut value)
-            .expect("writing to a Vec cannot fail");
-        b.insert(&keys::dirty(batch)[..], value);
+        b.insert(&keys::dirty(batch)[..], super::bitmap_bytes(&dirty));
         b.insert(keys::meta("counters"), codec::encode(counters));
         // The intent: whatever happens after this batch (key destruction, checkpoint,
         // sync states, audit bitmaps) is finished on open until it is removed.
@@ -144,10 +140,10 @@ impl Store {
         batch.insert(&keys::audit(keys::AUDIT, entry.seq)[..], entry.encode());
         if let Some(pids) = included {
             let pids = pids - &*erased;
-            let mut value = Vec::with_capacity(pids.serialized_size());
-            pids.serialize_into(&mut value)
-                .expect("writing to a Vec cannot fail");
-            batch.insert(&keys::audit(keys::AUDIT_BITMAP, entry.seq)[..], value);
+            batch.insert(
+                &keys::audit(keys::AUDIT_BITMAP, entry.seq)[..],
+                super::bitmap_bytes(&pids),
+            );
         }
         if let Some(pid) = finishing {
             batch.remove(&keys::prefixed_pid(keys::ERASURE, pid)[..]);
@@ -221,10 +217,7 @@ impl Store {
                 continue;
             };
             if pids.remove(pid) {
-                let mut value = Vec::with_capacity(pids.serialized_size());
-                pids.serialize_into(&mut value)
-                    .expect("writing to a Vec cannot fail");
-                batch.insert(k, value);
+                batch.insert(k, super::bitmap_bytes(&pids));
             }
         }
         self.db.apply_batch(batch)?;

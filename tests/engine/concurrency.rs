@@ -113,3 +113,75 @@ fn statistics_answer_while_an_import_holds_the_writer() {
     );
     assert_eq!(db.profile_count(), db.stats().profiles);
 }
+
+/// A lookup racing an erasure sees the person whole or not at all: never the profile
+/// with its events already gone (the erasure once applied its batch outside the state
+/// lock that lookups hold).
+#[test]
+fn a_lookup_racing_an_erasure_sees_the_person_whole_or_not_at_all() {
+    use cidb::{ForgetOptions, Lookup};
+    use std::sync::atomic::AtomicUsize;
+    const PEOPLE: usize = 40;
+    const RECORDS: usize = 4;
+    let (_dir, db) = fresh();
+    for p in 0..PEOPLE {
+        let records: Vec<String> = (0..RECORDS)
+            .map(|r| {
+                format!(
+                    r#"{{"source":"s{r}","identifiers":{{"email":"p{p}@x.com"}},"events":[{{"type":"view","at":"2026-01-0{}T10:00:00Z"}},{{"type":"open","at":"2026-02-0{}T10:00:00Z"}}]}}"#,
+                    r + 1,
+                    r + 1
+                )
+            })
+            .collect();
+        db.ingest_json(&records).unwrap();
+    }
+    let db = Arc::new(db);
+    let current = Arc::new(AtomicUsize::new(0));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let (db, current) = (Arc::clone(&db), Arc::clone(&current));
+            std::thread::spawn(move || {
+                let (mut whole, mut gone) = (0u32, 0u32);
+                loop {
+                    let p = current.load(Ordering::Acquire);
+                    if p >= PEOPLE {
+                        return (whole, gone);
+                    }
+                    match db.lookup(&Lookup::Email(format!("p{p}@x.com"))).unwrap() {
+                        None => gone += 1,
+                        Some(view) => {
+                            let events: usize = view.events.iter().map(|c| c.events.len()).sum();
+                            assert_eq!(
+                                (events, view.profile.events),
+                                (2 * RECORDS, (2 * RECORDS) as u64),
+                                "person {p}: profile seen without all its events"
+                            );
+                            whole += 1;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for p in 0..PEOPLE {
+        // Give the readers a moment on this person before it goes.
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let report = db
+            .forget(
+                &Lookup::Email(format!("p{p}@x.com")),
+                &ForgetOptions::default(),
+            )
+            .unwrap();
+        assert!(report.found, "person {p}");
+        current.store(p + 1, Ordering::Release);
+    }
+    for r in readers {
+        let (whole, gone) = r.join().unwrap();
+        assert!(
+            whole > 0 && gone > 0,
+            "{whole} whole and {gone} erased lookups"
+        );
+    }
+    assert_eq!(db.profile_count(), 0);
+}

@@ -63,15 +63,17 @@ impl Engine {
                 "suppressed": report.suppressed, "suppression_list": report.suppression_list,
             }),
         };
-        self.store
-            .erase_profile(pid, batch, &counters, &intent.to_record().encode())?;
-        self.store.unmark_uncounted(&std::iter::once(pid).collect());
-        w.counters = counters.clone();
-        w.dirty.insert(pid);
-
-        // Derived state.
+        // Applied under the state lock, as a batch is: a reader that holds it (a lookup)
+        // sees the person whole or not at all, never their profile without its events.
         {
             let mut state = self.state.write().expect("state lock");
+            self.store
+                .erase_profile(pid, batch, &counters, &intent.to_record().encode())?;
+            self.store.unmark_uncounted(&std::iter::once(pid).collect());
+            w.counters = counters.clone();
+            w.dirty.insert(pid);
+
+            // Derived state.
             let State {
                 indexes,
                 links,

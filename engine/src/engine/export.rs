@@ -2,7 +2,7 @@
 
 use crate::base::error::Error;
 use crate::engine::Engine;
-use crate::export::formats::{writer, BatchOptions, Direction, Written};
+use crate::export::formats::{writer, BatchOptions, Direction, Format, Written};
 use crate::export::pipeline::rows_in_order;
 use crate::export::rows::{ProfileRow, RowBuilder};
 use crate::export::run::{ExportOptions, ExportReport, SeenHashes, Selection};
@@ -26,11 +26,13 @@ impl Engine {
         }
     }
 
-    pub(crate) fn row_builder(&self, platform: Platform) -> RowBuilder<'_> {
+    /// Builds the rows `format` writes, by `platform`'s rules.
+    pub(crate) fn row_builder(&self, format: Format, platform: Platform) -> RowBuilder<'_> {
         RowBuilder {
             platform,
             default_region: self.config().default_region.as_deref(),
             today: crate::base::time::day_of(crate::base::time::now_millis()),
+            identifiers_only: format == Format::Hashes,
         }
     }
 
@@ -63,7 +65,7 @@ impl Engine {
         let mut seen = SeenHashes::default();
         let (mut profiles, mut skipped) = (0u64, 0u64);
         let mut included = RoaringBitmap::new();
-        let builder = self.row_builder(platform);
+        let builder = self.row_builder(options.format, platform);
         let written = rows_in_order(
             &self.store,
             &self.export_cache,

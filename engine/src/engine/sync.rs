@@ -238,7 +238,7 @@ impl Engine {
         };
         let mut seen = crate::export::run::SeenHashes::default();
         let mut added = RoaringBitmap::new();
-        let builder = self.row_builder(platform);
+        let builder = self.row_builder(dest.format, platform);
         let threads = crate::export::ExportOptions::new(dest.format).worker_threads(
             self.export_cache
                 .mostly_cached(platform, builder.today, selection.exported.len()),

@@ -121,7 +121,8 @@ fn build_chunk(
     store.visit_live_views(&missing, &mut |profile| {
         let mut counts = RowCounts::default();
         let row = builder.row(profile, &mut counts);
-        if cache.enabled() {
+        // A row of identifiers only is not the platform's row: it is not cached.
+        if cache.enabled() && !builder.identifiers_only {
             if let Some(packed) = PackedRow::pack(&row, &counts) {
                 fresh.push((row.pid, packed));
             }
@@ -130,6 +131,8 @@ fn build_chunk(
         built.push(row);
     })?;
     RowCounts::add_totals(&totals, &mut stats);
+    // Cached rows are whole: count only the fields this export writes.
+    stats.retain(|field, _| builder.counts_field(field));
     cache.put(builder.platform, epoch, fresh);
     let vanished = (missing.len() - built.len()) as u64;
     // Merge in id order: cached rows where there were some, built ones elsewhere.

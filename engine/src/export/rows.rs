@@ -113,6 +113,9 @@ pub(crate) struct RowBuilder<'a> {
     pub(crate) platform: Platform,
     pub(crate) default_region: Option<&'a str>,
     pub(crate) today: i32,
+    /// Only the email and phone hashes (the `hashes` format writes nothing else): the
+    /// other fields are neither normalized nor hashed nor counted.
+    pub(crate) identifiers_only: bool,
 }
 
 impl RowBuilder<'_> {
@@ -132,7 +135,9 @@ impl RowBuilder<'_> {
             let (field, out) = match IdentifierKind::of(id.kind) {
                 Some(IdentifierKind::Email) => (Field::Email, &mut row.emails),
                 Some(IdentifierKind::Phone) => (Field::Phone, &mut row.phones),
-                Some(IdentifierKind::CrmId) if row.external_id.is_none() => {
+                Some(IdentifierKind::CrmId)
+                    if row.external_id.is_none() && !self.identifiers_only =>
+                {
                     row.external_id = self.value(Field::ExternalId, id.value, region, stats);
                     continue;
                 }
@@ -148,6 +153,9 @@ impl RowBuilder<'_> {
                     out.push(h);
                 }
             }
+        }
+        if self.identifiers_only {
+            return row;
         }
         let attr = |name| text_attr(profile, name);
         if self.platform == Platform::Meta {
@@ -225,6 +233,13 @@ impl RowBuilder<'_> {
                 None
             }
         }
+    }
+}
+
+impl RowBuilder<'_> {
+    /// Whether the report counts `field` (a name of [`Field::name`]).
+    pub(crate) fn counts_field(&self, field: &str) -> bool {
+        !self.identifiers_only || field == Field::Email.name() || field == Field::Phone.name()
     }
 }
 

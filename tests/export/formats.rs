@@ -302,7 +302,10 @@ fn a_hashes_export_counts_only_what_it_writes_built_or_cached() {
     );
     assert_eq!(built.fields["email"], meta.fields["email"]);
     assert_eq!(built.fields["phone"], meta.fields["phone"]);
-    assert_eq!((built.fields["email"].valid, built.fields["phone"].valid), (3, 2));
+    assert_eq!(
+        (built.fields["email"].valid, built.fields["phone"].valid),
+        (3, 2)
+    );
     assert!(meta.fields.contains_key("gender"));
     assert_eq!(built_out.lines().count(), 5);
 }

@@ -541,3 +541,26 @@ impl AudienceWriter for Hashes<'_> {
         Ok(self.written)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::json_string;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Every cell is written as serde_json writes it, whichever path it takes.
+        #[test]
+        fn a_cell_is_written_as_serde_json_writes_it(
+            s in prop_oneof![
+                "[0-9a-f]{64}",
+                "[A-Za-z0-9 +-]{0,20}",
+                any::<String>(),
+                "[a-z\"\\\\/\\x00-\\x1f]{0,10}",
+            ]
+        ) {
+            let mut out = Vec::new();
+            json_string(&mut out, &s);
+            prop_assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(&s).unwrap());
+        }
+    }
+}

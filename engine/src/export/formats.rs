@@ -142,6 +142,7 @@ pub(crate) fn writer<'w>(
             batch: Vec::new(),
             batch_rows: 0,
             held: None,
+            spare: Vec::new(),
             seq: 0,
             written: Written::default(),
         }),
@@ -178,6 +179,9 @@ struct MetaApi<'w> {
     batch_rows: usize,
     /// A full body waiting for the next row (or the end).
     held: Option<(Vec<u8>, usize)>,
+    /// The buffer of the last body written, reused for the next one (a body is about
+    /// 9 MB: a fresh one each time cost page faults).
+    spare: Vec<u8>,
     seq: u64,
     written: Written,
 }
@@ -185,14 +189,14 @@ struct MetaApi<'w> {
 impl MetaApi<'_> {
     fn row(&mut self, cells: [&str; 13]) -> io::Result<()> {
         if self.batch_rows == META_MAX_ROWS {
-            let capacity = self.batch.len();
-            let full = (
-                std::mem::replace(&mut self.batch, Vec::with_capacity(capacity)),
-                self.batch_rows,
-            );
+            let mut next = std::mem::take(&mut self.spare);
+            next.clear();
+            next.reserve(self.batch.len());
+            let full = (std::mem::replace(&mut self.batch, next), self.batch_rows);
             self.batch_rows = 0;
             if let Some((prev, rows)) = self.held.replace(full) {
                 self.emit(&prev, rows, false)?;
+                self.spare = prev;
             }
         }
         if self.batch_rows > 0 {

@@ -98,6 +98,9 @@ impl Engine {
             self.export_cache.invalidate([pid]);
             state.counters = counters;
         }
+        // Durable before the key is destroyed, and after the state lock is released:
+        // readers never wait for an fsync.
+        self.store.flush()?;
         self.publish_counts(&w);
 
         report.destinations =

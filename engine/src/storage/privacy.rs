@@ -57,10 +57,11 @@ impl Store {
         })
     }
 
-    /// Removes a profile's slot, event chunks and merge-log entries in one atomic, durable
-    /// batch, recording it in dirty set `batch` (for index recovery) with `counters`.
-    /// Its key is destroyed afterwards by the caller, which makes every older version of
-    /// those values in sled's log unreadable.
+    /// Removes a profile's slot, event chunks and merge-log entries in one atomic batch,
+    /// recording it in dirty set `batch` (for index recovery) with `counters`. The caller
+    /// makes it durable ([`Store::flush`]; not here, so that it can apply the batch under
+    /// the state lock without holding that lock through an fsync), then destroys the key,
+    /// which makes every older version of those values in sled's log unreadable.
     pub(crate) fn erase_profile(
         &self,
         pid: ProfileId,
@@ -82,7 +83,6 @@ impl Store {
         // sync states, audit bitmaps) is finished on open until it is removed.
         b.insert(&keys::prefixed_pid(keys::ERASURE, pid)[..], intent);
         self.db.apply_batch(b)?;
-        self.db.flush()?;
         Ok(())
     }
 

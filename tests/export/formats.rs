@@ -308,4 +308,26 @@ fn a_hashes_export_counts_only_what_it_writes_built_or_cached() {
     );
     assert!(meta.fields.contains_key("gender"));
     assert_eq!(built_out.lines().count(), 5);
+
+    // Identifier rows are cached too, and forgotten when their profile changes.
+    let fresh_dir = tempfile::tempdir().unwrap();
+    let fresh = Engine::open(fresh_dir.path()).unwrap();
+    fresh
+        .ingest_json(&[
+            r#"{"source":"crm","identifiers":{"email":"c@example.com"},"consent":{"custom_audiences":true}}"#,
+        ])
+        .unwrap();
+    let (_, before) = export(&fresh, "ALL", &hashes);
+    assert_eq!(export(&fresh, "ALL", &hashes).1, before);
+    fresh
+        .ingest_json(&[
+            r#"{"source":"web","identifiers":{"email":["c@example.com","c2@example.com"]}}"#,
+        ])
+        .unwrap();
+    let (after, after_out) = export(&fresh, "ALL", &hashes);
+    assert_eq!(after.fields["email"].valid, 2);
+    assert!(
+        after_out.contains(&sha256_hex("c2@example.com")),
+        "{after_out}"
+    );
 }

@@ -73,6 +73,7 @@ impl Engine {
             &selection.exported,
             options.worker_threads(self.export_cache.mostly_cached(
                 platform,
+                builder.identifiers_only,
                 builder.today,
                 selection.exported.len(),
             )),

@@ -240,8 +240,12 @@ impl Engine {
         let mut added = RoaringBitmap::new();
         let builder = self.row_builder(dest.format, platform);
         let threads = crate::export::ExportOptions::new(dest.format).worker_threads(
-            self.export_cache
-                .mostly_cached(platform, builder.today, selection.exported.len()),
+            self.export_cache.mostly_cached(
+                platform,
+                builder.identifiers_only,
+                builder.today,
+                selection.exported.len(),
+            ),
         );
         let (fields, _) = rows_in_order(
             &self.store,

@@ -1,5 +1,7 @@
 //! The export row cache: each exported profile's row, packed (digests as 32 bytes, not
-//! 64 hex characters), per platform, kept in memory until the profile changes. Reading,
+//! 64 hex characters), per platform, kept in memory until the profile changes. The
+//! `hashes` format builds rows of email and phone hashes only; those are kept in tables
+//! of their own, and a `hashes` export also uses the whole rows of other formats. Reading,
 //! decrypting, decoding, normalizing and hashing a profile costs about 16 µs; unpacking a
 //! cached row about 1 µs, so repeated exports and syncs of a large, mostly unchanged
 //! audience are an order of magnitude faster.
@@ -141,14 +143,46 @@ struct Tables {
     epoch: u64,
     meta: HashMap<ProfileId, PackedRow>,
     google: HashMap<ProfileId, PackedRow>,
+    /// Rows of email and phone hashes only (the `hashes` format's), which the other
+    /// formats cannot use; a `hashes` export also uses the whole rows above.
+    meta_identifiers: HashMap<ProfileId, PackedRow>,
+    google_identifiers: HashMap<ProfileId, PackedRow>,
 }
 
 impl Tables {
-    fn table(&mut self, platform: Platform) -> &mut HashMap<ProfileId, PackedRow> {
-        match platform {
-            Platform::Meta => &mut self.meta,
-            Platform::Google => &mut self.google,
+    fn table(&self, platform: Platform, identifiers_only: bool) -> &HashMap<ProfileId, PackedRow> {
+        match (platform, identifiers_only) {
+            (Platform::Meta, false) => &self.meta,
+            (Platform::Google, false) => &self.google,
+            (Platform::Meta, true) => &self.meta_identifiers,
+            (Platform::Google, true) => &self.google_identifiers,
         }
+    }
+
+    fn table_mut(
+        &mut self,
+        platform: Platform,
+        identifiers_only: bool,
+    ) -> &mut HashMap<ProfileId, PackedRow> {
+        match (platform, identifiers_only) {
+            (Platform::Meta, false) => &mut self.meta,
+            (Platform::Google, false) => &mut self.google,
+            (Platform::Meta, true) => &mut self.meta_identifiers,
+            (Platform::Google, true) => &mut self.google_identifiers,
+        }
+    }
+
+    /// The rows a build of `platform` (`identifiers_only` or whole) can use: its own
+    /// table, and for identifiers only also the whole rows.
+    fn usable(
+        &self,
+        platform: Platform,
+        identifiers_only: bool,
+    ) -> [Option<&HashMap<ProfileId, PackedRow>>; 2] {
+        [
+            Some(self.table(platform, identifiers_only)),
+            identifiers_only.then(|| self.table(platform, false)),
+        ]
     }
 }
 
@@ -173,15 +207,24 @@ impl RowCache {
 
     /// Whether at least half of `members` rows could be in the cache for `platform` today
     /// (a size comparison, not a lookup of each).
-    pub(crate) fn mostly_cached(&self, platform: Platform, day: i32, members: u64) -> bool {
+    pub(crate) fn mostly_cached(
+        &self,
+        platform: Platform,
+        identifiers_only: bool,
+        day: i32,
+        members: u64,
+    ) -> bool {
         if !self.enabled || members == 0 {
             return false;
         }
         let t = self.tables.read().expect("row cache lock");
-        let len = match platform {
-            Platform::Meta => t.meta.len(),
-            Platform::Google => t.google.len(),
-        };
+        let len = t
+            .usable(platform, identifiers_only)
+            .into_iter()
+            .flatten()
+            .map(HashMap::len)
+            .max()
+            .unwrap_or(0);
         t.day == day && len as u64 * 2 >= members
     }
 
@@ -195,6 +238,8 @@ impl RowCache {
         for pid in pids {
             t.meta.remove(&pid);
             t.google.remove(&pid);
+            t.meta_identifiers.remove(&pid);
+            t.google_identifiers.remove(&pid);
         }
     }
 
@@ -203,6 +248,7 @@ impl RowCache {
     pub(crate) fn get(
         &self,
         platform: Platform,
+        identifiers_only: bool,
         day: i32,
         chunk: &[ProfileId],
         stats: &mut FieldStats,
@@ -210,14 +256,14 @@ impl RowCache {
         if self.enabled {
             let t = self.tables.read().expect("row cache lock");
             if t.day == day {
-                let table = match platform {
-                    Platform::Meta => &t.meta,
-                    Platform::Google => &t.google,
-                };
+                let tables = t.usable(platform, identifiers_only);
                 let mut counts = [(0u64, 0u64); 11];
                 let rows = chunk
                     .iter()
-                    .map(|pid| table.get(pid).map(|r| r.unpack(*pid, &mut counts)))
+                    .map(|pid| {
+                        let row = tables.iter().flatten().find_map(|table| table.get(pid));
+                        row.map(|r| r.unpack(*pid, &mut counts))
+                    })
                     .collect();
                 RowCounts::add_totals(&counts, stats);
                 return (rows, t.epoch);
@@ -240,7 +286,13 @@ impl RowCache {
 
     /// Caches rows built from profiles read after [`RowCache::get`] returned `epoch`
     /// (dropped when anything was invalidated since).
-    pub(crate) fn put(&self, platform: Platform, epoch: u64, rows: Vec<(ProfileId, PackedRow)>) {
+    pub(crate) fn put(
+        &self,
+        platform: Platform,
+        identifiers_only: bool,
+        epoch: u64,
+        rows: Vec<(ProfileId, PackedRow)>,
+    ) {
         if !self.enabled || rows.is_empty() {
             return;
         }
@@ -248,6 +300,6 @@ impl RowCache {
         if t.epoch != epoch {
             return;
         }
-        t.table(platform).extend(rows);
+        t.table_mut(platform, identifiers_only).extend(rows);
     }
 }

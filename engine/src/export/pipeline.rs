@@ -108,7 +108,13 @@ fn build_chunk(
     chunk: &[ProfileId],
 ) -> Result<(Vec<ProfileRow>, FieldStats, u64), StorageError> {
     let mut stats = FieldStats::new();
-    let (cached, epoch) = cache.get(builder.platform, builder.today, chunk, &mut stats);
+    let (cached, epoch) = cache.get(
+        builder.platform,
+        builder.identifiers_only,
+        builder.today,
+        chunk,
+        &mut stats,
+    );
     let missing: Vec<ProfileId> = chunk
         .iter()
         .zip(&cached)
@@ -121,8 +127,7 @@ fn build_chunk(
     store.visit_live_views(&missing, &mut |profile| {
         let mut counts = RowCounts::default();
         let row = builder.row(profile, &mut counts);
-        // A row of identifiers only is not the platform's row: it is not cached.
-        if cache.enabled() && !builder.identifiers_only {
+        if cache.enabled() {
             if let Some(packed) = PackedRow::pack(&row, &counts) {
                 fresh.push((row.pid, packed));
             }
@@ -133,7 +138,7 @@ fn build_chunk(
     RowCounts::add_totals(&totals, &mut stats);
     // Cached rows are whole: count only the fields this export writes.
     stats.retain(|field, _| builder.counts_field(field));
-    cache.put(builder.platform, epoch, fresh);
+    cache.put(builder.platform, builder.identifiers_only, epoch, fresh);
     let vanished = (missing.len() - built.len()) as u64;
     // Merge in id order: cached rows where there were some, built ones elsewhere.
     let mut built = built.into_iter().peekable();

@@ -222,7 +222,7 @@ impl Agg {
         let mut off_grid = false;
         if lo <= hi {
             for bucket in days.range(lo..=hi).map(|(_, b)| b) {
-                for e in &bucket.entries {
+                for e in bucket.entries() {
                     off_grid |= !on_grid(e.value);
                     let t = totals.entry(e.pid).or_default();
                     t.0 += 1;
@@ -297,7 +297,7 @@ impl Agg {
         let (old_lo, old_hi) = (self.lo, self.hi);
         for (from, to, sign) in diff(old_lo, old_hi, lo, hi) {
             for bucket in days.range(from..=to).map(|(_, b)| b) {
-                for e in &bucket.entries {
+                for e in bucket.entries() {
                     self.apply(e.pid, sign, e.value);
                 }
             }
@@ -519,7 +519,7 @@ impl Windows {
                 continue;
             };
             let start = i64::from(day) * MS_PER_DAY;
-            for e in &bucket.entries {
+            for e in bucket.entries() {
                 if range.contains(start + i64::from(e.ms_of_day)) {
                     if !on_grid(e.value) && filters.iter().any(|f| matches!(f, AggFilter::Sum(..)))
                     {
@@ -577,7 +577,7 @@ impl Windows {
             if from > to {
                 return 0;
             }
-            days.range(from..=to).map(|(_, b)| b.entries.len()).sum()
+            days.range(from..=to).map(|(_, b)| b.len()).sum()
         };
         let want = shape(lo, hi);
         let build = entries(lo, hi);

@@ -7,6 +7,7 @@
 use super::aggregates::{AggFilter, Windows};
 use super::day_tree::DayTree;
 use super::latest_day::LatestDays;
+use super::packed_entries::Entries;
 use crate::base::time::{day_of, DayNumber, Millis, MS_PER_DAY};
 use crate::input::record::Event;
 use roaring::{MultiOps, RoaringBitmap};
@@ -39,14 +40,30 @@ pub struct Entry {
 }
 
 /// One day of one key. In the checkpoint its entries are packed ([`super::packed_entries`]):
-/// about 7 bytes an entry instead of 16.
+/// about 7 bytes an entry instead of 16; an open keeps them packed until first used.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DayBucket {
     /// Profiles with an event that day.
     pub members: RoaringBitmap,
     /// The events.
-    #[serde(with = "super::packed_entries")]
-    pub entries: Vec<Entry>,
+    entries: Entries,
+}
+
+impl DayBucket {
+    /// The day's events.
+    pub fn entries(&self) -> &[Entry] {
+        self.entries.get()
+    }
+
+    /// How many events the day holds (without unpacking them).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The day's events, to change.
+    pub(crate) fn entries_mut(&mut self) -> &mut Vec<Entry> {
+        self.entries.get_mut()
+    }
 }
 
 /// Per-profile totals over all time.
@@ -142,7 +159,7 @@ impl Series {
         if let Some(latest) = self.latest.get_mut() {
             latest.add(pid, day);
         }
-        bucket.entries.push(Entry {
+        bucket.entries_mut().push(Entry {
             ms_of_day: (at - i64::from(day) * MS_PER_DAY) as u32,
             pid,
             value,
@@ -198,7 +215,7 @@ impl Series {
         self.totals.get_or_init(|| {
             let mut out = TotalsByProfile::default();
             for bucket in self.days.values() {
-                for e in &bucket.entries {
+                for e in bucket.entries() {
                     let t = out.entry(e.pid).or_default();
                     t.count += 1;
                     t.sum += e.value;
@@ -216,17 +233,17 @@ impl Series {
         let Some(bucket) = self.days.get_mut(&day) else {
             return;
         };
-        let Some(pos) = bucket.entries.iter().position(|e| {
+        let Some(pos) = bucket.entries().iter().position(|e| {
             e.pid == pid && e.ms_of_day == ms && e.value.to_bits() == value.to_bits()
         }) else {
             return;
         };
-        bucket.entries.swap_remove(pos);
-        let left_the_day = !bucket.entries.iter().any(|e| e.pid == pid);
+        bucket.entries_mut().swap_remove(pos);
+        let left_the_day = !bucket.entries().iter().any(|e| e.pid == pid);
         if left_the_day {
             bucket.members.remove(pid);
         }
-        if bucket.entries.is_empty() {
+        if bucket.entries().is_empty() {
             self.days.remove(&day);
         }
         if let (true, Some(tree)) = (left_the_day, self.tree.get_mut()) {
@@ -263,9 +280,13 @@ impl Series {
             totals.retain(|p, _| !pids.contains(*p));
         }
         self.days.retain(|_, b| {
+            if b.members.is_disjoint(pids) {
+                // None of them had an event that day: the entries stay packed.
+                return true;
+            }
             b.members -= pids;
-            b.entries.retain(|e| !pids.contains(e.pid));
-            !b.entries.is_empty()
+            b.entries_mut().retain(|e| !pids.contains(e.pid));
+            !b.entries().is_empty()
         });
     }
 
@@ -306,7 +327,7 @@ impl Series {
             if let Some(bucket) = self.days.get(&day) {
                 exact.extend(
                     bucket
-                        .entries
+                        .entries()
                         .iter()
                         .filter(|e| range.contains(start(day) + i64::from(e.ms_of_day)))
                         .filter(|e| within.is_none_or(|w| w.contains(e.pid)))
@@ -374,14 +395,14 @@ impl Series {
         let day = day_of(t);
         let time = |d: DayNumber, e: &Entry| i64::from(d) * MS_PER_DAY + i64::from(e.ms_of_day);
         let before = self.days.range(..=day).rev().find_map(|(d, b)| {
-            b.entries
+            b.entries()
                 .iter()
                 .map(|e| time(*d, e))
                 .filter(|x| *x < t)
                 .max()
         });
         let after = self.days.range(day..).find_map(|(d, b)| {
-            b.entries
+            b.entries()
                 .iter()
                 .map(|e| time(*d, e))
                 .filter(|x| *x >= t)
@@ -408,7 +429,7 @@ impl Series {
         }
         for (day, bucket) in self.days.range(lo..=hi) {
             let day_start = i64::from(*day) * MS_PER_DAY;
-            for e in &bucket.entries {
+            for e in bucket.entries() {
                 if range.contains(day_start + i64::from(e.ms_of_day)) {
                     let t = out.entry(e.pid).or_default();
                     t.count += 1;
@@ -423,7 +444,7 @@ impl Series {
     pub fn same_as(&self, other: &Series) -> bool {
         let sorted = |b: &DayBucket| {
             let mut v: Vec<_> = b
-                .entries
+                .entries()
                 .iter()
                 .map(|e| (e.pid, e.ms_of_day, e.value.to_bits()))
                 .collect();
@@ -507,7 +528,7 @@ impl EventIndex {
         self.series
             .values()
             .flat_map(|s| s.days.values())
-            .map(|b| b.entries.len())
+            .map(DayBucket::len)
             .sum()
     }
 }

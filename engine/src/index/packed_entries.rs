@@ -7,11 +7,13 @@
 //! a tag byte `0` (+0.0), `1` followed by the zig-zag LEB128 of `value × 1000` (a value
 //! that is exactly that integer divided by 1000, as event values at the index's 1/1000
 //! grid are) or `2` followed by the 8 bytes of the `f64` (little-endian). Entry order is
-//! kept, so a bucket reads back equal.
+//! kept, so a bucket reads back equal. A bucket keeps these bytes until its entries are
+//! first used ([`Entries`]).
 
 use super::events::Entry;
 use crate::base::leb128::{self, Reader};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::sync::OnceLock;
 
 const ALL_ZERO: u8 = 1;
 const VALUE_ZERO: u8 = 0;
@@ -20,20 +22,120 @@ const VALUE_RAW: u8 = 2;
 /// Largest `|value × 1000|` stored as an integer (exact in an `f64`).
 const MAX_MILLIS: f64 = (1u64 << 52) as f64;
 
-/// Serializes `entries` packed (`#[serde(with)]`).
-pub(crate) fn serialize<S: Serializer>(
-    entries: &[Entry],
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    serde_bytes::Bytes::new(&pack(entries)).serialize(serializer)
+/// A day's event entries as a bucket holds them: read from the checkpoint packed and
+/// unpacked on first use, so an open neither unpacks nor allocates millions of entries
+/// (a quarter of a 1M-person open's time), and a checkpoint writes the packed bytes of
+/// the days nothing changed again as they are.
+#[derive(Default)]
+pub struct Entries {
+    /// The checkpoint's bytes, while they still hold exactly these entries.
+    packed: Option<Box<[u8]>>,
+    /// How many entries the packed bytes hold, once counted (`stats` counts every day's
+    /// entries: counting the bytes needs no unpacking).
+    packed_len: OnceLock<usize>,
+    /// The entries, once unpacked (or built by the writer).
+    unpacked: OnceLock<Vec<Entry>>,
 }
 
-/// Reads entries written by [`serialize`].
-pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Vec<Entry>, D::Error> {
-    let bytes = serde_bytes::ByteBuf::deserialize(deserializer)?;
-    unpack(&bytes).map_err(serde::de::Error::custom)
+impl Entries {
+    /// The entries (unpacking them on first use; a leaf of the lock order: a concurrent
+    /// reader of the same day waits for the unpacking, microseconds).
+    pub fn get(&self) -> &[Entry] {
+        self.unpacked.get_or_init(|| self.unpack())
+    }
+
+    /// The packed bytes' entries. They were written by [`pack`] and the checkpoint's
+    /// CRC-32 matched when they were read, so they unpack; should they not, the day
+    /// reads as empty, loudly, and `cidb check` (which compares the indexes with a
+    /// rebuild) reports the difference.
+    fn unpack(&self) -> Vec<Entry> {
+        match self.packed.as_deref().map(unpack) {
+            Some(Ok(entries)) => entries,
+            Some(Err(error)) => {
+                tracing::error!(%error, "a day's packed event entries do not unpack; run `cidb check`");
+                Vec::new()
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// How many entries the day holds (without unpacking them).
+    pub fn len(&self) -> usize {
+        match (self.unpacked.get(), &self.packed) {
+            (Some(entries), _) => entries.len(),
+            (None, Some(bytes)) => *self.packed_len.get_or_init(|| {
+                let mut n = 0;
+                // A failure shows when the entries are used (`unpack`).
+                let _ = decode(bytes, |_| n += 1);
+                n
+            }),
+            (None, None) => 0,
+        }
+    }
+
+    /// The entries, to change (the packed bytes are dropped: they no longer hold them).
+    pub fn get_mut(&mut self) -> &mut Vec<Entry> {
+        if self.unpacked.get().is_none() {
+            self.unpacked = OnceLock::from(self.unpack());
+        }
+        self.packed = None;
+        self.packed_len = OnceLock::new();
+        self.unpacked.get_mut().expect("unpacked above")
+    }
+}
+
+impl From<Vec<Entry>> for Entries {
+    fn from(entries: Vec<Entry>) -> Self {
+        Entries {
+            packed: None,
+            packed_len: OnceLock::new(),
+            unpacked: OnceLock::from(entries),
+        }
+    }
+}
+
+impl Clone for Entries {
+    fn clone(&self) -> Self {
+        Entries {
+            packed: self.packed.clone(),
+            packed_len: self.packed_len.clone(),
+            unpacked: self.unpacked.clone(),
+        }
+    }
+}
+
+impl PartialEq for Entries {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl std::fmt::Debug for Entries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.get()).finish()
+    }
+}
+
+impl Serialize for Entries {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match &self.packed {
+            Some(bytes) => serde_bytes::Bytes::new(bytes).serialize(serializer),
+            None => serde_bytes::Bytes::new(&pack(self.get())).serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Entries {
+    /// Keeps the bytes packed. (Checking here that they unpack cost a tenth of a 1M-person
+    /// open; the checkpoint's CRC-32 already vouches for them.)
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let bytes = serde_bytes::ByteBuf::deserialize(deserializer)?;
+        Ok(Entries {
+            packed: Some(bytes.into_vec().into_boxed_slice()),
+            packed_len: OnceLock::new(),
+            unpacked: OnceLock::new(),
+        })
+    }
 }
 
 /// The packed bytes of `entries`.
@@ -73,6 +175,13 @@ fn exact_millis(value: f64) -> Option<i64> {
 
 /// The entries of packed `bytes`; an error names the byte offset where they stop making sense.
 pub(crate) fn unpack(bytes: &[u8]) -> Result<Vec<Entry>, String> {
+    let mut out = Vec::with_capacity(bytes.len() / 7);
+    decode(bytes, |e| out.push(e))?;
+    Ok(out)
+}
+
+/// Hands each entry of packed `bytes` to `push`, in order.
+fn decode(bytes: &[u8], mut push: impl FnMut(Entry)) -> Result<(), String> {
     let mut r = Reader::new(bytes, "packed event entries");
     let flags = r.byte()?;
     if flags & !ALL_ZERO != 0 {
@@ -80,7 +189,6 @@ pub(crate) fn unpack(bytes: &[u8]) -> Result<Vec<Entry>, String> {
             "unknown flags {flags:#04x} in packed event entries"
         ));
     }
-    let mut out = Vec::with_capacity(bytes.len() / 7);
     while !r.is_done() {
         let pid = r.u32()?;
         let ms_of_day = r.u32()?;
@@ -105,19 +213,58 @@ pub(crate) fn unpack(bytes: &[u8]) -> Result<Vec<Entry>, String> {
                 }
             }
         };
-        out.push(Entry {
+        push(Entry {
             ms_of_day,
             pid,
             value,
         });
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn entry((pid, ms_of_day, value): (u32, u32, f64)) -> Entry {
+        Entry {
+            ms_of_day,
+            pid,
+            value,
+        }
+    }
+
+    proptest! {
+        /// A day read from a checkpoint stays packed: it is written back byte for byte
+        /// without being unpacked, reads as the entries written, and once changed is
+        /// written with the change.
+        #[test]
+        fn a_day_read_packed_is_written_back_as_read(
+            raw in proptest::collection::vec((any::<u32>(), 0u32..86_400_000, -5.0f64..5.0), 0..100),
+            extra in (any::<u32>(), 0u32..86_400_000, -5.0f64..5.0),
+        ) {
+            let entries: Vec<Entry> = raw.into_iter().map(entry).collect();
+            let bytes = crate::storage::codec::encode(&Entries::from(entries.clone()));
+            let read: Entries = crate::storage::codec::decode("entries", &bytes).unwrap();
+            prop_assert!(read.unpacked.get().is_none(), "not unpacked by reading");
+            prop_assert_eq!(read.len(), entries.len());
+            prop_assert!(read.unpacked.get().is_none(), "not unpacked by counting");
+            prop_assert_eq!(crate::storage::codec::encode(&read), bytes.clone());
+            prop_assert!(read.unpacked.get().is_none(), "not unpacked by writing");
+            prop_assert_eq!(read.get(), &entries[..]);
+            prop_assert_eq!(crate::storage::codec::encode(&read), bytes.clone());
+
+            let mut changed: Entries = crate::storage::codec::decode("entries", &bytes).unwrap();
+            changed.get_mut().push(entry(extra));
+            let mut expected = entries;
+            expected.push(entry(extra));
+            let again: Entries =
+                crate::storage::codec::decode("entries", &crate::storage::codec::encode(&changed)).unwrap();
+            prop_assert_eq!(again.get(), &expected[..]);
+            prop_assert_eq!(again, Entries::from(expected));
+        }
+    }
 
     fn value() -> impl Strategy<Value = f64> {
         prop_oneof![

@@ -215,11 +215,11 @@ impl Series {
         self.totals.get_or_init(|| {
             let mut out = TotalsByProfile::default();
             for bucket in self.days.values() {
-                for e in bucket.entries() {
+                bucket.entries.for_each(|e| {
                     let t = out.entry(e.pid).or_default();
                     t.count += 1;
                     t.sum += e.value;
-                }
+                });
             }
             out
         })

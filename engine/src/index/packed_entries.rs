@@ -65,11 +65,27 @@ impl Entries {
             (Some(entries), _) => entries.len(),
             (None, Some(bytes)) => *self.packed_len.get_or_init(|| {
                 let mut n = 0;
-                // A failure shows when the entries are used (`unpack`).
-                let _ = decode(bytes, |_| n += 1);
-                n
+                // Bytes that do not unpack read as no entries (`unpack`).
+                decode(bytes, |_| n += 1).map_or(0, |()| n)
             }),
             (None, None) => 0,
+        }
+    }
+
+    /// Hands each entry to `visit`, in order, without keeping them unpacked (deriving a
+    /// series' totals reads every day once: unpacking them all would hold them twice).
+    pub fn for_each(&self, mut visit: impl FnMut(&Entry)) {
+        match (self.unpacked.get(), &self.packed) {
+            (Some(entries), _) => entries.iter().for_each(visit),
+            (None, Some(bytes)) => {
+                let mut seen = Vec::new();
+                if let Err(error) = decode(bytes, |e| seen.push(e)) {
+                    tracing::error!(%error, "a day's packed event entries do not unpack; run `cidb check`");
+                    return;
+                }
+                seen.iter().for_each(&mut visit);
+            }
+            (None, None) => {}
         }
     }
 
@@ -235,6 +251,23 @@ mod tests {
         }
     }
 
+    /// Bytes that do not unpack read as a day without entries, whichever way they are
+    /// read (they cannot come from `pack`; the checkpoint's CRC-32 guards the file).
+    #[test]
+    fn a_day_that_does_not_unpack_reads_as_empty_every_way() {
+        let bad = Entries {
+            packed: Some(Box::new([0, 5, 7, 9])),
+            packed_len: OnceLock::new(),
+            unpacked: OnceLock::new(),
+        };
+        assert!(unpack(&[0, 5, 7, 9]).is_err());
+        assert_eq!(bad.len(), 0);
+        let mut visited = 0;
+        bad.for_each(|_| visited += 1);
+        assert_eq!(visited, 0);
+        assert!(bad.get().is_empty());
+    }
+
     proptest! {
         /// A day read from a checkpoint stays packed: it is written back byte for byte
         /// without being unpacked, reads as the entries written, and once changed is
@@ -249,7 +282,10 @@ mod tests {
             let read: Entries = crate::storage::codec::decode("entries", &bytes).unwrap();
             prop_assert!(read.unpacked.get().is_none(), "not unpacked by reading");
             prop_assert_eq!(read.len(), entries.len());
-            prop_assert!(read.unpacked.get().is_none(), "not unpacked by counting");
+            let mut visited = Vec::new();
+            read.for_each(|e| visited.push(*e));
+            prop_assert_eq!(&visited, &entries);
+            prop_assert!(read.unpacked.get().is_none(), "not unpacked by counting or visiting");
             prop_assert_eq!(crate::storage::codec::encode(&read), bytes.clone());
             prop_assert!(read.unpacked.get().is_none(), "not unpacked by writing");
             prop_assert_eq!(read.get(), &entries[..]);

@@ -26,7 +26,7 @@ const MAX_MILLIS: f64 = (1u64 << 52) as f64;
 /// unpacked on first use, so an open neither unpacks nor allocates millions of entries
 /// (a quarter of a 1M-person open's time), and a checkpoint writes the packed bytes of
 /// the days nothing changed again as they are.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Entries {
     /// The checkpoint's bytes, while they still hold exactly these entries.
     packed: Option<Box<[u8]>>,
@@ -74,18 +74,10 @@ impl Entries {
 
     /// Hands each entry to `visit`, in order, without keeping them unpacked (deriving a
     /// series' totals reads every day once: unpacking them all would hold them twice).
-    pub fn for_each(&self, mut visit: impl FnMut(&Entry)) {
-        match (self.unpacked.get(), &self.packed) {
-            (Some(entries), _) => entries.iter().for_each(visit),
-            (None, Some(bytes)) => {
-                let mut seen = Vec::new();
-                if let Err(error) = decode(bytes, |e| seen.push(e)) {
-                    tracing::error!(%error, "a day's packed event entries do not unpack; run `cidb check`");
-                    return;
-                }
-                seen.iter().for_each(&mut visit);
-            }
-            (None, None) => {}
+    pub fn for_each(&self, visit: impl FnMut(&Entry)) {
+        match self.unpacked.get() {
+            Some(entries) => entries.iter().for_each(visit),
+            None => self.unpack().iter().for_each(visit),
         }
     }
 
@@ -106,16 +98,6 @@ impl From<Vec<Entry>> for Entries {
             packed: None,
             packed_len: OnceLock::new(),
             unpacked: OnceLock::from(entries),
-        }
-    }
-}
-
-impl Clone for Entries {
-    fn clone(&self) -> Self {
-        Entries {
-            packed: self.packed.clone(),
-            packed_len: self.packed_len.clone(),
-            unpacked: self.unpacked.clone(),
         }
     }
 }

@@ -594,6 +594,18 @@ mod tests {
     /// What happens to a database after its first batches: events-only records (stored
     /// without rewriting profiles), a full record, a merge of two people who got such
     /// records, an erasure of another.
+    /// Two data directories written alike by `write` (one to be downgraded to an older
+    /// format, one left as this build wrote it).
+    fn twin_directories(write: impl Fn(&Engine)) -> (tempfile::TempDir, tempfile::TempDir) {
+        let (old, new) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        for dir in [old.path(), new.path()] {
+            let db = Engine::open_with(dir, config()).unwrap();
+            write(&db);
+            db.close().unwrap();
+        }
+        (old, new)
+    }
+
     fn later_life(dir: &Path) -> Engine {
         let db = Engine::open_with(dir, config()).unwrap();
         db.ingest_json(&people(6, "web", true)).unwrap();
@@ -639,12 +651,9 @@ mod tests {
     /// and events, and `check` clean.
     #[test]
     fn a_format_6_database_lives_on_as_a_new_one() {
-        let (old, new) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        for dir in [old.path(), new.path()] {
-            let db = Engine::open_with(dir, config()).unwrap();
+        let (old, new) = twin_directories(|db| {
             db.ingest_json(&people(6, "crm", false)).unwrap();
-            db.close().unwrap();
-        }
+        });
         crate::storage::downgrade_to_format_6(old.path());
         let (old_db, new_db) = (later_life(old.path()), later_life(new.path()));
         assert_same(&old_db, &new_db);
@@ -680,14 +689,11 @@ mod tests {
     /// one that always had the sets, and lives on the same.
     #[test]
     fn a_format_7_database_finds_its_uncounted_chunks() {
-        let (old, new) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        for dir in [old.path(), new.path()] {
-            let db = Engine::open_with(dir, config()).unwrap();
+        let (old, new) = twin_directories(|db| {
             db.ingest_json(&people(6, "crm", false)).unwrap();
             db.ingest_json(&people(5, "web", true)[1..]).unwrap();
             db.ingest_json(&people(3, "app", true)).unwrap();
-            db.close().unwrap();
-        }
+        });
         crate::storage::downgrade_to_format_7(old.path());
         {
             let old_db = Engine::open_with(old.path(), config()).unwrap();

@@ -847,6 +847,17 @@ mod tests {
         }
     }
 
+    /// A format-6 directory (`format_6_directory`) opened by this build: its floor is one
+    /// past the stored chunk, and profile 0 reads as it was counted.
+    fn upgraded_format_6(with_counters: bool) -> (tempfile::TempDir, Store, Profile) {
+        let dir = tempfile::tempdir().unwrap();
+        let counted = format_6_directory(dir.path(), with_counters);
+        let (store, _) = Store::open(dir.path()).unwrap();
+        assert_eq!(store.fold_floor, 5);
+        assert_eq!(store.slot(0).unwrap(), Some(Slot::Live(counted.clone())));
+        (dir, store, counted)
+    }
+
     /// Writes what a format-6 build left in `dir`: profile 0 in a tag 1 slot counting its
     /// one event chunk (sequence 4), keys for profiles 0 and 1, and counters (next
     /// sequence 5) if `with_counters`. Returns profile 0.
@@ -885,11 +896,7 @@ mod tests {
     /// as `Profile::count_record`, and says which they were.
     #[test]
     fn reading_a_slot_counts_the_chunks_written_after_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let counted = format_6_directory(dir.path(), true);
-        let (store, _) = Store::open(dir.path()).unwrap();
-        assert_eq!(store.fold_floor, 5);
-        assert_eq!(store.slot(0).unwrap(), Some(Slot::Live(counted.clone())));
+        let (_dir, store, counted) = upgraded_format_6(true);
         // Two records that only added events, after the upgrade.
         store.mark_uncounted(&[0, 1].into_iter().collect());
         let mut writer = BatchWriter::new(&store);
@@ -943,10 +950,6 @@ mod tests {
     /// floor is one past its highest stored chunk, so no chunk is counted twice.
     #[test]
     fn an_upgrade_without_counters_takes_the_floor_from_the_stored_chunks() {
-        let dir = tempfile::tempdir().unwrap();
-        let counted = format_6_directory(dir.path(), false);
-        let (store, _) = Store::open(dir.path()).unwrap();
-        assert_eq!(store.fold_floor, 5);
-        assert_eq!(store.slot(0).unwrap(), Some(Slot::Live(counted)));
+        upgraded_format_6(false);
     }
 }

@@ -4,6 +4,7 @@ mod aliases;
 mod bad_input;
 mod concurrency;
 mod durability;
+mod grouped_import;
 mod identity;
 mod import;
 mod limits;

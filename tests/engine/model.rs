@@ -12,10 +12,10 @@ use proptest::prelude::*;
 use std::collections::HashMap;
 
 #[derive(Debug, Clone)]
-struct Rec {
+pub(super) struct Rec {
     source: &'static str,
-    ids: Vec<(&'static str, String)>,
-    observed_at: i64,
+    pub(super) ids: Vec<(&'static str, String)>,
+    pub(super) observed_at: i64,
     city: Option<&'static str>,
     interests: Vec<&'static str>,
     marketing: Option<bool>,
@@ -34,7 +34,7 @@ const PHONES: &[&str] = &[
 /// A record: mostly a full one (identifiers, attributes, consent, events), sometimes
 /// live traffic (one or two identifiers and events only, from `web` or `app`), which the
 /// engine stores without rewriting a known person's profile.
-fn rec() -> impl Strategy<Value = Rec> {
+pub(super) fn rec() -> impl Strategy<Value = Rec> {
     prop_oneof![3 => full_rec(), 2 => events_only_rec()]
 }
 
@@ -102,7 +102,7 @@ fn full_rec() -> impl Strategy<Value = Rec> {
         )
 }
 
-fn to_json(r: &Rec) -> String {
+pub(super) fn to_json(r: &Rec) -> String {
     let mut ids: HashMap<&str, Vec<String>> = HashMap::new();
     for (k, v) in &r.ids {
         ids.entry(k).or_default().push(v.clone());

@@ -5,11 +5,14 @@ use crate::base::limits::MAX_RECORD_BYTES;
 use crate::engine::Engine;
 use crate::input::record::CsvMapping;
 use crate::input::report::IngestReport;
+use crate::storage::AppliedLines;
 use crate::write::import::csv_records::{CsvRecords, Status};
+use crate::write::import::grouping::{group_lines, read_grouped, Linked};
 use crate::write::import::{
     batch_sizes, csv_row, io_error, parse_chunk, read_json_lines, ImportOptions, InOrder, Input,
     Parsed, Progress, CHUNK_LINES,
 };
+use crate::write::ingest::ImportProgress;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use std::io::{BufRead, Read};
 
@@ -21,11 +24,110 @@ impl Engine {
         options: &ImportOptions,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<IngestReport, ImportError> {
+        let applied = self.applied_lines(options)?;
         self.run_pipeline(
             progress,
-            |tx, bytes, skip| read_json_lines(reader, tx, bytes, skip),
+            |tx, bytes| read_json_lines(reader, tx, bytes, &applied),
             options,
+            &applied,
+            PipelineOrder::InFileOrder,
         )
+    }
+
+    /// Imports a JSON Lines file: first a pass that groups the records that can touch
+    /// one profile (`write::import::grouping`), then the records in that order, each
+    /// group in file order. The result is that of [`Engine::import_jsonl`] but for
+    /// profile ids and ingest sequence numbers; a profile is rewritten far less often.
+    /// [`ImportOptions::in_file_order`] skips the grouping pass.
+    pub fn import_jsonl_file(
+        &self,
+        file: &std::fs::File,
+        options: &ImportOptions,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<IngestReport, ImportError> {
+        let reader = || std::io::BufReader::with_capacity(1 << 20, file);
+        if options.in_file_order {
+            return self.import_jsonl(reader(), options, progress);
+        }
+        let applied = self.applied_lines(options)?;
+        let scanned = std::sync::atomic::AtomicU64::new(0);
+        let started = std::time::Instant::now();
+        let spans = group_lines(
+            reader(),
+            self.import_threads(),
+            &applied,
+            &|texts| self.link_candidates(texts),
+            &scanned,
+            &mut |scanned| {
+                progress(Progress {
+                    scanned,
+                    ..Progress::default()
+                })
+            },
+        )?;
+        let scanned = scanned.into_inner();
+        tracing::debug!(
+            ms = started.elapsed().as_millis() as u64,
+            lines = spans.len(),
+            "grouping pass done"
+        );
+        self.run_pipeline(
+            &mut |p| progress(Progress { scanned, ..p }),
+            |tx, bytes| read_grouped(file, &spans, tx, bytes),
+            options,
+            &applied,
+            PipelineOrder::Grouped,
+        )
+    }
+
+    /// The candidate link keys of record texts and the live profiles holding them.
+    fn link_candidates(&self, texts: &[String]) -> Vec<Linked> {
+        let config = self.config();
+        let mut linked: Vec<Linked> = texts
+            .iter()
+            .map(|text| Linked {
+                keys: crate::input::record::candidate_identifiers(text, config)
+                    .iter()
+                    .flat_map(|id| self.store.link_keys(id))
+                    .collect(),
+                holders: Vec::new(),
+            })
+            .collect();
+        let state = self.state.read().expect("state lock");
+        for l in &mut linked {
+            for key in &l.keys {
+                l.holders.extend(state.links.holders(key));
+            }
+        }
+        linked
+    }
+
+    /// The lines an interrupted import of the same input applied.
+    fn applied_lines(&self, options: &ImportOptions) -> Result<AppliedLines, ImportError> {
+        let Some(key) = &options.resume_key else {
+            return Ok(AppliedLines::default());
+        };
+        let applied = self
+            .store
+            .import_progress(key)
+            .map_err(|e| ImportError::Ingest(e.into()))?;
+        if !applied.is_empty() {
+            tracing::info!(
+                lines = applied.len(),
+                through = applied.through(),
+                "resuming an interrupted import"
+            );
+        }
+        Ok(applied)
+    }
+
+    fn import_threads(&self) -> usize {
+        match self.config().import_threads {
+            0 => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+            n => n,
+        }
     }
 
     /// Imports a CSV stream with a header row.
@@ -64,12 +166,13 @@ impl Engine {
         };
         let header: Vec<&str> = header.iter().map(String::as_str).collect();
         let layout = mapping.layout(&header).map_err(ImportError::CsvHeader)?;
+        let applied = self.applied_lines(options)?;
         self.run_pipeline(
             progress,
-            move |tx, bytes, skip| {
+            |tx, bytes| {
                 let mut chunk = Vec::with_capacity(CHUNK_LINES);
                 while let Some((line, status)) = csv.next_record().map_err(io_error)? {
-                    if line <= skip {
+                    if applied.contains(line) {
                         continue;
                     }
                     chunk.push((line, csv_row(&csv, status, &layout)));
@@ -86,38 +189,30 @@ impl Engine {
                 Ok(())
             },
             options,
+            &applied,
+            PipelineOrder::InFileOrder,
         )
     }
 
+    /// Parses what `read` sends on parser threads and applies it in batches. `applied`
+    /// are the lines an interrupted import of the same input applied (`read` leaves
+    /// them out); `order` says how the batches record their lines for a rerun.
     fn run_pipeline<F>(
         &self,
         progress: &mut dyn FnMut(Progress),
         read: F,
         options: &ImportOptions,
+        applied: &AppliedLines,
+        order: PipelineOrder,
     ) -> Result<IngestReport, ImportError>
     where
-        F: FnOnce(Sender<Input>, &std::sync::atomic::AtomicU64, u64) -> Result<(), ImportError>
-            + Send,
+        F: FnOnce(Sender<Input>, &std::sync::atomic::AtomicU64) -> Result<(), ImportError> + Send,
     {
-        // Lines an interrupted import of the same input already applied.
-        let resume = options.resume_key.as_ref();
-        let skip = match resume {
-            Some(key) => self
-                .store
-                .import_progress(key)
-                .map_err(|e| ImportError::Ingest(e.into()))?
-                .unwrap_or(0),
-            None => 0,
-        };
-        if skip > 0 {
-            tracing::info!(after_line = skip, "resuming an interrupted import");
-        }
-        let threads = match self.config().import_threads {
-            0 => std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2),
-            n => n,
-        };
+        let resume = options.resume_key.as_ref().map(|key| match order {
+            PipelineOrder::InFileOrder => ImportProgress::InFileOrder(key),
+            PipelineOrder::Grouped => ImportProgress::Grouped(key),
+        });
+        let threads = self.import_threads();
         let batch_records = self
             .config()
             .import_batch_records
@@ -136,7 +231,7 @@ impl Engine {
             let (out_tx, out_rx) = bounded::<(u64, Vec<Parsed>)>(ahead);
             let (raw_tx, raw_rx) = bounded::<Input>(threads * 4);
             let bytes_ref = &bytes;
-            let reader = scope.spawn(move || read(raw_tx, bytes_ref, skip));
+            let reader = scope.spawn(move || read(raw_tx, bytes_ref));
             scope.spawn(move || {
                 for (seq, input) in raw_rx.into_iter().enumerate() {
                     if in_tx.send((seq as u64, input)).is_err() {
@@ -168,25 +263,36 @@ impl Engine {
                 let batch: Vec<Parsed> = ordered.by_ref().take(size).collect();
                 (!batch.is_empty()).then_some(batch)
             });
-            let mut applied = 0u64;
+            let mut applied_records = 0u64;
             let report = self.ingest_batches(batches.by_ref(), resume, &mut |committed| {
-                applied += committed.records;
+                applied_records += committed.records;
                 progress(Progress {
-                    records: applied,
+                    records: applied_records,
                     bytes: bytes.load(std::sync::atomic::Ordering::Relaxed),
+                    scanned: 0,
                 });
             });
             // Dropping the receiving end stops the parser threads if ingest failed early.
             drop(batches);
             let mut report = report?;
             reader.join().expect("reader thread panicked")?;
-            if let Some(key) = resume {
+            if let Some(key) = &options.resume_key {
                 self.store
                     .clear_import_progress(key)
                     .map_err(|e| ImportError::Ingest(e.into()))?;
             }
-            report.resumed_after_line = (skip > 0).then_some(skip);
+            if !applied.is_empty() {
+                report.resumed_after_line = Some(applied.through());
+                report.resumed_skipped_lines = Some(applied.len());
+            }
             Ok(report)
         })
     }
+}
+
+/// The order an import's pipeline applies lines in.
+#[derive(Debug, Clone, Copy)]
+enum PipelineOrder {
+    InFileOrder,
+    Grouped,
 }

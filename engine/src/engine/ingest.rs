@@ -8,8 +8,8 @@ use crate::input::record::{ParsedRecord, RejectReason};
 use crate::input::report::IngestReport;
 use crate::storage::IdempotencyEntry;
 use crate::write::ingest::{
-    check_batch_size, finish, Commit, IdempotencyKey, IdempotentIngest, Job, ParsedBatch, Planned,
-    PRUNE_EVERY_MS,
+    check_batch_size, finish, BatchLines, Commit, IdempotencyKey, IdempotentIngest, ImportProgress,
+    Job, ParsedBatch, Planned, PRUNE_EVERY_MS,
 };
 use crate::write::state::WriterState;
 use crate::write::{BatchPlan, Overlay, PreparedBatch, StoredLinks};
@@ -138,12 +138,12 @@ impl Engine {
     /// resolving each batch while the previous one commits. `on_committed` sees each
     /// batch's report once it is durable.
     ///
-    /// With `import`, each batch also records (in its own atomic write) the last input
-    /// line it covers, so a rerun of the same input after a crash resumes after it.
+    /// With `import`, each batch also records (in its own atomic write) the input lines
+    /// it covers, so a rerun of the same input after a crash leaves them out.
     pub(crate) fn ingest_batches(
         &self,
         mut batches: impl Iterator<Item = ParsedBatch>,
-        import: Option<&crate::storage::ImportKey>,
+        import: Option<ImportProgress<'_>>,
         on_committed: &mut dyn FnMut(&IngestReport),
     ) -> Result<IngestReport, IngestError> {
         let mut w = self.writer.lock().expect("writer lock");
@@ -155,8 +155,14 @@ impl Engine {
                 for job in job_rx {
                     let started = std::time::Instant::now();
                     let outcome = job.batch.prepare(&self.store).and_then(|mut prepared| {
-                        if let (Some(import), Some(line)) = (import, job.last_line) {
-                            prepared.batch.put_import_progress(import, line);
+                        match (import, &job.lines) {
+                            (Some(ImportProgress::InFileOrder(key)), BatchLines::Through(line)) => {
+                                prepared.batch.put_import_progress(key, *line)
+                            }
+                            (Some(ImportProgress::Grouped(key)), BatchLines::Lines(lines)) => {
+                                prepared.batch.put_import_lines(key, lines)
+                            }
+                            _ => {}
                         }
                         let prepare_ms = started.elapsed().as_millis() as u64;
                         tracing::debug!(prepare_ms, "batch prepared");
@@ -181,7 +187,7 @@ impl Engine {
             let mut in_flight: Option<Receiver<Commit>> = None;
             let mut next = self.next_batch(&mut batches, &previous)?;
             while let Some((items, stored)) = next.take() {
-                let last_line = items.last().map(|(line, _)| *line);
+                let lines = BatchLines::of(import, &items);
                 let resolving = std::time::Instant::now();
                 let planned = self.plan_batch(
                     items,
@@ -213,7 +219,7 @@ impl Engine {
                 let (done_tx, done_rx) = bounded(1);
                 let job = Job {
                     batch: *resolved,
-                    last_line,
+                    lines,
                     done: done_tx,
                 };
                 if job_tx.send(job).is_err() {

@@ -53,34 +53,43 @@ pub struct IngestReport {
     pub dropped_by_scope: BTreeMap<String, BTreeMap<String, u64>>,
     /// Batches committed.
     pub batches: u64,
-    /// For a resumable import: the input line after which it resumed an interrupted
-    /// import of the same input (`None`: it started at the beginning).
+    /// For a resumable import that resumed an interrupted import of the same input:
+    /// every line up to this one was applied before (`None`: it started at the
+    /// beginning). A grouped import (`Engine::import_jsonl_file`) applies lines out of
+    /// file order, so it may have applied later lines too: see `resumed_skipped_lines`.
     pub resumed_after_line: Option<u64>,
+    /// For a resumed import: how many input lines the interrupted one had applied,
+    /// which this one left out.
+    pub resumed_skipped_lines: Option<u64>,
 }
 
 impl IngestReport {
     /// Records a rejected record.
     pub fn reject(&mut self, line: u64, field: Option<String>, reason: String) {
         self.rejected_count += 1;
-        if self.rejected.len() < MAX_LISTED_PROBLEMS {
-            self.rejected.push(Rejected {
+        keep_first_lines(
+            &mut self.rejected,
+            Rejected {
                 line,
                 field,
                 reason,
-            });
-        }
+            },
+            |r| r.line,
+        );
     }
 
     /// Records a field warning.
     pub fn warn(&mut self, line: u64, field: String, reason: String) {
         self.warning_count += 1;
-        if self.warnings.len() < MAX_LISTED_PROBLEMS {
-            self.warnings.push(Warning {
+        keep_first_lines(
+            &mut self.warnings,
+            Warning {
                 line,
                 field,
                 reason,
-            });
-        }
+            },
+            |w| w.line,
+        );
     }
 
     /// Adds another report (of a later batch) to this one.
@@ -93,15 +102,38 @@ impl IngestReport {
         self.rejected_count += other.rejected_count;
         self.warning_count += other.warning_count;
         self.batches += other.batches;
-        let room = MAX_LISTED_PROBLEMS.saturating_sub(self.rejected.len());
-        self.rejected.extend(other.rejected.into_iter().take(room));
-        let room = MAX_LISTED_PROBLEMS.saturating_sub(self.warnings.len());
-        self.warnings.extend(other.warnings.into_iter().take(room));
+        for r in other.rejected {
+            keep_first_lines(&mut self.rejected, r, |r| r.line);
+        }
+        for w in other.warnings {
+            keep_first_lines(&mut self.warnings, w, |w| w.line);
+        }
+        // Listed by line (a grouped import applies lines out of file order).
+        self.rejected.sort_by_key(|r| r.line);
+        self.warnings.sort_by_key(|w| w.line);
         for (source, fields) in other.dropped_by_scope {
             let mine = self.dropped_by_scope.entry(source).or_default();
             for (f, n) in fields {
                 *mine.entry(f).or_default() += n;
             }
         }
+    }
+}
+
+/// Lists `item` if it is among the [`MAX_LISTED_PROBLEMS`] earliest lines seen: a full
+/// list gives up its latest line for an earlier one. In file order that never happens;
+/// a grouped import applies lines out of order. Problems of one line stay in the order
+/// they were found.
+fn keep_first_lines<T>(list: &mut Vec<T>, item: T, line: impl Fn(&T) -> u64) {
+    if list.len() < MAX_LISTED_PROBLEMS {
+        list.push(item);
+        return;
+    }
+    let latest = (0..list.len())
+        .max_by_key(|&i| line(&list[i]))
+        .expect("a full list");
+    if line(&item) < line(&list[latest]) {
+        list.remove(latest);
+        list.push(item);
     }
 }

@@ -1,7 +1,9 @@
 //! Write batches: everything one ingest batch or erasure writes, applied with one atomic
 //! `apply_batch` (`Store::apply`).
 
-use super::progress::{idempotency_key, import_progress_key, IdempotencyEntry, ImportKey};
+use super::progress::{
+    idempotency_key, import_lines_key, import_progress_key, IdempotencyEntry, ImportKey,
+};
 use super::SEALED_ENTRY_CAPACITY;
 use super::{codec, keys, Counters, EventChunk, MergeLogEntry, Store};
 use crate::base::error::StorageError;
@@ -26,6 +28,17 @@ impl WriteBatch {
     pub(crate) fn put_import_progress(&mut self, import: &ImportKey, line: u64) {
         self.batch
             .insert(import_progress_key(import), &line.to_le_bytes()[..]);
+    }
+
+    /// Records, in the batch itself, the lines of a grouped import that it applies
+    /// (not a run from the start of the input, see [`super::AppliedLines`]).
+    pub(crate) fn put_import_lines(&mut self, import: &ImportKey, lines: &roaring::RoaringTreemap) {
+        let Some(first) = lines.min() else { return };
+        let mut bytes = Vec::with_capacity(lines.serialized_size());
+        lines
+            .serialize_into(&mut bytes)
+            .expect("serializing to a Vec");
+        self.batch.insert(import_lines_key(import, first), bytes);
     }
 }
 

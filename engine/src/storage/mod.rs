@@ -30,6 +30,7 @@ use codec::{FORMAT_VERSION, OLDEST_SUPPORTED_FORMAT};
 pub(crate) use compact::compact;
 pub use compact::CompactReport;
 use keyfile::KeyFile;
+pub(crate) use progress::AppliedLines;
 pub(crate) use progress::{IdempotencyEntry, ImportKey};
 use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};

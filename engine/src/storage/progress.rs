@@ -101,28 +101,95 @@ impl Store {
         Ok(removed)
     }
 
-    /// The last input line an interrupted import of `import` applied.
-    pub(crate) fn import_progress(&self, import: &ImportKey) -> Result<Option<u64>, StorageError> {
+    /// The input lines an interrupted import of `import` applied (empty: none).
+    pub(crate) fn import_progress(&self, import: &ImportKey) -> Result<AppliedLines, StorageError> {
         let key = import_progress_key(import);
-        match self.db.get(&key)? {
-            None => Ok(None),
-            Some(v) => v
-                .as_ref()
-                .try_into()
-                .map(|b| Some(u64::from_le_bytes(b)))
-                .map_err(|_| StorageError::Corrupted {
+        let mut applied = AppliedLines::default();
+        if let Some(v) = self.db.get(&key)? {
+            applied.through = v.as_ref().try_into().map(u64::from_le_bytes).map_err(|_| {
+                StorageError::Corrupted {
                     what: "import progress",
-                    key,
+                    key: key.clone(),
                     detail: format!("{} bytes, expected 8", v.len()),
-                }),
+                }
+            })?;
         }
+        for item in self.db.scan_prefix(import_lines_prefix(import)) {
+            let (k, v) = item?;
+            let lines = roaring::RoaringTreemap::deserialize_from(&v[..]).map_err(|e| {
+                StorageError::Corrupted {
+                    what: "import progress",
+                    key: k.to_vec(),
+                    detail: format!("not a set of lines: {e}"),
+                }
+            })?;
+            applied.lines |= lines;
+        }
+        Ok(applied)
     }
 
     /// Forgets an import's progress once it finished; durable.
     pub(crate) fn clear_import_progress(&self, import: &ImportKey) -> Result<(), StorageError> {
-        self.db.remove(import_progress_key(import))?;
+        let mut batch = sled::Batch::default();
+        batch.remove(import_progress_key(import));
+        for key in self.db.scan_prefix(import_lines_prefix(import)).keys() {
+            batch.remove(key?);
+        }
+        self.db.apply_batch(batch)?;
         self.db.flush()?;
         Ok(())
+    }
+}
+
+/// The key of one batch's lines of a grouped import: the import's progress key, `/`,
+/// and the batch's first line (big-endian), which no other batch of it applies.
+pub(super) fn import_lines_key(import: &ImportKey, first_line: u64) -> Vec<u8> {
+    let mut key = import_lines_prefix(import);
+    key.extend_from_slice(&first_line.to_be_bytes());
+    key
+}
+
+fn import_lines_prefix(import: &ImportKey) -> Vec<u8> {
+    let mut key = import_progress_key(import);
+    key.push(b'/');
+    key
+}
+
+/// The input lines an interrupted import applied, so that a rerun leaves them out.
+///
+/// A file-order import records the last line of each batch (`M import/KEY`: 8 bytes,
+/// the batch is everything up to it); a grouped import applies lines out of file order
+/// and records each batch's lines (`M import/KEY/FIRST`: a serialized
+/// `RoaringTreemap`), in the batch itself either way.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct AppliedLines {
+    through: u64,
+    lines: roaring::RoaringTreemap,
+}
+
+impl AppliedLines {
+    /// Whether line `line` (1-based) was applied.
+    pub fn contains(&self, line: u64) -> bool {
+        line <= self.through || self.lines.contains(line)
+    }
+
+    /// Whether no line was applied.
+    pub fn is_empty(&self) -> bool {
+        self.through == 0 && self.lines.is_empty()
+    }
+
+    /// How many lines were applied.
+    pub fn len(&self) -> u64 {
+        self.through + self.lines.iter().filter(|&l| l > self.through).count() as u64
+    }
+
+    /// The last line of the longest run of applied lines from line 1.
+    pub fn through(&self) -> u64 {
+        let mut line = self.through;
+        while self.lines.contains(line + 1) {
+            line += 1;
+        }
+        line
     }
 }
 

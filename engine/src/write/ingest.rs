@@ -65,9 +65,44 @@ pub(crate) type Commit = Result<IngestReport, StorageError>;
 /// A batch for the committer thread, with where to say how its commit went.
 pub(crate) struct Job {
     pub(crate) batch: ResolvedBatch,
-    /// The last input line the batch covers (recorded with it for resumable imports).
-    pub(crate) last_line: Option<u64>,
+    /// The input lines the batch covers (recorded with it for resumable imports).
+    pub(crate) lines: BatchLines,
     pub(crate) done: crossbeam_channel::Sender<Commit>,
+}
+
+/// How a resumable import records, with each batch, the input lines it applied.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ImportProgress<'a> {
+    /// Lines in file order: the batch's last line (it applied everything up to it).
+    InFileOrder(&'a crate::storage::ImportKey),
+    /// Lines grouped by person (`write::import::grouping`): each of the batch's lines.
+    Grouped(&'a crate::storage::ImportKey),
+}
+
+/// The input lines a batch covers, as its import records them.
+pub(crate) enum BatchLines {
+    /// Not a resumable import.
+    Unrecorded,
+    /// Every line up to this one.
+    Through(u64),
+    /// These lines.
+    Lines(roaring::RoaringTreemap),
+}
+
+impl BatchLines {
+    pub(crate) fn of(import: Option<ImportProgress<'_>>, items: &ParsedBatch) -> Self {
+        match import {
+            None => BatchLines::Unrecorded,
+            Some(ImportProgress::InFileOrder(_)) => {
+                items.last().map_or(BatchLines::Unrecorded, |(line, _)| {
+                    BatchLines::Through(*line)
+                })
+            }
+            Some(ImportProgress::Grouped(_)) => {
+                BatchLines::Lines(items.iter().map(|(line, _)| *line).collect())
+            }
+        }
+    }
 }
 
 /// Waits for a batch handed to the committer to be durable.

@@ -29,8 +29,11 @@ pub struct IngestReport {
     pub dropped_by_scope: BTreeMap<String, BTreeMap<String, u64>>,
     /// Write batches committed.
     pub batches: u64,
-    /// A resumed import: the last line applied before.
+    /// A resumed import: every line up to this one was applied before.
     pub resumed_after_line: Option<u64>,
+    /// A resumed import: how many lines were applied before (a grouped import applies
+    /// lines out of file order, so more than `resumed_after_line`).
+    pub resumed_skipped_lines: Option<u64>,
 }
 
 /// A rejected record.
@@ -70,6 +73,7 @@ impl From<&engine::IngestReport> for IngestReport {
             dropped_by_scope,
             batches,
             resumed_after_line,
+            resumed_skipped_lines,
         } = r;
         IngestReport {
             records: *records,
@@ -87,6 +91,7 @@ impl From<&engine::IngestReport> for IngestReport {
                 .collect(),
             batches: *batches,
             resumed_after_line: *resumed_after_line,
+            resumed_skipped_lines: *resumed_skipped_lines,
         }
     }
 }
@@ -155,7 +160,7 @@ mod tests {
         let json = serde_json::to_string(&IngestReport::from(&report())).unwrap();
         assert_eq!(
             json,
-            r#"{"records":3,"accepted":2,"new_profiles":1,"updated_profiles":1,"merged_profiles":0,"rejected_count":1,"rejected":[{"line":3,"field":"source","reason":"missing"}],"warning_count":1,"warnings":[{"line":2,"field":"identifiers.phone","reason":"blocked value ignored"}],"dropped_by_scope":{"web":{"birth_date":1}},"batches":1,"resumed_after_line":null}"#
+            r#"{"records":3,"accepted":2,"new_profiles":1,"updated_profiles":1,"merged_profiles":0,"rejected_count":1,"rejected":[{"line":3,"field":"source","reason":"missing"}],"warning_count":1,"warnings":[{"line":2,"field":"identifiers.phone","reason":"blocked value ignored"}],"dropped_by_scope":{"web":{"birth_date":1}},"batches":1,"resumed_after_line":null,"resumed_skipped_lines":null}"#
         );
     }
 
@@ -167,7 +172,7 @@ mod tests {
                 .unwrap();
         assert_eq!(
             json,
-            r#"{"accepted":2,"batches":1,"dropped_by_scope":{"web":{"birth_date":1}},"merged_profiles":0,"new_profiles":1,"records":3,"rejected":[{"field":"source","line":3,"reason":"missing"}],"rejected_count":1,"resumed_after_line":null,"updated_profiles":1,"warning_count":1,"warnings":[{"field":"identifiers.phone","line":2,"reason":"blocked value ignored"}]}"#
+            r#"{"accepted":2,"batches":1,"dropped_by_scope":{"web":{"birth_date":1}},"merged_profiles":0,"new_profiles":1,"records":3,"rejected":[{"field":"source","line":3,"reason":"missing"}],"rejected_count":1,"resumed_after_line":null,"resumed_skipped_lines":null,"updated_profiles":1,"warning_count":1,"warnings":[{"field":"identifiers.phone","line":2,"reason":"blocked value ignored"}]}"#
         );
     }
 }

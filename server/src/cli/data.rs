@@ -33,7 +33,7 @@ pub struct GenerateArgs {
     pub events: Option<u64>,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum FileFormat {
     /// JSON Lines, one record per line.
     Jsonl,
@@ -58,6 +58,12 @@ pub struct ImportArgs {
     /// leaves about half its storage as old versions of the profiles it rewrote.
     #[arg(long)]
     pub compact: bool,
+    /// JSON Lines file: apply the records in file order. By default the file is read
+    /// twice: first to group the records that can touch one profile, then group by
+    /// group (each in file order), which gives the same profiles (but for their ids)
+    /// with far fewer rewrites.
+    #[arg(long)]
+    pub in_file_order: bool,
 }
 
 #[derive(Debug, Args)]
@@ -154,9 +160,12 @@ pub fn import(global: &Global, args: ImportArgs) -> anyhow::Result<()> {
         },
     );
     let db = global.open()?;
+    if args.in_file_order {
+        options = options.in_file_order();
+    }
     let stdin = args.file.as_os_str() == "-";
-    let (reader, size): (Box<dyn std::io::Read + Send>, Option<u64>) = if stdin {
-        (Box::new(std::io::stdin()), None)
+    let (file, size) = if stdin {
+        (None, None)
     } else {
         let mut file = std::fs::File::open(&args.file)
             .with_context(|| format!("cannot open {}", args.file.display()))?;
@@ -175,26 +184,39 @@ pub fn import(global: &Global, args: ImportArgs) -> anyhow::Result<()> {
         let key = engine::input_fingerprint(&mut file, meaning.as_bytes())
             .with_context(|| format!("cannot read {}", args.file.display()))?;
         options = options.resumable(key);
-        (Box::new(file), size)
+        (Some(file), size)
     };
-    let bar = output::progress_bar(size, global.json, "");
+    let grouped = file.is_some() && format == FileFormat::Jsonl && !args.in_file_order;
+    // A grouped import reads the file twice: the bar covers both passes.
+    let bar = output::progress_bar(
+        size.map(|s| if grouped { 2 * s } else { s }),
+        global.json,
+        "",
+    );
     let mut progress = |p: engine::Progress| {
-        bar.set_position(p.bytes);
-        bar.set_message(format!("{} records", p.records));
+        bar.set_position(p.scanned + p.bytes);
+        if p.records == 0 && p.bytes == 0 && p.scanned > 0 {
+            bar.set_message("grouping records by person");
+        } else {
+            bar.set_message(format!("{} records", p.records));
+        }
     };
-    let report = match format {
-        FileFormat::Jsonl => db.import_jsonl(
-            BufReader::with_capacity(1 << 20, reader),
+    let report = match (format, file) {
+        (FileFormat::Jsonl, Some(file)) => db.import_jsonl_file(&file, &options, &mut progress),
+        (FileFormat::Jsonl, None) => db.import_jsonl(
+            BufReader::with_capacity(1 << 20, std::io::stdin()),
             &options,
             &mut progress,
         ),
-        FileFormat::Csv => db.import_csv(reader, &options, &mut progress),
+        (FileFormat::Csv, Some(file)) => db.import_csv(file, &options, &mut progress),
+        (FileFormat::Csv, None) => db.import_csv(std::io::stdin(), &options, &mut progress),
     }
     .with_context(|| format!("import of {} stopped", args.file.display()))?;
     bar.finish_and_clear();
-    if let Some(line) = report.resumed_after_line {
+    if let (Some(through), Some(lines)) = (report.resumed_after_line, report.resumed_skipped_lines)
+    {
         eprintln!(
-            "resumed an interrupted import of this file after line {line} (those lines were applied before)"
+            "resumed an interrupted import of this file: its {lines} lines applied before were left out (every line up to {through} among them)"
         );
     }
     if args.compact {

@@ -217,6 +217,7 @@ pub fn demo(global: &Global, args: DemoArgs) -> anyhow::Result<()> {
                 format: None,
                 maps: Vec::new(),
                 compact: false,
+                in_file_order: false,
             },
         )?;
     }

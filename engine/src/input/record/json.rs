@@ -5,6 +5,7 @@ use super::{
     is_name, Event, FieldWarning, Identifier, ParsedRecord, Record, ShortText, Value,
     NUMBER_ATTRIBUTES,
 };
+use crate::base::kind::IdentifierKind;
 use crate::base::limits::{
     MAX_ABS_NUMBER, MAX_EVENTS_PER_RECORD, MAX_FIELDS, MAX_LIST_ITEMS, MAX_RECORD_BYTES,
     MAX_VALUE_BYTES,
@@ -75,6 +76,69 @@ pub fn parse_json_record(
         ),
     })?;
     parse_lite(json, config, now)
+}
+
+/// Every identifier that [`parse_json_record`] could give `line`, or more: the grouping
+/// pass of a file import (`write::import::grouping`) links records through these before
+/// the real parse. A superset is what it needs: a record's identifiers are normalized
+/// under both regions it may get (its own `country`, whether or not its scope keeps it,
+/// and the default region), scopes are not applied, and a record the parse would reject
+/// still names its identifiers. Blocked values are left out, as the parse leaves them out.
+pub(crate) fn candidate_identifiers(line: &str, config: &Config) -> Vec<Identifier> {
+    let Ok(Lite::Object(mut obj)) = Lite::parse(line) else {
+        return Vec::new();
+    };
+    let country = match obj.take("attributes") {
+        Some(Lite::Object(mut attributes)) => match attributes.take("country") {
+            Some(Lite::String(c)) => normalize::country(&c),
+            _ => None,
+        },
+        _ => None,
+    };
+    let mut regions = vec![config.default_region.as_deref()];
+    if country.is_some() && country != config.default_region.as_deref() {
+        regions.push(country);
+    }
+    let Some(Lite::Object(map)) = obj.take("identifiers") else {
+        return Vec::new();
+    };
+    let mut out: Vec<Identifier> = Vec::new();
+    for (kind, value) in map.into_sorted() {
+        let raws: Vec<Cow<'_, str>> = match value {
+            Lite::String(s) => vec![s],
+            Lite::Number(n) => vec![Cow::Owned(n.to_string())],
+            Lite::Array(items) => items
+                .into_iter()
+                .filter_map(|v| match v {
+                    Lite::String(s) => Some(s),
+                    Lite::Number(n) => Some(Cow::Owned(n.to_string())),
+                    _ => None,
+                })
+                .collect(),
+            _ => continue,
+        };
+        for raw in raws {
+            if config.identity.is_blocked(&kind, &raw) {
+                continue;
+            }
+            let regions = match IdentifierKind::of(&kind) {
+                Some(IdentifierKind::Phone) => &regions[..],
+                _ => &regions[..1],
+            };
+            for region in regions {
+                if let Ok(value) = normalize::identifier(&kind, &raw, *region) {
+                    let id = Identifier {
+                        kind: kind.as_ref().into(),
+                        value,
+                    };
+                    if !out.contains(&id) {
+                        out.push(id);
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 fn strip_position(msg: &str) -> &str {

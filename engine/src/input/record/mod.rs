@@ -6,8 +6,10 @@ mod json;
 mod lite;
 
 pub(crate) use csv_row::{CsvLayout, CsvMapping};
+pub(crate) use json::{
+    candidate_identifiers, parse_json_value as parse_json_value_pub, record_too_long,
+};
 pub use json::{parse_json_record, RejectReason};
-pub(crate) use json::{parse_json_value as parse_json_value_pub, record_too_long};
 
 use crate::base::kind::IdentifierKind;
 use crate::base::time::{DayNumber, Millis};

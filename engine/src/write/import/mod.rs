@@ -5,12 +5,14 @@
 //! Memory stays bounded by the channel depth whatever the file size.
 
 pub(crate) mod csv_records;
+pub(crate) mod grouping;
 
 use crate::base::error::ImportError;
 use crate::base::limits::MAX_LINE_BYTES;
 use crate::input::record::{
     parse_json_record, record_too_long, CsvLayout, ParsedRecord, RejectReason,
 };
+use crate::storage::AppliedLines;
 use crossbeam_channel::Sender;
 use csv_records::{CsvRecords, Status};
 use serde_json::Value as Json;
@@ -31,6 +33,9 @@ pub struct ImportOptions {
     pub csv_renames: BTreeMap<String, String>,
     /// Makes the import resumable under this key (see [`ImportOptions::resumable`]).
     pub resume_key: Option<[u8; 32]>,
+    /// Applies a file's records in file order, without the grouping pass (see
+    /// [`ImportOptions::in_file_order`]).
+    pub in_file_order: bool,
 }
 
 impl ImportOptions {
@@ -53,6 +58,16 @@ impl ImportOptions {
     /// input again later imports it again. [`input_fingerprint`] makes a key for a file.
     pub fn resumable(mut self, key: [u8; 32]) -> Self {
         self.resume_key = Some(key);
+        self
+    }
+
+    /// Applies the records of a file (`Engine::import_jsonl_file`) in file order. By
+    /// default a file is read twice: once to group the records that can touch one
+    /// profile, then in that order, each group in file order. The result is the same
+    /// but for profile ids and ingest sequence numbers, and it is written with far
+    /// fewer rewrites of stored profiles.
+    pub fn in_file_order(mut self) -> Self {
+        self.in_file_order = true;
         self
     }
 }
@@ -93,8 +108,11 @@ pub fn input_fingerprint<R: Read + std::io::Seek>(
 pub struct Progress {
     /// Records applied so far.
     pub records: u64,
-    /// Input bytes consumed so far.
+    /// Input bytes consumed so far (read and handed to the parsers).
     pub bytes: u64,
+    /// Input bytes read by the grouping pass of a file import (it comes first; it
+    /// stays 0 for an import in file order).
+    pub scanned: u64,
 }
 
 pub(crate) type Parsed = (u64, Result<ParsedRecord, RejectReason>);
@@ -200,14 +218,36 @@ impl<I: Iterator<Item = (u64, Vec<Parsed>)>> Iterator for InOrder<I> {
     }
 }
 
-pub(crate) fn read_json_lines<R: BufRead>(
+/// One line of a JSON Lines input, as [`cut_lines`] cut it.
+pub(crate) struct CutLine<'a> {
+    /// 1-based line number.
+    pub(crate) number: u64,
+    /// Byte offset of the line's first byte in the input.
+    pub(crate) offset: u64,
+    /// Byte offset just past the line (and its line break).
+    pub(crate) end: u64,
+    /// The line with its line break; empty for an over-long line.
+    pub(crate) bytes: &'a [u8],
+    /// The length of a line longer than [`MAX_LINE_BYTES`] (without its line break),
+    /// which is read to its end but not buffered.
+    pub(crate) too_long: Option<u64>,
+}
+
+impl CutLine<'_> {
+    /// The line's length without its line break.
+    pub(crate) fn len(&self) -> u64 {
+        self.too_long
+            .unwrap_or_else(|| self.bytes.strip_suffix(b"\n").unwrap_or(self.bytes).len() as u64)
+    }
+}
+
+/// Cuts a JSON Lines input into lines, calling `on_line` for each until it returns
+/// `false`. A line over [`MAX_LINE_BYTES`] is counted and skipped without buffering it.
+pub(crate) fn cut_lines<R: BufRead>(
     mut reader: R,
-    tx: Sender<Input>,
-    bytes: &std::sync::atomic::AtomicU64,
-    skip: u64,
+    mut on_line: impl FnMut(CutLine<'_>) -> bool,
 ) -> Result<(), ImportError> {
-    let mut chunk = Vec::with_capacity(CHUNK_LINES);
-    let mut line_no = 0u64;
+    let mut number = 0u64;
     let mut total = 0u64;
     let mut buf = Vec::new();
     loop {
@@ -217,14 +257,12 @@ pub(crate) fn read_json_lines<R: BufRead>(
             .read_until(b'\n', &mut buf)
             .map_err(io_error)?;
         if n == 0 {
-            break;
+            return Ok(());
         }
+        let offset = total;
         total += n as u64;
-        line_no += 1;
-        // Applied by an interrupted import of this input: read (an over-long line to its
-        // end) but not sent.
-        let applied = line_no <= skip;
-        if buf.len() > MAX_LINE_BYTES && buf.last() != Some(&b'\n') {
+        number += 1;
+        let line = if buf.len() > MAX_LINE_BYTES && buf.last() != Some(&b'\n') {
             // Skip the rest of an over-long line without buffering it (but count it).
             let mut len = buf.len() as u64;
             let mut sink = Vec::new();
@@ -243,44 +281,81 @@ pub(crate) fn read_json_lines<R: BufRead>(
             if sink.last() == Some(&b'\n') {
                 len -= 1;
             }
-            if !applied {
-                chunk.push((
-                    line_no,
-                    Err(RejectReason {
-                        field: None,
-                        message: format!(
-                        "line of {len} bytes is longer than the limit of {MAX_LINE_BYTES} bytes"
-                    ),
-                    }),
-                ));
+            CutLine {
+                number,
+                offset,
+                end: total,
+                bytes: &[],
+                too_long: Some(len),
             }
-        } else if !applied {
-            match std::str::from_utf8(&buf) {
-                Ok(s) => {
-                    let s = s.trim_end_matches(['\n', '\r']);
-                    if s.trim().is_empty() {
-                        continue;
-                    }
-                    chunk.push((line_no, Ok(s.to_string())));
-                }
-                Err(e) => chunk.push((
-                    line_no,
-                    Err(RejectReason {
-                        field: None,
-                        message: format!(
-                            "invalid UTF-8 at byte offset {} of the line",
-                            e.valid_up_to()
-                        ),
-                    }),
-                )),
+        } else {
+            CutLine {
+                number,
+                offset,
+                end: total,
+                bytes: &buf,
+                too_long: None,
             }
-        }
-        bytes.store(total, std::sync::atomic::Ordering::Relaxed);
-        if chunk.len() == CHUNK_LINES && tx.send(Input::Json(std::mem::take(&mut chunk))).is_err() {
+        };
+        if !on_line(line) {
             return Ok(());
         }
     }
-    if !chunk.is_empty() {
+}
+
+/// What an import hands the parsers for a line: its text, or why it is refused before
+/// parsing (too long, not UTF-8); `None` for a blank line, which is skipped.
+pub(crate) fn line_input(
+    bytes: &[u8],
+    too_long: Option<u64>,
+) -> Option<Result<String, RejectReason>> {
+    if let Some(len) = too_long {
+        return Some(Err(RejectReason {
+            field: None,
+            message: format!(
+                "line of {len} bytes is longer than the limit of {MAX_LINE_BYTES} bytes"
+            ),
+        }));
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(s) => {
+            let s = s.trim_end_matches(['\n', '\r']);
+            (!s.trim().is_empty()).then(|| Ok(s.to_string()))
+        }
+        Err(e) => Some(Err(RejectReason {
+            field: None,
+            message: format!(
+                "invalid UTF-8 at byte offset {} of the line",
+                e.valid_up_to()
+            ),
+        })),
+    }
+}
+
+/// Sends a JSON Lines input to the parsers in chunks, in file order, leaving out the
+/// lines `applied` names (applied by an interrupted import of the same input).
+pub(crate) fn read_json_lines<R: BufRead>(
+    reader: R,
+    tx: Sender<Input>,
+    bytes: &std::sync::atomic::AtomicU64,
+    applied: &AppliedLines,
+) -> Result<(), ImportError> {
+    let mut chunk = Vec::with_capacity(CHUNK_LINES);
+    let mut stopped = false;
+    cut_lines(reader, |line| {
+        if !applied.contains(line.number) {
+            if let Some(input) = line_input(line.bytes, line.too_long) {
+                chunk.push((line.number, input));
+            }
+        }
+        bytes.store(line.end, std::sync::atomic::Ordering::Relaxed);
+        if chunk.len() == CHUNK_LINES && tx.send(Input::Json(std::mem::take(&mut chunk))).is_err() {
+            stopped = true;
+            return false;
+        }
+        true
+    })?;
+    if !stopped && !chunk.is_empty() {
         let _ = tx.send(Input::Json(chunk));
     }
     Ok(())

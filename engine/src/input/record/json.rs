@@ -1,6 +1,6 @@
 //! JSON record parsing with per-field errors.
 
-use super::lite::{Lite, Object};
+use super::lite::{IdentityPart, Lite, Object};
 use super::{
     is_name, Event, FieldWarning, Identifier, ParsedRecord, Record, ShortText, Value,
     NUMBER_ATTRIBUTES,
@@ -85,21 +85,18 @@ pub fn parse_json_record(
 /// and the default region), scopes are not applied, and a record the parse would reject
 /// still names its identifiers. Blocked values are left out, as the parse leaves them out.
 pub(crate) fn candidate_identifiers(line: &str, config: &Config) -> Vec<Identifier> {
-    let Ok(Lite::Object(mut obj)) = Lite::parse(line) else {
+    let Some(part) = IdentityPart::parse(line) else {
         return Vec::new();
     };
-    let country = match obj.take("attributes") {
-        Some(Lite::Object(mut attributes)) => match attributes.take("country") {
-            Some(Lite::String(c)) => normalize::country(&c),
-            _ => None,
-        },
+    let country = match &part.country {
+        Some(Lite::String(c)) => normalize::country(c),
         _ => None,
     };
     let mut regions = vec![config.default_region.as_deref()];
     if country.is_some() && country != config.default_region.as_deref() {
         regions.push(country);
     }
-    let Some(Lite::Object(map)) = obj.take("identifiers") else {
+    let Some(Lite::Object(map)) = part.identifiers else {
         return Vec::new();
     };
     let mut out: Vec<Identifier> = Vec::new();

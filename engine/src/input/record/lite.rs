@@ -195,6 +195,128 @@ impl<'de> Deserialize<'de> for Key<'de> {
     }
 }
 
+/// The parts of a record line that decide its identifiers, parsed without building the
+/// rest: the last `identifiers` value and the last `attributes.country` value (the values
+/// [`Object::take`] gives). Everything else is checked as JSON and skipped. For the
+/// grouping pass of a file import, which reads every line before the real parse.
+#[derive(Debug, Default)]
+pub(crate) struct IdentityPart<'a> {
+    pub(crate) identifiers: Option<Lite<'a>>,
+    pub(crate) country: Option<Lite<'a>>,
+}
+
+impl<'a> IdentityPart<'a> {
+    /// Parses a line; `None` if it is not JSON or not an object (the parse rejects it).
+    pub(crate) fn parse(text: &'a str) -> Option<IdentityPart<'a>> {
+        serde_json::from_str(text).ok()
+    }
+}
+
+/// The object keys [`IdentityPart`] looks at.
+enum PartKey {
+    Identifiers,
+    Attributes,
+    Country,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for PartKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = PartKey;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object key")
+            }
+            fn visit_str<E>(self, key: &str) -> Result<PartKey, E> {
+                Ok(match key {
+                    "identifiers" => PartKey::Identifiers,
+                    "attributes" => PartKey::Attributes,
+                    "country" => PartKey::Country,
+                    _ => PartKey::Other,
+                })
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for IdentityPart<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct PartVisitor;
+        impl<'de> Visitor<'de> for PartVisitor {
+            type Value = IdentityPart<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut part = IdentityPart::default();
+                while let Some(key) = map.next_key::<PartKey>()? {
+                    match key {
+                        PartKey::Identifiers => part.identifiers = Some(map.next_value()?),
+                        PartKey::Attributes => part.country = map.next_value::<CountryOf>()?.0,
+                        PartKey::Country | PartKey::Other => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(part)
+            }
+        }
+        deserializer.deserialize_map(PartVisitor)
+    }
+}
+
+/// The last `country` of an `attributes` value (`None` when it is not an object).
+struct CountryOf<'a>(Option<Lite<'a>>);
+
+impl<'de> Deserialize<'de> for CountryOf<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct CountryVisitor;
+        impl<'de> Visitor<'de> for CountryVisitor {
+            type Value = CountryOf<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any valid JSON value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut country = None;
+                while let Some(key) = map.next_key::<PartKey>()? {
+                    match key {
+                        PartKey::Country => country = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(CountryOf(country))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(CountryOf(None))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(CountryOf(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(CountryOf(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(CountryOf(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(CountryOf(None))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(CountryOf(None))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(CountryOf(None))
+            }
+        }
+        deserializer.deserialize_any(CountryVisitor)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -155,3 +155,72 @@ proptest! {
         prop_assert_eq!(direct, via_value, "{}", line);
     }
 }
+
+/// A record whose identifiers depend on its region, scopes and duplicate keys: national
+/// phones, countries in several forms (or dropped by a scope), identifiers given twice.
+fn identity_record() -> impl Strategy<Value = String> {
+    let ids = object(
+        &["phone", "email", "crm_id"],
+        any_of(&[
+            "\"0612345678\"",
+            "\"(415) 555-2671\"",
+            "\"+31 6 1234 5678\"",
+            "\" Jane@Example.com \"",
+            "[\"020 123 4567\",\"x\"]",
+            "12345",
+        ]),
+        3,
+    );
+    let attributes = object(
+        &["country", "city"],
+        any_of(&[
+            "\"NL\"",
+            "\"Netherlands\"",
+            "\"US\"",
+            "\"Atlantis\"",
+            "\"1990-01-02\"",
+            "40",
+            "null",
+        ]),
+        3,
+    );
+    (
+        any_of(&["\"crm\"", "\"facebook\"", "\"twitter\""]),
+        any_of(&[
+            "",
+            ",\"scopes\":[\"email\"]",
+            ",\"scopes\":[\"email\",\"user_location\"]",
+        ]),
+        proptest::collection::vec(ids, 1..3),
+        proptest::collection::vec(attributes, 0..3),
+    )
+        .prop_map(|(source, scopes, ids, attributes)| {
+            let mut fields = vec![format!("\"source\":{source}")];
+            fields.extend(ids.iter().map(|i| format!("\"identifiers\":{i}")));
+            fields.extend(attributes.iter().map(|a| format!("\"attributes\":{a}")));
+            format!("{{{}{scopes}}}", fields.join(","))
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("CIDB_JSON_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(512)
+    ))]
+    /// The grouping pass of a file import may link more records than the parse would,
+    /// never fewer: every identifier the parse gives is among the candidates, whatever
+    /// the scopes drop, the country says or the default region is.
+    #[test]
+    fn candidate_identifiers_hold_every_parsed_identifier(
+        line in prop_oneof![record(), identity_record()],
+        region in proptest::option::of(any_of(&["NL", "US"])),
+    ) {
+        let mut config = Config::default();
+        config.default_region = region;
+        let candidates = candidate_identifiers(&line, &config);
+        if let Ok(parsed) = parse_json_record(&line, &config, 7) {
+            for id in &parsed.record.identifiers {
+                prop_assert!(candidates.contains(id), "{:?} missing for {}", id, line);
+            }
+        }
+    }
+}

@@ -82,3 +82,17 @@ fn bad_identifier_is_a_warning_when_another_is_usable() {
     assert_eq!(p.record.identifiers.len(), 1);
     assert_eq!(p.warnings[0].field, "identifiers.phone");
 }
+
+#[test]
+fn candidates_of_a_national_phone_cover_the_records_country() {
+    let config = Config::default();
+    let line =
+        r#"{"source":"crm","identifiers":{"phone":"0612345678"},"attributes":{"country":"NL"}}"#;
+    let parsed = parse(line).unwrap();
+    assert_eq!(parsed.record.identifiers[0].value, "+31612345678");
+    let candidates = candidate_identifiers(line, &config);
+    assert!(
+        candidates.contains(&parsed.record.identifiers[0]),
+        "{candidates:?}"
+    );
+}

@@ -216,3 +216,33 @@ fn a_grouped_import_lists_its_earliest_problems_by_line() {
     let listed: Vec<u64> = report.warnings.iter().map(|w| w.line).collect();
     assert_eq!(listed, (1..=limit).collect::<Vec<_>>());
 }
+
+/// A file handed over past its first line is imported from there, as `import_jsonl`
+/// would read it: lines are read back at the file's own offsets.
+#[test]
+fn a_grouped_import_starts_at_the_files_cursor() {
+    use std::io::{Read, Seek};
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let lines = [
+        "not a record at all",
+        r#"{"source":"crm","identifiers":{"email":"a@x.com"},"attributes":{"city":"Delft"}}"#,
+        r#"{"source":"crm","identifiers":{"email":"b@x.com"}}"#,
+        r#"{"source":"web","identifiers":{"email":"a@x.com"},"events":[{"type":"view","at":"2026-01-01T00:00:00Z"}]}"#,
+    ];
+    std::fs::write(file.path(), lines.join("\n")).unwrap();
+    let mut handle = std::fs::File::open(file.path()).unwrap();
+    let mut first = [0u8; 20];
+    handle.read_exact(&mut first).unwrap();
+    assert_eq!(handle.stream_position().unwrap(), 20);
+    let (_dir, db) = super::fresh();
+    let report = db
+        .import_jsonl_file(&handle, &ImportOptions::default(), &mut |_| {})
+        .unwrap();
+    assert_eq!((report.records, report.rejected_count), (3, 0));
+    let a = db
+        .lookup(&Lookup::Email("a@x.com".into()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(a.profile.records, 2);
+    assert_eq!(a.events.len(), 1);
+}

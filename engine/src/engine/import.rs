@@ -52,8 +52,16 @@ impl Engine {
         let applied = self.applied_lines(options)?;
         let scanned = std::sync::atomic::AtomicU64::new(0);
         let started = std::time::Instant::now();
+        // The import starts at the file's cursor (as `import_jsonl` would); lines are
+        // read back at absolute offsets.
+        let base = {
+            use std::io::Seek;
+            let mut cursor = file;
+            cursor.stream_position().map_err(io_error)?
+        };
         let spans = group_lines(
             reader(),
+            base,
             self.import_threads(),
             &applied,
             &|texts| self.link_candidates(texts),
@@ -282,7 +290,7 @@ impl Engine {
                     .map_err(|e| ImportError::Ingest(e.into()))?;
             }
             if !applied.is_empty() {
-                report.resumed_after_line = Some(applied.through());
+                report.resumed_after_line = Some(applied.through()).filter(|&line| line > 0);
                 report.resumed_skipped_lines = Some(applied.len());
             }
             Ok(report)

@@ -197,6 +197,13 @@ impl Engine {
                 )?;
                 let (resolved, overlay) = match planned {
                     Planned::Nothing(report) => {
+                        // A grouped import records these lines on their own: no later
+                        // batch's lines cover them.
+                        if let (Some(ImportProgress::Grouped(key)), BatchLines::Lines(lines)) =
+                            (import, &lines)
+                        {
+                            self.store.record_import_lines(key, lines)?;
+                        }
                         // Nothing to write; report it in order, after the batch before.
                         if let Some(f) = in_flight.take() {
                             done(finish(f)?);

@@ -108,9 +108,6 @@ impl IngestReport {
         for w in other.warnings {
             keep_first_lines(&mut self.warnings, w, |w| w.line);
         }
-        // Listed by line (a grouped import applies lines out of file order).
-        self.rejected.sort_by_key(|r| r.line);
-        self.warnings.sort_by_key(|w| w.line);
         for (source, fields) in other.dropped_by_scope {
             let mine = self.dropped_by_scope.entry(source).or_default();
             for (f, n) in fields {
@@ -120,20 +117,55 @@ impl IngestReport {
     }
 }
 
-/// Lists `item` if it is among the [`MAX_LISTED_PROBLEMS`] earliest lines seen: a full
-/// list gives up its latest line for an earlier one. In file order that never happens;
-/// a grouped import applies lines out of order. Problems of one line stay in the order
-/// they were found.
+/// Lists `item` if it is among the [`MAX_LISTED_PROBLEMS`] earliest lines seen. The list
+/// stays sorted by line (problems of one line in the order they were found), so a full
+/// list only compares with its last entry: in file order that is all it ever does; a
+/// grouped import applies lines out of order, and an earlier line replaces the latest.
 fn keep_first_lines<T>(list: &mut Vec<T>, item: T, line: impl Fn(&T) -> u64) {
-    if list.len() < MAX_LISTED_PROBLEMS {
-        list.push(item);
-        return;
+    let at = line(&item);
+    if list.len() >= MAX_LISTED_PROBLEMS {
+        match list.last() {
+            Some(latest) if at < line(latest) => {
+                list.pop();
+            }
+            _ => return,
+        }
     }
-    let latest = (0..list.len())
-        .max_by_key(|&i| line(&list[i]))
-        .expect("a full list");
-    if line(&item) < line(&list[latest]) {
-        list.remove(latest);
-        list.push(item);
+    let position = list.partition_point(|x| line(x) <= at);
+    list.insert(position, item);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever order lines come in, across batches, the report lists the earliest
+        /// lines' problems, by line, each line's in the order they were found.
+        #[test]
+        fn reports_list_the_earliest_lines_in_order(
+            batches in proptest::collection::vec(
+                proptest::collection::vec(0..3_000u64, 0..1_200),
+                1..4,
+            ),
+        ) {
+            let mut total = IngestReport::default();
+            let mut all = Vec::new();
+            for (b, lines) in batches.iter().enumerate() {
+                let mut report = IngestReport::default();
+                for (i, &line) in lines.iter().enumerate() {
+                    let reason = format!("{b}/{i}");
+                    report.warn(line, "f".into(), reason.clone());
+                    all.push((line, reason));
+                }
+                total.absorb(report);
+            }
+            all.sort_by_key(|(line, _)| *line);
+            all.truncate(MAX_LISTED_PROBLEMS);
+            let listed: Vec<(u64, String)> =
+                total.warnings.iter().map(|w| (w.line, w.reason.clone())).collect();
+            prop_assert_eq!(listed, all);
+        }
     }
 }

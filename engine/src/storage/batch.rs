@@ -2,7 +2,7 @@
 //! `apply_batch` (`Store::apply`).
 
 use super::progress::{
-    idempotency_key, import_lines_key, import_progress_key, IdempotencyEntry, ImportKey,
+    idempotency_key, import_lines_entry, import_progress_key, IdempotencyEntry, ImportKey,
 };
 use super::SEALED_ENTRY_CAPACITY;
 use super::{codec, keys, Counters, EventChunk, MergeLogEntry, Store};
@@ -33,12 +33,9 @@ impl WriteBatch {
     /// Records, in the batch itself, the lines of a grouped import that it applies
     /// (not a run from the start of the input, see [`super::AppliedLines`]).
     pub(crate) fn put_import_lines(&mut self, import: &ImportKey, lines: &roaring::RoaringTreemap) {
-        let Some(first) = lines.min() else { return };
-        let mut bytes = Vec::with_capacity(lines.serialized_size());
-        lines
-            .serialize_into(&mut bytes)
-            .expect("serializing to a Vec");
-        self.batch.insert(import_lines_key(import, first), bytes);
+        if let Some((key, value)) = import_lines_entry(import, lines) {
+            self.batch.insert(key, value);
+        }
     }
 }
 

@@ -128,6 +128,19 @@ impl Store {
         Ok(applied)
     }
 
+    /// Records lines of a grouped import that a batch which wrote nothing applied (all
+    /// rejected), so that a rerun leaves them out too. Durable with the next flush.
+    pub(crate) fn record_import_lines(
+        &self,
+        import: &ImportKey,
+        lines: &roaring::RoaringTreemap,
+    ) -> Result<(), StorageError> {
+        if let Some((key, value)) = import_lines_entry(import, lines) {
+            self.db.insert(key, value)?;
+        }
+        Ok(())
+    }
+
     /// Forgets an import's progress once it finished; durable.
     pub(crate) fn clear_import_progress(&self, import: &ImportKey) -> Result<(), StorageError> {
         let mut batch = sled::Batch::default();
@@ -141,12 +154,21 @@ impl Store {
     }
 }
 
-/// The key of one batch's lines of a grouped import: the import's progress key, `/`,
-/// and the batch's first line (big-endian), which no other batch of it applies.
-pub(super) fn import_lines_key(import: &ImportKey, first_line: u64) -> Vec<u8> {
+/// The entry of one batch's lines of a grouped import (`None` for no lines): under the
+/// import's progress key, `/`, and the batch's first line (big-endian), which no other
+/// batch of it applies; the lines as a serialized `RoaringTreemap`.
+pub(super) fn import_lines_entry(
+    import: &ImportKey,
+    lines: &roaring::RoaringTreemap,
+) -> Option<(Vec<u8>, Vec<u8>)> {
+    let first = lines.min()?;
     let mut key = import_lines_prefix(import);
-    key.extend_from_slice(&first_line.to_be_bytes());
-    key
+    key.extend_from_slice(&first.to_be_bytes());
+    let mut value = Vec::with_capacity(lines.serialized_size());
+    lines
+        .serialize_into(&mut value)
+        .expect("serializing to a Vec");
+    Some((key, value))
 }
 
 fn import_lines_prefix(import: &ImportKey) -> Vec<u8> {

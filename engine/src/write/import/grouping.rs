@@ -73,11 +73,12 @@ pub(crate) struct Linked {
 }
 
 /// Reads the file once and returns its non-blank lines (except those `applied` names) in
-/// the order to apply them. `link` gives the [`Linked`] of a chunk of record texts; it
-/// runs on `threads` threads. `scanned` counts the bytes read; `on_scanned` sees it
-/// grow (on the calling thread).
+/// the order to apply them. `reader` starts at byte `base` of the file. `link` gives the
+/// [`Linked`] of a chunk of record texts; it runs on `threads` threads. `scanned` counts
+/// the bytes read; `on_scanned` sees it grow (on the calling thread).
 pub(crate) fn group_lines<R: BufRead + Send>(
     reader: R,
+    base: u64,
     threads: usize,
     applied: &AppliedLines,
     link: &(dyn Fn(&[String]) -> Vec<Linked> + Sync),
@@ -101,7 +102,7 @@ pub(crate) fn group_lines<R: BufRead + Send>(
                 };
                 let span = Span {
                     line: line.number,
-                    offset: line.offset,
+                    offset: base + line.offset,
                     len: line.len(),
                 };
                 chunk.push((span, input.ok()));
@@ -218,26 +219,29 @@ impl Groups {
     /// line), each group's lines in file order.
     fn order(mut self) -> Vec<Span> {
         self.key_nodes = Default::default();
+        // Each root's sort key: the smallest profile it reaches (below 2^32), else 2^32
+        // plus its first line; u64::MAX until known.
+        let mut rank = vec![u64::MAX; self.parent.len()];
         let profiles: Vec<(ProfileId, u32)> = self.profile_nodes.drain().collect();
-        // Each root's sort key: (0, smallest profile) or (1, first line).
-        let mut rank: foldhash::HashMap<u32, (u8, u64)> = Default::default();
         for (pid, node) in profiles {
-            let root = self.find(node);
-            let entry = rank.entry(root).or_insert((0, u64::from(pid)));
-            entry.1 = entry.1.min(u64::from(pid));
+            let root = self.find(node) as usize;
+            rank[root] = rank[root].min(u64::from(pid));
         }
         let mut records = std::mem::take(&mut self.records);
         records.sort_unstable_by_key(|(span, _)| span.line);
-        let mut keyed: Vec<((u8, u64), u64, Span)> = records
+        let mut keyed: Vec<(u64, Span)> = records
             .into_iter()
             .map(|(span, node)| {
-                let root = self.find(node);
-                let key = *rank.entry(root).or_insert((1, span.line));
-                (key, span.line, span)
+                let root = self.find(node) as usize;
+                if rank[root] == u64::MAX {
+                    rank[root] = (1 << 32) + span.line;
+                }
+                (rank[root], span)
             })
             .collect();
-        keyed.sort_unstable_by_key(|(key, line, _)| (*key, *line));
-        keyed.into_iter().map(|(_, _, span)| span).collect()
+        drop((rank, std::mem::take(&mut self.parent)));
+        keyed.sort_unstable_by_key(|(key, span)| (*key, span.line));
+        keyed.into_iter().map(|(_, span)| span).collect()
     }
 }
 

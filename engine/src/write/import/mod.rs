@@ -2,7 +2,8 @@
 //! parser threads parse and normalize them in parallel (crossbeam channels), and the
 //! calling thread applies them in input order, one atomic batch per
 //! `Config::import_batch_records` records (the first few smaller, see `batch_sizes`).
-//! Memory stays bounded by the channel depth whatever the file size.
+//! Memory stays bounded by the channel depth whatever the input size, except in the
+//! grouping pass of a file import (`grouping`), which holds a few dozen bytes per line.
 
 pub(crate) mod csv_records;
 pub(crate) mod grouping;

@@ -214,8 +214,10 @@ proptest! {
         line in prop_oneof![record(), identity_record()],
         region in proptest::option::of(any_of(&["NL", "US"])),
     ) {
-        let mut config = Config::default();
-        config.default_region = region;
+        let config = Config {
+            default_region: region,
+            ..Config::default()
+        };
         let candidates = candidate_identifiers(&line, &config);
         if let Ok(parsed) = parse_json_record(&line, &config, 7) {
             for id in &parsed.record.identifiers {

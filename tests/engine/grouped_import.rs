@@ -178,12 +178,8 @@ fn run(stored: Vec<Rec>, lines: Vec<Line>) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-fn cases() -> u32 {
-    crate::support::env_number("CIDB_MODEL_CASES", 24)
-}
-
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: super::model::cases(), ..ProptestConfig::default() })]
     #[test]
     fn a_grouped_import_lands_as_one_in_file_order(
         stored in proptest::collection::vec(rec(), 0..5),

@@ -297,7 +297,7 @@ fn run(batches: Vec<(Vec<Rec>, bool, Via)>) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-fn cases() -> u32 {
+pub(super) fn cases() -> u32 {
     crate::support::env_number("CIDB_MODEL_CASES", 24)
 }
 

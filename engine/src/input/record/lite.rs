@@ -249,22 +249,35 @@ impl<'de> Deserialize<'de> for IdentityPart<'de> {
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a JSON object")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
                 let mut part = IdentityPart::default();
-                while let Some(key) = map.next_key::<PartKey>()? {
+                each_key(map, |key, map| {
                     match key {
                         PartKey::Identifiers => part.identifiers = Some(map.next_value()?),
                         PartKey::Attributes => part.country = map.next_value::<CountryOf>()?.0,
-                        PartKey::Country | PartKey::Other => {
-                            map.next_value::<serde::de::IgnoredAny>()?;
-                        }
+                        PartKey::Country | PartKey::Other => return Ok(false),
                     }
-                }
+                    Ok(true)
+                })?;
                 Ok(part)
             }
         }
         deserializer.deserialize_map(PartVisitor)
     }
+}
+
+/// Walks a map's keys in order: `take` reads the value of a key it wants (and says
+/// `true`); the values of the others are checked as JSON and skipped.
+fn each_key<'de, A: MapAccess<'de>>(
+    mut map: A,
+    mut take: impl FnMut(PartKey, &mut A) -> Result<bool, A::Error>,
+) -> Result<(), A::Error> {
+    while let Some(key) = map.next_key::<PartKey>()? {
+        if !take(key, &mut map)? {
+            map.next_value::<serde::de::IgnoredAny>()?;
+        }
+    }
+    Ok(())
 }
 
 /// The last `country` of an `attributes` value (`None` when it is not an object).
@@ -278,16 +291,15 @@ impl<'de> Deserialize<'de> for CountryOf<'de> {
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("any valid JSON value")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
                 let mut country = None;
-                while let Some(key) = map.next_key::<PartKey>()? {
-                    match key {
-                        PartKey::Country => country = Some(map.next_value()?),
-                        _ => {
-                            map.next_value::<serde::de::IgnoredAny>()?;
-                        }
-                    }
-                }
+                each_key(map, |key, map| {
+                    let PartKey::Country = key else {
+                        return Ok(false);
+                    };
+                    country = Some(map.next_value()?);
+                    Ok(true)
+                })?;
                 Ok(CountryOf(country))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {

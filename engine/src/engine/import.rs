@@ -13,6 +13,7 @@ use crate::write::import::{
     Parsed, Progress, CHUNK_LINES,
 };
 use crate::write::ingest::ImportProgress;
+use crate::write::state::WriterState;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use std::io::{BufRead, Read};
 
@@ -24,8 +25,10 @@ impl Engine {
         options: &ImportOptions,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<IngestReport, ImportError> {
+        let mut writer = self.writer.lock().expect("writer lock");
         let applied = self.applied_lines(options)?;
         self.run_pipeline(
+            &mut writer,
             progress,
             |tx, bytes| read_json_lines(reader, tx, bytes, &applied),
             options,
@@ -49,6 +52,9 @@ impl Engine {
         if options.in_file_order {
             return self.import_jsonl(reader(), options, progress);
         }
+        // Held from the grouping pass on: no other write can link two groups between the
+        // passes (which would apply their lines out of file order).
+        let mut writer = self.writer.lock().expect("writer lock");
         let applied = self.applied_lines(options)?;
         let scanned = std::sync::atomic::AtomicU64::new(0);
         let started = std::time::Instant::now();
@@ -80,6 +86,7 @@ impl Engine {
             "grouping pass done"
         );
         self.run_pipeline(
+            &mut writer,
             &mut |p| progress(Progress { scanned, ..p }),
             |tx, bytes| read_grouped(file, &spans, tx, bytes),
             options,
@@ -174,8 +181,10 @@ impl Engine {
         };
         let header: Vec<&str> = header.iter().map(String::as_str).collect();
         let layout = mapping.layout(&header).map_err(ImportError::CsvHeader)?;
+        let mut writer = self.writer.lock().expect("writer lock");
         let applied = self.applied_lines(options)?;
         self.run_pipeline(
+            &mut writer,
             progress,
             |tx, bytes| {
                 let mut chunk = Vec::with_capacity(CHUNK_LINES);
@@ -202,11 +211,13 @@ impl Engine {
         )
     }
 
-    /// Parses what `read` sends on parser threads and applies it in batches. `applied`
+    /// Parses what `read` sends on parser threads and applies it in batches, under the
+    /// writer lock (`writer`, which the caller took before reading `applied`). `applied`
     /// are the lines an interrupted import of the same input applied (`read` leaves
     /// them out); `order` says how the batches record their lines for a rerun.
     fn run_pipeline<F>(
         &self,
+        writer: &mut WriterState,
         progress: &mut dyn FnMut(Progress),
         read: F,
         options: &ImportOptions,
@@ -272,7 +283,7 @@ impl Engine {
                 (!batch.is_empty()).then_some(batch)
             });
             let mut applied_records = 0u64;
-            let report = self.ingest_batches(batches.by_ref(), resume, &mut |committed| {
+            let report = self.ingest_batches(writer, batches.by_ref(), resume, &mut |committed| {
                 applied_records += committed.records;
                 progress(Progress {
                     records: applied_records,

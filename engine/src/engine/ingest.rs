@@ -134,7 +134,8 @@ impl Engine {
         }
     }
 
-    /// Ingests a stream of batches, each atomic and durable before the next is applied,
+    /// Ingests a stream of batches (under the writer lock, which the caller holds), each
+    /// atomic and durable before the next is applied,
     /// resolving each batch while the previous one commits. `on_committed` sees each
     /// batch's report once it is durable.
     ///
@@ -142,13 +143,12 @@ impl Engine {
     /// it covers, so a rerun of the same input after a crash leaves them out.
     pub(crate) fn ingest_batches(
         &self,
+        w: &mut WriterState,
         mut batches: impl Iterator<Item = ParsedBatch>,
         import: Option<ImportProgress<'_>>,
         on_committed: &mut dyn FnMut(&IngestReport),
     ) -> Result<IngestReport, IngestError> {
-        let mut w = self.writer.lock().expect("writer lock");
         let mut counters = w.counters.clone();
-        let w = &mut *w;
         let (job_tx, job_rx) = bounded::<Job>(0);
         std::thread::scope(|scope| {
             scope.spawn(move || {

@@ -14,8 +14,8 @@
 //! file order, so every profile sees its records in the order the file gives, and "the
 //! later ingest wins" breaks ties as in file order. Groups share nothing, so their
 //! order changes no profile: only profile ids and ingest sequence numbers differ from a
-//! file-order import. (A write from elsewhere during the import that links two groups
-//! sees their records in group order, as it would see any interleaving.)
+//! file-order import. The import holds the writer lock from this pass on, so no other
+//! write can link two groups in between.
 //!
 //! **Order.** Groups that reach existing profiles come first, by the smallest such
 //! profile id, so that a batch touches a narrow range of stored keys (an events-only

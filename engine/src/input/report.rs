@@ -55,8 +55,9 @@ pub struct IngestReport {
     pub batches: u64,
     /// For a resumable import that resumed an interrupted import of the same input:
     /// every line up to this one was applied before (`None`: it started at the
-    /// beginning). A grouped import (`Engine::import_jsonl_file`) applies lines out of
-    /// file order, so it may have applied later lines too: see `resumed_skipped_lines`.
+    /// beginning, or line 1 was not applied). A grouped import
+    /// (`Engine::import_jsonl_file`) applies lines out of file order and does not record
+    /// blank lines, so this is a lower bound: see `resumed_skipped_lines`.
     pub resumed_after_line: Option<u64>,
     /// For a resumed import: how many input lines the interrupted one had applied,
     /// which this one left out.

@@ -213,10 +213,13 @@ pub fn import(global: &Global, args: ImportArgs) -> anyhow::Result<()> {
     }
     .with_context(|| format!("import of {} stopped", args.file.display()))?;
     bar.finish_and_clear();
-    if let (Some(through), Some(lines)) = (report.resumed_after_line, report.resumed_skipped_lines)
-    {
+    if let Some(lines) = report.resumed_skipped_lines {
+        let through = report
+            .resumed_after_line
+            .map(|line| format!(" (every line up to {line} among them)"))
+            .unwrap_or_default();
         eprintln!(
-            "resumed an interrupted import of this file: its {lines} lines applied before were left out (every line up to {through} among them)"
+            "resumed an interrupted import of this file: its {lines} lines applied before were left out{through}"
         );
     }
     if args.compact {

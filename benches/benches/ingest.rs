@@ -5,7 +5,10 @@
 //!   database in a temp dir. Dataset size: `CIDB_BENCH_PERSONS` (default 20,000 persons).
 //! - `ingest/import`: the same records as JSON Lines through `Engine::import_jsonl`, the
 //!   importers' path: parsing on parser threads, each batch resolved while the one
-//!   before commits (what `cidb import` does, minus reading the file).
+//!   before commits (`cidb import --in-file-order`, minus reading the file).
+//! - `ingest/import_file`: the same lines from a temp file through
+//!   `Engine::import_jsonl_file` (what `cidb import FILE` does): the grouping pass, then
+//!   the lines group by group.
 //! - `ingest/events_only`: events per second of the live stream (`cidb generate
 //!   --events-only`: small records of one identifier and one to three events, for persons
 //!   of the same seed) imported onto a database of `CIDB_BENCH_PERSONS` persons (built once
@@ -60,6 +63,25 @@ fn ingest(c: &mut Criterion) {
             },
         )
     });
+    let file = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(file.path(), &lines).expect("write the lines");
+    group.bench_with_input(
+        BenchmarkId::new("import_file", n),
+        file.path(),
+        |b, path| {
+            b.iter_with_setup(
+                || tempfile::tempdir().expect("temp dir"),
+                |dir| {
+                    let db = Engine::open(dir.path()).expect("open");
+                    let input = std::fs::File::open(path).expect("open the lines");
+                    db.import_jsonl_file(&input, &Default::default(), &mut |_| {})
+                        .expect("import");
+                    drop(db);
+                    dir
+                },
+            )
+        },
+    );
     group.finish();
 }
 

@@ -96,7 +96,7 @@ impl Engine {
     }
 
     /// The candidate link keys of record texts and the live profiles holding them.
-    fn link_candidates(&self, texts: &[String]) -> Vec<Linked> {
+    fn link_candidates(&self, texts: &[&str]) -> Vec<Linked> {
         let config = self.config();
         let mut linked: Vec<Linked> = texts
             .iter()

@@ -81,7 +81,7 @@ pub(crate) fn group_lines<R: BufRead + Send>(
     base: u64,
     threads: usize,
     applied: &AppliedLines,
-    link: &(dyn Fn(&[String]) -> Vec<Linked> + Sync),
+    link: &(dyn Fn(&[&str]) -> Vec<Linked> + Sync),
     scanned: &AtomicU64,
     on_scanned: &mut dyn FnMut(u64),
 ) -> Result<Vec<Span>, ImportError> {
@@ -123,7 +123,7 @@ pub(crate) fn group_lines<R: BufRead + Send>(
                 for chunk in rx {
                     let (spans, texts): (Vec<Span>, Vec<Option<String>>) =
                         chunk.into_iter().unzip();
-                    let known: Vec<String> = texts.iter().flatten().cloned().collect();
+                    let known: Vec<&str> = texts.iter().flatten().map(String::as_str).collect();
                     let mut found = link(&known).into_iter();
                     let linked = texts
                         .iter()

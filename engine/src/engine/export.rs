@@ -62,7 +62,7 @@ impl Engine {
             estimated_total: selection.exported.len(),
         };
         let mut w = writer(options.format, out, batch).map_err(Error::Output)?;
-        let mut seen = SeenHashes::default();
+        let mut seen = SeenHashes::with_capacity(selection.exported.len());
         let (mut profiles, mut skipped) = (0u64, 0u64);
         let mut included = RoaringBitmap::new();
         let builder = self.row_builder(options.format, platform);

@@ -236,7 +236,7 @@ impl Engine {
             profiles: BTreeMap::new(),
             erased: Vec::new(),
         };
-        let mut seen = crate::export::run::SeenHashes::default();
+        let mut seen = crate::export::run::SeenHashes::with_capacity(selection.exported.len());
         let mut added = RoaringBitmap::new();
         let builder = self.row_builder(dest.format, platform);
         let threads = crate::export::ExportOptions::new(dest.format).worker_threads(

@@ -134,20 +134,45 @@ pub struct ExportReport {
 #[derive(Default)]
 pub(crate) struct SeenHashes(HashSet<u128, foldhash::fast::RandomState>);
 
+/// The most hashes [`SeenHashes::with_capacity`] reserves room for up front (about 40 MB).
+const MOST_RESERVED: usize = 2_000_000;
+
 impl SeenHashes {
+    /// A set with room for the hashes of `profiles` rows (about 1.3 each), so a large
+    /// export does not rehash the set as it grows.
+    pub(crate) fn with_capacity(profiles: u64) -> Self {
+        let room = usize::try_from(profiles.saturating_mul(4) / 3).unwrap_or(usize::MAX);
+        SeenHashes(HashSet::with_capacity_and_hasher(
+            room.min(MOST_RESERVED),
+            foldhash::fast::RandomState::default(),
+        ))
+    }
+
     /// Drops from `row` the email and phone hashes written before.
     pub(crate) fn dedupe(&mut self, row: &mut ProfileRow) {
         let seen = &mut self.0;
-        let mut first = |h: &String| {
-            let key = h
-                .get(..32)
-                .and_then(|p| u128::from_str_radix(p, 16).ok())
-                .unwrap_or_default();
-            seen.insert(key)
-        };
+        let mut first = |h: &String| seen.insert(leading_bits(h));
         row.emails.retain(&mut first);
         row.phones.retain(&mut first);
     }
+}
+
+/// The first 128 bits of a hex digest (0 for text that is not hex).
+fn leading_bits(hex: &str) -> u128 {
+    let Some(head) = hex.as_bytes().get(..32) else {
+        return 0;
+    };
+    let mut bits = 0u128;
+    for &c in head {
+        let nibble = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            b'A'..=b'F' => c - b'A' + 10,
+            _ => return 0,
+        };
+        bits = bits << 4 | u128::from(nibble);
+    }
+    bits
 }
 
 /// The members left after policy and suppression, with the counts removed.

@@ -4,6 +4,7 @@
 
 use super::dates::{self, BirthDate};
 use super::geo;
+use std::borrow::Cow;
 use std::str::FromStr;
 use unicode_normalization::UnicodeNormalization;
 use unicode_properties::{GeneralCategoryGroup, UnicodeGeneralCategory};
@@ -176,17 +177,25 @@ const INVISIBLE: [char; 6] = [
 /// The cleaning every field gets first: NFC, invisible characters deleted, Unicode
 /// whitespace trimmed. `None` when nothing (or a placeholder) is left.
 pub fn clean(raw: &str) -> Option<String> {
-    // ASCII is already NFC and holds none of the invisible characters.
-    let s: String = if raw.is_ascii() {
-        raw.to_string()
+    cleaned(raw).map(Cow::into_owned)
+}
+
+/// [`clean`], borrowing `raw` where it needs no change (ASCII: already NFC and without
+/// invisible characters), as stored values nearly always do.
+fn cleaned(raw: &str) -> Option<Cow<'_, str>> {
+    let s = if raw.is_ascii() {
+        Cow::Borrowed(raw.trim())
     } else {
-        raw.nfc().filter(|c| !INVISIBLE.contains(c)).collect()
+        let composed: String = raw.nfc().filter(|c| !INVISIBLE.contains(c)).collect();
+        match composed.trim() {
+            t if t.len() == composed.len() => Cow::Owned(composed),
+            t => Cow::Owned(t.to_string()),
+        }
     };
-    let s = s.trim();
-    if s.is_empty() || is_placeholder(s) {
+    if s.is_empty() || is_placeholder(&s) {
         None
     } else {
-        Some(s.to_string())
+        Some(s)
     }
 }
 
@@ -209,27 +218,31 @@ pub fn normalize(
     region: Option<&str>,
     today: i32,
 ) -> Normalized {
-    let Some(s) = clean(raw) else {
+    let Some(s) = cleaned(raw) else {
         return Normalized::Missing;
     };
-    if field.hashed_for(platform) && field != Field::BirthDate && is_sha256_hex(&s) {
+    let s = s.as_ref();
+    if field.hashed_for(platform) && field != Field::BirthDate && is_sha256_hex(s) {
         return Normalized::Prehashed(s.to_ascii_lowercase());
     }
-    let region = region.map(|r| r.to_ascii_uppercase());
+    let region = region.map(|r| match r.bytes().any(|b| b.is_ascii_lowercase()) {
+        true => Cow::Owned(r.to_ascii_uppercase()),
+        false => Cow::Borrowed(r),
+    });
     let region = region.as_deref();
     match field {
-        Field::Email => email(&s, platform),
-        Field::Phone => phone(&s, platform, region),
-        Field::FirstName | Field::LastName => name(&s, platform),
-        Field::Gender => gender(&s),
-        Field::BirthDate => match dates::parse_birth_date(&s, region, today) {
+        Field::Email => email(s, platform),
+        Field::Phone => phone(s, platform, region),
+        Field::FirstName | Field::LastName => name(s, platform),
+        Field::Gender => gender(s),
+        Field::BirthDate => match dates::parse_birth_date(s, region, today) {
             Ok(d) => Normalized::Date(d),
             Err(why) => Normalized::Invalid(why),
         },
-        Field::City => letters_only(&s),
-        Field::State => state(&s, region),
-        Field::Zip => geo::zip(&s, platform, region),
-        Field::Country => match crate::input::normalize::country(&s) {
+        Field::City => letters_only(s),
+        Field::State => state(s, region),
+        Field::Zip => geo::zip(s, platform, region),
+        Field::Country => match crate::input::normalize::country(s) {
             Some(code) => Normalized::Value(match platform {
                 Platform::Meta => code.to_ascii_lowercase(),
                 Platform::Google => code.to_string(),
@@ -238,7 +251,7 @@ pub fn normalize(
         },
         Field::ExternalId => Normalized::Value(match platform {
             Platform::Meta => s.to_lowercase(),
-            Platform::Google => s,
+            Platform::Google => s.to_string(),
         }),
     }
 }

@@ -124,7 +124,7 @@ fn build_chunk(
     let mut built = Vec::with_capacity(missing.len());
     let mut fresh = Vec::with_capacity(missing.len());
     let mut totals = RowCounts::TOTALS_ZERO;
-    store.visit_live_views(&missing, &mut |profile| {
+    store.visit_live_views(&missing, builder.view_part(), &mut |profile| {
         let mut counts = RowCounts::default();
         let row = builder.row(profile, &mut counts);
         if cache.enabled() {

@@ -6,7 +6,7 @@ use crate::base::digest::sha256_hex;
 use crate::base::kind::IdentifierKind;
 use crate::input::normalize::platform::{normalize, Field, Normalized, Platform};
 use crate::storage::profile::ProfileId;
-use crate::storage::view::{ProfileView, ScalarView};
+use crate::storage::view::{ProfileView, ScalarView, ViewPart};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -121,9 +121,16 @@ pub(crate) struct RowBuilder<'a> {
 impl RowBuilder<'_> {
     /// The row of `profile`, counting every value into `stats`.
     pub(crate) fn row(&self, profile: &ProfileView<'_>, stats: &mut RowCounts) -> ProfileRow {
-        let region = text_attr(profile, "country")
-            .and_then(crate::input::normalize::country)
-            .or(self.default_region);
+        // The person's region: phones not stored in E.164 and the address fields need
+        // it; most rows (emails, stored phones) never do.
+        let region_cell = std::cell::OnceCell::new();
+        let region = || {
+            *region_cell.get_or_init(|| {
+                text_attr(profile, "country")
+                    .and_then(crate::input::normalize::country)
+                    .or(self.default_region)
+            })
+        };
         let mut row = ProfileRow {
             pid: profile.id,
             ..ProfileRow::default()
@@ -138,15 +145,16 @@ impl RowBuilder<'_> {
                 Some(IdentifierKind::CrmId)
                     if row.external_id.is_none() && !self.identifiers_only =>
                 {
-                    row.external_id = self.value(Field::ExternalId, id.value, region, stats);
+                    row.external_id = self.value(Field::ExternalId, id.value, region(), stats);
                     continue;
                 }
                 _ => continue,
             };
             let value = if field == Field::Phone {
-                self.stored_phone(id.value, region, stats)
+                self.stored_phone(id.value, &region, stats)
             } else {
-                self.value(field, id.value, region, stats)
+                // Email rules take no region.
+                self.value(field, id.value, None, stats)
             };
             if let Some(h) = value {
                 if !out.contains(&h) {
@@ -158,6 +166,7 @@ impl RowBuilder<'_> {
             return row;
         }
         let attr = |name| text_attr(profile, name);
+        let region = region();
         if self.platform == Platform::Meta {
             row.gender = attr("gender").and_then(|v| self.value(Field::Gender, v, region, stats));
             row.city = attr("city").and_then(|v| self.value(Field::City, v, region, stats));
@@ -173,20 +182,32 @@ impl RowBuilder<'_> {
         row
     }
 
+    /// What a row reads of each profile: a `hashes` row reads the identifiers alone,
+    /// unless a phone is not stored in E.164 (its rules then take the person's country).
+    pub(crate) fn view_part(&self) -> ViewPart {
+        if self.identifiers_only {
+            ViewPart::Identifiers {
+                needs_scalars: |id| {
+                    IdentifierKind::of(id.kind) == Some(IdentifierKind::Phone)
+                        && stored_e164_digits(id.value).is_none()
+                },
+            }
+        } else {
+            ViewPart::Whole
+        }
+    }
+
     /// A stored phone is already a validated E.164 number (ingest normalized it with the
     /// same library), so only the platform's form is left to make; anything else takes
     /// the full rules.
-    fn stored_phone(
+    fn stored_phone<'r>(
         &self,
         e164: &str,
-        region: Option<&str>,
+        region: &dyn Fn() -> Option<&'r str>,
         stats: &mut RowCounts,
     ) -> Option<String> {
-        let digits = e164
-            .strip_prefix('+')
-            .filter(|d| (8..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()));
-        let Some(digits) = digits else {
-            return self.value(Field::Phone, e164, region, stats);
+        let Some(digits) = stored_e164_digits(e164) else {
+            return self.value(Field::Phone, e164, region(), stats);
         };
         stats.count(Field::Phone, true);
         Some(match self.platform {
@@ -241,6 +262,14 @@ impl RowBuilder<'_> {
     pub(crate) fn counts_field(&self, field: &str) -> bool {
         !self.identifiers_only || field == Field::Email.name() || field == Field::Phone.name()
     }
+}
+
+/// The digits of a phone stored as E.164 (`+` and 8 to 15 digits), which export as
+/// they are.
+fn stored_e164_digits(phone: &str) -> Option<&str> {
+    phone
+        .strip_prefix('+')
+        .filter(|d| (8..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// A scalar text attribute.

@@ -235,6 +235,27 @@ pub(crate) fn decode_packed_borrowed<'b, T: serde::Deserialize<'b>>(
     decode_exact(what, body, varint_read_config()).map(Some)
 }
 
+/// [`decode_packed_borrowed`] of a value's leading fields only: `T` is a prefix of the
+/// packed form (its first fields, in order), and the bytes after them are not read.
+pub(crate) fn decode_packed_prefix<'b, T: serde::Deserialize<'b>>(
+    what: &'static str,
+    bytes: &[u8],
+    body: &'b mut Vec<u8>,
+) -> Result<Option<T>, StorageError> {
+    if bytes.first() != Some(&VALUE_TAG_PACKED) {
+        return Ok(None);
+    }
+    let corrupted = |detail: String| StorageError::Corrupted {
+        what,
+        key: Vec::new(),
+        detail,
+    };
+    decompress_into(&bytes[1..], body).map_err(corrupted)?;
+    let (value, _) = bincode::serde::borrow_decode_from_slice(body, varint_read_config())
+        .map_err(|e| corrupted(e.to_string()))?;
+    Ok(Some(value))
+}
+
 /// The body of a compressed value (after its tag).
 fn decompress(compressed: &[u8]) -> Result<Vec<u8>, String> {
     let mut plain = Vec::new();

@@ -446,25 +446,44 @@ impl<'de> Deserialize<'de> for ListOrigins {
     }
 }
 
-/// The export view of a packed profile, without unpacking it. It fails where
-/// [`Packable::unpack`] of the same bytes fails (a name code or an origin that does not
-/// exist), so a damaged value is an error whichever way it is read.
-pub(crate) fn profile_view(p: BorrowedProfile<'_>) -> Result<ProfileView<'_>, String> {
-    let names = p
-        .source_names
+/// The leading fields of a packed profile, up to and including its identifiers, decoded
+/// as [`BorrowedProfile`] decodes them: what an export of identifier hashes reads.
+#[derive(Deserialize)]
+pub(crate) struct BorrowedIdentities<'a> {
+    id: ProfileId,
+    #[serde(borrow)]
+    source_names: SmallVec<[StoredName<&'a str>; 4]>,
+    source_records: SmallVec<[u64; 4]>,
+    #[serde(borrow)]
+    times: &'a [u8],
+    #[serde(borrow)]
+    identifiers: SmallVec<[(StoredName<&'a str>, &'a str, u32); 4]>,
+}
+
+/// Each origin's `observed_at`, and whether it has an ingest sequence.
+type OriginTimes = SmallVec<[(Millis, bool); 8]>;
+
+/// Reads the origins table and views the identifiers: the part of [`profile_view`] that
+/// [`identities_view`] shares.
+fn origins_and_identifiers<'a>(
+    source_names: &[StoredName<&'a str>],
+    source_records: &[u64],
+    times: &'a [u8],
+    identifiers: &[(StoredName<&'a str>, &'a str, u32)],
+) -> Result<(OriginTimes, SmallVec<[IdentifierView<'a>; 4]>), String> {
+    let names = source_names
         .iter()
         .map(StoredName::as_name)
         .collect::<Result<SmallVec<[&str; 8]>, _>>()?;
-    if p.source_records.len() > names.len() {
+    if source_records.len() > names.len() {
         return Err("more sources than source names".into());
     }
-    let mut r = Reader::new(p.times, "profile origins");
+    let mut r = Reader::new(times, "profile origins");
     let mut chain = TimeChain::default();
-    for _ in 0..2 * p.source_records.len() {
+    for _ in 0..2 * source_records.len() {
         chain.read(&mut r)?;
     }
-    // Each origin's `observed_at`, and whether it has a sequence.
-    let mut origins: SmallVec<[(Millis, bool); 8]> = SmallVec::new();
+    let mut origins = OriginTimes::new();
     while !r.is_done() {
         let name_and_flag = r.leb()?;
         let name = name_and_flag >> 1;
@@ -478,27 +497,51 @@ pub(crate) fn profile_view(p: BorrowedProfile<'_>) -> Result<ProfileView<'_>, St
         }
         origins.push((observed_at, has_seq));
     }
-    let origin = |i: u32| {
-        origins
-            .get(i as usize)
-            .copied()
-            .ok_or_else(|| format!("origin {i} out of range"))
-    };
-    let with_seq = |i: u32| match origin(i)? {
-        (at, true) => Ok(at),
-        _ => Err(format!("origin {i} has no sequence")),
-    };
-    let identifiers = p
-        .identifiers
+    let identifiers = identifiers
         .iter()
         .map(|(kind, value, from)| {
             Ok(IdentifierView {
                 kind: kind.as_name()?,
                 value,
-                observed_at: origin(*from)?.0,
+                observed_at: origin_of(&origins, *from)?.0,
             })
         })
         .collect::<Result<_, String>>()?;
+    Ok((origins, identifiers))
+}
+
+/// Origin `i` of the table.
+fn origin_of(origins: &OriginTimes, i: u32) -> Result<(Millis, bool), String> {
+    origins
+        .get(i as usize)
+        .copied()
+        .ok_or_else(|| format!("origin {i} out of range"))
+}
+
+/// The view of a profile's identifiers alone (no scalars), from its leading fields. Bytes
+/// after the identifiers are not read, so damage there goes unseen; a full read
+/// ([`profile_view`], `cidb check`) reports it.
+pub(crate) fn identities_view(p: BorrowedIdentities<'_>) -> Result<ProfileView<'_>, String> {
+    let (_, identifiers) =
+        origins_and_identifiers(&p.source_names, &p.source_records, p.times, &p.identifiers)?;
+    Ok(ProfileView {
+        id: p.id,
+        identifiers,
+        scalars: SmallVec::new(),
+    })
+}
+
+/// The export view of a packed profile, without unpacking it. It fails where
+/// [`Packable::unpack`] of the same bytes fails (a name code or an origin that does not
+/// exist), so a damaged value is an error whichever way it is read.
+pub(crate) fn profile_view(p: BorrowedProfile<'_>) -> Result<ProfileView<'_>, String> {
+    let (origins, identifiers) =
+        origins_and_identifiers(&p.source_names, &p.source_records, p.times, &p.identifiers)?;
+    let origin = |i: u32| origin_of(&origins, i);
+    let with_seq = |i: u32| match origin(i)? {
+        (at, true) => Ok(at),
+        _ => Err(format!("origin {i} has no sequence")),
+    };
     // Every attribute by name, `None` for a list.
     let mut attributes: SmallVec<[(&str, Option<ScalarView>); 16]> = SmallVec::new();
     for (name, attribute) in &p.attributes {
@@ -825,8 +868,18 @@ mod tests {
             let borrowed = codec::decode_packed_borrowed("profile", &packed, &mut body)
                 .unwrap()
                 .expect("a packed value");
-            let view = profile_view(borrowed).unwrap();
-            prop_assert_eq!(format!("{view:?}"), format!("{:?}", ProfileView::of(&p)));
+            let view = format!("{:?}", profile_view(borrowed).unwrap());
+            prop_assert_eq!(view, format!("{:?}", ProfileView::of(&p)));
+            // Its leading fields alone view as its identifiers.
+            let leading = codec::decode_packed_prefix("profile", &packed, &mut body)
+                .unwrap()
+                .expect("a packed value");
+            let mut expected = ProfileView::of(&p);
+            expected.scalars.clear();
+            prop_assert_eq!(
+                format!("{:?}", identities_view(leading).unwrap()),
+                format!("{expected:?}")
+            );
             // An older form is not packed: the scan decodes it whole.
             let mut older = Vec::new();
             codec::encode_compressed_into(&p, &mut older);

@@ -2,7 +2,8 @@
 
 use super::{export, identifier_hashes, person};
 use cidb::export::{
-    hash::sha256_hex, ExportOptions, Format, GOOGLE_MAX_OPERATIONS, META_MAX_ROWS, META_SCHEMA,
+    hash::sha256_hex, ExportOptions, Format, Platform, GOOGLE_MAX_OPERATIONS, META_MAX_ROWS,
+    META_SCHEMA,
 };
 use cidb::Engine;
 
@@ -330,4 +331,44 @@ fn a_hashes_export_counts_only_what_it_writes_built_or_cached() {
         after_out.contains(&sha256_hex("c2@example.com")),
         "{after_out}"
     );
+}
+
+/// A phone stored in E.164 but shorter than 8 digits (Niue's four-digit numbers) goes
+/// through the platform's full phone rules with the person's country (so a `hashes`
+/// export reads that profile whole, not its identifiers alone): it is hashed as
+/// `meta-api` and `google-api` hash it.
+#[test]
+fn a_hashes_export_hashes_short_numbers_as_the_platform_formats_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Engine::open(dir.path()).unwrap();
+    db.ingest_json(&[
+        r#"{"source":"crm","identifiers":{"phone":"+683 7012"},"attributes":{"country":"NU"},"consent":{"custom_audiences":true}}"#,
+        r#"{"source":"crm","identifiers":{"phone":"4002","email":"nu@example.com"},"attributes":{"country":"NU"},"consent":{"custom_audiences":true}}"#,
+        r#"{"source":"crm","identifiers":{"phone":"+31612345678"},"consent":{"custom_audiences":true}}"#,
+    ])
+    .unwrap();
+    for platform in [Platform::Meta, Platform::Google] {
+        let hashes = ExportOptions::new(Format::Hashes).with_platform(platform);
+        let (report, out) = export(&db, "ALL", &hashes);
+        assert_eq!(report.fields["phone"].valid, 3, "{platform:?}");
+        let api = match platform {
+            Platform::Meta => Format::MetaApi,
+            Platform::Google => Format::GoogleApi,
+        };
+        let (_, api_out) = export(&db, "ALL", &ExportOptions::new(api));
+        let mut from_hashes = identifier_hashes(Format::Hashes, &out);
+        let mut from_api = identifier_hashes(api, &api_out);
+        from_hashes.sort();
+        from_api.sort();
+        assert_eq!(from_hashes, from_api, "{platform:?}");
+        let short = match platform {
+            Platform::Meta => "6837012",
+            Platform::Google => "+6837012",
+        };
+        assert!(out.contains(&sha256_hex(short)), "{platform:?}: {out}");
+        assert!(out.contains(&sha256_hex(match platform {
+            Platform::Meta => "6834002",
+            Platform::Google => "+6834002",
+        })));
+    }
 }

@@ -214,46 +214,62 @@ pub(crate) fn decode_packed<T: Packable>(
     T::unpack(packed).map_err(corrupted)
 }
 
-/// Decodes the packed form of a value written by [`encode_packed_into`] borrowing its
-/// strings: the body is decompressed into `body` (replacing what it held), which the
-/// result borrows from. `Ok(None)` when `bytes` is not packed (an older format's value,
-/// for [`decode_packed`]).
+/// Decodes a packed value borrowing its strings: the body is decompressed into `body`
+/// (replacing what it held), which the result borrows from. `Ok(None)` when `bytes` is
+/// not packed (an older format's value, for [`decode_packed`]).
+#[cfg(test)]
 pub(crate) fn decode_packed_borrowed<'b, T: serde::Deserialize<'b>>(
     what: &'static str,
     bytes: &[u8],
     body: &'b mut Vec<u8>,
 ) -> Result<Option<T>, StorageError> {
-    if bytes.first() != Some(&VALUE_TAG_PACKED) {
+    if !unpack_body_into(what, bytes, body)? {
         return Ok(None);
     }
-    let corrupted = |detail: String| StorageError::Corrupted {
-        what,
-        key: Vec::new(),
-        detail,
-    };
-    decompress_into(&bytes[1..], body).map_err(corrupted)?;
-    decode_exact(what, body, varint_read_config()).map(Some)
+    decode_packed_body(what, body).map(Some)
 }
 
-/// [`decode_packed_borrowed`] of a value's leading fields only: `T` is a prefix of the
-/// packed form (its first fields, in order), and the bytes after them are not read.
-pub(crate) fn decode_packed_prefix<'b, T: serde::Deserialize<'b>>(
+/// Decompresses a packed value's body into `body` (replacing what it held) for
+/// [`decode_packed_body`] and [`decode_packed_body_prefix`]. `Ok(false)` when `bytes` is not packed.
+pub(crate) fn unpack_body_into(
     what: &'static str,
     bytes: &[u8],
-    body: &'b mut Vec<u8>,
-) -> Result<Option<T>, StorageError> {
+    body: &mut Vec<u8>,
+) -> Result<bool, StorageError> {
     if bytes.first() != Some(&VALUE_TAG_PACKED) {
-        return Ok(None);
+        return Ok(false);
     }
-    let corrupted = |detail: String| StorageError::Corrupted {
+    decompress_into(&bytes[1..], body).map_err(|detail| StorageError::Corrupted {
         what,
         key: Vec::new(),
         detail,
-    };
-    decompress_into(&bytes[1..], body).map_err(corrupted)?;
-    let (value, _) = bincode::serde::borrow_decode_from_slice(body, varint_read_config())
-        .map_err(|e| corrupted(e.to_string()))?;
-    Ok(Some(value))
+    })?;
+    Ok(true)
+}
+
+/// Decodes a whole packed body (see [`unpack_body_into`]), borrowing its strings.
+pub(crate) fn decode_packed_body<'b, T: serde::Deserialize<'b>>(
+    what: &'static str,
+    body: &'b [u8],
+) -> Result<T, StorageError> {
+    decode_exact(what, body, varint_read_config())
+}
+
+/// Decodes a packed body's leading fields only: `T` is a prefix of the packed form (its
+/// first fields, in order), and the bytes after them are not read.
+pub(crate) fn decode_packed_body_prefix<'b, T: serde::Deserialize<'b>>(
+    what: &'static str,
+    body: &'b [u8],
+) -> Result<T, StorageError> {
+    let (value, _) =
+        bincode::serde::borrow_decode_from_slice(body, varint_read_config()).map_err(|e| {
+            StorageError::Corrupted {
+                what,
+                key: Vec::new(),
+                detail: e.to_string(),
+            }
+        })?;
+    Ok(value)
 }
 
 /// The body of a compressed value (after its tag).

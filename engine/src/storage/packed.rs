@@ -533,7 +533,8 @@ pub(crate) fn identities_view(p: BorrowedIdentities<'_>) -> Result<ProfileView<'
 
 /// The export view of a packed profile, without unpacking it. It fails where
 /// [`Packable::unpack`] of the same bytes fails (a name code or an origin that does not
-/// exist), so a damaged value is an error whichever way it is read.
+/// exist), so a damaged value is an error whichever way it is read whole
+/// ([`identities_view`] reads only the leading fields).
 pub(crate) fn profile_view(p: BorrowedProfile<'_>) -> Result<ProfileView<'_>, String> {
     let (origins, identifiers) =
         origins_and_identifiers(&p.source_names, &p.source_records, p.times, &p.identifiers)?;
@@ -871,9 +872,8 @@ mod tests {
             let view = format!("{:?}", profile_view(borrowed).unwrap());
             prop_assert_eq!(view, format!("{:?}", ProfileView::of(&p)));
             // Its leading fields alone view as its identifiers.
-            let leading = codec::decode_packed_prefix("profile", &packed, &mut body)
-                .unwrap()
-                .expect("a packed value");
+            prop_assert!(codec::unpack_body_into("profile", &packed, &mut body).unwrap());
+            let leading = codec::decode_packed_body_prefix("profile", &body).unwrap();
             let mut expected = ProfileView::of(&p);
             expected.scalars.clear();
             prop_assert_eq!(
@@ -1033,6 +1033,27 @@ mod tests {
         );
         let back: Profile = codec::decode_packed("profile", &packed).unwrap();
         assert_eq!(back, p);
+    }
+
+    /// The identifiers' view reads the leading fields only: bytes after them, which a
+    /// whole read rejects, are not looked at.
+    #[test]
+    fn the_identifiers_view_does_not_read_past_the_identifiers() {
+        let p = typical_profile();
+        let mut body = body_of(&p);
+        body.push(0);
+        let value = packed_value_of_body(&body);
+        let mut plain = Vec::new();
+        assert!(codec::unpack_body_into("profile", &value, &mut plain).unwrap());
+        let whole = codec::decode_packed_body::<BorrowedProfile>("profile", &plain);
+        let error = whole.err().expect("a whole read rejects trailing bytes");
+        assert!(error.to_string().contains("trailing bytes"), "{error}");
+        let leading = codec::decode_packed_body_prefix("profile", &plain).unwrap();
+        let view = identities_view(leading).unwrap();
+        let mut expected = ProfileView::of(&p);
+        expected.scalars.clear();
+        assert_eq!(format!("{view:?}"), format!("{expected:?}"));
+        assert!(!view.identifiers.is_empty());
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! reuses from one profile to the next. Values of older formats are decoded whole and
 //! viewed through [`ProfileView::of`], so every stored form gives the same view.
 
+use super::packed::{identities_view, profile_view};
 use super::profile::{Attribute, Profile, ProfileId};
 use super::{codec, keys, Store};
 use crate::base::error::StorageError;
@@ -98,7 +99,10 @@ pub(crate) enum ViewPart {
     /// Identifiers and scalar attributes.
     Whole,
     /// Identifiers only (the scalars left empty), read from the leading bytes of the
-    /// packed profile; the whole view where `needs_scalars` holds for one of them.
+    /// packed profile; the whole view where `needs_scalars` holds for one of them. The
+    /// bytes after the identifiers are not read, so damage there is not seen (values are
+    /// authenticated when unsealed, so only a writer's bug could put it there; a whole
+    /// read and `cidb check` report it).
     Identifiers {
         needs_scalars: fn(&IdentifierView<'_>) -> bool,
     },
@@ -170,18 +174,19 @@ impl Store {
             self.open_sealed_into(pid, live.aad.as_bytes(), live.sealed, plain)
                 .is_ok()
         }) {
-            if let ViewPart::Identifiers { needs_scalars } = part {
-                if let Ok(Some(leading)) = codec::decode_packed_prefix("profile", plain, body) {
-                    if let Ok(view) = super::packed::identities_view(leading) {
+            if let Ok(true) = codec::unpack_body_into("profile", plain, body) {
+                let body = &body[..];
+                if let ViewPart::Identifiers { needs_scalars } = part {
+                    let leading = codec::decode_packed_body_prefix("profile", body);
+                    if let Ok(view) = leading.map_err(|e| e.to_string()).and_then(identities_view) {
                         if !view.identifiers.iter().any(needs_scalars) {
                             visit(&view);
                             return Ok(());
                         }
                     }
                 }
-            }
-            if let Ok(Some(packed)) = codec::decode_packed_borrowed("profile", plain, body) {
-                if let Ok(view) = super::packed::profile_view(packed) {
+                let whole = codec::decode_packed_body("profile", body);
+                if let Ok(view) = whole.map_err(|e| e.to_string()).and_then(profile_view) {
                     visit(&view);
                     return Ok(());
                 }

@@ -383,17 +383,12 @@ pub(crate) enum ValueRef<'a> {
 
 /// A packed profile decoded with its strings and times borrowed and its short lists
 /// inline: the bytes of [`PackedProfile`], field for field, read without an allocation
-/// for a typical profile.
+/// for a typical profile. (bincode writes a struct's fields one after the other with no
+/// frame, so the leading fields nest as a struct of their own.)
 #[derive(Deserialize)]
 pub(crate) struct BorrowedProfile<'a> {
-    id: ProfileId,
     #[serde(borrow)]
-    source_names: SmallVec<[StoredName<&'a str>; 4]>,
-    source_records: SmallVec<[u64; 4]>,
-    #[serde(borrow)]
-    times: &'a [u8],
-    #[serde(borrow)]
-    identifiers: SmallVec<[(StoredName<&'a str>, &'a str, u32); 4]>,
+    leading: BorrowedIdentities<'a>,
     #[serde(borrow)]
     attributes: SmallVec<[(StoredName<&'a str>, BorrowedAttribute<'a>); 12]>,
     #[serde(borrow)]
@@ -466,11 +461,15 @@ type OriginTimes = SmallVec<[(Millis, bool); 8]>;
 /// Reads the origins table and views the identifiers: the part of [`profile_view`] that
 /// [`identities_view`] shares.
 fn origins_and_identifiers<'a>(
-    source_names: &[StoredName<&'a str>],
-    source_records: &[u64],
-    times: &'a [u8],
-    identifiers: &[(StoredName<&'a str>, &'a str, u32)],
+    p: &BorrowedIdentities<'a>,
 ) -> Result<(OriginTimes, SmallVec<[IdentifierView<'a>; 4]>), String> {
+    let BorrowedIdentities {
+        source_names,
+        source_records,
+        times,
+        identifiers,
+        ..
+    } = p;
     let names = source_names
         .iter()
         .map(StoredName::as_name)
@@ -522,8 +521,7 @@ fn origin_of(origins: &OriginTimes, i: u32) -> Result<(Millis, bool), String> {
 /// after the identifiers are not read, so damage there goes unseen; a full read
 /// ([`profile_view`], `cidb check`) reports it.
 pub(crate) fn identities_view(p: BorrowedIdentities<'_>) -> Result<ProfileView<'_>, String> {
-    let (_, identifiers) =
-        origins_and_identifiers(&p.source_names, &p.source_records, p.times, &p.identifiers)?;
+    let (_, identifiers) = origins_and_identifiers(&p)?;
     Ok(ProfileView {
         id: p.id,
         identifiers,
@@ -536,8 +534,7 @@ pub(crate) fn identities_view(p: BorrowedIdentities<'_>) -> Result<ProfileView<'
 /// exist), so a damaged value is an error whichever way it is read whole
 /// ([`identities_view`] reads only the leading fields).
 pub(crate) fn profile_view(p: BorrowedProfile<'_>) -> Result<ProfileView<'_>, String> {
-    let (origins, identifiers) =
-        origins_and_identifiers(&p.source_names, &p.source_records, p.times, &p.identifiers)?;
+    let (origins, identifiers) = origins_and_identifiers(&p.leading)?;
     let origin = |i: u32| origin_of(&origins, i);
     let with_seq = |i: u32| match origin(i)? {
         (at, true) => Ok(at),
@@ -589,7 +586,7 @@ pub(crate) fn profile_view(p: BorrowedProfile<'_>) -> Result<ProfileView<'_>, St
         }
     }
     Ok(ProfileView {
-        id: p.id,
+        id: p.leading.id,
         identifiers,
         scalars,
     })

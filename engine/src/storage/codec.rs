@@ -165,11 +165,7 @@ pub(crate) fn decode<T: DeserializeOwned>(
     what: &'static str,
     bytes: &[u8],
 ) -> Result<T, StorageError> {
-    let corrupted = |detail: String| StorageError::Corrupted {
-        what,
-        key: Vec::new(),
-        detail,
-    };
+    let corrupted = |detail: String| corrupted(what, detail);
     let decoded = match bytes.first() {
         Some(&VALUE_TAG_LZ4) => {
             let plain = decompress(&bytes[1..]).map_err(corrupted)?;
@@ -204,11 +200,7 @@ pub(crate) fn decode_packed<T: Packable>(
     if bytes.first() != Some(&VALUE_TAG_PACKED) {
         return decode(what, bytes);
     }
-    let corrupted = |detail: String| StorageError::Corrupted {
-        what,
-        key: Vec::new(),
-        detail,
-    };
+    let corrupted = |detail: String| corrupted(what, detail);
     let plain = decompress(&bytes[1..]).map_err(corrupted)?;
     let packed = decode_exact(what, &plain, varint_read_config())?;
     T::unpack(packed).map_err(corrupted)
@@ -239,11 +231,7 @@ pub(crate) fn unpack_body_into(
     if bytes.first() != Some(&VALUE_TAG_PACKED) {
         return Ok(false);
     }
-    decompress_into(&bytes[1..], body).map_err(|detail| StorageError::Corrupted {
-        what,
-        key: Vec::new(),
-        detail,
-    })?;
+    decompress_into(&bytes[1..], body).map_err(|detail| corrupted(what, detail))?;
     Ok(true)
 }
 
@@ -261,15 +249,7 @@ pub(crate) fn decode_packed_body_prefix<'b, T: serde::Deserialize<'b>>(
     what: &'static str,
     body: &'b [u8],
 ) -> Result<T, StorageError> {
-    let (value, _) =
-        bincode::serde::borrow_decode_from_slice(body, varint_read_config()).map_err(|e| {
-            StorageError::Corrupted {
-                what,
-                key: Vec::new(),
-                detail: e.to_string(),
-            }
-        })?;
-    Ok(value)
+    decode_leading(what, body, varint_read_config()).map(|(value, _)| value)
 }
 
 /// The body of a compressed value (after its tag).
@@ -304,17 +284,33 @@ fn decode_exact<'b, T: serde::Deserialize<'b>>(
     body: &'b [u8],
     config: impl bincode::config::Config,
 ) -> Result<T, StorageError> {
-    let corrupted = |detail: String| StorageError::Corrupted {
+    let (value, used) = decode_leading(what, body, config)?;
+    if used != body.len() {
+        return Err(corrupted(
+            what,
+            format!("{} trailing bytes", body.len() - used),
+        ));
+    }
+    Ok(value)
+}
+
+/// Decodes a `T` from the start of `body` with `config`: the value and the bytes it took.
+fn decode_leading<'b, T: serde::Deserialize<'b>>(
+    what: &'static str,
+    body: &'b [u8],
+    config: impl bincode::config::Config,
+) -> Result<(T, usize), StorageError> {
+    bincode::serde::borrow_decode_from_slice(body, config)
+        .map_err(|e| corrupted(what, e.to_string()))
+}
+
+/// A value of kind `what` that does not decode.
+fn corrupted(what: &'static str, detail: String) -> StorageError {
+    StorageError::Corrupted {
         what,
         key: Vec::new(),
         detail,
-    };
-    let (value, used) = bincode::serde::borrow_decode_from_slice(body, config)
-        .map_err(|e| corrupted(e.to_string()))?;
-    if used != body.len() {
-        return Err(corrupted(format!("{} trailing bytes", body.len() - used)));
     }
-    Ok(value)
 }
 
 /// Encodes a stored record: the value tag, then `layout` (which stored form of the record
@@ -340,11 +336,7 @@ pub(crate) fn decode_record<T: DeserializeOwned>(
     layout: u8,
     bytes: &[u8],
 ) -> Result<T, StorageError> {
-    let corrupted = |detail: String| StorageError::Corrupted {
-        what,
-        key: Vec::new(),
-        detail,
-    };
+    let corrupted = |detail: String| corrupted(what, detail);
     match record_layout(bytes) {
         Some(found) if found == layout => {}
         Some(found) => return Err(corrupted(format!("unknown layout {found}"))),

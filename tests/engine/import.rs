@@ -47,3 +47,30 @@ fn large_batches_ramp_up_and_land_like_one_ingest() {
     assert_eq!(a.indexes.term_bitmaps, b.indexes.term_bitmaps);
     assert_eq!(a.indexes.event_entries, b.indexes.event_entries);
 }
+
+/// A batch with many events indexes them on a second thread while the postings and links
+/// are updated (`PreparedBatch::apply_derived`); one record at a time, it all runs on one
+/// thread. Both must leave the indexes a rebuild from storage gives, merges included.
+#[test]
+fn a_batch_of_many_events_indexes_like_records_one_at_a_time() {
+    let records = Generator::new(1_500, 5).records();
+    let refs: Vec<&str> = records.iter().map(String::as_str).collect();
+    let (_whole_dir, whole) = super::fresh();
+    let report = whole.ingest_json(&refs).unwrap();
+    assert_eq!(report.rejected_count, 0);
+    assert!(report.merged_profiles > 0, "the batch merges profiles");
+    let events = whole.stats().indexes.event_entries;
+    assert!(events > 2_000, "{events} event entries in one batch");
+    assert_clean(&whole);
+
+    let (_single_dir, single) = super::fresh();
+    for record in &refs {
+        single.ingest_json(&[record]).unwrap();
+    }
+    assert_clean(&single);
+    let (a, b) = (whole.stats(), single.stats());
+    assert_eq!(a.profiles, b.profiles);
+    assert_eq!(a.identifier_links, b.identifier_links);
+    assert_eq!(a.indexes.term_bitmaps, b.indexes.term_bitmaps);
+    assert_eq!(a.indexes.event_entries, b.indexes.event_entries);
+}

@@ -106,65 +106,24 @@ impl Indexes {
     /// Adds `source` to the sources of live profile `pid` (a record from it that only
     /// added events; nothing else of its postings changes).
     pub fn add_source(&mut self, pid: u32, source: &str) {
-        let term = postings::Term::Source(source.into());
-        match self.terms.get_mut(&term) {
-            Some(bitmap) => {
-                bitmap.insert(pid);
-            }
-            None => {
-                self.terms.insert(term, RoaringBitmap::from_iter([pid]));
-            }
-        }
+        self.split_events().1.add_source(pid, source);
     }
 
     /// Moves `pid` from `old` postings to `new` postings, touching only what differs.
     pub fn update(&mut self, pid: u32, old: Option<&Postings>, new: Option<&Postings>) {
-        let empty = Postings::default();
-        let (old, new) = (old.unwrap_or(&empty), new.unwrap_or(&empty));
-        for term in sorted_minus(&old.terms, &new.terms) {
-            if let Some(b) = self.terms.get_mut(term) {
-                b.remove(pid);
-                if b.is_empty() {
-                    self.terms.remove(term);
-                }
-            }
-        }
-        for term in sorted_minus(&new.terms, &old.terms) {
-            // Look up before inserting: most terms exist, and cloning a key allocates.
-            match self.terms.get_mut(term) {
-                Some(bitmap) => {
-                    bitmap.insert(pid);
-                }
-                None => {
-                    self.terms
-                        .insert(term.clone(), RoaringBitmap::from_iter([pid]));
-                }
-            }
-        }
-        for (key, _) in sorted_minus(&old.numbers, &new.numbers) {
-            if !new.numbers.iter().any(|(k, _)| k == key) {
-                if let Some(bsi) = self.numbers.get_mut(key) {
-                    bsi.remove(pid);
-                    if bsi.exists().is_empty() {
-                        self.numbers.remove(key);
-                    }
-                }
-            }
-        }
-        for (key, value) in sorted_minus(&new.numbers, &old.numbers) {
-            let floor = match key.kind {
-                NumericKind::Number => NUMBER_FLOOR.min(*value),
-                NumericKind::Date => DATE_FLOOR.min(*value),
-            };
-            match self.numbers.get_mut(key) {
-                Some(bsi) => bsi.insert(pid, *value),
-                None => {
-                    let mut bsi = Bsi::new(floor);
-                    bsi.insert(pid, *value);
-                    self.numbers.insert(key.clone(), bsi);
-                }
-            }
-        }
+        self.split_events().1.update(pid, old, new);
+    }
+
+    /// The event index and the postings' indexes, borrowed apart: they share no data, so
+    /// a large batch updates them on two threads.
+    pub(crate) fn split_events(&mut self) -> (&mut EventIndex, PostingIndexes<'_>) {
+        (
+            &mut self.events,
+            PostingIndexes {
+                terms: &mut self.terms,
+                numbers: &mut self.numbers,
+            },
+        )
     }
 
     /// Indexes events of `pid`.
@@ -278,4 +237,77 @@ pub struct IndexSizes {
     pub event_keys: usize,
     /// Indexed event entries.
     pub event_entries: usize,
+}
+
+/// The indexes a profile's postings feed (term bitmaps, bit-sliced numbers), borrowed
+/// apart from the event index ([`Indexes::split_events`]).
+pub(crate) struct PostingIndexes<'a> {
+    terms: &'a mut HashMap<Term, RoaringBitmap, FastHash>,
+    numbers: &'a mut HashMap<NumericKey, Bsi, FastHash>,
+}
+
+impl PostingIndexes<'_> {
+    /// Adds `source` to the sources of live profile `pid` (a record from it that only
+    /// added events; nothing else of its postings changes).
+    pub(crate) fn add_source(&mut self, pid: u32, source: &str) {
+        let term = postings::Term::Source(source.into());
+        match self.terms.get_mut(&term) {
+            Some(bitmap) => {
+                bitmap.insert(pid);
+            }
+            None => {
+                self.terms.insert(term, RoaringBitmap::from_iter([pid]));
+            }
+        }
+    }
+
+    /// Moves `pid` from `old` postings to `new` postings, touching only what differs.
+    pub(crate) fn update(&mut self, pid: u32, old: Option<&Postings>, new: Option<&Postings>) {
+        let empty = Postings::default();
+        let (old, new) = (old.unwrap_or(&empty), new.unwrap_or(&empty));
+        for term in sorted_minus(&old.terms, &new.terms) {
+            if let Some(b) = self.terms.get_mut(term) {
+                b.remove(pid);
+                if b.is_empty() {
+                    self.terms.remove(term);
+                }
+            }
+        }
+        for term in sorted_minus(&new.terms, &old.terms) {
+            // Look up before inserting: most terms exist, and cloning a key allocates.
+            match self.terms.get_mut(term) {
+                Some(bitmap) => {
+                    bitmap.insert(pid);
+                }
+                None => {
+                    self.terms
+                        .insert(term.clone(), RoaringBitmap::from_iter([pid]));
+                }
+            }
+        }
+        for (key, _) in sorted_minus(&old.numbers, &new.numbers) {
+            if !new.numbers.iter().any(|(k, _)| k == key) {
+                if let Some(bsi) = self.numbers.get_mut(key) {
+                    bsi.remove(pid);
+                    if bsi.exists().is_empty() {
+                        self.numbers.remove(key);
+                    }
+                }
+            }
+        }
+        for (key, value) in sorted_minus(&new.numbers, &old.numbers) {
+            let floor = match key.kind {
+                NumericKind::Number => NUMBER_FLOOR.min(*value),
+                NumericKind::Date => DATE_FLOOR.min(*value),
+            };
+            match self.numbers.get_mut(key) {
+                Some(bsi) => bsi.insert(pid, *value),
+                None => {
+                    let mut bsi = Bsi::new(floor);
+                    bsi.insert(pid, *value);
+                    self.numbers.insert(key.clone(), bsi);
+                }
+            }
+        }
+    }
 }

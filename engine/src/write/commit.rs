@@ -4,7 +4,7 @@
 use super::plan::{EventOp, LinkOp};
 use crate::base::error::StorageError;
 use crate::identity::Links;
-use crate::index::{Indexes, Postings};
+use crate::index::{EventIndex, Indexes, Postings};
 use crate::input::record::ShortText;
 use crate::input::report::IngestReport;
 use crate::storage::profile::{Profile, ProfileId};
@@ -276,25 +276,45 @@ impl PreparedBatch {
         (batch, self)
     }
 
-    /// Applies the index and link changes.
+    /// Applies the index and link changes. A batch with many events indexes them on a
+    /// second thread meanwhile: the event index shares no data with the links and the
+    /// postings' indexes, and indexing events is most of this work during an import,
+    /// which runs it on its one committing thread, under the state lock.
     pub(crate) fn apply_derived(&self, indexes: &mut Indexes, links: &mut Links) {
-        for op in &self.links {
-            match *op {
-                LinkOp::Add(key, pid) => links.insert(key, pid),
-                LinkOp::Remove(key, pid) => links.remove(&key, pid),
+        let (events, mut postings) = indexes.split_events();
+        let index_events = |events: &mut EventIndex| {
+            for op in &self.event_ops {
+                match op {
+                    EventOp::Add(pid, added) => events.add(*pid, added),
+                    EventOp::Remove(pid, removed) => events.remove(*pid, removed),
+                }
             }
-        }
-        for (pid, before, after) in &self.changes {
-            indexes.update(*pid, before.as_ref(), after.as_ref());
-        }
-        for (pid, source) in &self.events_only {
-            indexes.add_source(*pid, source);
-        }
-        for op in &self.event_ops {
-            match op {
-                EventOp::Add(pid, events) => indexes.add_events(*pid, events),
-                EventOp::Remove(pid, events) => indexes.remove_events(*pid, events),
+        };
+        let mut index_the_rest = || {
+            for op in &self.links {
+                match *op {
+                    LinkOp::Add(key, pid) => links.insert(key, pid),
+                    LinkOp::Remove(key, pid) => links.remove(&key, pid),
+                }
             }
+            for (pid, before, after) in &self.changes {
+                postings.update(*pid, before.as_ref(), after.as_ref());
+            }
+            for (pid, source) in &self.events_only {
+                postings.add_source(*pid, source);
+            }
+        };
+        if self.event_ops.len() < PARALLEL_EVENTS_MIN {
+            index_the_rest();
+            index_events(events);
+        } else {
+            std::thread::scope(|scope| {
+                scope.spawn(|| index_events(events));
+                index_the_rest();
+            });
         }
     }
 }
+
+/// From this many event changes a batch indexes its events on a second thread.
+const PARALLEL_EVENTS_MIN: usize = 512;

@@ -307,14 +307,34 @@ impl PreparedBatch {
         if self.event_ops.len() < PARALLEL_EVENTS_MIN {
             index_the_rest();
             index_events(events);
-        } else {
-            std::thread::scope(|scope| {
-                scope.spawn(|| index_events(events));
-                index_the_rest();
-            });
+            return;
         }
+        // The helper takes the event index from here; if no thread can be started (this
+        // runs after the sled apply, under the state lock: it must not fail), this thread
+        // indexes the events itself.
+        let handoff = std::sync::Mutex::new(Some(events));
+        let take = || handoff.lock().unwrap_or_else(|p| p.into_inner()).take();
+        std::thread::scope(|scope| {
+            let helper = std::thread::Builder::new()
+                .name("cidb-index-events".into())
+                .spawn_scoped(scope, || {
+                    if let Some(events) = take() {
+                        index_events(events);
+                    }
+                });
+            index_the_rest();
+            match helper {
+                Ok(helper) => helper.join().expect("indexing a batch's events panicked"),
+                Err(_) => {
+                    if let Some(events) = take() {
+                        index_events(events);
+                    }
+                }
+            }
+        });
     }
 }
 
-/// From this many event changes a batch indexes its events on a second thread.
+/// From this many event changes (one per record with events, two per merge that moves
+/// stored events) a batch indexes its events on a second thread.
 const PARALLEL_EVENTS_MIN: usize = 512;

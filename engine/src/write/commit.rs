@@ -336,5 +336,7 @@ impl PreparedBatch {
 }
 
 /// From this many event changes (one per record with events, two per merge that moves
-/// stored events) a batch indexes its events on a second thread.
-const PARALLEL_EVENTS_MIN: usize = 512;
+/// stored events) a batch indexes its events on a second thread. Debug builds (the
+/// tests) use 2, so that both paths run throughout the test suite: the model test's
+/// two-record batches and every larger one take the second thread, single records not.
+const PARALLEL_EVENTS_MIN: usize = if cfg!(debug_assertions) { 2 } else { 512 };

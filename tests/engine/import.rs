@@ -55,8 +55,10 @@ fn assert_same_counts(a: &Engine, b: &Engine) {
 }
 
 /// A batch with many events indexes them on a second thread while the postings and links
-/// are updated (`PreparedBatch::apply_derived`); one record at a time, it all runs on one
-/// thread. Both must leave the indexes a rebuild from storage gives, merges included.
+/// are updated (`PreparedBatch::apply_derived`); one record at a time, mostly on one thread
+/// (a record whose merge moves stored events has three event changes, which a debug build
+/// also hands to the second thread). Both must leave the indexes a rebuild from storage
+/// gives, merges included.
 #[test]
 fn a_batch_of_many_events_indexes_like_records_one_at_a_time() {
     let records = Generator::new(1_500, 5).records();

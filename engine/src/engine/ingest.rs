@@ -13,18 +13,9 @@ use crate::write::ingest::{
 };
 use crate::write::state::WriterState;
 use crate::write::{BatchPlan, Overlay, PreparedBatch, StoredLinks};
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_channel::{bounded, Receiver};
 use roaring::RoaringBitmap;
 use std::sync::atomic::Ordering;
-
-/// A prepared batch for the apply thread (see [`Engine::commit_jobs`]).
-struct Applying {
-    prepared: PreparedBatch,
-    /// Signalled once the batch is applied to sled.
-    applied: Sender<()>,
-    /// Where the batch's outcome goes once it is durable.
-    done: Sender<crate::write::ingest::Commit>,
-}
 
 impl Engine {
     /// Ingests already-parsed records (with their line numbers) as one atomic batch.
@@ -136,7 +127,7 @@ impl Engine {
                         .batch
                         .put_idempotency(&key.key, &entry(&prepared.report, at));
                 }
-                let report = self.commit_prepared(w, prepared, || {})?;
+                let report = self.commit_prepared(w, prepared)?;
                 crate::base::crash_point::crash_point("ingest.after_commit");
                 Ok(report)
             }
@@ -160,10 +151,30 @@ impl Engine {
         let mut counters = w.counters.clone();
         let (job_tx, job_rx) = bounded::<Job>(0);
         std::thread::scope(|scope| {
-            std::thread::Builder::new()
-                .name("cidb-commit".into())
-                .spawn_scoped(scope, move || self.commit_jobs(w, job_rx, import))
-                .expect("starting the commit thread");
+            scope.spawn(move || {
+                for job in job_rx {
+                    let started = std::time::Instant::now();
+                    let outcome = job.batch.prepare(&self.store).and_then(|mut prepared| {
+                        match (import, &job.lines) {
+                            (Some(ImportProgress::InFileOrder(key)), BatchLines::Through(line)) => {
+                                prepared.batch.put_import_progress(key, *line)
+                            }
+                            (Some(ImportProgress::Grouped(key)), BatchLines::Lines(lines)) => {
+                                prepared.batch.put_import_lines(key, lines)
+                            }
+                            _ => {}
+                        }
+                        let prepare_ms = started.elapsed().as_millis() as u64;
+                        tracing::debug!(prepare_ms, "batch prepared");
+                        self.commit_prepared(w, prepared)
+                    });
+                    let failed = outcome.is_err();
+                    let _ = job.done.send(outcome);
+                    if failed {
+                        break;
+                    }
+                }
+            });
             // Owned here, so that any return from this closure stops the committer.
             let job_tx = job_tx;
             let mut total = IngestReport::default();
@@ -206,24 +217,21 @@ impl Engine {
                 counters = resolved.counters.clone();
                 let resolve_ms = resolving.elapsed().as_millis() as u64;
                 tracing::debug!(resolve_ms, "batch resolved");
-                // Handed over before the previous batch is durable: the committer
-                // prepares this one while the previous one is applied.
                 let waited = std::time::Instant::now();
+                if let Some(f) = in_flight.take() {
+                    done(finish(f)?);
+                }
+                let wait_ms = waited.elapsed().as_millis() as u64;
+                tracing::debug!(wait_ms, "resolver waited for the previous commit");
                 let (done_tx, done_rx) = bounded(1);
                 let job = Job {
                     batch: *resolved,
                     lines,
                     done: done_tx,
                 };
-                let handed = job_tx.send(job);
-                if let Some(f) = in_flight.take() {
-                    done(finish(f)?);
-                }
-                if handed.is_err() {
+                if job_tx.send(job).is_err() {
                     return Err(StorageError::CommitThreadStopped.into());
                 }
-                let wait_ms = waited.elapsed().as_millis() as u64;
-                tracing::debug!(wait_ms, "resolver waited for the previous commit");
                 in_flight = Some(done_rx);
                 previous = overlay;
                 // Read the next batch's links now, while the committer is still sealing
@@ -238,92 +246,6 @@ impl Engine {
             }
             Ok(total)
         })
-    }
-
-    /// The commit thread of [`Engine::ingest_batches`]: prepares each job's batch (encoding
-    /// and sealing) and hands it to an apply thread, which applies it to sled, publishes
-    /// it and makes it durable. So batch N+1 is sealed while batch N is applied, except
-    /// when preparing N+1 reads what N writes (it merges away a profile N changed): then
-    /// it waits until N is in sled. Batches are applied in order, each before the next.
-    fn commit_jobs(
-        &self,
-        w: &mut WriterState,
-        jobs: Receiver<Job>,
-        import: Option<ImportProgress<'_>>,
-    ) {
-        let (apply_tx, apply_rx) = bounded::<Applying>(0);
-        std::thread::scope(|scope| {
-            std::thread::Builder::new()
-                .name("cidb-apply".into())
-                .spawn_scoped(scope, move || {
-                    for job in apply_rx {
-                        let applied = job.applied;
-                        let outcome = self.commit_prepared(w, job.prepared, move || {
-                            let _ = applied.send(());
-                        });
-                        let failed = outcome.is_err();
-                        let _ = job.done.send(outcome);
-                        if failed {
-                            break;
-                        }
-                    }
-                })
-                .expect("starting the apply thread");
-            // Owned here, so that the apply thread stops when this loop ends.
-            let apply_tx = apply_tx;
-            // The profiles whose stored data the batch being applied writes, and a
-            // signal once it is in sled (dropped unsent if applying it failed).
-            let mut applying: Option<(RoaringBitmap, Receiver<()>)> = None;
-            for job in jobs {
-                if let Some((touched, applied)) = &applying {
-                    if job.batch.reads_what_is_written_for(touched) {
-                        let waited = std::time::Instant::now();
-                        // An error means that batch failed: this one is not applied.
-                        let _ = applied.recv();
-                        let apply_wait_ms = waited.elapsed().as_millis() as u64;
-                        tracing::debug!(
-                            apply_wait_ms,
-                            "waited for the previous batch's sled apply"
-                        );
-                    }
-                }
-                let started = std::time::Instant::now();
-                let prepared = job.batch.prepare(&self.store).map(|mut prepared| {
-                    match (import, &job.lines) {
-                        (Some(ImportProgress::InFileOrder(key)), BatchLines::Through(line)) => {
-                            prepared.batch.put_import_progress(key, *line)
-                        }
-                        (Some(ImportProgress::Grouped(key)), BatchLines::Lines(lines)) => {
-                            prepared.batch.put_import_lines(key, lines)
-                        }
-                        _ => {}
-                    }
-                    prepared
-                });
-                let prepare_ms = started.elapsed().as_millis() as u64;
-                tracing::debug!(prepare_ms, "batch prepared");
-                let prepared = match prepared {
-                    Ok(prepared) => prepared,
-                    Err(e) => {
-                        let _ = job.done.send(Err(e));
-                        break;
-                    }
-                };
-                let touched = prepared.touched();
-                let (applied_tx, applied_rx) = bounded(1);
-                let handed = apply_tx.send(Applying {
-                    prepared,
-                    applied: applied_tx,
-                    done: job.done,
-                });
-                if handed.is_err() {
-                    // The apply thread stopped on a failed batch, whose error the
-                    // resolver gets first; this job's sender is dropped unsent.
-                    break;
-                }
-                applying = Some((touched, applied_rx));
-            }
-        });
     }
 
     /// The next batch of a stream, with its published links and their profiles read
@@ -371,12 +293,10 @@ impl Engine {
     /// Commits a prepared batch: sled writes, then the indexes, links and counters readers
     /// see (atomically for them), then a flush; destroys the keys of merged-away profiles
     /// and checkpoints the indexes when enough profiles changed.
-    /// `applied` runs once the sled writes are applied (before the rest is published).
     fn commit_prepared(
         &self,
         w: &mut WriterState,
         prepared: PreparedBatch,
-        applied: impl FnOnce(),
     ) -> Result<IngestReport, StorageError> {
         let mut counters = prepared.counters.clone();
         counters.checkpoint_generation = w.counters.checkpoint_generation;
@@ -388,7 +308,6 @@ impl Engine {
             let mut state = self.state.write().expect("state lock");
             self.store.mark_uncounted(&rest.uncounted);
             self.store.apply(batch)?;
-            applied();
             self.store.unmark_uncounted(&rest.rewritten);
             let apply_ms = started.elapsed().as_millis() as u64;
             tracing::debug!(apply_ms, "batch applied to sled");

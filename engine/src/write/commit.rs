@@ -60,8 +60,10 @@ impl ResolvedBatch {
         writer: &mut BatchWriter<'_>,
     ) -> Result<(), StorageError> {
         let absorbed: Vec<(ProfileId, ProfileId)> = self
-            .absorbed_stored()
-            .filter_map(|(pid, s)| Some((pid, self.live_target(s.redirect?))))
+            .staged
+            .iter()
+            .filter(|(_, s)| s.profile.is_none() && s.before.is_some())
+            .filter_map(|(pid, s)| Some((*pid, self.live_target(s.redirect?))))
             .collect();
         for (pid, target) in absorbed {
             let mut events = Vec::new();
@@ -80,22 +82,6 @@ impl ResolvedBatch {
             }
         }
         Ok(())
-    }
-
-    /// The stored profiles this batch merges away.
-    fn absorbed_stored(&self) -> impl Iterator<Item = (ProfileId, &Resolved)> + '_ {
-        self.staged
-            .iter()
-            .filter(|(_, s)| s.profile.is_none() && s.before.is_some())
-            .map(|(pid, s)| (*pid, s))
-    }
-
-    /// Whether [`ResolvedBatch::prepare`] reads stored data that a batch writing
-    /// `touched` (its changed and merged-away profiles) may write: the event chunks and
-    /// merge-log entries of the stored profiles this batch merges away. Until that batch
-    /// is applied to sled, this one must not be prepared.
-    pub(crate) fn reads_what_is_written_for(&self, touched: &roaring::RoaringBitmap) -> bool {
-        self.absorbed_stored().any(|(pid, _)| touched.contains(pid))
     }
 
     /// The live profile `pid` ended in, following this batch's redirects.
@@ -284,14 +270,6 @@ pub(crate) struct PreparedBatch {
 }
 
 impl PreparedBatch {
-    /// The profiles whose stored data the batch writes: those it changes and those it
-    /// merges away (see [`ResolvedBatch::reads_what_is_written_for`]).
-    pub(crate) fn touched(&self) -> roaring::RoaringBitmap {
-        let mut touched = self.changed.clone();
-        touched.extend(self.merged_away.iter().copied());
-        touched
-    }
-
     /// Separates the sled writes (applied first) from the rest.
     pub(crate) fn split(mut self) -> (WriteBatch, PreparedBatch) {
         let batch = std::mem::take(&mut self.batch);

@@ -120,6 +120,34 @@ fn corrupt_checkpoint_is_an_error_naming_the_file() {
     );
 }
 
+#[test]
+fn a_truncated_or_empty_checkpoint_is_an_error_saying_so() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = Engine::open(dir.path()).unwrap();
+        ingest(
+            &db,
+            &[r#"{"source":"crm","identifiers":{"email":"t@x.com"}}"#],
+        );
+    }
+    let path = dir.path().join("index.ckpt");
+    let bytes = std::fs::read(&path).unwrap();
+    // Inside the header, after it, and nothing at all.
+    for (keep, detail) in [
+        (10, "shorter than its header"),
+        (40, "length or checksum mismatch"),
+        (0, "shorter than its header"),
+    ] {
+        std::fs::write(&path, &bytes[..keep]).unwrap();
+        let err = Engine::open(dir.path()).err().expect("refused");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("corrupted index checkpoint") && msg.contains(detail),
+            "{keep} bytes: {msg}"
+        );
+    }
+}
+
 use crate::support::raw_sled;
 
 #[test]

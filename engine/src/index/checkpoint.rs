@@ -37,7 +37,7 @@ const HEADER_LEN: usize = 32;
 pub(crate) const CHECKPOINT_FILE: &str = "index.ckpt";
 
 /// Writes a checkpoint atomically, streaming the body to the file (a 1M-person
-/// checkpoint is about 250 MB: building it in memory first would add that much to the
+/// checkpoint is about 190 MB: building it in memory first would add that much to the
 /// peak memory of every import that checkpoints), then filling in the header.
 pub(crate) fn write_checkpoint(
     dir: &Path,
@@ -95,7 +95,10 @@ fn map_read_only(file: &File) -> std::io::Result<memmap2::Mmap> {
     // never written in place: a checkpoint is written to a temporary file and renamed
     // over it (`atomic_file`), which leaves a mapped old file as it was, and the data
     // directory's lock keeps other cidb processes out. The map lives only while the
-    // checkpoint is decoded into owned indexes (`read_checkpoint`).
+    // checkpoint is checked (its CRC) and decoded into owned indexes and links
+    // (`read_checkpoint`). Limits: the lock is advisory, so a program other than cidb
+    // that rewrites the file in place meanwhile breaks this, and a disk read error
+    // under the map stops the process (SIGBUS) instead of returning an error.
     unsafe { memmap2::Mmap::map(file) }
 }
 
@@ -108,9 +111,9 @@ pub(crate) fn read_checkpoint(dir: &Path) -> Result<Option<(u64, Indexes, Links)
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(StorageError::io(&path, e)),
     };
-    let corrupted = |detail: String| StorageError::Corrupted {
+    let corrupted = |detail: String| StorageError::CorruptedFile {
         what: "index checkpoint",
-        key: path.display().to_string().into_bytes(),
+        file: CHECKPOINT_FILE.into(),
         detail,
     };
     let map = map_read_only(&file).map_err(|e| StorageError::io(&path, e))?;

@@ -97,8 +97,9 @@ fn missing_checkpoint_is_rebuilt_from_profiles() {
     assert_clean(&db);
 }
 
-#[test]
-fn corrupt_checkpoint_is_an_error_naming_the_file() {
+/// A data directory holding one profile and its index checkpoint, and that
+/// checkpoint's bytes.
+fn a_directory_with_a_checkpoint() -> (tempfile::TempDir, std::path::PathBuf, Vec<u8>) {
     let dir = tempfile::tempdir().unwrap();
     {
         let db = Engine::open(dir.path()).unwrap();
@@ -108,30 +109,32 @@ fn corrupt_checkpoint_is_an_error_naming_the_file() {
         );
     }
     let path = dir.path().join("index.ckpt");
-    let mut bytes = std::fs::read(&path).unwrap();
-    let last = bytes.len() - 1;
-    bytes[last] ^= 0xff;
-    std::fs::write(&path, bytes).unwrap();
-    let err = Engine::open(dir.path()).err().expect("refused");
+    let bytes = std::fs::read(&path).unwrap();
+    (dir, path, bytes)
+}
+
+/// Opening `dir` is refused with an error that names the checkpoint file and `detail`.
+fn assert_refused(dir: &std::path::Path, detail: &str) {
+    let err = Engine::open(dir).err().expect("refused");
     let msg = err.to_string();
     assert!(
-        msg.contains("corrupted index checkpoint") && msg.contains("checksum"),
+        msg.contains("corrupted index checkpoint in index.ckpt") && msg.contains(detail),
         "{msg}"
     );
 }
 
 #[test]
+fn corrupt_checkpoint_is_an_error_naming_the_file() {
+    let (dir, path, mut bytes) = a_directory_with_a_checkpoint();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&path, bytes).unwrap();
+    assert_refused(dir.path(), "checksum");
+}
+
+#[test]
 fn a_truncated_or_empty_checkpoint_is_an_error_saying_so() {
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let db = Engine::open(dir.path()).unwrap();
-        ingest(
-            &db,
-            &[r#"{"source":"crm","identifiers":{"email":"t@x.com"}}"#],
-        );
-    }
-    let path = dir.path().join("index.ckpt");
-    let bytes = std::fs::read(&path).unwrap();
+    let (dir, path, bytes) = a_directory_with_a_checkpoint();
     // Inside the header, after it, and nothing at all.
     for (keep, detail) in [
         (10, "shorter than its header"),
@@ -139,12 +142,7 @@ fn a_truncated_or_empty_checkpoint_is_an_error_saying_so() {
         (0, "shorter than its header"),
     ] {
         std::fs::write(&path, &bytes[..keep]).unwrap();
-        let err = Engine::open(dir.path()).err().expect("refused");
-        let msg = err.to_string();
-        assert!(
-            msg.contains("corrupted index checkpoint") && msg.contains(detail),
-            "{keep} bytes: {msg}"
-        );
+        assert_refused(dir.path(), detail);
     }
 }
 

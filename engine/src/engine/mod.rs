@@ -370,6 +370,9 @@ impl Engine {
         rebuilt.problems.extend(self.store.verify_records()?);
         rebuilt
             .problems
+            .extend(self.store.verify_journal(rebuilt.indexes.live())?);
+        rebuilt
+            .problems
             .extend(state.models.differences(&rebuilt.indexes));
         let unfinished = self.store.erasure_intents()?;
         if let Some((first, _)) = unfinished.first() {
@@ -682,6 +685,38 @@ mod tests {
         assert_eq!(sources, ["app", "crm", "shop", "web"]);
         assert_eq!(merged.profile.sources["web"].records, 2);
         assert_eq!(merged.profile.records, 7);
+    }
+
+    /// A format-8 database (events-only chunks under their own `E` keys, no journal)
+    /// reads the same after the upgrade to format 9 as one written with the journal,
+    /// and lives on the same: later chunks go to the journal, merges and erasures take
+    /// chunks from both places.
+    #[test]
+    fn a_format_8_database_reads_its_chunks_and_lives_on() {
+        let (old, new) = twin_directories(|db| {
+            db.ingest_json(&people(6, "crm", false)).unwrap();
+            db.ingest_json(&people(5, "web", true)[1..]).unwrap();
+            db.ingest_json(&people(3, "app", true)).unwrap();
+        });
+        let journaled = |dir: &Path| {
+            let (store, _) = crate::storage::Store::open(dir).unwrap();
+            (0..6).filter(|pid| store.journal_batches(*pid) > 0).count()
+        };
+        assert!(journaled(new.path()) > 0, "events-only chunks are journaled");
+        crate::storage::downgrade_to_format_8(old.path());
+        assert_eq!(journaled(old.path()), 0);
+        {
+            let old_db = Engine::open_with(old.path(), config()).unwrap();
+            let new_db = Engine::open_with(new.path(), config()).unwrap();
+            assert_same(&old_db, &new_db);
+        }
+        let (old_db, new_db) = (later_life(old.path()), later_life(new.path()));
+        assert_same(&old_db, &new_db);
+        let p0 = old_db
+            .lookup(&Lookup::Email("p0@x.com".into()))
+            .unwrap()
+            .unwrap();
+        assert_eq!((p0.profile.records, p0.profile.events), (3, 3));
     }
 
     /// A format-7 database (written before the `U` sets existed) whose profiles have

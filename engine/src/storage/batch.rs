@@ -5,6 +5,7 @@ use super::progress::{
     idempotency_key, import_lines_entry, import_progress_key, IdempotencyEntry, ImportKey,
 };
 use super::SEALED_ENTRY_CAPACITY;
+use super::journal::{self, JournalEntries};
 use super::{codec, keys, Counters, EventChunk, MergeLogEntry, Store};
 use crate::base::error::StorageError;
 use crate::storage::profile::ProfileId;
@@ -15,6 +16,10 @@ use roaring::RoaringBitmap;
 pub(crate) struct WriteBatch {
     pub(super) batch: sled::Batch,
     pub(super) issued_keys: bool,
+    /// The batch's own journal set, added to the sets in memory once applied.
+    pub(super) journal_added: Option<(u64, RoaringBitmap)>,
+    /// Profiles whose journal chunks the batch erases or moves away.
+    pub(super) journal_dropped: RoaringBitmap,
 }
 
 impl WriteBatch {
@@ -122,6 +127,28 @@ impl<'a> BatchWriter<'a> {
             .insert(&keys::pid_seq(keys::EVENTS, pid, seq)[..], value);
     }
 
+    /// Stores the chunks of batch number `batch` that go to the event journal (see
+    /// `storage::journal`): its blocks and its set of profiles.
+    pub(crate) fn put_journal(&mut self, batch: u64, entries: JournalEntries) {
+        if entries.is_empty() {
+            return;
+        }
+        let (blocks, pids) = entries.into_blocks(batch);
+        for (key, value) in blocks {
+            self.batch.batch.insert(key, value);
+        }
+        self.batch
+            .batch
+            .insert(&journal::set_key(batch)[..], super::bitmap_bytes(&pids));
+        self.batch.journal_added = Some((batch, pids));
+    }
+
+    /// Takes `pid`'s chunks out of the event journal (they are read and stored anew
+    /// under another profile, or erased). Written by [`BatchWriter::finish`].
+    pub(crate) fn drop_from_journal(&mut self, pid: ProfileId) {
+        self.batch.journal_dropped.insert(pid);
+    }
+
     /// Removes an event chunk.
     pub(crate) fn remove_events(&mut self, pid: ProfileId, seq: u64) {
         self.batch
@@ -151,7 +178,11 @@ impl<'a> BatchWriter<'a> {
     }
 
     /// Finishes the batch.
-    pub(crate) fn finish(self) -> WriteBatch {
-        self.batch
+    pub(crate) fn finish(mut self) -> Result<WriteBatch, StorageError> {
+        if !self.batch.journal_dropped.is_empty() {
+            self.store
+                .drop_from_journal(&self.batch.journal_dropped, &mut self.batch.batch)?;
+        }
+        Ok(self.batch)
     }
 }

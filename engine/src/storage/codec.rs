@@ -39,7 +39,11 @@ use serde::{de::DeserializeOwned, Serialize};
 /// - 8: `U` keys name the profiles that may have chunks their slot does not count; a
 ///   reader looks for such chunks only for them. Opening a format-7 directory (written
 ///   by builds that had no `U` keys) finds those profiles once and stores the set.
-pub const FORMAT_VERSION: u32 = 8;
+/// - 9: the chunks of events-only records go to the event journal (`J` blocks, one
+///   batch's chunks in a few values, and `K` sets; `storage::journal`) instead of an `E`
+///   key each. An older build would not see them, so it must refuse; opening a format-8
+///   directory only raises its version.
+pub const FORMAT_VERSION: u32 = 9;
 /// The oldest on-disk format this build can open.
 pub const OLDEST_SUPPORTED_FORMAT: u32 = 1;
 

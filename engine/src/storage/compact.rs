@@ -353,7 +353,7 @@ mod tests {
         let pids: Vec<u32> = (0..40).collect();
         let mut writer = super::super::BatchWriter::new(&store);
         writer.issue_keys(&pids).unwrap();
-        store.apply(writer.finish()).unwrap();
+        store.apply(writer.finish().unwrap()).unwrap();
         let keyfile = store.keys.read().unwrap();
         let mut batch = sled::Batch::default();
         let mut written = Vec::new();

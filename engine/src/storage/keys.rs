@@ -10,6 +10,8 @@
 //! | `L` pid:u32 BE seq:u64 BE | nonce:24 ciphertext of codec(`MergeLogEntry`) — merges into this profile |
 //! | `D` batch:u64 BE | roaring bitmap (portable format) of the profiles a batch changed since the index checkpoint |
 //! | `U` batch:u64 BE | roaring bitmap of profiles that may have event chunks their slot does not count: written by each batch that stores events-only chunks, replaced at each index checkpoint by one holding the current set, under batch `u64::MAX` |
+//! | `J` batch:u64 BE first-pid:u32 BE | event journal block: the events-only chunks of one batch, sealed as under their `E` keys (see `journal`) |
+//! | `K` batch:u64 BE | roaring bitmap of the profiles with chunks in batch `batch`'s journal blocks |
 //! | `C` name | codec(catalog entry) — saved segments and other catalog items |
 //! | `O` id:u64 BE | JSON objection (digests, time, channel; see `objections`) |
 //! | `A` seq:u64 BE | JSON audit entry (see `audit`) |
@@ -24,6 +26,8 @@ pub(crate) const EVENTS: u8 = b'E';
 pub(crate) const MERGE_LOG: u8 = b'L';
 pub(crate) const DIRTY: u8 = b'D';
 pub(crate) const UNCOUNTED: u8 = b'U';
+pub(crate) const JOURNAL: u8 = b'J';
+pub(crate) const JOURNAL_SET: u8 = b'K';
 pub(crate) const CATALOG: u8 = b'C';
 pub(crate) const SUPPRESSION: u8 = b'S';
 pub(crate) const AUDIT: u8 = b'A';

@@ -9,6 +9,7 @@ pub(crate) mod codec;
 mod compact;
 mod crypto;
 mod dir_lock;
+mod journal;
 mod keyfile;
 mod keys;
 mod known_names;
@@ -26,6 +27,7 @@ use crate::base::time::Millis;
 use crate::input::record::{Event, Identifier};
 use crate::storage::profile::{Profile, ProfileId};
 pub(crate) use batch::{BatchWriter, WriteBatch};
+pub(crate) use journal::JournalEntries;
 use codec::{FORMAT_VERSION, OLDEST_SUPPORTED_FORMAT};
 pub(crate) use compact::compact;
 pub use compact::CompactReport;
@@ -34,6 +36,7 @@ pub(crate) use progress::AppliedLines;
 pub(crate) use progress::{IdempotencyEntry, ImportKey};
 use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
@@ -111,6 +114,9 @@ pub(crate) struct Store {
     /// the union of the `U` sets, less the profiles rewritten since open). Reading any
     /// other profile reads its slot only. A leaf lock, held for one lookup or update.
     uncounted: RwLock<RoaringBitmap>,
+    /// Which profiles have event chunks in which batch's journal blocks (the `K` sets).
+    /// A leaf lock, held for one lookup or update.
+    journal: RwLock<journal::JournalSets>,
     /// The data directory's lock, held while the store is open (dropped after `db`).
     _dir_lock: dir_lock::DirLock,
 }
@@ -188,6 +194,17 @@ impl Store {
             let (k, v) = item.map_err(StorageError::from)?;
             uncounted |= stored_bitmap("set of profiles with uncounted chunks", &k, &v)?;
         }
+        let mut journal = journal::JournalSets::default();
+        for item in db.scan_prefix([keys::JOURNAL_SET]) {
+            let (k, v) = item.map_err(StorageError::from)?;
+            let pids = stored_bitmap("set of profiles in the event journal", &k, &v)?;
+            let batch = journal::batch_of(&k).ok_or_else(|| StorageError::Corrupted {
+                what: "set of profiles in the event journal",
+                key: k.to_vec(),
+                detail: "short key".into(),
+            })?;
+            journal.insert(batch, pids);
+        }
         Ok((
             Store {
                 dir: dir.to_path_buf(),
@@ -197,6 +214,7 @@ impl Store {
                 audit_lock: std::sync::Mutex::new(RoaringBitmap::new()),
                 fold_floor,
                 uncounted: RwLock::new(uncounted),
+                journal: RwLock::new(journal),
                 _dir_lock: dir_lock,
             },
             counters,
@@ -298,14 +316,19 @@ impl Store {
         }
         let start = keys::pid_seq(keys::EVENTS, pid, unfolded_from);
         let end = keys::pid_seq(keys::EVENTS, pid, u64::MAX);
+        let mut chunks = Vec::new();
         for item in self.db.range(start..=end) {
             let (k, v) = item?;
             let plain = self.open_sealed("event chunk", pid, &k, &v)?;
-            let chunk: EventChunk = codec::decode_packed("event chunk", &plain)?;
+            chunks.push((keys::seq_of(&k).unwrap_or(0), decode_chunk(&plain)?));
+        }
+        chunks.extend(self.journal_chunks(pid, unfolded_from)?);
+        chunks.sort_unstable_by_key(|(seq, _)| *seq);
+        for (seq, chunk) in chunks {
             folded
                 .profile
                 .count_record(&chunk.source, chunk.observed_at, chunk.events.len());
-            folded.folded.push(keys::seq_of(&k).unwrap_or(0));
+            folded.folded.push(seq);
         }
         if self.db.get(key)?.as_deref() != Some(&value[..]) {
             // A batch replaced the slot between the two reads: it may have moved chunks
@@ -445,9 +468,126 @@ impl Store {
         Ok(out)
     }
 
-    /// The event chunks of a profile, keyed by ingest sequence.
+    /// The event chunks of a profile (under its `E` keys and in the journal), in ingest
+    /// sequence order.
     pub(crate) fn events(&self, pid: ProfileId) -> Result<Vec<(u64, EventChunk)>, StorageError> {
-        self.scan_sealed(keys::EVENTS, pid, "event chunk", codec::decode_packed)
+        let mut chunks = self.scan_sealed(keys::EVENTS, pid, "event chunk", codec::decode_packed)?;
+        let journaled = self.journal_chunks(pid, 0)?;
+        if !journaled.is_empty() {
+            chunks.extend(journaled);
+            chunks.sort_unstable_by_key(|(seq, _)| *seq);
+        }
+        Ok(chunks)
+    }
+
+    /// How many batches' journal blocks hold chunks of `pid` (for tests).
+    #[cfg(test)]
+    pub(crate) fn journal_batches(&self, pid: ProfileId) -> usize {
+        self.journal.read().unwrap().batches_of(pid).len()
+    }
+
+    /// The chunks of `pid` in the event journal, of sequence `from_seq` or above.
+    fn journal_chunks(
+        &self,
+        pid: ProfileId,
+        from_seq: u64,
+    ) -> Result<Vec<(u64, EventChunk)>, StorageError> {
+        let batches = self.journal.read().expect("journal lock").batches_of(pid);
+        let mut out = Vec::new();
+        for batch in batches {
+            // The block holding `pid`'s entries is the last one starting at or before it.
+            let first = journal::block_key(batch, 0);
+            let Some(item) = self
+                .db
+                .range(first..=journal::block_key(batch, pid))
+                .next_back()
+            else {
+                continue;
+            };
+            let (key, block) = item?;
+            for entry in journal::entries(&key, &block)? {
+                if entry.pid != pid || entry.seq < from_seq {
+                    continue;
+                }
+                let aad = keys::pid_seq(keys::EVENTS, pid, entry.seq);
+                let plain = self.open_sealed("event chunk", pid, &aad, entry.sealed)?;
+                out.push((entry.seq, decode_chunk(&plain)?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes into `batch` the journal sets without `dropped` (profiles whose chunks are
+    /// erased or moved under another profile); a batch whose set becomes empty loses its
+    /// blocks too. [`Store::journal_dropped`] updates the sets in memory once it is applied.
+    pub(crate) fn drop_from_journal(
+        &self,
+        dropped: &RoaringBitmap,
+        batch: &mut sled::Batch,
+    ) -> Result<(), StorageError> {
+        let changes = self.journal.read().expect("journal lock").without(dropped);
+        for (number, set) in changes {
+            if set.is_empty() {
+                batch.remove(&journal::set_key(number)[..]);
+                let mut prefix = vec![keys::JOURNAL];
+                prefix.extend_from_slice(&number.to_be_bytes());
+                for key in self.db.scan_prefix(prefix).keys() {
+                    batch.remove(key?);
+                }
+            } else {
+                batch.insert(&journal::set_key(number)[..], bitmap_bytes(&set));
+            }
+        }
+        Ok(())
+    }
+
+    /// What is wrong with the event journal: a block that does not parse, a set naming a
+    /// profile that is not live (its chunks should have left with it), or one naming a
+    /// profile with no entry in that batch's blocks.
+    pub(crate) fn verify_journal(&self, live: &RoaringBitmap) -> Result<Vec<String>, StorageError> {
+        let mut problems = Vec::new();
+        let mut held: BTreeMap<u64, RoaringBitmap> = BTreeMap::new();
+        for item in self.db.scan_prefix([keys::JOURNAL]) {
+            let (key, block) = item?;
+            match journal::entries(&key, &block) {
+                Ok(entries) => {
+                    let batch = journal::batch_of(&key).unwrap_or(u64::MAX);
+                    held.entry(batch)
+                        .or_default()
+                        .extend(entries.iter().map(|e| e.pid));
+                }
+                Err(e) => problems.push(e.to_string()),
+            }
+        }
+        let sets = self.journal.read().expect("journal lock");
+        for (batch, set) in sets.sets() {
+            let not_live = set - live;
+            if let Some(first) = not_live.min() {
+                problems.push(format!(
+                    "event journal batch {batch}: {} profile(s) that are not live (first: {first})",
+                    not_live.len()
+                ));
+            }
+            let missing = held.get(batch).map_or_else(|| set.clone(), |h| set - h);
+            if let Some(first) = missing.min() {
+                problems.push(format!(
+                    "event journal batch {batch}: {} profile(s) without entries (first: {first})",
+                    missing.len()
+                ));
+            }
+        }
+        Ok(problems)
+    }
+
+    /// Updates the journal sets in memory after a batch written with
+    /// [`Store::drop_from_journal`] was applied.
+    pub(crate) fn journal_dropped(&self, dropped: &RoaringBitmap) {
+        if !dropped.is_empty() {
+            self.journal
+                .write()
+                .expect("journal lock")
+                .apply(dropped, None);
+        }
     }
 
     /// The merge log of a profile.
@@ -542,6 +682,12 @@ impl Store {
             self.keys.read().expect("key file lock").sync()?;
         }
         self.db.apply_batch(batch.batch)?;
+        if !batch.journal_dropped.is_empty() || batch.journal_added.is_some() {
+            self.journal
+                .write()
+                .expect("journal lock")
+                .apply(&batch.journal_dropped, batch.journal_added.as_ref());
+        }
         Ok(())
     }
 
@@ -636,12 +782,45 @@ pub(crate) fn downgrade_to_format_6(dir: &Path) {
     store.flush().unwrap();
 }
 
-/// Rewrites a closed data directory as the format-7 builds left it: no `U` sets. For the
-/// test of the upgrade to format 8.
+/// Moves the event journal's chunks back under their own `E` keys, as builds before
+/// format 9 stored them (for the tests of the upgrades from older formats).
+#[cfg(test)]
+fn downgrade_journal(store: &Store, batch: &mut sled::Batch) {
+    let sets = store.journal.read().unwrap();
+    for item in store.db.scan_prefix([keys::JOURNAL]) {
+        let (k, v) = item.unwrap();
+        let set = &sets.sets().find(|(b, _)| Some(**b) == journal::batch_of(&k));
+        for e in journal::entries(&k, &v).unwrap() {
+            if set.is_some_and(|(_, pids)| pids.contains(e.pid)) {
+                batch.insert(&keys::pid_seq(keys::EVENTS, e.pid, e.seq)[..], e.sealed);
+            }
+        }
+        batch.remove(k);
+    }
+    for item in store.db.scan_prefix([keys::JOURNAL_SET]) {
+        batch.remove(item.unwrap().0);
+    }
+}
+
+/// Rewrites a closed data directory as the format-8 builds left it: no event journal.
+/// For the test of the upgrade to format 9.
+#[cfg(test)]
+pub(crate) fn downgrade_to_format_8(dir: &Path) {
+    let (store, _) = Store::open(dir).unwrap();
+    let mut batch = sled::Batch::default();
+    downgrade_journal(&store, &mut batch);
+    batch.insert(keys::meta("format"), &8u32.to_le_bytes()[..]);
+    store.db.apply_batch(batch).unwrap();
+    store.flush().unwrap();
+}
+
+/// Rewrites a closed data directory as the format-7 builds left it: no `U` sets, no
+/// event journal. For the test of the upgrade to format 8.
 #[cfg(test)]
 pub(crate) fn downgrade_to_format_7(dir: &Path) {
     let (store, _) = Store::open(dir).unwrap();
     let mut batch = sled::Batch::default();
+    downgrade_journal(&store, &mut batch);
     for item in store.db.scan_prefix([keys::UNCOUNTED]) {
         batch.remove(item.unwrap().0);
     }
@@ -696,6 +875,11 @@ const SEALED_PROFILE_CAPACITY: usize = 1024;
 const SEALED_ENTRY_CAPACITY: usize = 256;
 
 /// A roaring bitmap as stored (its portable serialization).
+/// Decodes an unsealed event chunk.
+fn decode_chunk(plain: &[u8]) -> Result<EventChunk, StorageError> {
+    codec::decode_packed("event chunk", plain)
+}
+
 pub(crate) fn bitmap_bytes(pids: &RoaringBitmap) -> Vec<u8> {
     let mut value = Vec::with_capacity(pids.serialized_size());
     pids.serialize_into(&mut value)
@@ -813,7 +997,7 @@ mod tests {
                 codec::encode_fixed_width(&old, buf)
             });
             writer.put_sealed_profile(0, value);
-            store.apply(writer.finish()).unwrap();
+            store.apply(writer.finish().unwrap()).unwrap();
             store
                 .db
                 .insert(keys::meta("format"), &2u32.to_le_bytes()[..])
@@ -828,7 +1012,7 @@ mod tests {
         new.merged_from.push(0);
         let mut writer = BatchWriter::new(&store);
         writer.put_sealed_profile(1, store.sealed_profile(&new, 0));
-        store.apply(writer.finish()).unwrap();
+        store.apply(writer.finish().unwrap()).unwrap();
         assert_eq!(store.slot(1).unwrap(), Some(Slot::Live(new)));
         assert_eq!(store.slot(0).unwrap(), Some(Slot::Live(old)));
     }
@@ -875,7 +1059,7 @@ mod tests {
         writer.put_sealed_profile(0, value);
         let c = chunk("crm", 1_000, 2);
         writer.put_sealed_events(0, 4, store.sealed_events(0, 4, &c));
-        let mut batch = writer.finish();
+        let mut batch = writer.finish().unwrap();
         if with_counters {
             batch.put_counters(&Counters {
                 next_pid: 2,
@@ -910,7 +1094,7 @@ mod tests {
         writer.put_sealed_profile(1, store.sealed_profile(&one, 7));
         writer.put_sealed_events(1, 7, store.sealed_events(1, 7, &chunk("app", 2_000, 1)));
         writer.put_sealed_events(1, 8, store.sealed_events(1, 8, &chunk("app", 2_500, 4)));
-        store.apply(writer.finish()).unwrap();
+        store.apply(writer.finish().unwrap()).unwrap();
 
         let mut expected = counted.clone();
         expected.count_record(&"web".into(), 3_000, 1);

@@ -77,12 +77,16 @@ impl Store {
             }
         }
         let dirty: RoaringBitmap = std::iter::once(pid).collect();
+        // Its journal chunks stay in their blocks, sealed with the key destroyed next;
+        // no set names the profile any more, so nothing reads them.
+        self.drop_from_journal(&dirty, &mut b)?;
         b.insert(&keys::dirty(batch)[..], super::bitmap_bytes(&dirty));
         b.insert(keys::meta("counters"), codec::encode(counters));
         // The intent: whatever happens after this batch (key destruction, checkpoint,
         // sync states, audit bitmaps) is finished on open until it is removed.
         b.insert(&keys::prefixed_pid(keys::ERASURE, pid)[..], intent);
         self.db.apply_batch(b)?;
+        self.journal_dropped(&dirty);
         Ok(())
     }
 

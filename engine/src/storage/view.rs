@@ -280,7 +280,7 @@ mod tests {
         let pids: Vec<ProfileId> = (0..60).collect();
         let mut writer = BatchWriter::new(&store);
         writer.issue_keys(&pids).unwrap();
-        store.apply(writer.finish()).unwrap();
+        store.apply(writer.finish().unwrap()).unwrap();
         let mut writer = BatchWriter::new(&store);
         let mut older = sled::Batch::default();
         for &pid in &pids {
@@ -301,7 +301,7 @@ mod tests {
                 }
             }
         }
-        store.apply(writer.finish()).unwrap();
+        store.apply(writer.finish().unwrap()).unwrap();
         store.db.apply_batch(older).unwrap();
         let dense: Vec<ProfileId> = (0..60).filter(|p| p % 5 != 1).collect();
         let sparse: Vec<ProfileId> = (0..60).step_by(7).chain([50, 59]).collect();
@@ -349,12 +349,12 @@ mod tests {
         let (store, _) = Store::open(dir.path()).unwrap();
         let mut writer = BatchWriter::new(&store);
         writer.issue_keys(live).unwrap();
-        store.apply(writer.finish()).unwrap();
+        store.apply(writer.finish().unwrap()).unwrap();
         let mut writer = BatchWriter::new(&store);
         for &pid in live {
             writer.put_sealed_profile(pid, store.sealed_profile(&profile(pid), 0));
         }
-        store.apply(writer.finish()).unwrap();
+        store.apply(writer.finish().unwrap()).unwrap();
         (dir, store)
     }
 
@@ -402,7 +402,7 @@ mod tests {
             } else {
                 let mut writer = BatchWriter::new(&store);
                 writer.put_redirect(1, 0);
-                store.apply(writer.finish()).unwrap();
+                store.apply(writer.finish().unwrap()).unwrap();
             }
             store.destroy_keys(&[1]).unwrap();
             let (_live_dir, live_store) = store_with(&[0, 1]);

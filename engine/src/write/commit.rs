@@ -8,7 +8,9 @@ use crate::index::{EventIndex, Indexes, Postings};
 use crate::input::record::ShortText;
 use crate::input::report::IngestReport;
 use crate::storage::profile::{Profile, ProfileId};
-use crate::storage::{BatchWriter, Counters, EventChunk, MergeLogEntry, Store, WriteBatch};
+use crate::storage::{
+    BatchWriter, Counters, EventChunk, JournalEntries, MergeLogEntry, Store, WriteBatch,
+};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -67,6 +69,7 @@ impl ResolvedBatch {
             .collect();
         for (pid, target) in absorbed {
             let mut events = Vec::new();
+            writer.drop_from_journal(pid);
             for (q, chunk) in store.events(pid)? {
                 writer.remove_events(pid, q);
                 events.extend(chunk.events.iter().cloned());
@@ -140,20 +143,28 @@ impl ResolvedBatch {
             }
             changes.push((pid, staged.before, after));
         }
+        // Chunks of profiles whose slot the batch does not rewrite (events-only records)
+        // go to the event journal: a few large values instead of a sled key each.
+        let uncounted = &self.changed - &self.rewritten;
+        let mut journal = JournalEntries::default();
         for ((pid, seq), value) in sealed_events {
-            writer.put_sealed_events(pid, seq, value);
+            if uncounted.contains(pid) {
+                journal.push(pid, seq, value);
+            } else {
+                writer.put_sealed_events(pid, seq, value);
+            }
         }
+        writer.put_journal(self.batch_number, journal);
         for ((pid, seq), entry) in &self.new_log {
             writer.put_merge_log(*pid, *seq, entry);
         }
         writer.put_dirty(self.batch_number, &self.changed);
-        let uncounted = &self.changed - &self.rewritten;
         if !uncounted.is_empty() {
             writer.put_uncounted(self.batch_number, &uncounted);
         }
         self.report.updated_profiles += uncounted.len();
         Ok(PreparedBatch {
-            batch: writer.finish(),
+            batch: writer.finish()?,
             changed: self.changed,
             rewritten: self.rewritten,
             uncounted,

@@ -7,6 +7,7 @@ mod durability;
 mod grouped_import;
 mod identity;
 mod import;
+mod journal;
 mod limits;
 mod lookalike;
 mod model;

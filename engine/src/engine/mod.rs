@@ -702,7 +702,10 @@ mod tests {
             let (store, _) = crate::storage::Store::open(dir).unwrap();
             (0..6).filter(|pid| store.journal_batches(*pid) > 0).count()
         };
-        assert!(journaled(new.path()) > 0, "events-only chunks are journaled");
+        assert!(
+            journaled(new.path()) > 0,
+            "events-only chunks are journaled"
+        );
         crate::storage::downgrade_to_format_8(old.path());
         assert_eq!(journaled(old.path()), 0);
         {

@@ -1,11 +1,11 @@
 //! Write batches: everything one ingest batch or erasure writes, applied with one atomic
 //! `apply_batch` (`Store::apply`).
 
+use super::journal::{self, JournalEntries};
 use super::progress::{
     idempotency_key, import_lines_entry, import_progress_key, IdempotencyEntry, ImportKey,
 };
 use super::SEALED_ENTRY_CAPACITY;
-use super::journal::{self, JournalEntries};
 use super::{codec, keys, Counters, EventChunk, MergeLogEntry, Store};
 use crate::base::error::StorageError;
 use crate::storage::profile::ProfileId;

@@ -51,7 +51,8 @@ impl JournalEntries {
 
     /// The blocks of batch `batch` (sled key, value) and the set of profiles they hold.
     pub(crate) fn into_blocks(mut self, batch: u64) -> (Vec<(Vec<u8>, Vec<u8>)>, RoaringBitmap) {
-        self.entries.sort_unstable_by_key(|(pid, seq, _)| (*pid, *seq));
+        self.entries
+            .sort_unstable_by_key(|(pid, seq, _)| (*pid, *seq));
         let pids: RoaringBitmap = self.entries.iter().map(|(pid, _, _)| *pid).collect();
         let mut blocks = Vec::new();
         let mut start = 0;
@@ -276,7 +277,10 @@ mod tests {
         let (blocks, _) = entries_of(3, 1, 10).into_blocks(1);
         let (key, value) = &blocks[0];
         for cut in [0, 1, 4, 5, 20, value.len() - 1] {
-            let err = entries(key, &value[..cut]).err().expect("refused").to_string();
+            let err = entries(key, &value[..cut])
+                .err()
+                .expect("refused")
+                .to_string();
             assert!(err.contains("event journal block"), "{err}");
             assert!(err.contains("at byte"), "{err}");
         }
@@ -296,7 +300,10 @@ mod tests {
     fn sets_follow_additions_and_drops() {
         let mut sets = JournalSets::default();
         sets.insert(1, [1, 2, 3].into_iter().collect());
-        sets.apply(&RoaringBitmap::new(), Some(&(2, [3, 4].into_iter().collect())));
+        sets.apply(
+            &RoaringBitmap::new(),
+            Some(&(2, [3, 4].into_iter().collect())),
+        );
         assert_eq!(sets.batches_of(3), vec![1, 2]);
         assert_eq!(sets.batches_of(9), Vec::<u64>::new());
         let dropped: RoaringBitmap = [3, 4].into_iter().collect();

@@ -27,10 +27,10 @@ use crate::base::time::Millis;
 use crate::input::record::{Event, Identifier};
 use crate::storage::profile::{Profile, ProfileId};
 pub(crate) use batch::{BatchWriter, WriteBatch};
-pub(crate) use journal::JournalEntries;
 use codec::{FORMAT_VERSION, OLDEST_SUPPORTED_FORMAT};
 pub(crate) use compact::compact;
 pub use compact::CompactReport;
+pub(crate) use journal::JournalEntries;
 use keyfile::KeyFile;
 pub(crate) use progress::AppliedLines;
 pub(crate) use progress::{IdempotencyEntry, ImportKey};
@@ -471,7 +471,8 @@ impl Store {
     /// The event chunks of a profile (under its `E` keys and in the journal), in ingest
     /// sequence order.
     pub(crate) fn events(&self, pid: ProfileId) -> Result<Vec<(u64, EventChunk)>, StorageError> {
-        let mut chunks = self.scan_sealed(keys::EVENTS, pid, "event chunk", codec::decode_packed)?;
+        let mut chunks =
+            self.scan_sealed(keys::EVENTS, pid, "event chunk", codec::decode_packed)?;
         let journaled = self.journal_chunks(pid, 0)?;
         if !journaled.is_empty() {
             chunks.extend(journaled);
@@ -789,7 +790,9 @@ fn downgrade_journal(store: &Store, batch: &mut sled::Batch) {
     let sets = store.journal.read().unwrap();
     for item in store.db.scan_prefix([keys::JOURNAL]) {
         let (k, v) = item.unwrap();
-        let set = &sets.sets().find(|(b, _)| Some(**b) == journal::batch_of(&k));
+        let set = &sets
+            .sets()
+            .find(|(b, _)| Some(**b) == journal::batch_of(&k));
         for e in journal::entries(&k, &v).unwrap() {
             if set.is_some_and(|(_, pids)| pids.contains(e.pid)) {
                 batch.insert(&keys::pid_seq(keys::EVENTS, e.pid, e.seq)[..], e.sealed);

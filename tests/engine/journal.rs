@@ -3,7 +3,7 @@
 //! read, merge, erase and survive a reopen exactly like any other record's.
 
 use super::{assert_clean, by_email, ingest};
-use cidb::{Engine, ForgetOptions, Lookup};
+use cidb::{Config, Engine, ForgetOptions, Lookup};
 
 fn events_only(email: &str, day: u32, kinds: &[&str]) -> String {
     let events: Vec<String> = kinds
@@ -35,10 +35,15 @@ fn held(db: &Engine, email: &str) -> (u64, u64, Vec<String>) {
     (view.profile.records, view.profile.events, kinds)
 }
 
+/// Batches of two or more events-only records write to the journal.
+fn open(dir: &std::path::Path) -> Engine {
+    Engine::open_with(dir, Config::default().with_journal_min_chunks(2)).unwrap()
+}
+
 #[test]
 fn journaled_events_read_merge_erase_and_reopen_like_any_other() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Engine::open(dir.path()).unwrap();
+    let db = open(dir.path());
     ingest(
         &db,
         &[
@@ -73,7 +78,7 @@ fn journaled_events_read_merge_erase_and_reopen_like_any_other() {
     assert_clean(&db);
     db.close().unwrap();
 
-    let db = Engine::open(dir.path()).unwrap();
+    let db = open(dir.path());
     assert_eq!(held(&db, "a@x.com"), a, "after a reopen");
     assert_clean(&db);
     // A bridging record merges a and b: the survivor holds both journals' events.
@@ -100,7 +105,7 @@ fn journaled_events_read_merge_erase_and_reopen_like_any_other() {
     let survivor = held(&db, "a@x.com");
     db.close().unwrap();
 
-    let db = Engine::open(dir.path()).unwrap();
+    let db = open(dir.path());
     assert_eq!(held(&db, "a@x.com"), survivor, "after a second reopen");
     assert!(db
         .lookup(&Lookup::Email("c@x.com".into()))
@@ -110,7 +115,7 @@ fn journaled_events_read_merge_erase_and_reopen_like_any_other() {
     // A compaction copies the journal as it is.
     db.close().unwrap();
     Engine::compact(dir.path()).unwrap();
-    let db = Engine::open(dir.path()).unwrap();
+    let db = open(dir.path());
     assert_eq!(held(&db, "a@x.com"), survivor, "after a compaction");
     assert_clean(&db);
 }

@@ -171,6 +171,9 @@ fn unlimited() -> Config {
         .with_identity_rules(rules)
         .with_checkpoint_min_dirty(3)
         .with_import_batch_records(2)
+        // A batch with one events-only record writes its chunk under its own key, one
+        // with more writes to the event journal: the streams mix both.
+        .with_journal_min_chunks(2)
 }
 
 /// How a batch of the stream reaches the engine.

@@ -120,7 +120,8 @@ impl Engine {
                 Ok(report)
             }
             Planned::Batch(resolved, _) => {
-                let mut prepared = resolved.prepare(&self.store)?;
+                let mut prepared =
+                    resolved.prepare(&self.store, self.config().journal_min_chunks)?;
                 if let Some((key, at)) = idempotency {
                     // The answer as the commit will give it (the report is final here).
                     prepared
@@ -149,25 +150,29 @@ impl Engine {
         on_committed: &mut dyn FnMut(&IngestReport),
     ) -> Result<IngestReport, IngestError> {
         let mut counters = w.counters.clone();
+        let journal_min_chunks = self.config().journal_min_chunks;
         let (job_tx, job_rx) = bounded::<Job>(0);
         std::thread::scope(|scope| {
             scope.spawn(move || {
                 for job in job_rx {
                     let started = std::time::Instant::now();
-                    let outcome = job.batch.prepare(&self.store).and_then(|mut prepared| {
-                        match (import, &job.lines) {
-                            (Some(ImportProgress::InFileOrder(key)), BatchLines::Through(line)) => {
-                                prepared.batch.put_import_progress(key, *line)
+                    let outcome = job.batch.prepare(&self.store, journal_min_chunks).and_then(
+                        |mut prepared| {
+                            match (import, &job.lines) {
+                                (
+                                    Some(ImportProgress::InFileOrder(key)),
+                                    BatchLines::Through(line),
+                                ) => prepared.batch.put_import_progress(key, *line),
+                                (Some(ImportProgress::Grouped(key)), BatchLines::Lines(lines)) => {
+                                    prepared.batch.put_import_lines(key, lines)
+                                }
+                                _ => {}
                             }
-                            (Some(ImportProgress::Grouped(key)), BatchLines::Lines(lines)) => {
-                                prepared.batch.put_import_lines(key, lines)
-                            }
-                            _ => {}
-                        }
-                        let prepare_ms = started.elapsed().as_millis() as u64;
-                        tracing::debug!(prepare_ms, "batch prepared");
-                        self.commit_prepared(w, prepared)
-                    });
+                            let prepare_ms = started.elapsed().as_millis() as u64;
+                            tracing::debug!(prepare_ms, "batch prepared");
+                            self.commit_prepared(w, prepared)
+                        },
+                    );
                     let failed = outcome.is_err();
                     let _ = job.done.send(outcome);
                     if failed {

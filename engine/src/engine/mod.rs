@@ -591,7 +591,10 @@ mod tests {
     fn config() -> Config {
         let mut rules = crate::input::rules::IdentityRules::default();
         rules.limits.clear();
-        Config::default().with_identity_rules(rules)
+        // Batches of two or more events-only records write to the event journal.
+        Config::default()
+            .with_identity_rules(rules)
+            .with_journal_min_chunks(2)
     }
 
     /// What happens to a database after its first batches: events-only records (stored

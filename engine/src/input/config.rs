@@ -25,6 +25,11 @@ pub struct Config {
     /// Keep exported rows in memory until their profile changes (about 300–400 bytes per
     /// exported profile and platform); makes repeated exports and syncs much faster.
     pub export_cache: bool,
+    /// A batch with at least this many events-only records stores their event chunks in
+    /// the event journal (a few large values) rather than under a key each; smaller
+    /// batches, such as most HTTP ingests, write keys as before so that the journal's
+    /// per-batch sets stay few.
+    pub journal_min_chunks: usize,
 }
 
 impl Default for Config {
@@ -37,6 +42,7 @@ impl Default for Config {
             import_batch_records: 20_000,
             import_threads: 0,
             export_cache: true,
+            journal_min_chunks: 1024,
         }
     }
 }
@@ -63,6 +69,13 @@ impl Config {
     /// Sets the checkpoint threshold.
     pub fn with_checkpoint_min_dirty(mut self, n: usize) -> Self {
         self.checkpoint_min_dirty = n.max(1);
+        self
+    }
+
+    /// Sets the number of events-only records from which a batch writes to the event
+    /// journal (at least 1).
+    pub fn with_journal_min_chunks(mut self, n: usize) -> Self {
+        self.journal_min_chunks = n.max(1);
         self
     }
 

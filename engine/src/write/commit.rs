@@ -102,7 +102,13 @@ impl ResolvedBatch {
 
     /// Builds the write batch (issuing keys of new profiles, sealing every value) and the
     /// index changes. Nothing is visible until the engine commits the result.
-    pub(crate) fn prepare(mut self, store: &Store) -> Result<PreparedBatch, StorageError> {
+    /// Event chunks go to the event journal when at least `journal_min_chunks` are of
+    /// profiles whose slot the batch does not rewrite.
+    pub(crate) fn prepare(
+        mut self,
+        store: &Store,
+        journal_min_chunks: usize,
+    ) -> Result<PreparedBatch, StorageError> {
         drop(std::mem::take(&mut self.retired));
         let mut writer = BatchWriter::new(store);
         writer.issue_keys(&self.new_pids)?;
@@ -146,9 +152,14 @@ impl ResolvedBatch {
         // Chunks of profiles whose slot the batch does not rewrite (events-only records)
         // go to the event journal: a few large values instead of a sled key each.
         let uncounted = &self.changed - &self.rewritten;
+        let journaled = sealed_events
+            .iter()
+            .filter(|((pid, _), _)| uncounted.contains(*pid))
+            .count();
+        let use_journal = journaled >= journal_min_chunks.max(1);
         let mut journal = JournalEntries::default();
         for ((pid, seq), value) in sealed_events {
-            if uncounted.contains(pid) {
+            if use_journal && uncounted.contains(pid) {
                 journal.push(pid, seq, value);
             } else {
                 writer.put_sealed_events(pid, seq, value);

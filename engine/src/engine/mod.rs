@@ -725,6 +725,46 @@ mod tests {
         assert_eq!((p0.profile.records, p0.profile.events), (3, 3));
     }
 
+    /// An erasure takes the person's entries out of the journal's blocks, not only out
+    /// of its sets: no block header names the profile afterwards.
+    #[test]
+    fn an_erasure_leaves_no_journal_entry_of_the_person() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Engine::open_with(dir.path(), config()).unwrap();
+        db.ingest_json(&people(6, "crm", false)).unwrap();
+        db.ingest_json(&people(6, "web", true)).unwrap();
+        db.ingest_json(&people(6, "app", true)[2..]).unwrap();
+        let pid = |email: &str| {
+            db.lookup(&Lookup::Email(email.into()))
+                .unwrap()
+                .unwrap()
+                .profile
+                .id
+        };
+        let (p3, p1) = (pid("p3@x.com"), pid("p1@x.com"));
+        assert!(db.store.journal_entry_pids().contains(p3));
+        for email in ["p3@x.com", "p0@x.com", "p1@x.com"] {
+            db.forget(
+                &Lookup::Email(email.into()),
+                &crate::privacy::forget::ForgetOptions::default(),
+            )
+            .unwrap();
+        }
+        let left = db.store.journal_entry_pids();
+        assert!(!left.contains(p3) && !left.contains(p1), "{left:?}");
+        assert_eq!(left.len(), 3, "p2, p4 and p5 keep theirs");
+        let report = db.check().unwrap();
+        assert!(report.is_clean(), "{:#?}", report.problems);
+        assert_eq!(
+            db.lookup(&Lookup::Email("p4@x.com".into()))
+                .unwrap()
+                .unwrap()
+                .profile
+                .events,
+            3
+        );
+    }
+
     /// A format-7 database (written before the `U` sets existed) whose profiles have
     /// chunks their slots do not count reads the same after the upgrade to format 8 as
     /// one that always had the sets, and lives on the same.

@@ -71,9 +71,14 @@ impl JournalEntries {
                 }
             }
             let part = &self.entries[start..end];
+            let entries = part.iter().map(|(pid, seq, sealed)| Entry {
+                pid: *pid,
+                seq: *seq,
+                sealed,
+            });
             blocks.push((
                 block_key(batch, part[0].0).to_vec(),
-                encode_block(part, bytes),
+                encode_block(entries, bytes),
             ));
             start = end;
         }
@@ -103,11 +108,15 @@ pub(crate) fn batch_of(key: &[u8]) -> Option<u64> {
         .map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes")))
 }
 
-fn encode_block(entries: &[(ProfileId, u64, Vec<u8>)], bytes: usize) -> Vec<u8> {
+/// A block of `entries` (in order; `bytes` is a capacity hint).
+pub(crate) fn encode_block<'e>(
+    entries: impl ExactSizeIterator<Item = Entry<'e>>,
+    bytes: usize,
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(5 + bytes);
     out.push(BLOCK_LAYOUT);
     out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
-    for (pid, seq, sealed) in entries {
+    for Entry { pid, seq, sealed } in entries {
         out.extend_from_slice(&pid.to_le_bytes());
         out.extend_from_slice(&seq.to_le_bytes());
         out.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
@@ -190,6 +199,11 @@ impl JournalSets {
             .collect()
     }
 
+    /// The set of batch `batch`.
+    pub(crate) fn set(&self, batch: u64) -> Option<&RoaringBitmap> {
+        self.by_batch.get(&batch)
+    }
+
     /// The sets that change when `dropped` leave the journal: (batch, its new set; empty
     /// when the batch no longer holds anything).
     pub(crate) fn without(&self, dropped: &RoaringBitmap) -> Vec<(u64, RoaringBitmap)> {
@@ -248,8 +262,8 @@ mod tests {
             assert_eq!(batch_of(key), Some(7));
             let got = entries(key, value).unwrap();
             assert_eq!(
-                keys::pid_of(&key[8..]).unwrap(),
-                got[0].pid,
+                key[9..13],
+                got[0].pid.to_be_bytes(),
                 "a block is keyed by its first profile"
             );
             for e in got {

@@ -13,6 +13,8 @@
 //! - format 7 → 8: the profiles whose slots do not count all their event chunks are
 //!   found (one pass over the chunk keys and one slot read per profile with chunks) and
 //!   stored as a `U` set; older directories have no such profiles.
+//! - format 8 → 9: nothing to rewrite; chunks stay under their `E` keys, where they are
+//!   still read (only later batches write to the event journal).
 
 use super::codec::FORMAT_VERSION;
 use super::keys;

@@ -487,6 +487,17 @@ impl Store {
         self.journal.read().unwrap().batches_of(pid).len()
     }
 
+    /// Every profile named by an entry of a journal block, garbage included (for tests).
+    #[cfg(test)]
+    pub(crate) fn journal_entry_pids(&self) -> RoaringBitmap {
+        let mut out = RoaringBitmap::new();
+        for item in self.db.scan_prefix([keys::JOURNAL]) {
+            let (k, v) = item.unwrap();
+            out.extend(journal::entries(&k, &v).unwrap().iter().map(|e| e.pid));
+        }
+        out
+    }
+
     /// The chunks of `pid` in the event journal, of sequence `from_seq` or above.
     fn journal_chunks(
         &self,
@@ -578,6 +589,47 @@ impl Store {
             }
         }
         Ok(problems)
+    }
+
+    /// For an erasure: writes into `batch` the blocks that hold `pid`'s entries again
+    /// without them (and without entries their set no longer names), so that no block
+    /// header names the person any more, then drops `pid` as
+    /// [`Store::drop_from_journal`] does.
+    pub(crate) fn erase_from_journal(
+        &self,
+        pid: ProfileId,
+        batch: &mut sled::Batch,
+    ) -> Result<(), StorageError> {
+        let dropped: RoaringBitmap = std::iter::once(pid).collect();
+        let rewrites: Vec<(u64, RoaringBitmap)> = {
+            let sets = self.journal.read().expect("journal lock");
+            sets.batches_of(pid)
+                .into_iter()
+                .filter_map(|number| Some((number, sets.set(number)? - &dropped)))
+                .filter(|(_, kept)| !kept.is_empty())
+                .collect()
+        };
+        for (number, kept) in rewrites {
+            let first = journal::block_key(number, 0);
+            let last = journal::block_key(number, pid);
+            let Some(item) = self.db.range(first..=last).next_back() else {
+                continue;
+            };
+            let (key, block) = item?;
+            let entries: Vec<journal::Entry<'_>> = journal::entries(&key, &block)?
+                .into_iter()
+                .filter(|e| kept.contains(e.pid))
+                .collect();
+            batch.remove(&key);
+            if let Some(head) = entries.first() {
+                let new_key = journal::block_key(number, head.pid);
+                batch.insert(
+                    &new_key[..],
+                    journal::encode_block(entries.into_iter(), block.len()),
+                );
+            }
+        }
+        self.drop_from_journal(&dropped, batch)
     }
 
     /// Updates the journal sets in memory after a batch written with
@@ -877,11 +929,12 @@ const SEALED_PROFILE_CAPACITY: usize = 1024;
 /// Starting capacity of a sealed event chunk or merge log entry.
 const SEALED_ENTRY_CAPACITY: usize = 256;
 
-/// A roaring bitmap as stored (its portable serialization).
 /// Decodes an unsealed event chunk.
 fn decode_chunk(plain: &[u8]) -> Result<EventChunk, StorageError> {
     codec::decode_packed("event chunk", plain)
 }
+
+/// A roaring bitmap as stored (its portable serialization).
 
 pub(crate) fn bitmap_bytes(pids: &RoaringBitmap) -> Vec<u8> {
     let mut value = Vec::with_capacity(pids.serialized_size());

@@ -57,7 +57,8 @@ impl Store {
         })
     }
 
-    /// Removes a profile's slot, event chunks and merge-log entries in one atomic batch,
+    /// Removes a profile's slot, event chunks (its `E` keys and its event journal entries)
+    /// and merge-log entries in one atomic batch,
     /// recording it in dirty set `batch` (for index recovery) with `counters`. The caller
     /// makes it durable ([`Store::flush`]; not here, so that it can apply the batch under
     /// the state lock without holding that lock through an fsync), then destroys the key,
@@ -76,10 +77,9 @@ impl Store {
                 b.remove(item?.0);
             }
         }
+        // Its entries leave the journal's blocks and sets.
+        self.erase_from_journal(pid, &mut b)?;
         let dirty: RoaringBitmap = std::iter::once(pid).collect();
-        // Its journal chunks stay in their blocks, sealed with the key destroyed next;
-        // no set names the profile any more, so nothing reads them.
-        self.drop_from_journal(&dirty, &mut b)?;
         b.insert(&keys::dirty(batch)[..], super::bitmap_bytes(&dirty));
         b.insert(keys::meta("counters"), codec::encode(counters));
         // The intent: whatever happens after this batch (key destruction, checkpoint,

@@ -33,6 +33,9 @@ const BLOCK_LAYOUT: u8 = 1;
 /// Bytes of an entry's header: pid u32, seq u64, length u32 (all little-endian).
 const ENTRY_HEADER: usize = 16;
 
+/// A block as written: its sled key and value.
+pub(crate) type Block = (Vec<u8>, Vec<u8>);
+
 /// The journal entries one batch writes.
 #[derive(Default)]
 pub(crate) struct JournalEntries {
@@ -49,8 +52,8 @@ impl JournalEntries {
         self.entries.is_empty()
     }
 
-    /// The blocks of batch `batch` (sled key, value) and the set of profiles they hold.
-    pub(crate) fn into_blocks(mut self, batch: u64) -> (Vec<(Vec<u8>, Vec<u8>)>, RoaringBitmap) {
+    /// The blocks of batch `batch` and the set of profiles they hold.
+    pub(crate) fn into_blocks(mut self, batch: u64) -> (Vec<Block>, RoaringBitmap) {
         self.entries
             .sort_unstable_by_key(|(pid, seq, _)| (*pid, *seq));
         let pids: RoaringBitmap = self.entries.iter().map(|(pid, _, _)| *pid).collect();

@@ -935,7 +935,6 @@ fn decode_chunk(plain: &[u8]) -> Result<EventChunk, StorageError> {
 }
 
 /// A roaring bitmap as stored (its portable serialization).
-
 pub(crate) fn bitmap_bytes(pids: &RoaringBitmap) -> Vec<u8> {
     let mut value = Vec::with_capacity(pids.serialized_size());
     pids.serialize_into(&mut value)

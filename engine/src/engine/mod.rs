@@ -696,21 +696,28 @@ mod tests {
     /// chunks from both places.
     #[test]
     fn a_format_8_database_reads_its_chunks_and_lives_on() {
+        let journaled = |dir: &Path| {
+            let (store, _) = crate::storage::Store::open(dir).unwrap();
+            (0..6).filter(|pid| store.journal_batches(*pid) > 0).count()
+        };
+        let p0 = upgraded_with_uncounted_chunks(|old| {
+            assert!(journaled(old) > 0, "events-only chunks are journaled");
+            crate::storage::downgrade_to_format_8(old);
+            assert_eq!(journaled(old), 0);
+        });
+        assert_eq!((p0.profile.records, p0.profile.events), (3, 3));
+    }
+
+    /// Writes twin databases whose profiles have chunks their slots do not count,
+    /// downgrades one with `downgrade`, and checks that both read alike after the
+    /// upgrade and live on alike; returns p0 as the upgraded one holds it.
+    fn upgraded_with_uncounted_chunks(downgrade: impl Fn(&Path)) -> ProfileView {
         let (old, new) = twin_directories(|db| {
             db.ingest_json(&people(6, "crm", false)).unwrap();
             db.ingest_json(&people(5, "web", true)[1..]).unwrap();
             db.ingest_json(&people(3, "app", true)).unwrap();
         });
-        let journaled = |dir: &Path| {
-            let (store, _) = crate::storage::Store::open(dir).unwrap();
-            (0..6).filter(|pid| store.journal_batches(*pid) > 0).count()
-        };
-        assert!(
-            journaled(new.path()) > 0,
-            "events-only chunks are journaled"
-        );
-        crate::storage::downgrade_to_format_8(old.path());
-        assert_eq!(journaled(old.path()), 0);
+        downgrade(old.path());
         {
             let old_db = Engine::open_with(old.path(), config()).unwrap();
             let new_db = Engine::open_with(new.path(), config()).unwrap();
@@ -718,11 +725,10 @@ mod tests {
         }
         let (old_db, new_db) = (later_life(old.path()), later_life(new.path()));
         assert_same(&old_db, &new_db);
-        let p0 = old_db
+        old_db
             .lookup(&Lookup::Email("p0@x.com".into()))
             .unwrap()
-            .unwrap();
-        assert_eq!((p0.profile.records, p0.profile.events), (3, 3));
+            .unwrap()
     }
 
     /// An erasure takes the person's entries out of the journal's blocks, not only out
@@ -770,23 +776,7 @@ mod tests {
     /// one that always had the sets, and lives on the same.
     #[test]
     fn a_format_7_database_finds_its_uncounted_chunks() {
-        let (old, new) = twin_directories(|db| {
-            db.ingest_json(&people(6, "crm", false)).unwrap();
-            db.ingest_json(&people(5, "web", true)[1..]).unwrap();
-            db.ingest_json(&people(3, "app", true)).unwrap();
-        });
-        crate::storage::downgrade_to_format_7(old.path());
-        {
-            let old_db = Engine::open_with(old.path(), config()).unwrap();
-            let new_db = Engine::open_with(new.path(), config()).unwrap();
-            assert_same(&old_db, &new_db);
-        }
-        let (old_db, new_db) = (later_life(old.path()), later_life(new.path()));
-        assert_same(&old_db, &new_db);
-        let p0 = old_db
-            .lookup(&Lookup::Email("p0@x.com".into()))
-            .unwrap()
-            .unwrap();
+        let p0 = upgraded_with_uncounted_chunks(crate::storage::downgrade_to_format_7);
         let sources: Vec<&str> = p0.profile.sources.keys().map(|s| s.as_str()).collect();
         assert_eq!(sources, ["app", "crm", "web"]);
         assert_eq!((p0.profile.records, p0.profile.events), (3, 3));

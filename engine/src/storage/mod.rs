@@ -121,6 +121,9 @@ pub(crate) struct Store {
     _dir_lock: dir_lock::DirLock,
 }
 
+/// A profile's event chunks by sequence: under their own `E` keys, and in the journal.
+pub(crate) type StoredEvents = (Vec<(u64, EventChunk)>, Vec<(u64, EventChunk)>);
+
 /// A live profile read from its slot, with the event chunks stored after it was written
 /// counted in (see [`Store::slot`]).
 pub(crate) struct FoldedProfile {
@@ -471,14 +474,19 @@ impl Store {
     /// The event chunks of a profile (under its `E` keys and in the journal), in ingest
     /// sequence order.
     pub(crate) fn events(&self, pid: ProfileId) -> Result<Vec<(u64, EventChunk)>, StorageError> {
-        let mut chunks =
-            self.scan_sealed(keys::EVENTS, pid, "event chunk", codec::decode_packed)?;
-        let journaled = self.journal_chunks(pid, 0)?;
+        let (mut chunks, journaled) = self.events_by_place(pid)?;
         if !journaled.is_empty() {
             chunks.extend(journaled);
             chunks.sort_unstable_by_key(|(seq, _)| *seq);
         }
         Ok(chunks)
+    }
+
+    /// The event chunks of a profile as [`Store::events`] reads them, apart: those under
+    /// their own `E` keys, then those in the event journal (each in sequence order).
+    pub(crate) fn events_by_place(&self, pid: ProfileId) -> Result<StoredEvents, StorageError> {
+        let keyed = self.scan_sealed(keys::EVENTS, pid, "event chunk", codec::decode_packed)?;
+        Ok((keyed, self.journal_chunks(pid, 0)?))
     }
 
     /// How many batches' journal blocks hold chunks of `pid` (for tests).

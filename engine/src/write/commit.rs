@@ -69,9 +69,13 @@ impl ResolvedBatch {
             .collect();
         for (pid, target) in absorbed {
             let mut events = Vec::new();
+            let (keyed, journaled) = store.events_by_place(pid)?;
+            for (q, _) in &keyed {
+                writer.remove_events(pid, *q);
+            }
+            // Out of every journal set (nothing to write when it is in none).
             writer.drop_from_journal(pid);
-            for (q, chunk) in store.events(pid)? {
-                writer.remove_events(pid, q);
+            for (q, chunk) in keyed.into_iter().chain(journaled) {
                 events.extend(chunk.events.iter().cloned());
                 self.new_events.insert((target, q), chunk);
             }

@@ -112,7 +112,7 @@ fn journaled_events_read_merge_erase_and_reopen_like_any_other() {
         .unwrap()
         .is_none());
     assert_clean(&db);
-    // A compaction copies the journal as it is.
+    // A compaction moves the journal's chunks under their own keys.
     db.close().unwrap();
     Engine::compact(dir.path()).unwrap();
     let db = open(dir.path());

@@ -771,6 +771,35 @@ mod tests {
         );
     }
 
+    /// A compaction writes the journal's live chunks under their own keys and leaves no
+    /// journal behind (neither entries, garbage of a merge included, nor sets); every
+    /// profile reads the same, and `check` is clean.
+    #[test]
+    fn a_compaction_empties_the_journal_and_every_profile_reads_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = Engine::open_with(dir.path(), config()).unwrap();
+            db.ingest_json(&people(6, "crm", false)).unwrap();
+            db.close().unwrap();
+        }
+        let db = later_life(dir.path());
+        let views = |db: &Engine| -> Vec<Option<ProfileView>> {
+            (0..6)
+                .map(|i| db.lookup(&Lookup::Email(format!("p{i}@x.com"))).unwrap())
+                .collect()
+        };
+        let before = views(&db);
+        assert!(!db.store.journal_entry_pids().is_empty());
+        db.close().unwrap();
+        Engine::compact(dir.path()).unwrap();
+        let db = Engine::open_with(dir.path(), config()).unwrap();
+        assert!(db.store.journal_entry_pids().is_empty());
+        assert!((0..8).all(|pid| db.store.journal_batches(pid) == 0));
+        assert_eq!(views(&db), before);
+        let report = db.check().unwrap();
+        assert!(report.is_clean(), "{:#?}", report.problems);
+    }
+
     /// A format-7 database (written before the `U` sets existed) whose profiles have
     /// chunks their slots do not count reads the same after the upgrade to format 8 as
     /// one that always had the sets, and lives on the same.

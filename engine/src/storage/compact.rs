@@ -5,7 +5,9 @@
 //! heavily (an import that folds two records a person into each profile) holds about twice
 //! its live data. Compaction copies every key, in order, into a fresh sled directory
 //! (`sled.compact`) and swaps it in. Values are copied as they are stored (still sealed),
-//! so it changes nothing a reader sees; the index checkpoint stays valid. In a directory
+//! so it changes nothing a reader sees; the index checkpoint stays valid. The event
+//! journal's live entries are written under their own `E` keys (merged into the copy's
+//! key order) and its blocks and sets are not copied: the same chunks, in one place. In a directory
 //! upgraded from a format before 6 (meta key `repack`), it also packs the profiles and
 //! event chunks still in their older form (unsealed with the profile's key, packed, sealed
 //! again with a fresh nonce; equal content), and drops the meta key with the copy.
@@ -28,7 +30,9 @@
 use super::atomic_file::sync_parent;
 use super::keyfile::KeyFile;
 use super::profile::Profile;
-use super::{codec, crypto, dir_lock, keys, open_sled_at, open_sled_locked, EventChunk, SLED_DIR};
+use super::{
+    codec, crypto, dir_lock, journal, keys, open_sled_at, open_sled_locked, EventChunk, SLED_DIR,
+};
 use crate::base::crash_point::crash_point;
 use crate::base::error::{OpenError, StorageError};
 use crossbeam_channel::bounded;
@@ -136,11 +140,24 @@ fn copy_all(
     repack: Option<&(KeyFile, Vec<u8>)>,
 ) -> Result<(u64, u64), StorageError> {
     type Chunk = Result<Vec<(sled::IVec, sled::IVec)>, StorageError>;
+    // The event journal's live entries go in under their own keys, merged into the
+    // copy's key order; its blocks and sets are not copied.
+    let mut unjournaled = journal::as_event_keys(source)?.into_iter().peekable();
     std::thread::scope(|scope| {
         let (tx, rx) = bounded::<Chunk>(4);
         scope.spawn(move || {
             let mut chunk = Vec::with_capacity(COPY_BATCH);
             for item in source.iter() {
+                if let Ok((k, _)) = &item {
+                    while let Some((key, value)) =
+                        unjournaled.next_if(|(e, _)| e.as_slice() < &k[..])
+                    {
+                        chunk.push((key.into(), value.into()));
+                    }
+                    if matches!(k.first(), Some(&(keys::JOURNAL | keys::JOURNAL_SET))) {
+                        continue;
+                    }
+                }
                 match item {
                     Ok((k, v)) => match repack {
                         Some((_, meta)) if k == meta.as_slice() => {}
@@ -155,10 +172,11 @@ fn copy_all(
                         return;
                     }
                 }
-                if chunk.len() == COPY_BATCH && tx.send(Ok(std::mem::take(&mut chunk))).is_err() {
+                if chunk.len() >= COPY_BATCH && tx.send(Ok(std::mem::take(&mut chunk))).is_err() {
                     return;
                 }
             }
+            chunk.extend(unjournaled.map(|(k, v)| (k.into(), v.into())));
             let _ = tx.send(Ok(chunk));
         });
         let (mut keys, mut bytes) = (0u64, 0u64);

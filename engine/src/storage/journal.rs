@@ -15,7 +15,9 @@
 //! erasure that takes a profile's chunks away removes it from every set (and drops a
 //! batch whose set becomes empty, blocks included); what remains in a block for a
 //! profile outside its batch's set is garbage that no read returns. The sets are read
-//! once at open and kept in memory ([`JournalSets`]).
+//! once at open and kept in memory ([`JournalSets`]). A compaction writes every live entry
+//! under its own `E` key (in key order, so cheaply) and leaves the journal empty
+//! ([`as_event_keys`]).
 
 use super::keys;
 use crate::base::error::StorageError;
@@ -172,6 +174,38 @@ pub(crate) fn entries<'b>(key: &[u8], block: &'b [u8]) -> Result<Vec<Entry<'b>>,
     if at != block.len() {
         return Err(corrupted(at, "bytes after the last entry"));
     }
+    Ok(out)
+}
+
+/// Every live journal entry of `db` (one whose batch's set names its profile) as the `E`
+/// key and value it would have had, in key order: what a compaction writes instead of the
+/// journal. Garbage entries (of profiles moved away) are left out.
+pub(crate) fn as_event_keys(db: &sled::Db) -> Result<Vec<Block>, StorageError> {
+    let mut sets = BTreeMap::new();
+    for item in db.scan_prefix([keys::JOURNAL_SET]) {
+        let (key, value) = item?;
+        let set =
+            RoaringBitmap::deserialize_from(&value[..]).map_err(|e| StorageError::Corrupted {
+                what: "set of profiles in the event journal",
+                key: key.to_vec(),
+                detail: e.to_string(),
+            })?;
+        sets.insert(batch_of(&key), set);
+    }
+    let mut out = Vec::new();
+    for item in db.scan_prefix([keys::JOURNAL]) {
+        let (key, block) = item?;
+        let Some(set) = sets.get(&batch_of(&key)) else {
+            continue;
+        };
+        for e in entries(&key, &block)? {
+            if set.contains(e.pid) {
+                let event_key = keys::pid_seq(keys::EVENTS, e.pid, e.seq);
+                out.push((event_key.to_vec(), e.sealed.to_vec()));
+            }
+        }
+    }
+    out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
 }
 
